@@ -1,0 +1,151 @@
+-- The Shepherd database schema (current version; see src/db/migrate.rs for upgrades).
+-- Times are Unix milliseconds (UTC). Foreign keys are enforced (PRAGMA foreign_keys = ON).
+
+CREATE TABLE IF NOT EXISTS pools (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL UNIQUE,
+    url         TEXT    NOT NULL,
+    port        INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    password    TEXT    NOT NULL DEFAULT 'x',
+    created_at  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS coin_addresses (
+    id          INTEGER PRIMARY KEY,
+    label       TEXT    NOT NULL UNIQUE,
+    address     TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL DEFAULT 0
+);
+
+-- A miner is one USB device. `port` is where it was last found; `usb_serial` / `by_id_path`
+-- identify it across replugs. `kind` is 'serial' for real hardware, 'demo' for simulators.
+CREATE TABLE IF NOT EXISTS miners (
+    id                INTEGER PRIMARY KEY,
+    name              TEXT    NOT NULL UNIQUE,
+    port              TEXT    NOT NULL,
+    usb_serial        TEXT,
+    by_id_path        TEXT,
+    kind              TEXT    NOT NULL DEFAULT 'serial' CHECK (kind IN ('serial', 'demo')),
+    enabled           INTEGER NOT NULL DEFAULT 1,
+    pool_id           INTEGER REFERENCES pools(id) ON DELETE SET NULL,
+    address_id        INTEGER REFERENCES coin_addresses(id) ON DELETE SET NULL,
+    last_config_json  TEXT,
+    last_config_at    INTEGER,
+    created_at        INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS miners_usb_serial ON miners(usb_serial) WHERE usb_serial IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS unconfigured_devices (
+    id            INTEGER PRIMARY KEY,
+    tty           TEXT    NOT NULL,
+    by_id_path    TEXT,
+    vid           TEXT,
+    pid           TEXT,
+    usb_serial    TEXT,
+    manufacturer  TEXT,
+    product       TEXT,
+    chip          TEXT,
+    present       INTEGER NOT NULL DEFAULT 1,
+    ignored       INTEGER NOT NULL DEFAULT 0,
+    first_seen    INTEGER NOT NULL DEFAULT 0,
+    last_seen     INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_tty ON unconfigured_devices(tty);
+
+-- Raw serial lines, high volume, pruned by age and size.
+CREATE TABLE IF NOT EXISTS miner_logs (
+    id         INTEGER PRIMARY KEY,
+    miner_id   INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    ts         INTEGER NOT NULL,
+    line       TEXT    NOT NULL,
+    truncated  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS miner_logs_miner ON miner_logs(miner_id, id);
+CREATE INDEX IF NOT EXISTS miner_logs_ts ON miner_logs(ts);
+
+-- Typed events parsed from the lines (see src/miner/parse.rs); the summarizer reads these,
+-- never the raw lines. `value` holds the number an event carries, `detail` the rest as JSON.
+CREATE TABLE IF NOT EXISTS miner_events (
+    id        INTEGER PRIMARY KEY,
+    miner_id  INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    ts        INTEGER NOT NULL,
+    kind      TEXT    NOT NULL,
+    value     REAL,
+    detail    TEXT
+);
+CREATE INDEX IF NOT EXISTS miner_events_miner ON miner_events(miner_id, id);
+CREATE INDEX IF NOT EXISTS miner_events_ts ON miner_events(ts);
+
+-- One row per miner, everything a dashboard shows, kept current by the summarizer.
+CREATE TABLE IF NOT EXISTS miner_summary (
+    miner_id          INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    link_state        TEXT    NOT NULL DEFAULT 'offline',
+    link_detail       TEXT,
+    last_seen         INTEGER,
+    hashrate_khs      REAL,
+    hashrate_avg_10m  REAL,
+    hashrate_avg_1h   REAL,
+    hashrate_avg_24h  REAL,
+    shares            INTEGER NOT NULL DEFAULT 0,
+    accepted          INTEGER NOT NULL DEFAULT 0,
+    rejected          INTEGER NOT NULL DEFAULT 0,
+    best_diff         REAL,
+    best_diff_session REAL,
+    blocks_found      INTEGER NOT NULL DEFAULT 0,
+    temperature       REAL,
+    temp_max_24h      REAL,
+    uptime_secs       INTEGER,
+    restarts          INTEGER NOT NULL DEFAULT 0,
+    pool              TEXT,
+    firmware          TEXT,
+    lines_total       INTEGER NOT NULL DEFAULT 0,
+    lines_dropped     INTEGER NOT NULL DEFAULT 0,
+    lines_truncated   INTEGER NOT NULL DEFAULT 0,
+    last_event_id     INTEGER NOT NULL DEFAULT 0,
+    state_json        TEXT,
+    updated_at        INTEGER NOT NULL DEFAULT 0
+);
+
+-- Per-miner per-minute history for charts; small and kept long.
+CREATE TABLE IF NOT EXISTS miner_minutes (
+    miner_id      INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    minute        INTEGER NOT NULL,
+    hashrate_khs  REAL,
+    temperature   REAL,
+    shares        INTEGER NOT NULL DEFAULT 0,
+    samples       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (miner_id, minute)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS miner_commands (
+    id           INTEGER PRIMARY KEY,
+    miner_id     INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG')),
+    payload      TEXT,
+    status       TEXT    NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'running', 'complete', 'error')),
+    detail       TEXT,
+    created_at   INTEGER NOT NULL,
+    finished_at  INTEGER
+);
+CREATE INDEX IF NOT EXISTS miner_commands_miner ON miner_commands(miner_id, status);
+
+-- Last known price / network figures with their fetch time (replaces btc_price.json).
+CREATE TABLE IF NOT EXISTS price_cache (
+    key         TEXT PRIMARY KEY,
+    value_json  TEXT    NOT NULL,
+    fetched_at  INTEGER NOT NULL
+);
+
+-- Raw SPIFFS partition images read from miners before any change.
+CREATE TABLE IF NOT EXISTS config_backups (
+    id          INTEGER PRIMARY KEY,
+    miner_id    INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    path        TEXT    NOT NULL,
+    chip        TEXT,
+    mac         TEXT,
+    offset      INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);

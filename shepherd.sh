@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh Debian / Raspberry Pi OS machine.
+#   ./shepherd.sh demo   install what is missing, build, and start `shepherd run --demo`
+#   ./shepherd.sh test   install what is missing, build, and run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+install_system_packages() {
+  local need=()
+  for pkg in pkg-config libudev-dev gcc; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  [ ${#need[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${need[*]} (needed to build the serial/udev support)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+}
+
+install_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] || {
+      echo "Rust is not installed: install it from https://rustup.rs (curl ... | sh), then run this again" >&2
+      exit 1
+    }
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+}
+
+case "${1:-demo}" in
+  demo)
+    install_system_packages
+    install_rust
+    shift || true
+    cargo build --release
+    exec ./target/release/shepherd run --demo "$@"
+    ;;
+  test)
+    install_system_packages
+    install_rust
+    cargo test --all-targets -- --test-threads 2
+    ;;
+  *)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,135 @@
+//! `shepherd run`: starts every actor, serves the dashboard, and shuts down in an order that
+//! loses no line (simulators stop, readers drain their ports, the writer flushes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
+use crate::miner::reader::Sink;
+use crate::sim::{self, SimHandle};
+use crate::summarizer::{SummarizeNow, SummarizerActor};
+use crate::supervisor::{StopAll, Supervisor};
+use crate::web::{self, AppState};
+
+/// Runs until SIGINT or SIGTERM. `demo` simulated miners are started first.
+pub fn run(config: Config, demo: usize) -> anyhow::Result<()> {
+    let system = actix_rt::System::new();
+    system.block_on(run_async(config, demo))
+}
+
+async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
+    let db_path = config.database.path.clone();
+    let (mut conn, migration) = db::open_writer(&db_path)?;
+    tracing::info!(database = %db_path.display(), ?migration, "database ready");
+
+    let mut sims = Vec::with_capacity(demo);
+    for i in 1..=demo {
+        let handle = sim::spawn(
+            i as u64,
+            Duration::from_millis(config.demo.line_interval_millis),
+        )
+        .context("cannot create a pseudo-terminal for a simulated miner")?;
+        sims.push(handle);
+    }
+    let ports: Vec<String> = sims.iter().map(|s| s.path.clone()).collect();
+    miners::sync_demo(&mut conn, &ports).context("cannot register the demo miners")?;
+    if demo > 0 {
+        tracing::info!("demo: {demo} simulated NerdMiners on pseudo-terminals");
+    }
+
+    let stats = Arc::new(IngestStats::default());
+    let db_arbiter = Arbiter::new();
+    let (batch_lines, batch_ms) = (config.ingest.batch_lines, config.ingest.batch_millis);
+    let writer_stats = stats.clone();
+    let db = DbActor::start_in_arbiter(&db_arbiter.handle(), move |_| {
+        DbActor::new(
+            conn,
+            batch_lines,
+            Duration::from_millis(batch_ms),
+            writer_stats,
+        )
+    });
+    let pool = ReadPool::new(db_path);
+    let sink = Sink {
+        db: db.clone(),
+        stats: stats.clone(),
+    };
+    let supervisor = Supervisor::new(pool.clone(), sink, config.ingest.clone()).start();
+    let summarizer_arbiter = Arbiter::new();
+    let (sum_pool, sum_db) = (pool.clone(), db.clone());
+    let interval = Duration::from_secs(config.summarizer.interval_secs);
+    let summarizer = SummarizerActor::start_in_arbiter(&summarizer_arbiter.handle(), move |_| {
+        SummarizerActor::new(sum_pool, sum_db, interval)
+    });
+
+    let config = Arc::new(config);
+    let server = web::server(AppState {
+        pool,
+        db: db.clone(),
+        supervisor: supervisor.clone(),
+        stats,
+        config: config.clone(),
+    })?;
+    let server_handle = server.handle();
+    let server_task = actix_rt::spawn(server);
+    announce(&config);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping simulators and readers, flushing the database");
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    let names: Vec<String> = (1..=sims.len()).map(|i| format!("demo-{i}")).collect();
+    let written: Vec<u64> = sims.iter_mut().map(SimHandle::stop).collect();
+    let _ = supervisor.send(StopAll).await;
+    flush(&db).await;
+    let _ = summarizer.send(SummarizeNow).await;
+    flush(&db).await;
+    for (name, n) in names.iter().zip(written) {
+        tracing::info!("demo miner {name} wrote {n} lines");
+    }
+    drop(sims);
+    db_arbiter.stop();
+    summarizer_arbiter.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn flush(db: &Addr<DbActor>) {
+    match db.send(db::actor::Flush).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("final write failed, lines may be lost: {e}"),
+        Err(e) => tracing::error!("database writer unavailable at shutdown: {e}"),
+    }
+}
+
+fn announce(config: &Config) {
+    let bind = config.server.bind;
+    if bind.ip().is_unspecified() {
+        tracing::info!(
+            "dashboard at http://127.0.0.1:{0}/ (and http://<this machine's address>:{0}/ on your network)",
+            bind.port()
+        );
+    } else {
+        tracing::info!("dashboard at http://{bind}/");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

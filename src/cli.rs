@@ -1,0 +1,139 @@
+//! The command line (clap). Each subcommand maps to one function in [`crate::commands`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Watches over a flock of NerdMiner ESP32 lottery miners: reads their serial logs, keeps
+/// history, serves a dashboard and kiosk pages.
+#[derive(Debug, Parser)]
+#[command(name = "shepherd", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command that touches the database shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Configuration file (TOML). Without it every option has its default.
+    #[arg(long, short = 'c', env = "SHEPHERD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database file (overrides [database] path; default ./shepherd.db).
+    #[arg(long, env = "SHEPHERD_DATABASE", global = true)]
+    pub database: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start everything: readers, summarizer, web dashboard.
+    Run {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Address for the dashboard (overrides [server] bind; default 0.0.0.0:8080).
+        #[arg(long, short = 'b')]
+        bind: Option<SocketAddr>,
+        /// Add N simulated miners (default 5) so there is a live herd with no hardware.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5", value_name = "N")]
+        demo: Option<usize>,
+    },
+    /// Manage miners from a shell (same database as the web UI).
+    Miners {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// What to do with miners.
+        #[command(subcommand)]
+        action: MinersAction,
+    },
+}
+
+/// `shepherd miners …`
+#[derive(Debug, Subcommand)]
+pub enum MinersAction {
+    /// List configured miners.
+    List,
+    /// Add a miner read from a serial port.
+    Add {
+        /// Unique name, e.g. "garage-1".
+        #[arg(long)]
+        name: String,
+        /// Serial device; prefer /dev/serial/by-id/… which survives replugging.
+        #[arg(long)]
+        port: String,
+    },
+    /// Remove a miner and its history.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn demo_defaults_to_five() {
+        let cli = Cli::try_parse_from(["shepherd", "run", "--demo"]).unwrap();
+        let Command::Run { demo, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(demo, Some(5));
+        let cli = Cli::try_parse_from(["shepherd", "run", "--demo", "3", "--bind", "127.0.0.1:9"])
+            .unwrap();
+        let Command::Run { demo, bind, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(demo, Some(3));
+        assert_eq!(bind.unwrap().port(), 9);
+    }
+
+    #[test]
+    fn run_without_demo() {
+        let cli = Cli::try_parse_from(["shepherd", "run", "--database", "/tmp/x.db"]).unwrap();
+        let Command::Run { demo, common, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(demo, None);
+        assert_eq!(common.database.unwrap(), PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn miners_add_needs_name_and_port() {
+        assert!(Cli::try_parse_from(["shepherd", "miners", "add", "--name", "x"]).is_err());
+        let cli = Cli::try_parse_from([
+            "shepherd",
+            "miners",
+            "add",
+            "--name",
+            "x",
+            "--port",
+            "/dev/ttyUSB0",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Miners {
+                action: MinersAction::Add { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_bind_is_rejected() {
+        let err = Cli::try_parse_from(["shepherd", "run", "--bind", "nonsense"]).unwrap_err();
+        assert!(err.to_string().contains("nonsense"));
+    }
+}

@@ -1,0 +1,328 @@
+//! Opening the database and bringing its schema up to date.
+//!
+//! `schema.sql` is always the whole current schema, applied with `CREATE … IF NOT EXISTS`, and
+//! `PRAGMA user_version` records which version a file holds. Upgrades add what an older file
+//! lacks: missing columns are found by comparing each table with a scratch database built
+//! from `schema.sql`, so adding a column to `schema.sql` is all a new version needs.
+//!
+//! Versions: 1 — the Flask prototype's database (same table names, fewer columns, e.g.
+//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// The whole current schema.
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// The version `schema.sql` describes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Migration {
+    /// A new, empty database got the current schema.
+    Created,
+    /// An older database was upgraded; the columns that were added, as `table.column`.
+    Upgraded {
+        /// Version found in the file.
+        from: i64,
+        /// Columns added.
+        added: Vec<String>,
+    },
+    /// Nothing to do.
+    Current,
+}
+
+/// Why the database could not be opened or upgraded.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite said no.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer Shepherd.
+    #[error(
+        "the database has schema version {found}, newer than this program's {SCHEMA_VERSION}: \
+         upgrade shepherd, or point --database at another file"
+    )]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+    },
+    /// The file could not be opened at all.
+    #[error("cannot open database {path}: {source} (check the path and that its folder exists and is writable)")]
+    Open {
+        /// The file.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+}
+
+/// Opens (creating if needed) the database for writing and upgrades its schema.
+pub fn open_writer(path: &Path) -> Result<(Connection, Migration), DbError> {
+    let mut conn = Connection::open(path).map_err(|source| DbError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // WAL lets the web's readers run while ingest writes; NORMAL is durable across app
+    // crashes and costs far fewer SD-card syncs than FULL.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let migration = migrate(&mut conn)?;
+    Ok((conn, migration))
+}
+
+/// Opens a read-only connection to an existing database (web pages, summarizer).
+pub fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| DbError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Brings `conn` to `SCHEMA_VERSION`; safe to run on every start.
+pub fn migrate(conn: &mut Connection) -> Result<Migration, DbError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(DbError::TooNew { found });
+    }
+    let has_tables: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'miners')",
+        [],
+        |r| r.get(0),
+    )?;
+    if found == SCHEMA_VERSION {
+        return Ok(Migration::Current);
+    }
+    let tx = conn.transaction()?;
+    let mut added = Vec::new();
+    if has_tables {
+        added = add_missing_columns(&tx)?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(if has_tables {
+        Migration::Upgraded {
+            from: found.max(1),
+            added,
+        }
+    } else {
+        Migration::Created
+    })
+}
+
+/// One column as `PRAGMA table_info` describes it.
+struct Column {
+    name: String,
+    decl_type: String,
+    not_null: bool,
+    default: Option<String>,
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt =
+        conn.prepare("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info(?1)")?;
+    let rows = stmt.query_map([table], |r| {
+        Ok(Column {
+            name: r.get(0)?,
+            decl_type: r.get(1)?,
+            not_null: r.get(2)?,
+            default: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let target = Connection::open_in_memory()?;
+    target.execute_batch(SCHEMA)?;
+    let mut stmt = target.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut added = Vec::new();
+    for table in tables {
+        let have = columns(conn, &table)?;
+        if have.is_empty() {
+            continue; // a whole new table: schema.sql creates it
+        }
+        for col in columns(&target, &table)? {
+            if have.iter().any(|c| c.name.eq_ignore_ascii_case(&col.name)) {
+                continue;
+            }
+            // ALTER TABLE cannot add a NOT NULL column without a default; give one.
+            let default = match (&col.default, col.not_null) {
+                (Some(d), _) => format!(" DEFAULT {d}"),
+                (None, true) if col.decl_type.eq_ignore_ascii_case("TEXT") => " DEFAULT ''".into(),
+                (None, true) => " DEFAULT 0".into(),
+                (None, false) => String::new(),
+            };
+            let not_null = if col.not_null { " NOT NULL" } else { "" };
+            conn.execute_batch(&format!(
+                "ALTER TABLE \"{table}\" ADD COLUMN \"{}\" {}{not_null}{default}",
+                col.name, col.decl_type
+            ))?;
+            added.push(format!("{table}.{}", col.name));
+        }
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Flask prototype's layout (version 1), with a little data.
+    const PROTOTYPE: &str = "
+        CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL,
+                             last_config_json TEXT);
+        CREATE TABLE pools (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, url TEXT NOT NULL,
+                            port INTEGER NOT NULL);
+        CREATE TABLE coin_addresses (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE,
+                                     address TEXT NOT NULL);
+        CREATE TABLE miner_logs (id INTEGER PRIMARY KEY, miner_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                                 line TEXT NOT NULL);
+        CREATE TABLE miner_summary (miner_id INTEGER PRIMARY KEY, hashrate_khs REAL, last_seen INTEGER);
+        CREATE TABLE unconfigured_devices (id INTEGER PRIMARY KEY, tty TEXT NOT NULL);
+        CREATE TABLE miner_commands (id INTEGER PRIMARY KEY, miner_id INTEGER NOT NULL,
+                                     command TEXT NOT NULL, payload TEXT, status TEXT NOT NULL,
+                                     created_at INTEGER NOT NULL);
+        INSERT INTO miners (id, name, port) VALUES (1, 'garage', '/dev/ttyUSB0');
+        INSERT INTO pools (name, url, port) VALUES ('public', 'public-pool.io', 21496);
+        INSERT INTO miner_logs (miner_id, ts, line) VALUES (1, 1000, 'hello'), (1, 2000, 'world');
+        PRAGMA user_version = 1;
+    ";
+
+    fn table_names(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn column_names(conn: &Connection, table: &str) -> Vec<String> {
+        let mut v: Vec<String> = columns(conn, table)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn fresh_database_gets_every_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Created);
+        let tables = table_names(&conn);
+        for t in [
+            "miners",
+            "unconfigured_devices",
+            "miner_logs",
+            "miner_summary",
+            "pools",
+            "coin_addresses",
+            "miner_commands",
+        ] {
+            assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
+        }
+        assert!(column_names(&conn, "miners").contains(&"last_config_json".to_string()));
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrate_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn prototype_database_upgrades_in_place_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(PROTOTYPE).unwrap();
+        let Migration::Upgraded { from, added } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 1);
+        assert!(
+            added.contains(&"miners.usb_serial".to_string()),
+            "{added:?}"
+        );
+        assert!(
+            added.contains(&"miner_logs.truncated".to_string()),
+            "{added:?}"
+        );
+
+        // Every table now has exactly the columns of a fresh database.
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        assert_eq!(table_names(&conn), table_names(&fresh));
+        for t in table_names(&fresh) {
+            assert_eq!(
+                column_names(&conn, &t),
+                column_names(&fresh, &t),
+                "table {t}"
+            );
+        }
+        let (name, kind, enabled): (String, String, bool) = conn
+            .query_row(
+                "SELECT name, kind, enabled FROM miners WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (name.as_str(), kind.as_str(), enabled),
+            ("garage", "serial", true)
+        );
+        let logs: i64 = conn
+            .query_row("SELECT count(*) FROM miner_logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logs, 2);
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn newer_database_is_refused_with_advice() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA user_version = 99;").unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("upgrade shepherd"), "{err}");
+    }
+
+    #[test]
+    fn open_writer_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, m) = open_writer(&dir.path().join("s.db")).unwrap();
+        assert_eq!(m, Migration::Created);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn unopenable_path_is_a_clear_error() {
+        let err = open_writer(Path::new("/nonexistent-dir/x/s.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent-dir/x/s.db"), "{err}");
+    }
+}

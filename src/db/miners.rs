@@ -1,0 +1,230 @@
+//! Miner rows: the shell (`shepherd miners …`) and the web use these same functions.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::now_ms;
+
+/// A configured miner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Miner {
+    /// Row id, used in URLs.
+    pub id: i64,
+    /// Unique name the owner gave it.
+    pub name: String,
+    /// Serial device it is read from.
+    pub port: String,
+    /// `serial` (hardware) or `demo` (simulator).
+    pub kind: String,
+    /// Whether a reader runs for it.
+    pub enabled: bool,
+    /// USB serial number, when known.
+    pub usb_serial: Option<String>,
+}
+
+/// Why a miner change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MinerError {
+    /// Names are unique.
+    #[error("a miner named {0:?} already exists: pick another name or remove it first")]
+    NameTaken(String),
+    /// Nothing by that name.
+    #[error("no miner named {0:?} (see `shepherd miners list`)")]
+    NotFound(String),
+    /// Input that cannot be stored.
+    #[error("{0}")]
+    Invalid(String),
+    /// SQLite said no.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+const COLUMNS: &str = "id, name, port, kind, enabled, usb_serial";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Miner> {
+    Ok(Miner {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        port: r.get(2)?,
+        kind: r.get(3)?,
+        enabled: r.get(4)?,
+        usb_serial: r.get(5)?,
+    })
+}
+
+/// Every miner, by name.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Miner>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM miners ORDER BY name"))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.collect()
+}
+
+/// One miner by id.
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Miner>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM miners WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+}
+
+/// Checks a name and port before they are stored.
+pub fn validate(name: &str, port: &str) -> Result<(), MinerError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(MinerError::Invalid(
+            "a miner name must be 1 to 64 characters".into(),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(MinerError::Invalid(
+            "a miner name cannot contain control characters".into(),
+        ));
+    }
+    if !port.starts_with('/') {
+        return Err(MinerError::Invalid(format!(
+            "port {port:?} must be a device path such as /dev/ttyUSB0 or /dev/serial/by-id/…"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds a miner; returns its id.
+pub fn add(conn: &Connection, name: &str, port: &str, kind: &str) -> Result<i64, MinerError> {
+    validate(name, port)?;
+    let name = name.trim();
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM miners WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(MinerError::NameTaken(name.to_owned()));
+    }
+    conn.execute(
+        "INSERT INTO miners (name, port, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, port, kind, now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Removes a miner and, through the foreign keys, its history.
+pub fn remove(conn: &Connection, name: &str) -> Result<(), MinerError> {
+    let n = conn.execute("DELETE FROM miners WHERE name = ?1", [name])?;
+    if n == 0 {
+        return Err(MinerError::NotFound(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Makes the demo herd exactly `ports` (named demo-1…): existing demo miners are pointed at
+/// their new pseudo-terminals, surplus ones removed. Returns their ids in order.
+pub fn sync_demo(conn: &mut Connection, ports: &[String]) -> rusqlite::Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut ids = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter().enumerate() {
+        let name = format!("demo-{}", i + 1);
+        tx.execute(
+            "INSERT INTO miners (name, port, kind, created_at) VALUES (?1, ?2, 'demo', ?3)
+             ON CONFLICT (name) DO UPDATE SET port = excluded.port, enabled = 1",
+            params![name, port, now_ms()],
+        )?;
+        ids.push(
+            tx.query_row("SELECT id FROM miners WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })?,
+        );
+    }
+    let keep = ports.len() as i64;
+    let mut stmt = tx.prepare("SELECT id, name FROM miners WHERE kind = 'demo'")?;
+    let demo: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    drop(stmt);
+    for (id, name) in demo {
+        let index: Option<i64> = name.strip_prefix("demo-").and_then(|n| n.parse().ok());
+        if index.is_none_or(|n| n < 1 || n > keep) {
+            tx.execute("DELETE FROM miners WHERE id = ?1", [id])?;
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::migrate::migrate;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        migrate(&mut c).unwrap();
+        c
+    }
+
+    #[test]
+    fn add_list_remove() {
+        let c = db();
+        add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        add(&c, "attic", "/dev/ttyUSB1", "serial").unwrap();
+        let names: Vec<_> = list(&c).unwrap().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["attic", "garage"]);
+        remove(&c, "garage").unwrap();
+        assert_eq!(list(&c).unwrap().len(), 1);
+        assert!(matches!(remove(&c, "garage"), Err(MinerError::NotFound(_))));
+    }
+
+    #[test]
+    fn duplicate_and_bad_input_are_refused() {
+        let c = db();
+        add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        assert!(matches!(
+            add(&c, "garage", "/dev/ttyUSB1", "serial"),
+            Err(MinerError::NameTaken(_))
+        ));
+        assert!(add(&c, "", "/dev/ttyUSB1", "serial").is_err());
+        assert!(add(&c, "x", "ttyUSB1", "serial")
+            .unwrap_err()
+            .to_string()
+            .contains("/dev/ttyUSB0"));
+    }
+
+    #[test]
+    fn removing_a_miner_removes_its_logs() {
+        let c = db();
+        let id = add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        c.execute(
+            "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, 1, 'x')",
+            [id],
+        )
+        .unwrap();
+        remove(&c, "garage").unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM miner_logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn demo_sync_reuses_and_trims() {
+        let mut c = db();
+        let a = sync_demo(
+            &mut c,
+            &[
+                "/dev/pts/1".into(),
+                "/dev/pts/2".into(),
+                "/dev/pts/3".into(),
+            ],
+        )
+        .unwrap();
+        let b = sync_demo(&mut c, &["/dev/pts/7".into()]).unwrap();
+        assert_eq!(a[0], b[0]);
+        let all = list(&c).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].port, "/dev/pts/7");
+        assert!(sync_demo(&mut c, &[]).unwrap().is_empty());
+        assert!(list(&c).unwrap().is_empty());
+    }
+}

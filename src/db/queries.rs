@@ -1,0 +1,158 @@
+//! Read-side SQL for pages and the JSON API.
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::summary::{derive_status, Status};
+
+/// One miner as dashboards show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MinerView {
+    /// Row id.
+    pub id: i64,
+    /// Owner's name for it.
+    pub name: String,
+    /// Serial device.
+    pub port: String,
+    /// `serial` or `demo`.
+    pub kind: String,
+    /// Derived status.
+    pub status: Status,
+    /// Why it is offline / in error, with a hint.
+    pub status_detail: Option<String>,
+    /// Last line received (Unix ms).
+    pub last_seen: Option<i64>,
+    /// Current 10-s average hashrate (KH/s).
+    pub hashrate_khs: Option<f64>,
+    /// Average over 10 minutes.
+    pub hashrate_avg_10m: Option<f64>,
+    /// Average over 1 hour.
+    pub hashrate_avg_1h: Option<f64>,
+    /// Average over 24 hours.
+    pub hashrate_avg_24h: Option<f64>,
+    /// Shares, all sessions.
+    pub shares: i64,
+    /// Accepted shares.
+    pub accepted: i64,
+    /// Rejected shares.
+    pub rejected: i64,
+    /// Best difficulty ever (null where the board does not report it).
+    pub best_diff: Option<f64>,
+    /// Best difficulty since boot.
+    pub best_diff_session: Option<f64>,
+    /// Blocks found.
+    pub blocks_found: i64,
+    /// Chip temperature °C (null where the board does not report it).
+    pub temperature: Option<f64>,
+    /// Highest temperature in 24 h.
+    pub temp_max_24h: Option<f64>,
+    /// Time mining since boot (s).
+    pub uptime_secs: Option<i64>,
+    /// Reboots seen.
+    pub restarts: i64,
+    /// Pool it mines on.
+    pub pool: Option<String>,
+    /// Firmware version it reported.
+    pub firmware: Option<String>,
+    /// Lines stored.
+    pub lines_total: i64,
+    /// Lines dropped because the database fell behind.
+    pub lines_dropped: i64,
+    /// Lines cut at the length limit.
+    pub lines_truncated: i64,
+}
+
+/// Herd-wide figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HerdTotals {
+    /// Miners configured.
+    pub miners: usize,
+    /// Miners online.
+    pub online: usize,
+    /// Sum of current hashrates of online miners (KH/s).
+    pub hashrate_khs: f64,
+    /// Sum of 24-h averages (KH/s).
+    pub hashrate_avg_24h: f64,
+    /// Shares, all miners.
+    pub shares: i64,
+    /// Best difficulty of any miner.
+    pub best_diff: Option<f64>,
+    /// Blocks found by the herd.
+    pub blocks_found: i64,
+}
+
+const MINER_VIEW_SQL: &str = "
+    SELECT m.id, m.name, m.port, m.kind, coalesce(s.link_state, 'offline'), s.link_detail, s.last_seen,
+           s.hashrate_khs, s.hashrate_avg_10m, s.hashrate_avg_1h, s.hashrate_avg_24h,
+           coalesce(s.shares, 0), coalesce(s.accepted, 0), coalesce(s.rejected, 0), s.best_diff,
+           s.best_diff_session, coalesce(s.blocks_found, 0), s.temperature, s.temp_max_24h,
+           s.uptime_secs, coalesce(s.restarts, 0), s.pool, s.firmware, coalesce(s.lines_total, 0),
+           coalesce(s.lines_dropped, 0), coalesce(s.lines_truncated, 0)
+    FROM miners m LEFT JOIN miner_summary s ON s.miner_id = m.id
+    WHERE m.enabled = 1";
+
+/// Every enabled miner with its summary, by name.
+pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Result<Vec<MinerView>> {
+    let mut stmt = conn.prepare_cached(&format!("{MINER_VIEW_SQL} ORDER BY m.name"))?;
+    let rows = stmt.query_map([], |r| {
+        let link: String = r.get(4)?;
+        let last_seen: Option<i64> = r.get(6)?;
+        let status = derive_status(&link, last_seen, now, stall_ms);
+        let link_detail: Option<String> = r.get(5)?;
+        Ok(MinerView {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            port: r.get(2)?,
+            kind: r.get(3)?,
+            status,
+            status_detail: match status {
+                Status::Stalled => Some("connected, but nothing received lately".into()),
+                Status::NoData => Some("connected, waiting for the first line".into()),
+                Status::Online => None,
+                _ => link_detail,
+            },
+            last_seen,
+            hashrate_khs: r.get(7)?,
+            hashrate_avg_10m: r.get(8)?,
+            hashrate_avg_1h: r.get(9)?,
+            hashrate_avg_24h: r.get(10)?,
+            shares: r.get(11)?,
+            accepted: r.get(12)?,
+            rejected: r.get(13)?,
+            best_diff: r.get(14)?,
+            best_diff_session: r.get(15)?,
+            blocks_found: r.get(16)?,
+            temperature: r.get(17)?,
+            temp_max_24h: r.get(18)?,
+            uptime_secs: r.get(19)?,
+            restarts: r.get(20)?,
+            pool: r.get(21)?,
+            firmware: r.get(22)?,
+            lines_total: r.get(23)?,
+            lines_dropped: r.get(24)?,
+            lines_truncated: r.get(25)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Totals over `miners`.
+pub fn totals(miners: &[MinerView]) -> HerdTotals {
+    let mut t = HerdTotals {
+        miners: miners.len(),
+        ..HerdTotals::default()
+    };
+    for m in miners {
+        if m.status == Status::Online {
+            t.online += 1;
+            t.hashrate_khs += m.hashrate_khs.unwrap_or(0.0);
+        }
+        t.hashrate_avg_24h += m.hashrate_avg_24h.unwrap_or(0.0);
+        t.shares += m.shares;
+        t.blocks_found += m.blocks_found;
+        if let Some(d) = m.best_diff {
+            t.best_diff = Some(t.best_diff.map_or(d, |b: f64| b.max(d)));
+        }
+    }
+    t
+}

@@ -1,0 +1,33 @@
+//! The Shepherd: watches over a flock of NerdMiner ESP32 lottery miners plugged in over USB.
+//!
+//! One process of actix actors: a MinerActor per miner reads its serial log, the DbActor is
+//! the only SQLite writer, the summarizer keeps dashboard figures current, and the web server
+//! serves pages and the JSON API. `DESIGN.md` in the shared docs is the map.
+
+#![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+/// `shepherd run`: actor wiring, startup and orderly shutdown.
+pub mod app;
+/// Command-line definitions (clap).
+pub mod cli;
+/// Wall-clock helpers.
+pub mod clock;
+/// What each subcommand does.
+pub mod commands;
+/// `config.toml`: options, defaults, validation.
+pub mod config;
+/// SQLite: schema, migrations, the writer actor, read queries.
+pub mod db;
+/// Miners: serial reading, framing, NerdMiner log parsing.
+pub mod miner;
+/// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
+pub mod sim;
+/// The summarizer actor.
+pub mod summarizer;
+/// Pure summarizing of parsed events into dashboard figures.
+pub mod summary;
+/// Starts and stops MinerActors as miners come and go.
+pub mod supervisor;
+/// Web server, pages and JSON API.
+pub mod web;

@@ -1,0 +1,220 @@
+//! The blocking reader a MinerActor runs on its own thread: open the port, frame and parse
+//! lines, hand batches to the DbActor, and reopen with backoff when the port goes away.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+
+use super::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
+use super::parse::{mask_secrets, parse_line};
+use super::port;
+use crate::clock::now_ms;
+use crate::db::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState};
+
+/// What a reader needs to know.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    /// Miner row id.
+    pub miner_id: i64,
+    /// Device path.
+    pub port: String,
+    /// Serial speed.
+    pub baud: u32,
+    /// Send a batch at this many lines...
+    pub batch_lines: usize,
+    /// ...or when its oldest line is this old.
+    pub batch_interval: Duration,
+    /// Queue bound before lines are dropped.
+    pub max_pending_lines: usize,
+    /// Longest backoff between reopen attempts.
+    pub max_retry: Duration,
+}
+
+/// Where a reader sends what it reads.
+#[derive(Clone)]
+pub struct Sink {
+    /// The writer.
+    pub db: Addr<DbActor>,
+    /// Shared queue counters (back-pressure).
+    pub stats: Arc<IngestStats>,
+}
+
+/// Collects lines into batches and applies the queue bound.
+struct Batcher {
+    miner_id: i64,
+    lines: Vec<IngestLine>,
+    first_at: Option<Instant>,
+    dropped: u64,
+    batch_lines: usize,
+    interval: Duration,
+    max_pending: usize,
+    sink: Sink,
+}
+
+impl Batcher {
+    fn add(&mut self, framed: FramedLine) {
+        if self.lines.len() >= self.max_pending {
+            // The database is far behind: keep memory bounded, count what is lost.
+            self.dropped += 1;
+            return;
+        }
+        let events = parse_line(&framed.text);
+        let text = match mask_secrets(&framed.text) {
+            std::borrow::Cow::Borrowed(_) => framed.text,
+            std::borrow::Cow::Owned(masked) => masked,
+        };
+        self.first_at.get_or_insert_with(Instant::now);
+        self.lines.push(IngestLine {
+            ts: now_ms(),
+            text,
+            truncated: framed.truncated,
+            events,
+        });
+    }
+
+    fn due(&self) -> bool {
+        self.lines.len() >= self.batch_lines
+            || self.first_at.is_some_and(|t| t.elapsed() >= self.interval)
+    }
+
+    /// Hands the batch over unless the database queue is full (then it waits here, bounded
+    /// by `add`). `force` sends regardless, for the final batch.
+    fn send(&mut self, force: bool) {
+        if self.lines.is_empty() && self.dropped == 0 {
+            return;
+        }
+        let queued = self.sink.stats.queued_lines.load(Ordering::Relaxed);
+        if !force && queued + self.lines.len() > self.max_pending {
+            return;
+        }
+        let lines = std::mem::take(&mut self.lines);
+        self.sink
+            .stats
+            .queued_lines
+            .fetch_add(lines.len(), Ordering::Relaxed);
+        self.sink.db.do_send(LinesRead {
+            miner_id: self.miner_id,
+            lines,
+            dropped: std::mem::take(&mut self.dropped),
+        });
+        self.first_at = None;
+    }
+}
+
+/// Runs until `stop` is set; then drains what the port still holds and sends it.
+pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
+    let mut batcher = Batcher {
+        miner_id: cfg.miner_id,
+        lines: Vec::with_capacity(cfg.batch_lines),
+        first_at: None,
+        dropped: 0,
+        batch_lines: cfg.batch_lines,
+        interval: cfg.batch_interval,
+        max_pending: cfg.max_pending_lines,
+        sink: sink.clone(),
+    };
+    let link = |state: LinkState, detail: Option<String>| {
+        sink.db.do_send(LinkChanged {
+            miner_id: cfg.miner_id,
+            state,
+            detail,
+        });
+    };
+    let mut backoff = Duration::from_secs(1);
+    let mut last_failure: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let mut port = match port::open(&cfg.port, cfg.baud) {
+            Ok(p) => p,
+            Err(failure) => {
+                if last_failure.as_deref() != Some(failure.message.as_str()) {
+                    tracing::warn!(miner = cfg.miner_id, "{}", failure.message);
+                    link(failure.state, Some(failure.message.clone()));
+                    last_failure = Some(failure.message);
+                }
+                sleep_unless_stopped(backoff, &stop);
+                backoff = (backoff * 2).min(cfg.max_retry);
+                continue;
+            }
+        };
+        tracing::info!(miner = cfg.miner_id, port = %cfg.port, "reading");
+        link(LinkState::Connected, None);
+        backoff = Duration::from_secs(1);
+        last_failure = None;
+        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop);
+        batcher.send(true);
+        match ended {
+            Ended::Stopped => break,
+            Ended::Gone(why) => {
+                tracing::warn!(
+                    miner = cfg.miner_id,
+                    "{} went away: {why}; will reopen",
+                    cfg.port
+                );
+                link(
+                    LinkState::Offline,
+                    Some(format!(
+                        "{} disconnected ({why}); waiting for it to return",
+                        cfg.port
+                    )),
+                );
+            }
+        }
+    }
+    batcher.send(true);
+    link(LinkState::Offline, Some("shepherd stopped reading".into()));
+}
+
+enum Ended {
+    Stopped,
+    Gone(String),
+}
+
+fn read_until_gone(
+    port: &mut dyn serialport::SerialPort,
+    batcher: &mut Batcher,
+    stop: &AtomicBool,
+) -> Ended {
+    let mut framer = LineFramer::new(MAX_LINE_BYTES);
+    let mut buf = vec![0u8; 8192];
+    let mut framed = Vec::new();
+    let ended = loop {
+        match port.read(&mut buf) {
+            Ok(0) => break Ended::Gone("end of file".into()),
+            Ok(n) => {
+                framer.push(&buf[..n], &mut framed);
+                for line in framed.drain(..) {
+                    batcher.add(line);
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                // Idle port. A stop request is honoured only now, so nothing already in the
+                // kernel's buffer is left behind.
+                if stop.load(Ordering::Relaxed) {
+                    break Ended::Stopped;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Ended::Gone(e.to_string()),
+        }
+        if batcher.due() {
+            batcher.send(false);
+        }
+    };
+    framer.finish(&mut framed);
+    for line in framed.drain(..) {
+        batcher.add(line);
+    }
+    ended
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + total;
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,63 @@
+//! JSON endpoints.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::AppState;
+use crate::clock::now_ms;
+use crate::db::actor::IngestSnapshot;
+use crate::db::queries::{self, HerdTotals, MinerView};
+
+/// `/api/herd_data`: the one document every dashboard polls (shape in the README).
+#[derive(Debug, Serialize)]
+pub struct HerdData {
+    /// Program version.
+    pub version: &'static str,
+    /// Server clock (Unix ms), so pages can tell how old their data is.
+    pub server_time: i64,
+    /// Herd-wide figures.
+    pub totals: HerdTotals,
+    /// Every miner.
+    pub miners: Vec<MinerView>,
+    /// Ingest counters.
+    pub ingest: IngestSnapshot,
+}
+
+/// Builds the herd document (blocking: run it off the event loop).
+pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
+    let now = now_ms();
+    let stall = (state.config.summarizer.stall_secs * 1000) as i64;
+    let miners = state.pool.with(|c| queries::miner_views(c, now, stall))?;
+    Ok(HerdData {
+        version: env!("CARGO_PKG_VERSION"),
+        server_time: now,
+        totals: queries::totals(&miners),
+        miners,
+        ingest: state.stats.snapshot(),
+    })
+}
+
+/// Runs a blocking database read on the thread pool and maps failure to a 500 with text.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
+) -> Result<T, actix_web::Error> {
+    web::block(f)
+        .await?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))
+}
+
+/// `GET /api/herd_data`
+pub async fn herd_data(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let state = state.into_inner();
+    let data = blocking(move || herd(&state)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(data))
+}
+
+/// `GET /healthz`: 200 while the database answers.
+pub async fn healthz(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    blocking(move || pool.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))).await?;
+    Ok(HttpResponse::Ok().body("ok"))
+}

@@ -1,0 +1,62 @@
+//! The web server: pages (maud), the JSON API and embedded assets. Every route is registered
+//! in [`configure_routes`], so the whole HTTP surface is on one screen.
+
+pub mod api;
+pub mod assets;
+pub mod format;
+pub mod pages;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Config;
+use crate::db::{DbActor, IngestStats, ReadPool};
+use crate::supervisor::Supervisor;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Read-only connections.
+    pub pool: ReadPool,
+    /// The writer.
+    pub db: Addr<DbActor>,
+    /// Starts/stops miners after changes.
+    pub supervisor: Addr<Supervisor>,
+    /// Ingest counters.
+    pub stats: Arc<IngestStats>,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+}
+
+/// Registers every route.
+pub fn configure_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::dashboard))
+        .route("/api/herd_data", web::get().to(api::herd_data))
+        .route("/healthz", web::get().to(api::healthz))
+        .route("/assets/{path:.*}", web::get().to(assets::serve));
+}
+
+/// Binds the server (fails early with a clear message if the address is taken).
+pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
+    let bind = state.config.server.bind;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(configure_routes)
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(bind)
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {bind}: {e} (is another shepherd or web server using it? \
+                 choose another with --bind 0.0.0.0:8081)"
+        )
+    })?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests: run the real binary, talk HTTP on loopback.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shepherd")
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `shepherd run`, killed if the test fails before stopping it.
+pub struct Running {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Running {
+    /// Starts `shepherd run` with a fast config in `dir` and extra args.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            "[summarizer]\ninterval_secs = 1\nstall_secs = 10\n[demo]\nline_interval_millis = 200\n[ingest]\nbatch_millis = 100\n",
+        )
+        .unwrap();
+        let db = dir.join("shepherd.db");
+        let log = dir.join("shepherd.log");
+        let bind = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            db.to_str().unwrap(),
+            "--bind",
+            &bind,
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new(bin())
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Running {
+            child: Some(child),
+            port,
+            log,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET returning (status, body); None while the server is not up.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut resp = agent.get(&self.url(path)).call().ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().ok()?;
+        Some((status, body))
+    }
+
+    /// Polls `path` until `pred` holds on its JSON, or panics after `timeout` with the log.
+    pub fn wait_json(
+        &self,
+        path: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < timeout {
+            if let Some((200, body)) = self.get(path) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                    if pred(&v) {
+                        return v;
+                    }
+                    last = Some(v);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "timed out waiting on {path}; last: {last:#?}\nlog:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "exit status {status}; log:\n{}",
+                    self.log_text()
+                );
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!(
+                    "did not stop within 30 s of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
