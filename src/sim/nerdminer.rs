@@ -65,7 +65,7 @@ impl SimMiner {
             hashrate: base_khs,
             khashes: 0,
             shares: 0,
-            best_diff: 0.0,
+            best_diff: 0.0005 + 0.003 * rng.next_f64(),
             uptime: 60 + (rng.next_f64() * 3600.0) as u64,
             temperature: 45.0 + 6.0 * rng.next_f64(),
             next_submit: 5 + (rng.next_f64() * 20.0) as u32,

@@ -109,6 +109,18 @@ impl Running {
         );
     }
 
+    /// Waits until the server answers /healthz.
+    pub fn wait_up(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if matches!(self.get("/healthz"), Some((200, _))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not come up; log:\n{}", self.log_text());
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
