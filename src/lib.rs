@@ -19,6 +19,8 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// A miner's flash contents: SPIFFS reader and builder.
+pub mod flash;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
@@ -29,5 +31,7 @@ pub mod summarizer;
 pub mod summary;
 /// Starts and stops MinerActors as miners come and go.
 pub mod supervisor;
+/// `shepherd tail`: follow one miner's events from a shell.
+pub mod tail;
 /// Web server, pages and JSON API.
 pub mod web;
