@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS unconfigured_devices (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_tty ON unconfigured_devices(tty);
 
--- Raw serial lines, high volume, pruned by age and size.
+-- Raw serial lines, high volume, pruned by age and size. Ids grow with time (one writer),
+-- so pruning walks ids instead of keeping a second index on ts.
 CREATE TABLE IF NOT EXISTS miner_logs (
     id         INTEGER PRIMARY KEY,
     miner_id   INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
@@ -61,7 +62,6 @@ CREATE TABLE IF NOT EXISTS miner_logs (
     truncated  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS miner_logs_miner ON miner_logs(miner_id, id);
-CREATE INDEX IF NOT EXISTS miner_logs_ts ON miner_logs(ts);
 
 -- Typed events parsed from the lines (see src/miner/parse.rs); the summarizer reads these,
 -- never the raw lines. `value` holds the number an event carries, `detail` the rest as JSON.
@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS miner_events (
     detail    TEXT
 );
 CREATE INDEX IF NOT EXISTS miner_events_miner ON miner_events(miner_id, id);
-CREATE INDEX IF NOT EXISTS miner_events_ts ON miner_events(ts);
 
 -- One row per miner, everything a dashboard shows, kept current by the summarizer.
 CREATE TABLE IF NOT EXISTS miner_summary (

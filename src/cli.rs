@@ -64,6 +64,45 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 10)]
         lines: usize,
     },
+    /// Measure speed and memory (results go to docs/BENCHMARKS.md).
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        kind: BenchKind,
+    },
+}
+
+/// `shepherd bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Lines/s stored, CPU and peak RSS of serial ingest with N simulated miners.
+    Ingest {
+        /// Simulated miners.
+        #[arg(long, default_value_t = 10)]
+        miners: usize,
+        /// Seconds of writing.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Limit each miner to 115200 baud (11,520 bytes/s) instead of as fast as possible.
+        #[arg(long)]
+        baud: bool,
+        /// Skip the naive baseline.
+        #[arg(long)]
+        no_naive: bool,
+    },
+    /// (internal) the child process that plays the miners.
+    #[command(hide = true)]
+    SimWriter {
+        /// Pseudo-terminals to open.
+        #[arg(long)]
+        miners: usize,
+        /// Seconds to write.
+        #[arg(long)]
+        seconds: u64,
+        /// Limit to 115200 baud.
+        #[arg(long)]
+        baud: bool,
+    },
 }
 
 /// `shepherd miners …`

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{Command, Common, MinersAction};
+use crate::cli::{BenchKind, Command, Common, MinersAction};
 use crate::config::Config;
 use crate::db::{self, miners};
 
@@ -34,6 +34,19 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             let config = load_config(&common)?;
             crate::tail::run(&config.database.path, &name, raw, lines)
         }
+        Command::Bench { kind } => match kind {
+            BenchKind::Ingest {
+                miners,
+                seconds,
+                baud,
+                no_naive,
+            } => crate::bench::ingest(miners, seconds, baud, !no_naive),
+            BenchKind::SimWriter {
+                miners,
+                seconds,
+                baud,
+            } => crate::bench::sim_writer(miners, seconds, baud),
+        },
         Command::Miners { common, action } => {
             let config = load_config(&common)?;
             let (conn, _) = db::open_writer(&config.database.path)?;

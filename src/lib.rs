@@ -9,6 +9,8 @@
 
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
+/// `shepherd bench`: ingest throughput, CPU and memory.
+pub mod bench;
 /// Command-line definitions (clap).
 pub mod cli;
 /// Wall-clock helpers.

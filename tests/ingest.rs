@@ -100,7 +100,7 @@ impl Script {
         let mut junk = vec![
             0x1b, b'[', b'3', b'1', b'm', 0xff, 0xfe, 0x00, seed, 0xc3, 0x28, 0x07,
         ];
-        junk.extend((0..200u16).map(|i| ((i as u8).wrapping_mul(seed) | 0x80)));
+        junk.extend((0..200u16).map(|i| (i as u8).wrapping_mul(seed) | 0x80));
         junk.extend_from_slice(b"\x1b[0m#garbage\r\n");
         self.master.write_all(&junk).unwrap();
         self.written += 1;

@@ -71,6 +71,8 @@ pub fn open_writer(path: &Path) -> Result<(Connection, Migration), DbError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // 8 MiB of page cache keeps the hot index pages of the log tables in memory.
+    conn.pragma_update(None, "cache_size", -8000)?;
     let migration = migrate(&mut conn)?;
     Ok((conn, migration))
 }

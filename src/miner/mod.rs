@@ -2,6 +2,7 @@
 //! (line framing, the NerdMiner log parser, boot-config capture).
 
 pub mod boot_config;
+pub mod dedupe;
 pub mod framing;
 pub mod parse;
 pub mod port;

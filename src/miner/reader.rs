@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 
+use super::dedupe::EventFilter;
 use super::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
 use super::parse::{mask_secrets, parse_line};
 use super::port;
@@ -44,6 +45,7 @@ pub struct Sink {
 /// Collects lines into batches and applies the queue bound.
 struct Batcher {
     miner_id: i64,
+    filter: EventFilter,
     lines: Vec<IngestLine>,
     first_at: Option<Instant>,
     dropped: u64,
@@ -60,7 +62,8 @@ impl Batcher {
             self.dropped += 1;
             return;
         }
-        let events = parse_line(&framed.text);
+        let mut events = parse_line(&framed.text);
+        events.retain(|e| self.filter.keep(e));
         let text = match mask_secrets(&framed.text) {
             std::borrow::Cow::Borrowed(_) => framed.text,
             std::borrow::Cow::Owned(masked) => masked,
@@ -107,6 +110,7 @@ impl Batcher {
 pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
+        filter: EventFilter::default(),
         lines: Vec::with_capacity(cfg.batch_lines),
         first_at: None,
         dropped: 0,
@@ -166,6 +170,9 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
+/// Pause after a partial read (see `read_until_gone`).
+const COALESCE: Duration = Duration::from_millis(40);
+
 enum Ended {
     Stopped,
     Gone(String),
@@ -186,6 +193,12 @@ fn read_until_gone(
                 framer.push(&buf[..n], &mut framed);
                 for line in framed.drain(..) {
                     batcher.add(line);
+                }
+                if n < buf.len() / 2 && !stop.load(Ordering::Relaxed) {
+                    // USB-serial adapters hand over a few bytes at a time; letting them
+                    // collect for a moment turns hundreds of wake-ups a second per miner
+                    // into a few dozen. The kernel buffers far more than arrives meanwhile.
+                    std::thread::sleep(COALESCE);
                 }
             }
             Err(e)
