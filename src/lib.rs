@@ -19,6 +19,8 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
+pub mod lottery;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
