@@ -23,6 +23,8 @@ pub mod db;
 pub mod lottery;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
+pub mod price;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.

@@ -1,0 +1,4 @@
+//! BTC price and network figures.
+
+pub mod fetch;
+pub mod providers;
