@@ -85,7 +85,10 @@ mod tests {
 
     #[test]
     fn difficulty_one_at_2_pow_32_hashes_a_second_expects_a_block_a_second() {
-        assert_eq!(expected_secs_to_block(1.0, HASHES_PER_DIFFICULTY), Some(1.0));
+        assert_eq!(
+            expected_secs_to_block(1.0, HASHES_PER_DIFFICULTY),
+            Some(1.0)
+        );
         // 1 − e^−1
         let p = chance_within(1.0, HASHES_PER_DIFFICULTY, 1.0).unwrap();
         assert!(rel(p, 0.632_120_558_828_557_7) < 1e-15, "{p}");
@@ -97,7 +100,10 @@ mod tests {
         let o = odds(1.0, 1.0).unwrap();
         assert!(rel(o.expected_years_to_block, 136.099_300_834_030_46) < 1e-12);
         // 1 − exp(−31 557 600 / 2^32)
-        assert!(rel(o.chance_per_year, 0.007_320_648_872_135_732) < 1e-9, "{o:?}");
+        assert!(
+            rel(o.chance_per_year, 0.007_320_648_872_135_732) < 1e-9,
+            "{o:?}"
+        );
     }
 
     #[test]
@@ -109,8 +115,14 @@ mod tests {
         let d = 152_271_405_447_205.1;
         let o = odds(d, 50_000.0).unwrap();
         assert!(rel(o.expected_years_to_block, 4.144_806_363_675_958e11) < 1e-12);
-        assert!(rel(o.chance_per_day, 6.605_497_451_282_496e-15) < 1e-12, "{o:?}");
-        assert!(rel(o.chance_per_year, 2.412_657_944_078_021e-12) < 1e-9, "{o:?}");
+        assert!(
+            rel(o.chance_per_day, 6.605_497_451_282_496e-15) < 1e-12,
+            "{o:?}"
+        );
+        assert!(
+            rel(o.chance_per_year, 2.412_657_944_078_021e-12) < 1e-9,
+            "{o:?}"
+        );
         // The naive 1 − exp(−x) is off by almost 1 % here; exp_m1 is not.
         let naive = 1.0 - (-(SECS_PER_DAY * 50_000.0) / (d * HASHES_PER_DIFFICULTY)).exp();
         assert!(rel(naive, o.chance_per_day) > 1e-3);

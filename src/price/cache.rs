@@ -55,7 +55,10 @@ pub fn row<T: Serialize>(key: &str, value: &T, fetched_at: i64) -> Result<CacheR
 
 /// Reads and decodes `key`. A row that does not decode (written by another version, say) is
 /// treated as absent, with a warning, rather than failing the whole page.
-pub fn load<T: DeserializeOwned>(conn: &Connection, key: &str) -> rusqlite::Result<Option<Cached<T>>> {
+pub fn load<T: DeserializeOwned>(
+    conn: &Connection,
+    key: &str,
+) -> rusqlite::Result<Option<Cached<T>>> {
     let Some(row) = price_cache::load(conn, key)? else {
         return Ok(None);
     };
@@ -136,15 +139,22 @@ fn disabled(section: &str) -> String {
 }
 
 /// The price as the API shows it at `now_ms`.
-pub fn price_view(conn: &Connection, cfg: &PriceConfig, now_ms: i64) -> rusqlite::Result<PriceView> {
-    let currency = providers::normalize_currency(&cfg.currency).unwrap_or_else(|_| cfg.currency.clone());
+pub fn price_view(
+    conn: &Connection,
+    cfg: &PriceConfig,
+    now_ms: i64,
+) -> rusqlite::Result<PriceView> {
+    let currency =
+        providers::normalize_currency(&cfg.currency).unwrap_or_else(|_| cfg.currency.clone());
     let quote: Option<Cached<Quote>> = load(conn, &price_key(&currency))?;
     let status: Option<Cached<FeedStatus>> = load(conn, PRICE_STATUS_KEY)?;
     let fetched_at = quote.as_ref().map(|q| q.fetched_at);
     let (last_error, retry_at) = status_fields(cfg.enabled, "price", status.as_ref());
     Ok(PriceView {
         price: quote.as_ref().map(|q| q.value.price),
-        currency: quote.as_ref().map_or(currency, |q| q.value.currency.clone()),
+        currency: quote
+            .as_ref()
+            .map_or(currency, |q| q.value.currency.clone()),
         change_24h_percent: quote.as_ref().and_then(|q| q.value.change_24h_percent),
         fetched_at,
         stale: is_stale(fetched_at, now_ms, cfg.stale_after_secs),
@@ -226,7 +236,10 @@ mod tests {
         assert!(v.stale);
         assert_eq!(v.last_error, None);
         let n = network_view(&conn, &NetworkConfig::default(), 1_000).unwrap();
-        assert_eq!((n.difficulty, n.block_height, n.fetched_at), (None, None, None));
+        assert_eq!(
+            (n.difficulty, n.block_height, n.fetched_at),
+            (None, None, None)
+        );
         assert!(n.stale);
         // and it serializes to nulls, not to a missing object
         let json = serde_json::to_value(&v).unwrap();
@@ -240,7 +253,11 @@ mod tests {
             stale_after_secs: 60,
             ..PriceConfig::default()
         };
-        store(&mut conn, &[row(&price_key("USD"), &quote(), 1_000_000).unwrap()]).unwrap();
+        store(
+            &mut conn,
+            &[row(&price_key("USD"), &quote(), 1_000_000).unwrap()],
+        )
+        .unwrap();
         for (now, stale) in [(1_000_000, false), (1_060_000, false), (1_060_001, true)] {
             let v = price_view(&conn, &cfg, now).unwrap();
             assert_eq!(v.stale, stale, "at {now}");

@@ -48,7 +48,9 @@ pub enum FetchError {
 }
 
 fn retry_note(after: Option<Duration>) -> String {
-    after.map_or_else(String::new, |d| format!(", asked to wait {} s", d.as_secs()))
+    after.map_or_else(String::new, |d| {
+        format!(", asked to wait {} s", d.as_secs())
+    })
 }
 
 fn status_text(code: u16) -> String {
@@ -130,6 +132,11 @@ impl Http {
                 FetchError::Timeout(self.timeout)
             }
             ureq::Error::HostNotFound => FetchError::HostNotFound,
+            // std's resolver reports a failed DNS lookup as an uncategorized io error; its
+            // text is the only way to tell it from other io errors.
+            ureq::Error::Io(io) if io.to_string().contains("lookup address") => {
+                FetchError::HostNotFound
+            }
             ureq::Error::Io(io)
                 if matches!(
                     io.kind(),
@@ -186,10 +193,7 @@ pub fn fetch_first_quote(
 
 /// Fetches the network figures from mempool.space: all three endpoints must answer, so the
 /// figures stored always belong together. On failure, says which endpoint failed.
-pub fn fetch_network(
-    http: &Http,
-    urls: &NetworkUrls,
-) -> NetworkResult {
+pub fn fetch_network(http: &Http, urls: &NetworkUrls) -> NetworkResult {
     let get = |name: &'static str, url: &str| http.get(url).map_err(|e| (name, e));
     let hashrate = get("hashrate", &urls.hashrate)?;
     let hashrate = providers::parse_hashrate(&hashrate).map_err(|e| ("hashrate", e.into()))?;
@@ -255,7 +259,10 @@ mod tests {
             ("120", Some(Duration::from_secs(120))),
             (" 0 ", Some(Duration::ZERO)),
             // 1445412480 is Wed, 21 Oct 2015 07:28:00 GMT
-            ("Wed, 21 Oct 2015 07:30:00 GMT", Some(Duration::from_secs(120))),
+            (
+                "Wed, 21 Oct 2015 07:30:00 GMT",
+                Some(Duration::from_secs(120)),
+            ),
             ("Wed, 21 Oct 2015 07:00:00 GMT", Some(Duration::ZERO)),
             ("-5", None),
             ("soon", None),

@@ -35,7 +35,7 @@ pub struct FeedOutcome {
 }
 
 /// Fetch both feeds now (tests, a future "refresh" button), still honouring rate limits.
-/// Answers once the results are stored.
+/// Answers once the results are stored; a feed that is fetching already answers with that run.
 #[derive(Debug, Message)]
 #[rtype(result = "RefreshReport")]
 pub struct Refresh;
@@ -60,6 +60,7 @@ struct Schedule {
     interval: Duration,
     next_due_ms: i64,
     in_flight: bool,
+    /// Refresh requests, answered when the current (or next) run is stored.
     waiting: Vec<oneshot::Sender<FeedOutcome>>,
     /// Last error logged as a warning; repeats go to debug so an offline Pi does not fill
     /// the journal with the same line every few minutes.
@@ -181,7 +182,6 @@ impl PriceActor {
             return;
         };
         feed.schedule.in_flight = true;
-        let waiting = std::mem::take(&mut feed.schedule.waiting);
         let ready: Vec<(usize, PriceSource)> = feed
             .sources
             .iter()
@@ -202,7 +202,7 @@ impl PriceActor {
         };
         ctx.spawn(work.into_actor(self).then(move |attempts, act, _| {
             let (rows, outcome) = act.price_done(attempts, now);
-            act.store(Feed::Price, rows, outcome, waiting)
+            act.store(Feed::Price, rows, outcome)
         }));
     }
 
@@ -292,7 +292,6 @@ impl PriceActor {
             return;
         };
         feed.schedule.in_flight = true;
-        let waiting = std::mem::take(&mut feed.schedule.waiting);
         let ready = feed.backoff.ready(now);
         let (http, urls) = (feed.http.clone(), feed.urls.clone());
         let work = async move {
@@ -307,7 +306,7 @@ impl PriceActor {
         };
         ctx.spawn(work.into_actor(self).then(move |result, act, _| {
             let (rows, outcome) = act.network_done(result);
-            act.store(Feed::Network, rows, outcome, waiting)
+            act.store(Feed::Network, rows, outcome)
         }));
     }
 
@@ -358,17 +357,17 @@ impl PriceActor {
         (rows.into_iter().filter_map(Result::ok).collect(), outcome)
     }
 
-    /// Hands `rows` to the writer; then the feed is free again and its waiters hear how it went.
+    /// Hands `rows` to the writer; then the feed is free again and everyone waiting on it
+    /// hears how it went.
     fn store(
         &mut self,
         feed: Feed,
         rows: Vec<CacheRow>,
         mut outcome: FeedOutcome,
-        waiting: Vec<oneshot::Sender<FeedOutcome>>,
     ) -> impl ActorFuture<Self, Output = ()> {
-        let write = self.db.send(Write::new(move |c| {
-            crate::db::price_cache::store(c, &rows)
-        }));
+        let write = self
+            .db
+            .send(Write::new(move |c| crate::db::price_cache::store(c, &rows)));
         actix::fut::wrap_future(write).map(move |result, act: &mut Self, _| {
             let failure = match result {
                 Ok(Ok(())) => None,
@@ -385,13 +384,9 @@ impl PriceActor {
             }
             if let Some(s) = act.schedule(feed) {
                 s.in_flight = false;
-                // A Refresh that arrived during this run asked for a run after it.
-                if !s.waiting.is_empty() {
-                    s.next_due_ms = i64::MIN;
+                for w in s.waiting.drain(..) {
+                    let _ = w.send(outcome.clone());
                 }
-            }
-            for w in waiting {
-                let _ = w.send(outcome.clone());
             }
         })
     }
@@ -453,11 +448,15 @@ impl Handler<Refresh> for PriceActor {
     type Result = ResponseFuture<RefreshReport>;
 
     fn handle(&mut self, _: Refresh, ctx: &mut Self::Context) -> Self::Result {
+        // A feed already fetching answers with that run: asking the provider twice in a row
+        // would tell us nothing new.
         let mut wait = |feed| {
             self.schedule(feed).map(|s| {
                 let (tx, rx) = oneshot::channel();
                 s.waiting.push(tx);
-                s.next_due_ms = i64::MIN;
+                if !s.in_flight {
+                    s.next_due_ms = i64::MIN;
+                }
                 rx
             })
         };

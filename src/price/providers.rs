@@ -488,12 +488,42 @@ mod tests {
     fn every_price_fixture_parses() {
         use PriceProvider::*;
         let cases = [
-            (Coincodex, COINCODEX, "USD", quote(91876.42, "USD", Some(-1.37), Coincodex)),
-            (Coingecko, COINGECKO, "USD", quote(91862.0, "USD", Some(-1.3512), Coingecko)),
-            (Coingecko, COINGECKO, "usd", quote(91862.0, "USD", Some(-1.3512), Coingecko)),
-            (Mempool, MEMPOOL_PRICES, "USD", quote(91850.0, "USD", None, Mempool)),
-            (Mempool, MEMPOOL_PRICES, "EUR", quote(79420.0, "EUR", None, Mempool)),
-            (Mempool, MEMPOOL_PRICES, "JPY", quote(14_320_000.0, "JPY", None, Mempool)),
+            (
+                Coincodex,
+                COINCODEX,
+                "USD",
+                quote(91876.42, "USD", Some(-1.37), Coincodex),
+            ),
+            (
+                Coingecko,
+                COINGECKO,
+                "USD",
+                quote(91862.0, "USD", Some(-1.3512), Coingecko),
+            ),
+            (
+                Coingecko,
+                COINGECKO,
+                "usd",
+                quote(91862.0, "USD", Some(-1.3512), Coingecko),
+            ),
+            (
+                Mempool,
+                MEMPOOL_PRICES,
+                "USD",
+                quote(91850.0, "USD", None, Mempool),
+            ),
+            (
+                Mempool,
+                MEMPOOL_PRICES,
+                "EUR",
+                quote(79420.0, "EUR", None, Mempool),
+            ),
+            (
+                Mempool,
+                MEMPOOL_PRICES,
+                "JPY",
+                quote(14_320_000.0, "JPY", None, Mempool),
+            ),
         ];
         for (provider, body, cur, want) in cases {
             let mut got = parse_quote(provider, body, cur).unwrap();
@@ -544,9 +574,19 @@ mod tests {
             (Coincodex, r#"{"last_price_usd": 9"#, "USD", "not JSON"),
             (Coincodex, "{}", "USD", "last_price_usd is missing"),
             (Coincodex, "[]", "USD", "last_price_usd is missing"),
-            (Coincodex, r#"{"last_price_usd":"91876.42"}"#, "USD", "is a string"),
+            (
+                Coincodex,
+                r#"{"last_price_usd":"91876.42"}"#,
+                "USD",
+                "is a string",
+            ),
             (Coincodex, r#"{"last_price_usd":null}"#, "USD", "is null"),
-            (Coincodex, r#"{"last_price_usd":0}"#, "USD", "is 0, not a positive"),
+            (
+                Coincodex,
+                r#"{"last_price_usd":0}"#,
+                "USD",
+                "is 0, not a positive",
+            ),
             (Coincodex, r#"{"last_price_usd":-5.5}"#, "USD", "is -5.5"),
             (
                 Coincodex,
@@ -554,16 +594,34 @@ mod tests {
                 "USD",
                 "price_change_1D_percent is a string",
             ),
-            (Coingecko, r#"{"bitcoin":{"eur":1}}"#, "USD", "bitcoin.usd is missing"),
-            (Coingecko, r#"{"error":"rate limited"}"#, "USD", "bitcoin.usd is missing"),
+            (
+                Coingecko,
+                r#"{"bitcoin":{"eur":1}}"#,
+                "USD",
+                "bitcoin.usd is missing",
+            ),
+            (
+                Coingecko,
+                r#"{"error":"rate limited"}"#,
+                "USD",
+                "bitcoin.usd is missing",
+            ),
             (Coingecko, r#"{"bitcoin":{"usd":true}}"#, "USD", "a boolean"),
             (Mempool, r#"{"time":1,"USD":-1}"#, "USD", "USD is -1"),
             (Mempool, r#"{"time":1,"USD":1}"#, "EUR", "EUR is missing"),
-            (Mempool, r#"{"time":"x","USD":1}"#, "USD", "time is a string"),
+            (
+                Mempool,
+                r#"{"time":"x","USD":1}"#,
+                "USD",
+                "time is a string",
+            ),
         ];
         for (provider, body, cur, want) in cases {
             let err = parse_quote(*provider, body, cur).unwrap_err().to_string();
-            assert!(err.contains(want), "{provider:?} {body:?}: {err:?} lacks {want:?}");
+            assert!(
+                err.contains(want),
+                "{provider:?} {body:?}: {err:?} lacks {want:?}"
+            );
         }
     }
 
@@ -580,9 +638,17 @@ mod tests {
 
     #[test]
     fn bad_network_bodies_are_errors() {
-        type Case = (fn(&str) -> Result<(), ParseError>, &'static str, &'static str);
+        type Case = (
+            fn(&str) -> Result<(), ParseError>,
+            &'static str,
+            &'static str,
+        );
         let cases: &[Case] = &[
-            (|b| parse_hashrate(b).map(drop), "{}", "currentDifficulty is missing"),
+            (
+                |b| parse_hashrate(b).map(drop),
+                "{}",
+                "currentDifficulty is missing",
+            ),
             (
                 |b| parse_hashrate(b).map(drop),
                 r#"{"currentDifficulty":1,"currentHashrate":0}"#,
@@ -603,10 +669,26 @@ mod tests {
                 r#"{"progressPercent":1,"difficultyChange":1,"remainingBlocks":1.5}"#,
                 "remainingBlocks is 1.5",
             ),
-            (|b| parse_tip_height(b).map(drop), "", "not a positive integer"),
-            (|b| parse_tip_height(b).map(drop), "-3", "not a positive integer"),
-            (|b| parse_tip_height(b).map(drop), "0", "not a positive integer"),
-            (|b| parse_tip_height(b).map(drop), "<html>", "not a positive integer"),
+            (
+                |b| parse_tip_height(b).map(drop),
+                "",
+                "not a positive integer",
+            ),
+            (
+                |b| parse_tip_height(b).map(drop),
+                "-3",
+                "not a positive integer",
+            ),
+            (
+                |b| parse_tip_height(b).map(drop),
+                "0",
+                "not a positive integer",
+            ),
+            (
+                |b| parse_tip_height(b).map(drop),
+                "<html>",
+                "not a positive integer",
+            ),
         ];
         for (parse, body, want) in cases {
             let err = parse(body).unwrap_err().to_string();
@@ -619,8 +701,14 @@ mod tests {
     fn fallback_provider_is_told_by_path() {
         use PriceProvider::*;
         let cases = [
-            ("https://api.coingecko.com/api/v3/simple/price", Some(Coingecko)),
-            ("https://api.coingecko.com/api/v3/simple/price/?x_cg_demo_api_key=k", Some(Coingecko)),
+            (
+                "https://api.coingecko.com/api/v3/simple/price",
+                Some(Coingecko),
+            ),
+            (
+                "https://api.coingecko.com/api/v3/simple/price/?x_cg_demo_api_key=k",
+                Some(Coingecko),
+            ),
             ("http://127.0.0.1:9000/api/v3/simple/price", Some(Coingecko)),
             ("https://mempool.space/api/v1/prices", Some(Mempool)),
             ("http://127.0.0.1:9000/api/v1/prices", Some(Mempool)),
@@ -654,22 +742,47 @@ mod tests {
             ]
         );
         // CoinCodex has no EUR: only the fallback is asked.
-        let s = price_sources("https://coincodex.com", &format!("{gecko}?x_cg_demo_api_key=k&ids=eth"), "eur")
-            .unwrap();
+        let s = price_sources(
+            "https://coincodex.com",
+            &format!("{gecko}?x_cg_demo_api_key=k&ids=eth"),
+            "eur",
+        )
+        .unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(
             s[0].url,
             format!("{gecko}?x_cg_demo_api_key=k&ids=bitcoin&vs_currencies=eur&include_24hr_change=true")
         );
         let s = price_sources("", mempool, "GBP").unwrap();
-        assert_eq!(s, vec![PriceSource { provider: Mempool, url: mempool.into() }]);
+        assert_eq!(
+            s,
+            vec![PriceSource {
+                provider: Mempool,
+                url: mempool.into()
+            }]
+        );
 
         for (cc, fb, cur, want) in [
-            ("https://coincodex.com", "", "EUR", "CoinCodex quotes only USD"),
-            ("https://coincodex.com", mempool, "NOK", "mempool does not quote it"),
+            (
+                "https://coincodex.com",
+                "",
+                "EUR",
+                "CoinCodex quotes only USD",
+            ),
+            (
+                "https://coincodex.com",
+                mempool,
+                "NOK",
+                "mempool does not quote it",
+            ),
             ("", "", "USD", "both are empty"),
             ("coincodex.com", "", "USD", "price.coincodex_url"),
-            ("https://coincodex.com", "https://example.com/x", "USD", "price.fallback_url"),
+            (
+                "https://coincodex.com",
+                "https://example.com/x",
+                "USD",
+                "price.fallback_url",
+            ),
             ("https://coincodex.com", "", "dollars", "three-letter"),
             ("https://coincodex.com", "", "U$D", "three-letter"),
         ] {
@@ -681,7 +794,10 @@ mod tests {
     #[test]
     fn network_urls_under_a_base() {
         let u = network_urls("http://127.0.0.1:8999/");
-        assert_eq!(u.hashrate, "http://127.0.0.1:8999/api/v1/mining/hashrate/3d");
+        assert_eq!(
+            u.hashrate,
+            "http://127.0.0.1:8999/api/v1/mining/hashrate/3d"
+        );
         assert_eq!(
             u.difficulty_adjustment,
             "http://127.0.0.1:8999/api/v1/difficulty-adjustment"
