@@ -25,6 +25,11 @@ use crate::db::{DbActor, ReadPool, Write};
 /// How often the actor checks whether a feed is due; fetches themselves are minutes apart.
 const TICK: Duration = Duration::from_secs(1);
 
+/// After a run that got nothing (offline, every provider failing), try again this soon rather
+/// than a whole interval later: a Pi often boots before its network is up. Rate limits are
+/// handled by [`Backoff`] and still win.
+const RETRY_FAILED: Duration = Duration::from_secs(60);
+
 /// How one run of a feed ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedOutcome {
@@ -265,7 +270,7 @@ impl PriceActor {
             .map(|(_, b)| b.until_ms().unwrap_or(0))
             .min()
             .unwrap_or(0);
-        feed.schedule.next_due_ms = now.saturating_add(millis(interval)).max(free_at);
+        feed.schedule.next_due_ms = next_due(now, interval, quote.is_some(), free_at);
 
         let mut last_error = (!errors.is_empty()).then(|| errors.join("; "));
         if let (Some(e), Some(q)) = (last_error.as_mut(), quote.as_ref()) {
@@ -338,9 +343,8 @@ impl PriceActor {
             }
         };
         let retry_at = feed.backoff.until_ms().filter(|t| *t > now);
-        feed.schedule.next_due_ms = now
-            .saturating_add(millis(interval))
-            .max(retry_at.unwrap_or(0));
+        feed.schedule.next_due_ms =
+            next_due(now, interval, figures.is_some(), retry_at.unwrap_or(0));
         feed.schedule.log("network", last_error.as_ref());
         let status = FeedStatus {
             last_error: last_error.clone(),
@@ -419,6 +423,17 @@ fn price_feed(cfg: &PriceConfig) -> Option<PriceFeed> {
     })
 }
 
+/// When a feed runs next: an interval after a success, sooner after a failure, but never
+/// before `free_at` (when a rate-limited provider may be asked again).
+fn next_due(now: i64, interval: Duration, got_value: bool, free_at: i64) -> i64 {
+    let wait = if got_value {
+        interval
+    } else {
+        interval.min(RETRY_FAILED)
+    };
+    now.saturating_add(millis(wait)).max(free_at)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -478,5 +493,32 @@ impl Handler<Refresh> for PriceActor {
                 },
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_run_after_success_failure_and_rate_limit() {
+        let five_min = Duration::from_secs(300);
+        let cases = [
+            // (got a value, free_at, due)
+            (true, 0, 300_000),
+            (false, 0, 60_000),
+            (false, 120_000, 120_000),
+            (true, 900_000, 900_000),
+        ];
+        for (got, free_at, due) in cases {
+            assert_eq!(next_due(0, five_min, got, free_at), due, "{got} {free_at}");
+        }
+        // An interval shorter than the retry delay is kept.
+        assert_eq!(next_due(0, Duration::from_secs(10), false, 0), 10_000);
+    }
+
+    #[test]
+    fn times_in_messages_are_utc() {
+        assert_eq!(utc(1_795_183_503_000), "14:05:03 UTC");
     }
 }
