@@ -15,8 +15,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use self::cache::{FeedStatus, NETWORK_KEY, NETWORK_STATUS_KEY, PRICE_STATUS_KEY};
-use self::fetch::{Attempt, Backoff, Http, NetworkResult};
-use self::providers::{NetworkUrls, PriceSource};
+use self::fetch::{Attempt, Backoff, FetchError, Http, NetworkResult};
+use self::providers::{NetworkUrls, PriceSource, Quote};
 use crate::clock::now_ms;
 use crate::config::{NetworkConfig, PriceConfig};
 use crate::db::price_cache::CacheRow;
@@ -222,47 +222,12 @@ impl PriceActor {
         };
         let now = now_ms();
         let interval = feed.schedule.interval;
-        let mut errors = Vec::new();
-        let mut quote = None;
-        let mut tried = vec![false; feed.sources.len()];
-        match attempts {
-            Err(e) => errors.push(format!("internal error: {e}")),
-            Ok(attempts) => {
-                for (i, result) in attempts {
-                    let Some((source, backoff)) = feed.sources.get_mut(i) else {
-                        continue;
-                    };
-                    tried[i] = true;
-                    match result {
-                        Ok(q) => {
-                            backoff.succeeded();
-                            quote = Some(q);
-                        }
-                        Err(e) => {
-                            backoff.failed(&e, now, interval);
-                            errors.push(format!("{}: {e}", source.provider.name()));
-                        }
-                    }
-                }
-            }
-        }
-        for (i, (source, backoff)) in feed.sources.iter().enumerate() {
-            if let (false, Some(until)) = (tried[i], backoff.until_ms()) {
-                if until > started {
-                    errors.push(format!(
-                        "{}: rate limited, not asked until {}",
-                        source.provider.name(),
-                        utc(until)
-                    ));
-                }
-            }
-        }
-        let retry_at = feed
-            .sources
-            .iter()
-            .filter_map(|(_, b)| b.until_ms())
-            .filter(|t| *t > now)
-            .min();
+        let (quote, errors) = match attempts {
+            Ok(attempts) => apply_attempts(&mut feed.sources, attempts, started, now, interval),
+            Err(e) => (None, vec![format!("internal error: {e}")]),
+        };
+        let limits = feed.sources.iter().filter_map(|(_, b)| b.until_ms());
+        let retry_at = limits.filter(|t| *t > now).min();
         // If every source is rate limited, the next run waits for the first to be free.
         let free_at = feed
             .sources
@@ -289,7 +254,7 @@ impl PriceActor {
             stored: quote.is_some(),
             last_error,
         };
-        (rows.into_iter().filter_map(Result::ok).collect(), outcome)
+        (encoded(rows), outcome)
     }
 
     fn start_network(&mut self, ctx: &mut Context<Self>, now: i64) {
@@ -358,7 +323,7 @@ impl PriceActor {
             stored: figures.is_some(),
             last_error,
         };
-        (rows.into_iter().filter_map(Result::ok).collect(), outcome)
+        (encoded(rows), outcome)
     }
 
     /// Hands `rows` to the writer; then the feed is free again and everyone waiting on it
@@ -421,6 +386,59 @@ fn price_feed(cfg: &PriceConfig) -> Option<PriceFeed> {
             .map(|s| (s, Backoff::default()))
             .collect(),
     })
+}
+
+/// Folds a run's attempts into the sources' backoffs. Returns the quote, if any, and what
+/// went wrong, in source order: each failure, and each source before the one that answered
+/// (or every source, if none did) that was skipped for a rate limit.
+fn apply_attempts(
+    sources: &mut [(PriceSource, Backoff)],
+    attempts: Vec<Attempt>,
+    started: i64,
+    now: i64,
+    interval: Duration,
+) -> (Option<Quote>, Vec<String>) {
+    let mut results: Vec<Option<Result<Quote, FetchError>>> = vec![None; sources.len()];
+    for (i, result) in attempts {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(result);
+        }
+    }
+    let mut quote = None;
+    let mut errors = Vec::new();
+    for ((source, backoff), result) in sources.iter_mut().zip(results) {
+        let name = source.provider.name();
+        match result {
+            Some(Ok(q)) => {
+                backoff.succeeded();
+                quote = Some(q);
+            }
+            Some(Err(e)) => {
+                backoff.failed(&e, now, interval);
+                errors.push(format!("{name}: {e}"));
+            }
+            None if quote.is_some() => {}
+            None => {
+                if let Some(until) = backoff.until_ms().filter(|t| *t > started) {
+                    errors.push(format!(
+                        "{name}: rate limited, not asked until {}",
+                        utc(until)
+                    ));
+                }
+            }
+        }
+    }
+    (quote, errors)
+}
+
+/// Rows that encode; one that does not (it cannot, for these plain structs) is logged.
+fn encoded(rows: Vec<Result<CacheRow, String>>) -> Vec<CacheRow> {
+    rows.into_iter()
+        .filter_map(|r| {
+            r.map_err(|e| tracing::warn!("price: cannot encode: {e}"))
+                .ok()
+        })
+        .collect()
 }
 
 /// When a feed runs next: an interval after a success, sooner after a failure, but never
@@ -515,6 +533,77 @@ mod tests {
         }
         // An interval shorter than the retry delay is kept.
         assert_eq!(next_due(0, Duration::from_secs(10), false, 0), 10_000);
+    }
+
+    fn sources() -> Vec<(PriceSource, Backoff)> {
+        use providers::PriceProvider::*;
+        [Coincodex, Coingecko]
+            .into_iter()
+            .map(|provider| {
+                let url = format!("http://127.0.0.1:9/{}", provider.name());
+                (PriceSource { provider, url }, Backoff::default())
+            })
+            .collect()
+    }
+
+    fn quote() -> Quote {
+        providers::parse_coingecko(r#"{"bitcoin":{"usd":5}}"#, "USD").unwrap()
+    }
+
+    fn limited(secs: u64) -> FetchError {
+        FetchError::RateLimited {
+            status: 429,
+            retry_after: Some(Duration::from_secs(secs)),
+        }
+    }
+
+    #[test]
+    fn attempts_fold_into_quote_errors_and_backoffs() {
+        let minute = Duration::from_secs(60);
+        let mut s = sources();
+        // Primary rate limited, fallback answers.
+        let (q, errors) = apply_attempts(
+            &mut s,
+            vec![(0, Err(limited(30))), (1, Ok(quote()))],
+            0,
+            0,
+            minute,
+        );
+        assert_eq!(q, Some(quote()));
+        assert_eq!(
+            errors,
+            ["coincodex: rate limited (HTTP 429), asked to wait 30 s"]
+        );
+        assert_eq!(s[0].1.until_ms(), Some(30_000));
+
+        // Next run: the primary is skipped, and that is said.
+        let (q, errors) = apply_attempts(&mut s, vec![(1, Ok(quote()))], 1_000, 1_000, minute);
+        assert!(q.is_some());
+        assert_eq!(
+            errors,
+            ["coincodex: rate limited, not asked until 00:00:30 UTC"]
+        );
+
+        // A limited fallback behind an answering primary is nobody's concern.
+        let mut s = sources();
+        s[1].1.failed(&limited(30), 0, minute);
+        let (q, errors) = apply_attempts(&mut s, vec![(0, Ok(quote()))], 1_000, 1_000, minute);
+        assert!(q.is_some() && errors.is_empty(), "{errors:?}");
+
+        // Everything fails: every reason, in order; an index we never gave is ignored.
+        let mut s = sources();
+        let attempts = vec![
+            (0, Err(FetchError::Status(500))),
+            (1, Err(FetchError::HostNotFound)),
+            (7, Ok(quote())),
+        ];
+        let (q, errors) = apply_attempts(&mut s, attempts, 0, 0, minute);
+        assert_eq!(q, None);
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[0].starts_with("coincodex: HTTP 500")
+                && errors[1].starts_with("coingecko: cannot resolve")
+        );
     }
 
     #[test]
