@@ -2,7 +2,8 @@
 //! network figures (mempool.space), and stores them with their fetch time in `price_cache`.
 //!
 //! The actor only schedules: the HTTP calls run on the blocking thread pool
-//! ([`fetch`]), the bodies are read by pure functions ([`providers`]), and results go to the
+//! ([`fetch`](crate::price::fetch)), the bodies are read by pure functions
+//! ([`providers`](crate::price::providers)), and results go to the
 //! DbActor. A failed fetch never replaces a stored value; it records `last_error` instead.
 
 pub mod cache;
