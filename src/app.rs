@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
 use crate::miner::reader::Sink;
+use crate::price::PriceActor;
 use crate::sim::{self, SimHandle};
 use crate::summarizer::{SummarizeNow, SummarizerActor};
 use crate::supervisor::{StopAll, Supervisor};
@@ -66,6 +67,18 @@ async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
         SummarizerActor::new(sum_pool, sum_db, interval)
     });
 
+    // Its own thread, so a slow provider can never delay the dashboard or ingest (the HTTP
+    // calls themselves run on the blocking pool).
+    let price = (config.price.enabled || config.network.enabled).then(|| {
+        let arbiter = Arbiter::new();
+        let (p, n) = (config.price.clone(), config.network.clone());
+        let (price_db, price_pool) = (db.clone(), pool.clone());
+        let addr = PriceActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            PriceActor::new(&p, &n, price_db, price_pool)
+        });
+        (arbiter, addr)
+    });
+
     let config = Arc::new(config);
     let server = web::server(AppState {
         pool,
@@ -92,6 +105,10 @@ async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
         tracing::info!("demo miner {name} wrote {n} lines");
     }
     drop(sims);
+    if let Some((arbiter, _addr)) = price {
+        // A fetch still in progress ends within its timeout; its result is simply not stored.
+        arbiter.stop();
+    }
     db_arbiter.stop();
     summarizer_arbiter.stop();
     tracing::info!("stopped");

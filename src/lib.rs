@@ -23,8 +23,12 @@ pub mod config;
 pub mod db;
 /// A miner's flash contents: SPIFFS reader and builder.
 pub mod flash;
+/// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
+pub mod lottery;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
+pub mod price;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod migrate;
 pub mod miners;
 pub mod pool;
+pub mod price_cache;
 pub mod queries;
 pub mod summaries;
 

@@ -76,6 +76,69 @@ fn totals(d: &HerdData) -> Markup {
     }
 }
 
+/// Price, network difficulty and the herd's odds. Values that are not live are labelled with
+/// their fetch time and a stale mark, never shown as if current.
+fn market(d: &HerdData) -> Markup {
+    let (p, n) = (&d.price, &d.network);
+    let change_class = match p.change_24h_percent {
+        Some(c) if c < 0.0 => "down",
+        Some(_) => "up",
+        None => "",
+    };
+    html! {
+        section.cards #market {
+            div.card #price-card {
+                div.label { "BTC price" }
+                div.value data-t="price" { (format::price(p.price, &p.currency)) }
+                div.sub {
+                    span data-t="change" class=(change_class) { (format::change(p.change_24h_percent)) }
+                    " 24 h · "
+                    (as_of("price", p.fetched_at, p.stale))
+                }
+                (fetch_error("price", p.last_error.as_deref()))
+            }
+            div.card #network-card {
+                div.label { "Network difficulty" }
+                div.value data-t="difficulty" { (n.difficulty.map_or_else(|| "—".into(), |v| format::difficulty(Some(v)))) }
+                div.sub {
+                    span data-t="net-hashrate" { (format::hashrate_hs(n.hashrate_hs)) }
+                    " · block " span data-t="height" { (n.block_height.map_or("—".into(), |h| h.to_string())) }
+                    " · "
+                    (as_of("network", n.fetched_at, n.stale))
+                }
+                (fetch_error("network", n.last_error.as_deref()))
+            }
+            div.card #odds-card title="Expected wait = difficulty × 2^32 / herd hashrate; chance in t = 1 − exp(−hashrate·t / (difficulty × 2^32))" {
+                div.label { "Herd block odds" }
+                div.value data-t="odds-years" { (format::years(d.odds.map(|o| o.expected_years_to_block))) }
+                div.sub {
+                    "expected wait · chance today "
+                    span data-t="odds-day" { (format::chance(d.odds.map(|o| o.chance_per_day))) }
+                }
+            }
+        }
+    }
+}
+
+/// "as of <time>" (rewritten in local time by the script) and a stale mark.
+fn as_of(feed: &str, fetched_at: Option<i64>, stale: bool) -> Markup {
+    html! {
+        span data-t={(feed) "-asof"} data-ts=[fetched_at] {
+            @if fetched_at.is_some() { "as of " (format::utc_time(fetched_at)) } @else { "not fetched yet" }
+        }
+        " "
+        span.stale-mark data-t={(feed) "-stale"} hidden[!(stale && fetched_at.is_some())] { "stale" }
+    }
+}
+
+fn fetch_error(feed: &str, error: Option<&str>) -> Markup {
+    html! {
+        div.sub.fetch-error data-t={(feed) "-error"} title=(error.unwrap_or_default()) hidden[error.is_none()] {
+            "⚠ " (error.unwrap_or_default())
+        }
+    }
+}
+
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
@@ -84,6 +147,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
         "Dashboard",
         html! {
             (totals(&data))
+            (market(&data))
             p.stale #stale hidden { "Live data unavailable — showing values as of " span #stale-since {} "." }
             @if data.miners.is_empty() {
                 p.empty { "No miners yet. Add one with " code { "shepherd miners add --name NAME --port /dev/ttyUSB0" } " or start with " code { "shepherd run --demo" } "." }
