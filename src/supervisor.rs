@@ -10,7 +10,7 @@ use actix::prelude::*;
 use crate::config::IngestConfig;
 use crate::db::{miners, ReadPool};
 use crate::miner::reader::{ReaderConfig, Sink};
-use crate::miner::{MinerActor, StopReading};
+use crate::miner::{DeviceReturned, MinerActor, StopReading};
 
 /// How often the miners table is checked for changes made by other processes.
 const POLL: Duration = Duration::from_secs(2);
@@ -28,6 +28,15 @@ pub struct Supervisor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reconcile;
+
+/// Discovery saw a miner's device plugged in again at the port it is read from: its reader
+/// retries now instead of waiting out its backoff.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MinerReplugged {
+    /// Which miner.
+    pub miner_id: i64,
+}
 
 /// Stop every reader (shutdown); answers once all have drained and sent their last lines.
 #[derive(Message)]
@@ -104,6 +113,17 @@ impl Handler<Reconcile> for Supervisor {
 
     fn handle(&mut self, _: Reconcile, _: &mut Self::Context) {
         self.reconcile();
+    }
+}
+
+impl Handler<MinerReplugged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MinerReplugged, _: &mut Self::Context) {
+        match self.running.get(&msg.miner_id) {
+            Some((_, addr)) => addr.do_send(DeviceReturned),
+            None => self.reconcile(),
+        }
     }
 }
 
