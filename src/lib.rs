@@ -19,6 +19,9 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
+/// reconnected, new boards offered for onboarding.
+pub mod discovery;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
