@@ -52,6 +52,11 @@ pub struct ReleasePort {
     pub tty: String,
 }
 
+/// The program is stopping: stop watching devices and probing ports (answers once done).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ShuttingDown;
+
 /// A probe finished listening.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -241,6 +246,17 @@ impl DiscoveryActor {
         }
     }
 
+    /// Ends the source thread and every probe (each notices within half a second).
+    fn stop_all(&mut self) {
+        self.source = None;
+        for (_, mut p) in self.probes.drain() {
+            p.cancel.store(true, Ordering::Relaxed);
+            if let Some(t) = p.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
     /// Stops a probe of `tty`, if one runs; returns its thread to wait for.
     fn release(&mut self, tty: &str) -> Option<JoinHandle<()>> {
         let mut probe = self.probes.remove(tty)?;
@@ -319,13 +335,7 @@ impl Actor for DiscoveryActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        for (_, mut p) in self.probes.drain() {
-            p.cancel.store(true, Ordering::Relaxed);
-            if let Some(t) = p.thread.take() {
-                let _ = t.join();
-            }
-        }
-        self.source = None;
+        self.stop_all();
     }
 }
 
@@ -369,6 +379,15 @@ impl Handler<ReleasePort> for DiscoveryActor {
                 let _ = actix_rt::task::spawn_blocking(move || t.join()).await;
             }
         })
+    }
+}
+
+impl Handler<ShuttingDown> for DiscoveryActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ShuttingDown, ctx: &mut Self::Context) {
+        self.stop_all();
+        ctx.stop();
     }
 }
 

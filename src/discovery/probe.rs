@@ -17,6 +17,7 @@ use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg, OFlag};
 use nix::sys::termios::{self, BaudRate, ControlFlags, SetArg, SpecialCharacterIndices};
 
 use crate::db::devices::ProbeResult;
+use crate::db::LinkState;
 use crate::miner::boot_config::{BootConfig, BootConfigCapture};
 use crate::miner::framing::{LineFramer, MAX_LINE_BYTES};
 use crate::miner::parse::{parse_line, MinerEvent};
@@ -171,8 +172,12 @@ pub fn run(tty: &str, baud: u32, listen: Duration, cancel: &AtomicBool) -> Probe
         Ok(p) => p,
         Err(e) => {
             let failure = port::classify(tty, &serialport::Error::from(e));
+            let detail = match failure.state {
+                LinkState::Offline => format!("{tty} vanished before it could be read"),
+                _ => format!("could not listen: {}", failure.message),
+            };
             return ProbeResult {
-                detail: format!("could not listen: {}", failure.message),
+                detail,
                 ..ProbeResult::default()
             };
         }
@@ -313,6 +318,6 @@ mod tests {
             Duration::from_secs(1),
             &AtomicBool::new(false),
         );
-        assert!(r.detail.contains("not found"), "{}", r.detail);
+        assert!(r.detail.contains("vanished"), "{}", r.detail);
     }
 }
