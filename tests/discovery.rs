@@ -335,6 +335,14 @@ fn unlisted_chips_and_ignored_boards_stay_off_the_page() {
         pid: Some(0x2303),
         ..DeviceInfo::default()
     };
+    // A board recorded by an earlier run and unplugged while shepherd was stopped.
+    rusqlite::Connection::open(&app.db)
+        .unwrap()
+        .execute(
+            "INSERT INTO unconfigured_devices (tty, vid, pid, present) VALUES ('/dev/ttyUSB9', '10c4', 'ea60', 1)",
+            [],
+        )
+        .unwrap();
     app.send(DeviceEvent::Present(vec![
         pl2303,
         ftdi("/dev/ttyUSB41"),
@@ -343,6 +351,10 @@ fn unlisted_chips_and_ignored_boards_stay_off_the_page() {
     app.wait("the FTDI board offered", |a| {
         a.get("/onboarding").1.contains("A50285BI")
     });
+    let stale: bool = app
+        .query("SELECT present FROM unconfigured_devices WHERE tty = '/dev/ttyUSB9'")
+        .unwrap();
+    assert!(!stale, "the first scan marks what is gone as unplugged");
     let page = app.get("/onboarding").1;
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
@@ -352,7 +364,7 @@ fn unlisted_chips_and_ignored_boards_stay_off_the_page() {
     let rows: i64 = app
         .query("SELECT count(*) FROM unconfigured_devices")
         .unwrap();
-    assert_eq!(rows, 2, "a PL2303 is not a chip ESP32 boards use");
+    assert_eq!(rows, 3, "a PL2303 is not a chip ESP32 boards use");
     let ignore = |tty: &str| {
         let id: i64 = app
             .query(&format!(

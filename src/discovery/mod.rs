@@ -116,8 +116,9 @@ impl DiscoveryActor {
         }
     }
 
-    /// Turns an event into changes, keeping `present` current. A full scan also returns the
-    /// ttys present, so records of devices unplugged while nothing watched are corrected.
+    /// Turns an event into changes, keeping `present` current. The first full scan also
+    /// returns the ttys present, so records of devices unplugged while nothing watched are
+    /// corrected.
     fn absorb(&mut self, event: DeviceEvent) -> (Vec<Pending>, Option<Vec<String>>) {
         match event {
             DeviceEvent::Present(list) => {
@@ -125,12 +126,14 @@ impl DiscoveryActor {
                 self.scanned = true;
                 let changes = classify::diff(&self.present, &list);
                 self.present = list.iter().map(|d| (d.tty.clone(), d.clone())).collect();
-                let ttys = list.into_iter().map(|d| d.tty).collect();
+                // Rows left "present" by a previous run are corrected once; after that the
+                // changes keep them right (and an idle scan writes nothing).
+                let ttys = (!live).then(|| list.into_iter().map(|d| d.tty).collect());
                 let pending = changes
                     .into_iter()
                     .map(|(change, dev)| Pending { change, dev, live })
                     .collect();
-                (pending, Some(ttys))
+                (pending, ttys)
             }
             DeviceEvent::Added(dev) => {
                 self.present.insert(dev.tty.clone(), dev.clone());
