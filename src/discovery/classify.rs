@@ -408,11 +408,15 @@ pub fn identify<'a>(dev: &DeviceInfo, herd: Herd<'a>) -> Option<&'a KnownMiner> 
     (by_link.next().is_none() && !elsewhere).then_some(m)
 }
 
+/// A miner read through its by-id link keeps it (the link follows the board); any other
+/// port becomes the device's stable port: the new tty, or the by-id link once it is known to
+/// name this board alone (a miner added by tty name stops depending on it).
 fn reconnect(m: &KnownMiner, dev: &DeviceInfo) -> Reconnect {
-    let still_leads_here = m.port == dev.tty || dev.by_id.as_deref() == Some(m.port.as_str());
+    let stable = dev.stable_port();
+    let keep = m.port == stable || dev.by_id.as_deref() == Some(m.port.as_str());
     Reconnect {
         miner_id: m.id,
-        new_port: (!still_leads_here).then(|| dev.stable_port().to_owned()),
+        new_port: (!keep).then(|| stable.to_owned()),
         learn_serial: match (&m.usb_serial, dev.trusted_serial()) {
             (None, Some(s)) => Some(s.to_owned()),
             _ => None,
@@ -860,15 +864,19 @@ DEVLINKS=/dev/serial/by-id/usb-Prolific_Technology_Inc._USB-Serial_Controller-if
                 learn_by_id: Some(link),
             })
         );
+        // Added by tty name: moved to its by-id link, which survives replugging.
         let miners = [miner(4, "/dev/ttyUSB2", None, None)];
-        assert!(matches!(
-            decide(Change::Added, &ftdi, herd(&miners, &[], &[], &ids)),
-            Decision::Known(Reconnect {
-                miner_id: 4,
-                new_port: None,
-                ..
-            })
-        ));
+        let Decision::Known(r) = decide(Change::Added, &ftdi, herd(&miners, &[], &[], &ids)) else {
+            panic!()
+        };
+        assert_eq!((r.miner_id, r.new_port), (4, ftdi.by_id.clone()));
+        // Without a unique serial number the tty is as good as it gets.
+        let cyd = dev(CH340_CYD);
+        let miners = [miner(5, "/dev/ttyUSB0", None, None)];
+        let Decision::Known(r) = decide(Change::Added, &cyd, herd(&miners, &[], &[], &ids)) else {
+            panic!()
+        };
+        assert_eq!((r.miner_id, r.new_port), (5, None));
     }
 
     #[test]

@@ -312,3 +312,62 @@ fn device_card(dev: &SeenDevice, data: &PageData, refused: Option<&Refused<'_>>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_choices_parse() {
+        let form = |pool: &str, address: &str| AddForm {
+            device_id: 3,
+            name: "desk".into(),
+            pool_id: pool.into(),
+            address_id: address.into(),
+        };
+        let ok = form("", " 2 ").parse().unwrap();
+        assert_eq!(
+            (ok.device_id, ok.pool_id, ok.address_id),
+            (3, None, Some(2))
+        );
+        let err = form("abc", "").parse().unwrap_err();
+        assert!(err.contains("pool \"abc\""), "{err}");
+    }
+
+    #[test]
+    fn device_titles() {
+        let dev = SeenDevice {
+            id: 1,
+            tty: "/dev/ttyUSB0".into(),
+            by_id_path: None,
+            vid: None,
+            pid: None,
+            usb_serial: None,
+            manufacturer: None,
+            product: Some("USB Serial".into()),
+            chip: Some("CH340".into()),
+            present: true,
+            ignored: false,
+            first_seen: 0,
+            last_seen: 0,
+            firmware: None,
+            pool: None,
+            probe_detail: None,
+        };
+        assert_eq!(title(&dev), "USB Serial (CH340)");
+        let named = SeenDevice {
+            product: Some("FT232R USB UART".into()),
+            chip: Some("FT232R".into()),
+            ..dev.clone()
+        };
+        assert_eq!(title(&named), "FT232R USB UART");
+        assert_eq!(
+            title(&SeenDevice {
+                product: None,
+                chip: None,
+                ..dev
+            }),
+            "USB serial device"
+        );
+    }
+}
