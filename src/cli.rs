@@ -60,6 +60,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a miner's live parsed events (or raw lines) as they arrive; Ctrl-C to stop.
+    Tail {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// The miner's name.
+        name: String,
+        /// Print raw log lines instead of parsed events.
+        #[arg(long)]
+        raw: bool,
+        /// Also print this many earlier entries first.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        lines: usize,
+    },
 }
 
 /// `shepherd miners …`

@@ -28,6 +28,15 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             }
             crate::app::run(config, demo.unwrap_or(0))
         }
+        Command::Tail {
+            common,
+            name,
+            raw,
+            lines,
+        } => {
+            let config = load_config(&common)?;
+            crate::tail::run(&config.database.path, &name, raw, lines)
+        }
         Command::Miners { common, action } => {
             let config = load_config(&common)?;
             let (conn, _) = db::open_writer(&config.database.path)?;

@@ -22,6 +22,8 @@ pub mod db;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;
+/// A miner's flash contents: SPIFFS reader and builder.
+pub mod flash;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
@@ -32,5 +34,7 @@ pub mod summarizer;
 pub mod summary;
 /// Starts and stops MinerActors as miners come and go.
 pub mod supervisor;
+/// `shepherd tail`: follow one miner's events from a shell.
+pub mod tail;
 /// Web server, pages and JSON API.
 pub mod web;

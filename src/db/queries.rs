@@ -156,3 +156,63 @@ pub fn totals(miners: &[MinerView]) -> HerdTotals {
     }
     t
 }
+
+/// One row of `miner_logs` or `miner_events` for following a miner.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedRow {
+    /// Row id (the cursor).
+    pub id: i64,
+    /// Unix ms.
+    pub ts: i64,
+    /// The raw line, or the event's kind.
+    pub text: String,
+    /// The event as JSON (events only).
+    pub detail: Option<String>,
+}
+
+/// Id of a miner by name.
+pub fn miner_id_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT id FROM miners WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// Rows of one miner after `after` (oldest first), at most `limit`. `raw` picks log lines
+/// instead of events. `after = None` means "the last `limit` rows".
+pub fn feed(
+    conn: &Connection,
+    miner_id: i64,
+    raw: bool,
+    after: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<FeedRow>> {
+    let (table, text, detail) = if raw {
+        ("miner_logs", "line", "NULL")
+    } else {
+        ("miner_events", "kind", "detail")
+    };
+    let sql = match after {
+        Some(_) => format!(
+            "SELECT id, ts, {text}, {detail} FROM {table} WHERE miner_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ),
+        None => format!(
+            "SELECT * FROM (SELECT id, ts, {text}, {detail} FROM {table} WHERE miner_id = ?1 AND ?2 = ?2
+             ORDER BY id DESC LIMIT ?3) ORDER BY id"
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        rusqlite::params![miner_id, after.unwrap_or(0), limit as i64],
+        |r| {
+            Ok(FeedRow {
+                id: r.get(0)?,
+                ts: r.get(1)?,
+                text: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
