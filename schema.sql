@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS miners (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS miners_usb_serial ON miners(usb_serial) WHERE usb_serial IS NOT NULL;
 
+-- USB serial devices that discovery saw and nobody has added as a miner yet (or that the owner
+-- ignored). One row per board: boards with a unique serial number keep their row across ttys;
+-- `tty` is where it was last seen. `firmware`, `pool` and `probe_detail` are what a short
+-- read of the port found (see src/discovery/probe.rs).
 CREATE TABLE IF NOT EXISTS unconfigured_devices (
     id            INTEGER PRIMARY KEY,
     tty           TEXT    NOT NULL,
@@ -48,9 +52,17 @@ CREATE TABLE IF NOT EXISTS unconfigured_devices (
     present       INTEGER NOT NULL DEFAULT 1,
     ignored       INTEGER NOT NULL DEFAULT 0,
     first_seen    INTEGER NOT NULL DEFAULT 0,
-    last_seen     INTEGER NOT NULL DEFAULT 0
+    last_seen     INTEGER NOT NULL DEFAULT 0,
+    firmware      TEXT,
+    pool          TEXT,
+    probe_detail  TEXT,
+    probed_at     INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_tty ON unconfigured_devices(tty);
+-- Version 2 made tty unique over all rows; an unplugged (ignored) board must keep its row
+-- while another board takes its tty name, so only present devices need distinct ttys.
+DROP INDEX IF EXISTS unconfigured_devices_tty;
+CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_present_tty
+    ON unconfigured_devices(tty) WHERE present = 1;
 
 -- Raw serial lines, high volume, pruned by age and size. Ids grow with time (one writer),
 -- so pruning walks ids instead of keeping a second index on ts.

@@ -50,6 +50,16 @@ pub enum Command {
         #[command(subcommand)]
         action: MinersAction,
     },
+    /// List the USB serial devices plugged in now and what each is to the herd (works
+    /// without a running server).
+    Devices {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a miner's live parsed events (or raw lines) as they arrive; Ctrl-C to stop.
     Tail {
         /// Shared options.
@@ -182,6 +192,12 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn devices_takes_json() {
+        let cli = Cli::try_parse_from(["shepherd", "devices", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Devices { json: true, .. }));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::discovery::classify::{default_usb_ids, UsbId};
+
 /// Everything the program can be told in `config.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +29,8 @@ pub struct Config {
     pub price: PriceConfig,
     /// Bitcoin network figures (difficulty, hashrate, height).
     pub network: NetworkConfig,
+    /// Recognising miners as they are plugged in.
+    pub discovery: DiscoveryConfig,
 }
 
 /// `[server]`
@@ -115,6 +119,31 @@ pub struct NetworkConfig {
     pub stale_after_secs: u64,
     /// Longest a single request may take, connect to last byte.
     pub timeout_secs: u64,
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Watch for USB serial devices at all.
+    pub enabled: bool,
+    /// USB `vendor:product` ids (hex; product may be `*`) of the chips to offer as miners.
+    pub usb_ids: Vec<UsbId>,
+    /// Where udev is not running: seconds between scans of /dev and /sys.
+    pub poll_secs: u64,
+    /// Seconds to listen on a new device's port for NerdMiner output (0: never open it).
+    pub probe_secs: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            usb_ids: default_usb_ids(),
+            poll_secs: 2,
+            probe_secs: 8,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -277,6 +306,7 @@ impl Config {
             ("network.interval_secs", self.network.interval_secs),
             ("network.stale_after_secs", self.network.stale_after_secs),
             ("network.timeout_secs", self.network.timeout_secs),
+            ("discovery.poll_secs", self.discovery.poll_secs),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -423,6 +453,17 @@ mod tests {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn usb_ids_are_checked_with_their_line() {
+        let c = parse("[discovery]\nusb_ids = [\"303a:*\", \"10C4:EA60\"]\n").unwrap();
+        assert_eq!(c.discovery.usb_ids.len(), 2);
+        assert!(c.discovery.usb_ids[1].matches(0x10c4, 0xea60));
+        let err = parse("[discovery]\nusb_ids = [\"cp2102\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("10c4:ea60"), "{err}");
     }
 
     #[test]

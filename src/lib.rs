@@ -21,6 +21,9 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
+/// reconnected, new boards offered for onboarding.
+pub mod discovery;
 /// A miner's flash contents: SPIFFS reader and builder.
 pub mod flash;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.

@@ -6,7 +6,8 @@
 //! from `schema.sql`, so adding a column to `schema.sql` is all a new version needs.
 //!
 //! Versions: 1 — the Flask prototype's database (same table names, fewer columns, e.g.
-//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema.
+//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema; 3 — device
+//! discovery: probe results in `unconfigured_devices`, tty unique among present devices only.
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +300,42 @@ mod tests {
             .unwrap();
         assert_eq!(logs, 2);
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_2_gains_probe_columns_and_frees_absent_ttys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             CREATE TABLE unconfigured_devices (id INTEGER PRIMARY KEY, tty TEXT NOT NULL,
+                 usb_serial TEXT, present INTEGER NOT NULL DEFAULT 1, ignored INTEGER NOT NULL DEFAULT 0);
+             CREATE UNIQUE INDEX unconfigured_devices_tty ON unconfigured_devices(tty);
+             INSERT INTO unconfigured_devices (tty, usb_serial, present, ignored)
+                 VALUES ('/dev/ttyUSB0', 'A50285BI', 0, 1);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, added } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 2);
+        assert!(
+            added.contains(&"unconfigured_devices.firmware".to_string()),
+            "{added:?}"
+        );
+        // An ignored board that was unplugged keeps its row while another takes its tty...
+        conn.execute(
+            "INSERT INTO unconfigured_devices (tty, present) VALUES ('/dev/ttyUSB0', 1)",
+            [],
+        )
+        .unwrap();
+        // ...but two present devices cannot share one.
+        assert!(conn
+            .execute(
+                "INSERT INTO unconfigured_devices (tty, present) VALUES ('/dev/ttyUSB0', 1)",
+                [],
+            )
+            .is_err());
     }
 
     #[test]

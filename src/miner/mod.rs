@@ -21,6 +21,7 @@ pub struct MinerActor {
     cfg: ReaderConfig,
     sink: Sink,
     stop: Arc<AtomicBool>,
+    wake: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -31,6 +32,7 @@ impl MinerActor {
             cfg,
             sink,
             stop: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(AtomicBool::new(false)),
             thread: None,
         }
     }
@@ -40,10 +42,11 @@ impl Actor for MinerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
-        let (cfg, sink, stop) = (self.cfg.clone(), self.sink.clone(), self.stop.clone());
+        let (cfg, sink) = (self.cfg.clone(), self.sink.clone());
+        let (stop, wake) = (self.stop.clone(), self.wake.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("miner-{}", cfg.miner_id))
-            .spawn(move || reader::run(cfg, sink, stop));
+            .spawn(move || reader::run(cfg, sink, stop, wake));
         match spawned {
             Ok(handle) => self.thread = Some(handle),
             Err(e) => tracing::error!(miner = self.cfg.miner_id, "cannot start reader thread: {e}"),
@@ -75,5 +78,19 @@ impl Handler<StopReading> for MinerActor {
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),
         )
+    }
+}
+
+/// The miner's device was plugged in again: if the port is closed, try it now rather than
+/// after the backoff.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeviceReturned;
+
+impl Handler<DeviceReturned> for MinerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DeviceReturned, _: &mut Self::Context) {
+        self.wake.store(true, Ordering::Relaxed);
     }
 }

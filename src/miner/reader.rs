@@ -106,8 +106,10 @@ impl Batcher {
     }
 }
 
-/// Runs until `stop` is set; then drains what the port still holds and sends it.
-pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
+/// Runs until `stop` is set; then drains what the port still holds and sends it. Setting
+/// `wake` while the port is missing retries at once instead of waiting out the backoff
+/// (discovery saw the device come back).
+pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, wake: Arc<AtomicBool>) {
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
         filter: EventFilter::default(),
@@ -137,11 +139,15 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
                     link(failure.state, Some(failure.message.clone()));
                     last_failure = Some(failure.message);
                 }
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(cfg.max_retry);
+                backoff = if sleep_unless_stopped(backoff, &stop, &wake) {
+                    Duration::from_secs(1)
+                } else {
+                    (backoff * 2).min(cfg.max_retry)
+                };
                 continue;
             }
         };
+        wake.store(false, Ordering::Relaxed);
         tracing::info!(miner = cfg.miner_id, port = %cfg.port, "reading");
         link(LinkState::Connected, None);
         backoff = Duration::from_secs(1);
@@ -225,9 +231,14 @@ fn read_until_gone(
     ended
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+/// Sleeps up to `total`; returns true when cut short by `wake`.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool, wake: &AtomicBool) -> bool {
     let deadline = Instant::now() + total;
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        if wake.swap(false, Ordering::Relaxed) {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    false
 }

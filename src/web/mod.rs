@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod assets;
+pub mod csrf;
 pub mod format;
+pub mod onboarding;
 pub mod pages;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
 use crate::db::{DbActor, IngestStats, ReadPool};
+use crate::discovery::DiscoveryActor;
 use crate::supervisor::Supervisor;
 
 /// What every handler can reach.
@@ -28,6 +31,8 @@ pub struct AppState {
     pub stats: Arc<IngestStats>,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// Device discovery, when enabled (onboarding frees a probed port through it).
+    pub discovery: Option<Addr<DiscoveryActor>>,
 }
 
 /// Registers every route.
@@ -35,6 +40,16 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
         .route("/healthz", web::get().to(api::healthz))
+        .route("/onboarding", web::get().to(onboarding::page))
+        .route("/onboarding", web::post().to(onboarding::add))
+        .route(
+            "/onboarding/{id}/ignore",
+            web::post().to(onboarding::ignore),
+        )
+        .route(
+            "/onboarding/{id}/unignore",
+            web::post().to(onboarding::unignore),
+        )
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 

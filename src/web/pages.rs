@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::api::{blocking, herd, HerdData};
 use super::{format, AppState};
+use crate::db::devices;
 use crate::db::queries::MinerView;
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
@@ -29,7 +30,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header.topbar {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; " The Shepherd" }
-                    nav { a href="/" { "Dashboard" } }
+                    nav { a href="/" { "Dashboard" } a href="/onboarding" { "Add devices" } }
                 }
                 main { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
@@ -142,10 +143,23 @@ fn fetch_error(feed: &str, error: Option<&str>) -> Markup {
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
+    let pool = state.pool.clone();
     let data = blocking(move || herd(&state)).await?;
+    // The banner is a hint: a failed count must not take the dashboard down.
+    let new_devices = blocking(move || pool.with(devices::count_new))
+        .await
+        .unwrap_or(0);
     Ok(layout(
         "Dashboard",
         html! {
+            @if new_devices > 0 {
+                p.notice #new-devices {
+                    a href="/onboarding" {
+                        (new_devices) " new device" @if new_devices > 1 { "s" } " — add "
+                        @if new_devices > 1 { "them" } @else { "it" }
+                    }
+                }
+            }
             (totals(&data))
             (market(&data))
             p.stale #stale hidden { "Live data unavailable — showing values as of " span #stale-since {} "." }
