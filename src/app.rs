@@ -9,6 +9,7 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::db::actor::StartPruning;
 use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
 use crate::discovery::{DiscoveryActor, Feed, ShuttingDown};
 use crate::miner::reader::Sink;
@@ -94,6 +95,7 @@ impl App {
                 writer_stats,
             )
         });
+        db.do_send(StartPruning(config.retention.clone()));
         let pool = ReadPool::new(db_path);
         let sink = Sink {
             db: db.clone(),

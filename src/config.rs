@@ -25,6 +25,8 @@ pub struct Config {
     pub summarizer: SummarizerConfig,
     /// Simulated miners.
     pub demo: DemoConfig,
+    /// How long raw lines, events and history are kept.
+    pub retention: crate::db::retention::RetentionConfig,
     /// BTC price fetching.
     pub price: PriceConfig,
     /// Bitcoin network figures (difficulty, hashrate, height).
@@ -300,6 +302,12 @@ impl Config {
             ("summarizer.interval_secs", self.summarizer.interval_secs),
             ("summarizer.stall_secs", self.summarizer.stall_secs),
             ("demo.line_interval_millis", self.demo.line_interval_millis),
+            ("retention.logs_days", self.retention.logs_days),
+            ("retention.logs_max_mb", self.retention.logs_max_mb),
+            ("retention.events_days", self.retention.events_days),
+            ("retention.minutes_days", self.retention.minutes_days),
+            ("retention.interval_secs", self.retention.interval_secs),
+            ("retention.batch_rows", self.retention.batch_rows as u64),
             ("price.interval_secs", self.price.interval_secs),
             ("price.stale_after_secs", self.price.stale_after_secs),
             ("price.timeout_secs", self.price.timeout_secs),

@@ -134,7 +134,9 @@ impl MinerState {
             MinerEvent::Subscribe { firmware } if firmware.is_some() => {
                 self.firmware.clone_from(firmware)
             }
-            MinerEvent::PoolUnreachable { pool } => self.pool = Some(pool.clone()),
+            MinerEvent::PoolUnreachable { pool } | MinerEvent::PoolConfigured { pool } => {
+                self.pool = Some(pool.clone())
+            }
             _ => {}
         }
     }

@@ -94,6 +94,14 @@ impl<R> Write<R> {
     }
 }
 
+/// Start pruning old rows on an interval (see [`super::retention`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StartPruning(pub super::retention::RetentionConfig);
+
+/// Batches one pruning tick may run before yielding back to ingest.
+const PRUNE_STEPS_PER_TICK: usize = 4;
+
 /// Ingest counters shared with the readers (back-pressure) and the web (visibility).
 #[derive(Debug, Default)]
 pub struct IngestStats {
@@ -320,6 +328,42 @@ impl Handler<LinkChanged> for DbActor {
         if let Err(e) = result {
             tracing::warn!("recording link state of miner {}: {e}", msg.miner_id);
         }
+    }
+}
+
+impl Handler<StartPruning> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartPruning, ctx: &mut Self::Context) {
+        let cfg = msg.0;
+        let interval = Duration::from_secs(cfg.interval_secs.max(1));
+        ctx.run_interval(interval, move |act, _| {
+            // A few small batches per tick: each is a short transaction, and queued log
+            // batches are handled between ticks, so a large backlog never stalls ingest.
+            let mut total = super::retention::Pruned::default();
+            for _ in 0..PRUNE_STEPS_PER_TICK {
+                match super::retention::prune_step(&mut act.conn, &cfg, now_ms()) {
+                    Ok(p) if p.is_empty() => break,
+                    Ok(p) => {
+                        total.logs += p.logs;
+                        total.events += p.events;
+                        total.minutes += p.minutes;
+                    }
+                    Err(e) => {
+                        tracing::warn!("pruning old rows failed (will retry): {e}");
+                        break;
+                    }
+                }
+            }
+            if !total.is_empty() {
+                tracing::debug!(
+                    logs = total.logs,
+                    events = total.events,
+                    minutes = total.minutes,
+                    "pruned"
+                );
+            }
+        });
     }
 }
 

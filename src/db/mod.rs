@@ -8,6 +8,7 @@ pub mod miners;
 pub mod pool;
 pub mod price_cache;
 pub mod queries;
+pub mod retention;
 pub mod summaries;
 
 pub use actor::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState, Write};

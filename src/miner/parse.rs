@@ -64,6 +64,12 @@ pub enum MinerEvent {
         /// Pool host as configured.
         pool: String,
     },
+    /// The pool the firmware was configured with, echoed after Wi-Fi connects
+    /// (`PoolString: …`, NerdMinerV2.ino.cpp / wManager.cpp).
+    PoolConfigured {
+        /// Pool host as configured.
+        pool: String,
+    },
     /// `mining.subscribe` was sent; the first firmware line that names the version.
     Subscribe {
         /// Version from the user agent (`NerdMinerV2/V1.8.3` → `V1.8.3`); `None` before 1.6.4.
@@ -213,6 +219,16 @@ static RULES: &[Rule] = &[
     Rule {
         needle: "Client not connected, trying to connect",
         handler: |_, _, _| Some(MinerEvent::PoolConnecting),
+    },
+    // wManager.cpp: settings echoed after Wi-Fi connects.
+    Rule {
+        needle: "PoolString: ",
+        handler: |line, _, end| {
+            let pool = line.get(end..)?.trim();
+            (!pool.is_empty()).then(|| MinerEvent::PoolConfigured {
+                pool: pool.to_owned(),
+            })
+        },
     },
     Rule {
         needle: "Imposible to connect to :",
@@ -1006,6 +1022,13 @@ mod tests {
                 "Client not connected, trying to connect...",
                 vec![E::PoolConnecting],
             ),
+            // wManager.cpp: settings echo after Wi-Fi connects
+            (
+                "PoolString: public-pool.io",
+                vec![E::PoolConfigured {
+                    pool: "public-pool.io".into(),
+                }],
+            ),
             (
                 "Imposible to connect to : public-pool.io",
                 vec![E::PoolUnreachable {
@@ -1260,7 +1283,7 @@ mod tests {
             ("ChipRevision: 3", vec![]),
             // lines that must stay raw
             ("WiFi connected", vec![]),
-            ("PoolString: public-pool.io", vec![]),
+            ("portNumber: 21496", vec![]),
             ("*wm:AutoConnect: SUCCESS", vec![]),
             ("ets Jun  8 2016 00:22:57", vec![]),
             ("", vec![]),
@@ -1343,6 +1366,7 @@ mod tests {
             },
             E::PoolConnecting,
             E::PoolUnreachable { pool: "p".into() },
+            E::PoolConfigured { pool: "p".into() },
             E::Subscribe { firmware: None },
             E::Authorize { worker: "w".into() },
             E::NewJob,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod csrf;
+pub mod events;
 pub mod format;
 pub mod onboarding;
 pub mod pages;
@@ -39,6 +40,7 @@ pub struct AppState {
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
+        .route("/api/events", web::get().to(events::events))
         .route("/healthz", web::get().to(api::healthz))
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
