@@ -375,3 +375,150 @@ fn write_for(master: &mut std::fs::File, seed: u64, deadline: Instant, throttle:
     }
     lines
 }
+
+/// Fills a database like a herd of `miners` after a long run: `log_rows` raw lines, 30 days
+/// of per-minute history and a summary per miner.
+pub fn generate_herd_db(path: &Path, miners_n: usize, log_rows: u64) -> anyhow::Result<()> {
+    let (mut conn, _) = db::open_writer(path)?;
+    let now = crate::clock::now_ms();
+    let tx = conn.transaction()?;
+    {
+        let mut m =
+            tx.prepare("INSERT INTO miners (id, name, port, kind) VALUES (?1, ?2, ?3, 'serial')")?;
+        let mut s = tx.prepare(
+            "INSERT INTO miner_summary (miner_id, link_state, last_seen, hashrate_khs, hashrate_avg_24h,
+               shares, accepted, temperature, best_diff, uptime_secs, firmware)
+             VALUES (?1, 'connected', ?2, 50.0, 49.5, 12, 12, 47.0, 0.5, 3600, 'V1.8.3')",
+        )?;
+        for i in 1..=miners_n as i64 {
+            m.execute(rusqlite::params![
+                i,
+                format!("miner-{i:03}"),
+                format!("/dev/ttyUSB{i}")
+            ])?;
+            s.execute(rusqlite::params![i, now])?;
+        }
+        let mut minute = tx.prepare(
+            "INSERT INTO miner_minutes (miner_id, minute, hashrate_khs, temperature, shares, samples)
+             VALUES (?1, ?2, ?3, ?4, 0, 60)",
+        )?;
+        let first_minute = now / 1000 / 60 * 60 - 30 * 86_400;
+        for i in 1..=miners_n as i64 {
+            for k in 0..30 * 1440 {
+                minute.execute(rusqlite::params![
+                    i,
+                    first_minute + k * 60,
+                    45.0 + (k % 10) as f64,
+                    47.0
+                ])?;
+            }
+        }
+        let mut line =
+            tx.prepare("INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)")?;
+        let per_ms = (7 * 86_400_000) as f64 / log_rows.max(1) as f64;
+        for n in 0..log_rows {
+            let miner = (n % miners_n as u64) as i64 + 1;
+            let ts = now - 7 * 86_400_000 + (n as f64 * per_ms) as i64;
+            line.execute(rusqlite::params![
+                miner,
+                ts,
+                ">>> Completed 1 share(s), 123456 Khashes, avg. hashrate 50.12 KH/s"
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// p50/p99 of `requests` sequential GETs of `url` (ms), or None when the route answers 404.
+fn latency(agent: &ureq::Agent, url: &str, requests: usize) -> anyhow::Result<Option<(f64, f64)>> {
+    let mut times = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let t = Instant::now();
+        let mut resp = agent.get(url).call()?;
+        let status = resp.status().as_u16();
+        let _ = resp.body_mut().read_to_vec()?;
+        if status == 404 {
+            return Ok(None);
+        }
+        if status != 200 {
+            bail!("{url} answered {status}");
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Some((percentile(&times, 0.5), percentile(&times, 0.99))))
+}
+
+/// `shepherd bench api`: latency of the herd document and of a 24-h history request against
+/// a generated database, through the real server on loopback.
+pub fn api(miners_n: usize, log_rows: u64, requests: usize) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let path = dir.join("api.db");
+    let t = Instant::now();
+    generate_herd_db(&path, miners_n, log_rows)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = size(&path) + size(&path.with_extension("db-wal"));
+    println!(
+        "api benchmark: {miners_n} miners, {log_rows} log rows, 30 days of minutes; generated in {:.0} s; database {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        db_bytes as f64 / 1048576.0
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        "[price]\nenabled = false\n[network]\nenabled = false\n[discovery]\nenabled = false\n",
+    )?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--database")
+        .arg(&path)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = Instant::now();
+    while agent.get(&format!("{base}/healthz")).call().is_err() {
+        if up.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            bail!("server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let herd = latency(&agent, &format!("{base}/api/herd_data"), requests);
+    let history = latency(
+        &agent,
+        &format!("{base}/api/miners/1/history?range=24h"),
+        requests / 4,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("| request | p50 ms | p99 ms |");
+    println!("|---|---:|---:|");
+    for (name, r) in [
+        ("/api/herd_data", herd?),
+        ("/api/miners/1/history?range=24h", history?),
+    ] {
+        match r {
+            Some((p50, p99)) => println!("| {name} | {p50:.2} | {p99:.2} |"),
+            None => println!("| {name} | (route not available) | |"),
+        }
+    }
+    Ok(())
+}

@@ -100,6 +100,18 @@ pub enum BenchKind {
         #[arg(long)]
         no_naive: bool,
     },
+    /// p50/p99 latency of /api/herd_data and a 24-h history request on a big database.
+    Api {
+        /// Miners in the generated database.
+        #[arg(long, default_value_t = 100)]
+        miners: usize,
+        /// Raw log rows in the generated database.
+        #[arg(long, default_value_t = 10_000_000)]
+        log_rows: u64,
+        /// Requests of /api/herd_data (a quarter as many history requests).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
     /// (internal) the child process that plays the miners.
     #[command(hide = true)]
     SimWriter {

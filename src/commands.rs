@@ -44,6 +44,11 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 baud,
                 no_naive,
             } => crate::bench::ingest(miners, seconds, baud, !no_naive),
+            BenchKind::Api {
+                miners,
+                log_rows,
+                requests,
+            } => crate::bench::api(miners, log_rows, requests),
             BenchKind::SimWriter {
                 miners,
                 seconds,
