@@ -2,6 +2,7 @@
 //! that the real MinerActors read through the real serial code: demo mode exercises ingest, it
 //! does not bypass it.
 
+pub mod esp32;
 pub mod nerdminer;
 pub mod pty;
 
