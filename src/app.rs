@@ -8,34 +8,53 @@ use actix::prelude::*;
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
+use crate::db::{self, commands, miners, DbActor, IngestStats, ReadPool};
 use crate::miner::reader::Sink;
-use crate::sim::{self, SimHandle};
+use crate::sim::esp32::{self, SimEsp32};
+use crate::sim::LineRegistry;
 use crate::summarizer::{SummarizeNow, SummarizerActor};
-use crate::supervisor::{StopAll, Supervisor};
+use crate::supervisor::{MinerSettings, StopAll, Supervisor};
 use crate::web::{self, AppState};
 
 /// Runs until SIGINT or SIGTERM. `demo` simulated miners are started first.
 pub fn run(config: Config, demo: usize) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
-    system.block_on(run_async(config, demo))
+    system.block_on(serve(
+        config,
+        demo,
+        LineRegistry::default(),
+        wait_for_signal(),
+    ))
 }
 
-async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
+/// Runs everything until `shutdown` completes. `demo` simulated ESP32 miners are started
+/// first; `sims` names simulated chips already running behind pseudo-terminals (tests), whose
+/// DTR/RTS calls the MinerActors then deliver to them.
+pub async fn serve(
+    config: Config,
+    demo: usize,
+    sims: LineRegistry,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let db_path = config.database.path.clone();
     let (mut conn, migration) = db::open_writer(&db_path)?;
     tracing::info!(database = %db_path.display(), ?migration, "database ready");
+    let interrupted = commands::fail_interrupted(&conn)?;
+    if interrupted > 0 {
+        tracing::warn!("{interrupted} command(s) were interrupted by the last shutdown");
+    }
 
-    let mut sims = Vec::with_capacity(demo);
+    let mut demo_sims: Vec<SimEsp32> = Vec::with_capacity(demo);
     for i in 1..=demo {
-        let handle = sim::spawn(
+        let handle = esp32::demo(
             i as u64,
             Duration::from_millis(config.demo.line_interval_millis),
         )
         .context("cannot create a pseudo-terminal for a simulated miner")?;
-        sims.push(handle);
+        sims.register(&handle.path, handle.line_control());
+        demo_sims.push(handle);
     }
-    let ports: Vec<String> = sims.iter().map(|s| s.path.clone()).collect();
+    let ports: Vec<String> = demo_sims.iter().map(|s| s.path.clone()).collect();
     miners::sync_demo(&mut conn, &ports).context("cannot register the demo miners")?;
     if demo > 0 {
         tracing::info!("demo: {demo} simulated NerdMiners on pseudo-terminals");
@@ -58,7 +77,12 @@ async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
         db: db.clone(),
         stats: stats.clone(),
     };
-    let supervisor = Supervisor::new(pool.clone(), sink, config.ingest.clone()).start();
+    let settings = MinerSettings {
+        backups_dir: config.backups_dir(),
+        backups_keep: config.backups.keep,
+        sims,
+    };
+    let supervisor = Supervisor::new(pool.clone(), sink, config.ingest.clone(), settings).start();
     let summarizer_arbiter = Arbiter::new();
     let (sum_pool, sum_db) = (pool.clone(), db.clone());
     let interval = Duration::from_secs(config.summarizer.interval_secs);
@@ -78,12 +102,12 @@ async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
     let server_task = actix_rt::spawn(server);
     announce(&config);
 
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: stopping simulators and readers, flushing the database");
     server_handle.stop(true).await;
     let _ = server_task.await;
-    let names: Vec<String> = (1..=sims.len()).map(|i| format!("demo-{i}")).collect();
-    let written: Vec<u64> = sims.iter_mut().map(SimHandle::stop).collect();
+    let names: Vec<String> = (1..=demo_sims.len()).map(|i| format!("demo-{i}")).collect();
+    let written: Vec<u64> = demo_sims.iter_mut().map(SimEsp32::stop).collect();
     let _ = supervisor.send(StopAll).await;
     flush(&db).await;
     let _ = summarizer.send(SummarizeNow).await;
@@ -91,7 +115,7 @@ async fn run_async(config: Config, demo: usize) -> anyhow::Result<()> {
     for (name, n) in names.iter().zip(written) {
         tracing::info!("demo miner {name} wrote {n} lines");
     }
-    drop(sims);
+    drop(demo_sims);
     db_arbiter.stop();
     summarizer_arbiter.stop();
     tracing::info!("stopped");

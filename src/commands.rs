@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{Command, Common, MinersAction};
+use crate::cli::{Command, Common, ConfigAction, MinersAction};
 use crate::config::Config;
 use crate::db::{self, miners};
 
@@ -33,6 +33,17 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         } => {
             let config = load_config(&common)?;
             crate::tail::run(&config.database.path, &name, raw, lines)
+        }
+        Command::Spiffs { action } => crate::flash_commands::spiffs(action),
+        Command::Flash { action } => crate::flash_commands::flash(action),
+        Command::Config { common, action } => {
+            let config = load_config(&common)?;
+            let ConfigAction::Get {
+                name,
+                method,
+                timeout,
+            } = action;
+            crate::flash_commands::config_get(&config.database.path, &name, &method, timeout)
         }
         Command::Miners { common, action } => {
             let config = load_config(&common)?;

@@ -23,6 +23,22 @@ pub struct Config {
     pub summarizer: SummarizerConfig,
     /// Simulated miners.
     pub demo: DemoConfig,
+    /// Raw SPIFFS images kept from configuration reads.
+    pub backups: BackupsConfig,
+}
+
+/// `[backups]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// Backups kept per miner; older ones are deleted after each new one.
+    pub keep: usize,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        Self { keep: 10 }
+    }
 }
 
 /// `[server]`
@@ -191,6 +207,7 @@ impl Config {
             ("summarizer.interval_secs", self.summarizer.interval_secs),
             ("summarizer.stall_secs", self.summarizer.stall_secs),
             ("demo.line_interval_millis", self.demo.line_interval_millis),
+            ("backups.keep", self.backups.keep as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -201,6 +218,11 @@ impl Config {
             return Err("ingest.max_pending_lines must be at least ingest.batch_lines".into());
         }
         Ok(())
+    }
+
+    /// Where configuration backups go: `<data dir>/backups/<miner id>/<time>.bin`.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.data_dir().join("backups")
     }
 
     /// Folder for files that belong beside the database (config backups).
@@ -275,6 +297,16 @@ mod tests {
     fn unreadable_file_says_so() {
         let err = Config::load(Some(Path::new("/nonexistent/shepherd.toml"))).unwrap_err();
         assert!(err.to_string().contains("--config"), "{err}");
+    }
+
+    #[test]
+    fn backups_keep_defaults_to_ten_and_must_be_positive() {
+        assert_eq!(Config::default().backups.keep, 10);
+        assert_eq!(parse("[backups]\nkeep = 3\n").unwrap().backups.keep, 3);
+        assert!(parse("[backups]\nkeep = 0\n")
+            .unwrap_err()
+            .to_string()
+            .contains("backups.keep"));
     }
 
     #[test]

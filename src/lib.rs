@@ -19,8 +19,10 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
-/// A miner's flash contents: SPIFFS reader and builder.
+/// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
+/// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get`.
+pub mod flash_commands;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).

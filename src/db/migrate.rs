@@ -6,7 +6,8 @@
 //! from `schema.sql`, so adding a column to `schema.sql` is all a new version needs.
 //!
 //! Versions: 1 — the Flask prototype's database (same table names, fewer columns, e.g.
-//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema.
+//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema; 3 — command
+//! results (`miner_commands.result_json`, `started_at`).
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! The blocking reader a MinerActor runs on its own thread: open the port, frame and parse
 //! lines, hand batches to the DbActor, and reopen with backoff when the port goes away.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,7 @@ use super::parse::{mask_secrets, parse_line};
 use super::port;
 use crate::clock::now_ms;
 use crate::db::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState};
+use crate::flash::lines::{self, Forwarding, LineControl, ResetKind, SerialLines};
 
 /// What a reader needs to know.
 #[derive(Debug, Clone)]
@@ -30,7 +33,18 @@ pub struct ReaderConfig {
     pub max_pending_lines: usize,
     /// Longest backoff between reopen attempts.
     pub max_retry: Duration,
+    /// Where this miner's configuration backups go.
+    pub backups_dir: PathBuf,
+    /// Backups kept.
+    pub backups_keep: usize,
+    /// Demo and tests: the simulated chip behind this pseudo-terminal, which receives the
+    /// DTR/RTS calls a real port would get (a pty has no modem lines). `None` for hardware.
+    pub sim_lines: Option<Forwarding>,
 }
+
+/// Work that needs the port, run on the reader thread between reads so that one owner ever
+/// touches it. Gets the session, or why the port is not open.
+pub type PortJob = Box<dyn FnOnce(Result<&mut PortSession<'_>, String>) + Send>;
 
 /// Where a reader sends what it reads.
 #[derive(Clone)]
@@ -103,8 +117,9 @@ impl Batcher {
     }
 }
 
-/// Runs until `stop` is set; then drains what the port still holds and sends it.
-pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
+/// Runs until `stop` is set; then drains what the port still holds and sends it. Jobs from
+/// `jobs` run between reads, in order.
+pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, jobs: Receiver<PortJob>) {
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
         lines: Vec::with_capacity(cfg.batch_lines),
@@ -128,6 +143,10 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
         let mut port = match port::open(&cfg.port, cfg.baud) {
             Ok(p) => p,
             Err(failure) => {
+                // Nothing can use a port that is not open: say so now rather than queue.
+                while let Ok(job) = jobs.try_recv() {
+                    job(Err(failure.message.clone()));
+                }
                 if last_failure.as_deref() != Some(failure.message.as_str()) {
                     tracing::warn!(miner = cfg.miner_id, "{}", failure.message);
                     link(failure.state, Some(failure.message.clone()));
@@ -142,7 +161,7 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
         link(LinkState::Connected, None);
         backoff = Duration::from_secs(1);
         last_failure = None;
-        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop);
+        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop, &jobs, &cfg);
         batcher.send(true);
         match ended {
             Ended::Stopped => break,
@@ -163,6 +182,9 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>) {
         }
     }
     batcher.send(true);
+    while let Ok(job) = jobs.try_recv() {
+        job(Err("shepherd is stopping".into()));
+    }
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
@@ -175,6 +197,8 @@ fn read_until_gone(
     port: &mut dyn serialport::SerialPort,
     batcher: &mut Batcher,
     stop: &AtomicBool,
+    jobs: &Receiver<PortJob>,
+    cfg: &ReaderConfig,
 ) -> Ended {
     let mut framer = LineFramer::new(MAX_LINE_BYTES);
     let mut buf = vec![0u8; 8192];
@@ -204,12 +228,148 @@ fn read_until_gone(
         if batcher.due() {
             batcher.send(false);
         }
+        if let Ok(job) = jobs.try_recv() {
+            // Every line read so far goes to the database before the job may reset the chip.
+            batcher.send(true);
+            let mut session = PortSession {
+                port: &mut *port,
+                framer: &mut framer,
+                batcher: &mut *batcher,
+                cfg,
+                gone: None,
+            };
+            job(Ok(&mut session));
+            let gone = session.gone.take();
+            batcher.send(true);
+            if let Some(why) = gone {
+                break Ended::Gone(why);
+            }
+        }
     };
     framer.finish(&mut framed);
     for line in framed.drain(..) {
         batcher.add(line);
     }
     ended
+}
+
+/// The port lent to a job: raw access for the loader, DTR/RTS resets, and reading lines into
+/// the normal ingest (so a boot log captured for its configuration is stored like any other).
+pub struct PortSession<'a> {
+    port: &'a mut dyn serialport::SerialPort,
+    framer: &'a mut LineFramer,
+    batcher: &'a mut Batcher,
+    cfg: &'a ReaderConfig,
+    gone: Option<String>,
+}
+
+impl PortSession<'_> {
+    /// The port itself (for the ROM loader).
+    pub fn port(&mut self) -> &mut dyn serialport::SerialPort {
+        &mut *self.port
+    }
+
+    /// The miner's id.
+    pub fn miner_id(&self) -> i64 {
+        self.cfg.miner_id
+    }
+
+    /// The device path.
+    pub fn path(&self) -> &str {
+        &self.cfg.port
+    }
+
+    /// Where this miner's backups go, and how many to keep.
+    pub fn backups(&self) -> (PathBuf, usize) {
+        (
+            self.cfg.backups_dir.join(self.cfg.miner_id.to_string()),
+            self.cfg.backups_keep,
+        )
+    }
+
+    /// Runs a reset sequence: through the simulator in demo/tests, else on the port's lines.
+    pub fn reset(&mut self, kind: ResetKind) -> Result<(), String> {
+        // A reset cuts the line being printed: store what came of it as a line of its own.
+        let mut framed = Vec::new();
+        self.framer.finish(&mut framed);
+        for line in framed {
+            self.batcher.add(line);
+        }
+        let result = match &self.cfg.sim_lines {
+            Some(sim) => {
+                let mut sim = sim.clone();
+                let wiring = sim.wiring();
+                lines::run(&mut sim as &mut dyn LineControl, kind, wiring)
+            }
+            None => {
+                let wiring = lines::wiring_of(&self.cfg.port);
+                lines::run(&mut SerialLines(&mut *self.port), kind, wiring)
+            }
+        };
+        result.map_err(|e| {
+            format!(
+                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB                  serial adapter with modem-control lines (CP210x, CH340, native USB); press its                  RESET button instead",
+                self.cfg.port
+            )
+        })
+    }
+
+    /// Reads lines into the normal ingest until `deadline` or until `on_line` (given each raw,
+    /// unmasked line) returns true. Returns whether it did. Port failure ends the session.
+    pub fn read_lines(
+        &mut self,
+        deadline: Instant,
+        on_line: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, String> {
+        let mut buf = vec![0u8; 4096];
+        let mut framed = Vec::new();
+        while Instant::now() < deadline {
+            match self.port.read(&mut buf) {
+                Ok(0) => return Err(self.lost("end of file".into())),
+                Ok(n) => {
+                    self.framer.push(&buf[..n], &mut framed);
+                    let mut done = false;
+                    for line in framed.drain(..) {
+                        if !done && on_line(&line.text) {
+                            done = true;
+                        }
+                        self.batcher.add(line);
+                    }
+                    if self.batcher.due() {
+                        self.batcher.send(false);
+                    }
+                    if done {
+                        return Ok(true);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if self.batcher.due() {
+                        self.batcher.send(false);
+                    }
+                }
+                Err(e) => return Err(self.lost(e.to_string())),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records that the port failed during the job; the reader reopens it afterwards.
+    pub fn lost(&mut self, why: String) -> String {
+        let msg = format!(
+            "port gone: {} failed ({why}); is the miner still plugged in? It will be reopened \
+             when it returns",
+            self.cfg.port
+        );
+        self.gone = Some(why);
+        msg
+    }
 }
 
 fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {

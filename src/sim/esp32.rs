@@ -105,6 +105,22 @@ pub fn default_config_json(seed: u64) -> String {
     SimMiner::new(seed, Board::NoDisplay).config_json()
 }
 
+/// Demo miner number `index`: a classic ESP32 board with a huge_app flash holding its own
+/// `/config.json`, printing a status block every `interval`.
+pub fn demo(index: u64, interval: Duration) -> std::io::Result<SimEsp32> {
+    let files = [SpiffsFile {
+        path: "/config.json".into(),
+        data: default_config_json(index).into_bytes(),
+    }];
+    let flash = huge_app_flash(&files).map_err(std::io::Error::other)?;
+    let mut cfg = SimEsp32Config::new(index, flash);
+    cfg.line_interval = interval;
+    if index % 3 == 2 {
+        cfg.board = Board::Display;
+    }
+    SimEsp32::spawn(cfg)
+}
+
 /// What a caller can observe and change while the chip runs.
 #[derive(Debug, Default)]
 pub struct SimState {
@@ -118,6 +134,8 @@ pub struct SimState {
     pub line_events: Vec<LineEvent>,
     /// Whether the last boot found a configuration (false: setup portal).
     pub configured: bool,
+    /// Non-empty lines written in full (demo shutdown checks that ingest stored them all).
+    pub lines_written: u64,
 }
 
 /// Changes written data after the checksum was accepted (flash address, block): models a
@@ -227,18 +245,19 @@ impl SimEsp32 {
     }
 
     /// Powers it off (the pty stays open until the handle is dropped, so nothing written is
-    /// lost).
-    pub fn stop(&mut self) {
+    /// lost). Returns the number of non-empty lines it wrote.
+    pub fn stop(&mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(Ok(master)) = self.thread.take().map(JoinHandle::join) {
             self.master = Some(master);
         }
+        self.state(|s| s.lines_written)
     }
 }
 
 impl Drop for SimEsp32 {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 
@@ -460,13 +479,19 @@ impl Chip {
             text.push_str(l);
             text.push_str(if l.starts_with(">>>") { "\n" } else { "\r\n" });
         }
-        self.write(text.as_bytes());
+        if self.write(text.as_bytes()) {
+            let n = lines.iter().filter(|l| !l.trim().is_empty()).count() as u64;
+            lock(&self.shared.state).lines_written += n;
+        }
     }
 
     /// Writes everything unless stopped: a reader that stopped reading must not hang the
     /// simulator's shutdown.
-    fn write(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && !self.stop.load(Ordering::Relaxed) {
+    fn write(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
             match self.master.write(bytes) {
                 Ok(n) => bytes = &bytes[n..],
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -474,9 +499,10 @@ impl Chip {
                     let _ = poll(&mut fds, PollTimeout::from(10u16));
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
+        true
     }
 
     fn request(&mut self, frame: &[u8]) {
@@ -490,7 +516,9 @@ impl Chip {
                 .handle(&req, &mut flash, hook.as_mut(), self.cfg.mac)
         };
         for r in responses {
-            self.write(&slip::encode(&r.encode(ROM_STATUS_LEN)));
+            if !self.write(&slip::encode(&r.encode(ROM_STATUS_LEN))) {
+                return;
+            }
         }
         if self.rom.reboot_requested {
             self.boot(false);

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod format;
+pub mod manage;
 pub mod pages;
 
 use std::sync::Arc;
@@ -35,6 +36,13 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
         .route("/healthz", web::get().to(api::healthz))
+        .route("/miners/manage/{id}", web::get().to(manage::page))
+        .route(
+            "/api/miner/{id}/get_config",
+            web::post().to(manage::get_config),
+        )
+        .route("/api/commands/{id}", web::get().to(manage::command))
+        .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 
