@@ -32,15 +32,27 @@ pub struct Loader<T> {
 impl<T: Read + Write> Loader<T> {
     /// Synchronises with the bootloader on `io` (the chip must already be in it).
     pub fn connect(io: T) -> Result<Self, LoaderError> {
-        let mut t = Transport::new(io);
+        let mut loader = Self::new(io);
+        loader.sync()?;
+        Ok(loader)
+    }
+
+    /// A loader on `io`, not yet synchronised.
+    pub fn new(io: T) -> Self {
+        Self {
+            t: Transport::new(io),
+        }
+    }
+
+    /// Sends SYNC until the ROM answers.
+    pub fn sync(&mut self) -> Result<(), LoaderError> {
         for _ in 0..SYNC_ATTEMPTS {
-            match t.command(&Command::Sync) {
+            match self.t.command(&Command::Sync) {
                 Ok(_) => {
                     // The ROM answers one SYNC eight times: let the rest arrive and go.
-                    t.drain(Duration::from_millis(50))?;
-                    return Ok(Self { t });
+                    self.t.drain(Duration::from_millis(50))?;
+                    return Ok(());
                 }
-                Err(LoaderError::Timeout { .. }) => {}
                 Err(LoaderError::Io(e)) => return Err(LoaderError::Io(e)),
                 Err(_) => {}
             }
@@ -48,6 +60,11 @@ impl<T: Read + Write> Loader<T> {
         Err(LoaderError::NoSync {
             attempts: SYNC_ATTEMPTS,
         })
+    }
+
+    /// What the chip printed outside loader frames so far (its boot banner).
+    pub fn take_text(&mut self) -> Vec<u8> {
+        self.t.take_text()
     }
 
     /// The port back.

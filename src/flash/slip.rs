@@ -43,6 +43,12 @@ impl Decoder {
 
     /// Feeds bytes; complete frames are appended to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) {
+        self.push_with_text(bytes, out, &mut Vec::new());
+    }
+
+    /// Like [`push`](Self::push), and bytes seen before the first frame (text the chip printed
+    /// before its loader spoke: a boot log) are appended to `text`.
+    pub fn push_with_text(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>, text: &mut Vec<u8>) {
         for &b in bytes {
             if b == END {
                 if self.in_frame && !self.buf.is_empty() && !self.overflow {
@@ -57,6 +63,7 @@ impl Decoder {
                 continue;
             }
             if !self.in_frame {
+                text.push(b);
                 continue;
             }
             let byte = if self.escaped {
@@ -111,10 +118,12 @@ mod tests {
         stream.extend(encode(&[4]));
         let mut d = Decoder::new();
         let mut out = Vec::new();
+        let mut text = Vec::new();
         for chunk in stream.chunks(3) {
-            d.push(chunk, &mut out);
+            d.push_with_text(chunk, &mut out, &mut text);
         }
         assert_eq!(out, vec![vec![1, 2, 3], vec![4]]);
+        assert!(String::from_utf8_lossy(&text).ends_with("waiting for download\r\n"));
     }
 
     #[test]

@@ -84,7 +84,11 @@ pub struct Transport<T> {
     frames: VecDeque<Vec<u8>>,
     buf: Vec<u8>,
     status_len: usize,
+    text: Vec<u8>,
 }
+
+/// Most text outside frames kept for [`Transport::take_text`].
+const MAX_TEXT: usize = 64 * 1024;
 
 impl<T: Read + Write> Transport<T> {
     /// Wraps a stream whose reads time out after a short while (a serial port's timeout),
@@ -96,7 +100,14 @@ impl<T: Read + Write> Transport<T> {
             frames: VecDeque::new(),
             buf: vec![0; 4096],
             status_len: ROM_STATUS_LEN,
+            text: Vec::new(),
         }
+    }
+
+    /// Text received outside frames so far (what the chip printed before its loader answered,
+    /// or instead of it), for the caller to log; bounded.
+    pub fn take_text(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.text)
     }
 
     /// The stream back.
@@ -129,8 +140,12 @@ impl<T: Read + Write> Transport<T> {
                 }
                 Ok(n) => {
                     let mut out = Vec::new();
-                    self.decoder.push(&self.buf[..n], &mut out);
+                    let mut text = Vec::new();
+                    self.decoder
+                        .push_with_text(&self.buf[..n], &mut out, &mut text);
                     self.frames.extend(out);
+                    let room = MAX_TEXT.saturating_sub(self.text.len());
+                    self.text.extend_from_slice(&text[..text.len().min(room)]);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(1))
@@ -193,7 +208,6 @@ impl<T: Read + Write> Transport<T> {
     pub fn drain(&mut self, duration: Duration) -> Result<(), LoaderError> {
         let deadline = Instant::now() + duration;
         while self.next_frame(deadline)?.is_some() {}
-        self.decoder.reset();
         Ok(())
     }
 }

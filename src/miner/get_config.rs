@@ -94,16 +94,22 @@ fn db_call<R: Send + 'static>(
     }
 }
 
-/// Writes progress to the command row.
+/// Writes progress to the command row, and keeps the steps for the result (a fast chip
+/// finishes steps between two polls of the page).
 struct Reporter<'a> {
     db: &'a Addr<DbActor>,
     id: i64,
+    steps: std::cell::RefCell<Vec<String>>,
 }
 
 impl Reporter<'_> {
     fn detail(&self, text: impl Into<String>) {
         let (id, text) = (self.id, text.into());
         tracing::debug!(command = id, "{text}");
+        // Progress percentages are not steps.
+        if !text.ends_with('%') || text.ends_with(": 0%") {
+            self.steps.borrow_mut().push(text.clone());
+        }
         self.db
             .do_send(Write::new(move |c| commands::set_detail(c, id, &text)));
     }
@@ -133,11 +139,20 @@ pub fn execute(
             let path = session.path().to_owned();
             let (db2, text) = (db.clone(), format!("running on {path}"));
             let _ = db_call(&db2, move |c| commands::start(c, id, &text));
-            let rep = Reporter { db, id };
-            match Method::from_payload(payload) {
+            let rep = Reporter {
+                db,
+                id,
+                steps: Default::default(),
+            };
+            let mut outcome = match Method::from_payload(payload) {
                 Err(e) => failed(e),
                 Ok(method) => run(session, &rep, method),
+            };
+            if !outcome.result.is_object() {
+                outcome.result = json!({});
             }
+            outcome.result["steps"] = json!(rep.steps.take());
+            outcome
         }
     };
     let miner_config = outcome
@@ -307,16 +322,28 @@ fn talk_to_loader(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
 ) -> Result<LoaderRead, FlashFailure> {
-    let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
     rep.detail("syncing with the ROM bootloader");
-    let port = session.port();
-    let mut loader = match Loader::connect(&mut *port) {
-        Ok(l) => l,
+    let mut loader = Loader::new(session.port());
+    let result = read_with_loader(&mut loader, rep);
+    // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
+    // it did not enter the bootloader) is part of its log like any other line.
+    let text = loader.take_text();
+    session.ingest_bytes(&text);
+    result
+}
+
+fn read_with_loader<T: std::io::Read + std::io::Write>(
+    loader: &mut Loader<T>,
+    rep: &Reporter<'_>,
+) -> Result<LoaderRead, FlashFailure> {
+    let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
+    match loader.sync() {
+        Ok(()) => {}
         Err(e @ LoaderError::NoSync { .. }) => {
             return Err(FlashFailure::Other(format!("bootloader not entered: {e}")))
         }
         Err(e) => return Err(other(e)),
-    };
+    }
     let chip = loader.detect_chip().map_err(other)?;
     let mac = loader.mac(chip).unwrap_or_else(|_| "unknown".into());
     rep.detail(format!(
@@ -367,13 +394,16 @@ fn talk_to_loader(
     Ok((chip.name.to_owned(), mac, part, image))
 }
 
-/// Hard-resets into the firmware and waits until it prints again.
+/// Hard-resets into the firmware and waits until it boots: its boot banner, not just any
+/// line (lines printed before the reset may still be buffered).
 fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
     session.reset(ResetKind::HardReset)?;
-    let resumed = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
-        !l.trim().is_empty()
+    let mut any = false;
+    let booted = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
+        any |= !l.trim().is_empty();
+        l.contains("rst:0x") || l.contains("NerdMiner v2 starting")
     })?;
-    if resumed {
+    if booted || any {
         Ok(())
     } else {
         Err(format!(

@@ -360,6 +360,16 @@ impl PortSession<'_> {
         Ok(false)
     }
 
+    /// Ingests bytes read by someone else (the loader's transport: the boot banner the chip
+    /// printed around its bootloader) as log lines.
+    pub fn ingest_bytes(&mut self, bytes: &[u8]) {
+        let mut framed = Vec::new();
+        self.framer.push(bytes, &mut framed);
+        for line in framed {
+            self.batcher.add(line);
+        }
+    }
+
     /// Records that the port failed during the job; the reader reopens it afterwards.
     pub fn lost(&mut self, why: String) -> String {
         let msg = format!(
