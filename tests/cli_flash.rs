@@ -40,7 +40,10 @@ fn flash_inspect_shows_table_and_files_of_a_full_dump() {
     let out = String::from_utf8_lossy(&out);
     assert!(ok, "{err}");
     assert!(out.contains("MD5 verified"), "{out}");
-    assert!(out.contains("spiffs, data, spiffs, 0x310000, 0xe0000"), "{out}");
+    assert!(
+        out.contains("spiffs, data, spiffs, 0x310000, 0xe0000"),
+        "{out}"
+    );
     assert!(out.contains("app0, app, ota_0, 0x10000, 0x300000"), "{out}");
     assert!(out.contains("192\t/config.json"), "{out}");
 }
@@ -130,7 +133,10 @@ fn bad_input_fails_with_a_clear_message() {
     if let Some(multi) = vector("multi.bin") {
         let (ok, _, err) = shepherd(&["spiffs", "extract", &multi, "/nope"]);
         assert!(!ok);
-        assert!(err.contains("no file /nope") && err.contains("/notes.txt"), "{err}");
+        assert!(
+            err.contains("no file /nope") && err.contains("/notes.txt"),
+            "{err}"
+        );
     }
 }
 

@@ -218,7 +218,7 @@ pub async fn page(
                     tbody { @for c in &d.commands { tr {
                         td { (c.id) } td { (c.command) }
                         td { span class={"badge cmd-" (c.status)} { (c.status) } }
-                        td { (c.detail.as_deref().unwrap_or("")) }
+                        td.detail { (c.detail.as_deref().unwrap_or("")) }
                         td { (time_cell(Some(c.created_at))) }
                     } } }
                 } }
