@@ -75,19 +75,27 @@ impl Supervisor {
         if self.stopping {
             return;
         }
-        let pending = match self.pool.with(commands::pending) {
+        let active = match self.pool.with(commands::active) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("supervisor cannot read queued commands: {e}");
                 return;
             }
         };
+        let (running, pending): (Vec<_>, Vec<_>) =
+            active.into_iter().partition(|c| c.status == "running");
         let still: HashSet<i64> = pending.iter().map(|c| c.id).collect();
         // Forget commands that have started (they are no longer pending): the actor has them.
         self.dispatched.retain(|id, _| still.contains(id));
+        // A miner is busy with its running command, else with the first one handed over.
         let mut busy: HashMap<i64, i64> = HashMap::new();
-        for (id, miner) in &self.dispatched {
-            busy.entry(*miner).or_insert(*id);
+        for c in &running {
+            busy.entry(c.miner_id).or_insert(c.id);
+        }
+        let mut handed: Vec<(i64, i64)> = self.dispatched.iter().map(|(i, m)| (*i, *m)).collect();
+        handed.sort_unstable();
+        for (id, miner) in handed {
+            busy.entry(miner).or_insert(id);
         }
         for cmd in pending {
             if self.dispatched.contains_key(&cmd.id) {

@@ -85,6 +85,15 @@ pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<CommandRow>> {
     rows.collect()
 }
 
+/// Every pending or running command, oldest first.
+pub fn active(conn: &Connection) -> rusqlite::Result<Vec<CommandRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM miner_commands WHERE status IN ('pending', 'running') ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.collect()
+}
+
 /// A miner's latest commands, newest first.
 pub fn recent(conn: &Connection, miner_id: i64, limit: usize) -> rusqlite::Result<Vec<CommandRow>> {
     let mut stmt = conn.prepare_cached(&format!(

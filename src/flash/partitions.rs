@@ -111,8 +111,9 @@ pub struct PartitionTable {
 pub enum PartitionError {
     /// Erased flash where the table should be.
     #[error(
-        "no partition table at 0x8000 (the flash there is erased): this miner has never been \
-         flashed with firmware, or the read came from the wrong offset"
+        "no partition table at 0x8000 (the flash there is erased): this board has never been \
+         flashed with firmware; flash NerdMiner onto it first (its configuration then comes from \
+         its setup portal)"
     )]
     NoTable,
     /// Fewer bytes than one record.
