@@ -8,6 +8,7 @@
 //! can show it live.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -32,6 +33,8 @@ use crate::flash::transport::LoaderError;
 const BOOT_CAPTURE_WINDOW: Duration = Duration::from_secs(20);
 /// How long the firmware gets to print anything after the reset that ends a flash read.
 const RESUME_WINDOW: Duration = Duration::from_secs(10);
+/// Bytes read between checks for a stop request (2 s at 115200 baud).
+const STOP_CHECK_BYTES: u32 = 16 * 1024;
 /// Flash size assumed for SPI_SET_PARAMS (only bounds reads; the table says where things are).
 const FLASH_SIZE: u32 = 16 << 20;
 
@@ -323,8 +326,9 @@ fn talk_to_loader(
     rep: &Reporter<'_>,
 ) -> Result<LoaderRead, FlashFailure> {
     rep.detail("syncing with the ROM bootloader");
+    let stop = session.stop_flag();
     let mut loader = Loader::new(session.port());
-    let result = read_with_loader(&mut loader, rep);
+    let result = read_with_loader(&mut loader, rep, stop);
     // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
     // it did not enter the bootloader) is part of its log like any other line.
     let text = loader.take_text();
@@ -335,6 +339,7 @@ fn talk_to_loader(
 fn read_with_loader<T: std::io::Read + std::io::Write>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
+    stop: &AtomicBool,
 ) -> Result<LoaderRead, FlashFailure> {
     let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
     match loader.sync() {
@@ -369,17 +374,28 @@ fn read_with_loader<T: std::io::Read + std::io::Write>(
     rep.detail(format!("{label}: 0%"));
     let mut last_pct = 0;
     let mut last_at = Instant::now();
-    let image = loader
-        .read_flash(offset, size, &mut |done, total| {
-            let pct = (u64::from(done) * 100 / u64::from(total.max(1))) as u32;
-            if pct >= last_pct + 5 || (pct > last_pct && last_at.elapsed() > Duration::from_secs(2))
-            {
-                last_pct = pct;
-                last_at = Instant::now();
-                rep.detail(format!("{label}: {pct}%"));
-            }
-        })
-        .map_err(other)?;
+    let mut image = Vec::with_capacity(size as usize);
+    // In slices, so a shepherd that is asked to stop abandons the read (minutes on real
+    // hardware) and still puts the miner back into its firmware.
+    while (image.len() as u32) < size {
+        if stop.load(Ordering::Relaxed) {
+            return Err(FlashFailure::Other(
+                "shepherd is stopping: the flash read was abandoned".into(),
+            ));
+        }
+        let done = image.len() as u32;
+        let slice = (size - done).min(STOP_CHECK_BYTES);
+        let part = loader
+            .read_flash(offset + done, slice, &mut |_, _| {})
+            .map_err(other)?;
+        image.extend_from_slice(&part);
+        let pct = (u64::from(done + slice) * 100 / u64::from(size.max(1))) as u32;
+        if pct >= last_pct + 5 || (pct > last_pct && last_at.elapsed() > Duration::from_secs(2)) {
+            last_pct = pct;
+            last_at = Instant::now();
+            rep.detail(format!("{label}: {pct}%"));
+        }
+    }
     rep.detail("verifying the read against the chip's MD5 of the partition");
     let chip_md5 = loader.flash_md5(offset, size).map_err(other)?;
     let ours = md5::Md5::digest(&image);

@@ -236,6 +236,7 @@ fn read_until_gone(
                 framer: &mut framer,
                 batcher: &mut *batcher,
                 cfg,
+                stop,
                 gone: None,
             };
             job(Ok(&mut session));
@@ -260,13 +261,20 @@ pub struct PortSession<'a> {
     framer: &'a mut LineFramer,
     batcher: &'a mut Batcher,
     cfg: &'a ReaderConfig,
+    stop: &'a AtomicBool,
     gone: Option<String>,
 }
 
-impl PortSession<'_> {
+impl<'a> PortSession<'a> {
     /// The port itself (for the ROM loader).
     pub fn port(&mut self) -> &mut dyn serialport::SerialPort {
         &mut *self.port
+    }
+
+    /// Set when shepherd is stopping: a long job should give up, put the miner back into its
+    /// firmware and return (a miner left in its bootloader does not mine).
+    pub fn stop_flag(&self) -> &'a AtomicBool {
+        self.stop
     }
 
     /// The miner's id.
