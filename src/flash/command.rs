@@ -504,6 +504,18 @@ mod tests {
         assert_eq!(parse_md5(&[b'g'; 32]), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_packets_never_panic_the_decoders(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            status_len in 0usize..6,
+        ) {
+            let _ = Request::decode(&bytes);
+            let _ = Response::decode(&bytes, status_len);
+            let _ = parse_md5(&bytes);
+        }
+    }
+
     #[test]
     fn timeouts_grow_with_size() {
         let small = Command::FlashMd5 {

@@ -142,10 +142,15 @@ pub struct SimState {
 /// write that goes wrong on the chip, which only an MD5 read-back can catch.
 pub type WriteHook = Box<dyn FnMut(u32, &mut [u8]) + Send>;
 
+/// Changes each SLIP frame the chip receives before it decodes it: models corruption on the
+/// wire, which the ROM's checksum (FLASH_DATA) or framing catches.
+pub type TransitHook = Box<dyn FnMut(&mut Vec<u8>) + Send>;
+
 struct Shared {
     flash: Mutex<Vec<u8>>,
     state: Mutex<SimState>,
     hook: Mutex<Option<WriteHook>>,
+    transit: Mutex<Option<TransitHook>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,6 +187,7 @@ impl SimEsp32 {
             flash: Mutex::new(config.flash.clone()),
             state: Mutex::new(SimState::default()),
             hook: Mutex::new(None),
+            transit: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let lines = Forwarding::new(tx, config.wiring);
@@ -242,6 +248,11 @@ impl SimEsp32 {
     /// Installs (or removes) the write-corruption hook.
     pub fn set_write_hook(&self, hook: Option<WriteHook>) {
         *lock(&self.shared.hook) = hook;
+    }
+
+    /// Installs (or removes) the on-the-wire corruption hook.
+    pub fn set_transit_hook(&self, hook: Option<TransitHook>) {
+        *lock(&self.shared.transit) = hook;
     }
 
     /// Powers it off (the pty stays open until the handle is dropped, so nothing written is
@@ -311,7 +322,10 @@ impl Chip {
                         if self.mode == Mode::Bootloader && !self.in_reset {
                             let mut frames = Vec::new();
                             self.decoder.push(&buf[..n], &mut frames);
-                            for f in frames {
+                            for mut f in frames {
+                                if let Some(h) = lock(&self.shared.transit).as_mut() {
+                                    h(&mut f);
+                                }
                                 self.request(&f);
                             }
                         } // a running firmware ignores what the host sends
@@ -607,7 +621,7 @@ impl Rom {
             Op::FlashBegin if !self.attached => Response::fail(op, ERR_FAILED),
             Op::FlashBegin => {
                 let (erase, blocks, block_size, offset) = (w(0), w(1), w(2), w(3));
-                let end = erase.div_ceil(SECTOR) * SECTOR;
+                let end = erase.div_ceil(SECTOR).saturating_mul(SECTOR);
                 match region(offset, end) {
                     Some(r) if offset % SECTOR == 0 && block_size > 0 => {
                         flash[r].fill(0xFF);
@@ -656,7 +670,12 @@ impl Rom {
             return Response::fail(op, ERR_FAILED);
         }
         ws.next += 1;
-        let addr = ws.offset + seq * ws.block_size;
+        let Some(addr) = seq
+            .checked_mul(ws.block_size)
+            .and_then(|a| a.checked_add(ws.offset))
+        else {
+            return Response::fail(op, ERR_FAILED);
+        };
         let mut block = data.to_vec();
         if let Some(h) = hook {
             h(addr, &mut block);
@@ -778,6 +797,21 @@ mod tests {
             .unwrap();
         let md5 = loader.flash_md5(0x20_0000, 0x1000).unwrap();
         assert_ne!(md5.as_slice(), Md5::digest(&block).as_slice());
+        sim.set_write_hook(None);
+
+        // Corruption on the wire is caught by the ROM's checksum.
+        sim.set_transit_hook(Some(Box::new(|f: &mut Vec<u8>| {
+            if f.get(1) == Some(&0x03) {
+                if let Some(last) = f.last_mut() {
+                    *last ^= 0x01;
+                }
+            }
+        })));
+        let err = loader
+            .write_flash(0x20_0000, &block, &mut |_, _| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid CRC"), "{err}");
+        sim.set_transit_hook(None);
 
         let port = loader.into_inner();
         run(&mut lines, ResetKind::HardReset, Wiring::Classic).unwrap();
@@ -800,6 +834,27 @@ mod tests {
         let err = Loader::connect(port.as_mut()).err().unwrap();
         assert!(err.to_string().contains("BOOT"), "{err}");
         assert_eq!(sim.state(|s| s.firmware_boots), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rom_answers_arbitrary_requests_without_panicking(
+            op in 0u8..0x20,
+            words in proptest::collection::vec(proptest::num::u32::ANY, 0..8),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            data.extend_from_slice(&tail);
+            let mut flash = vec![0xFFu8; 0x4000];
+            let mut rom = Rom { synced: true, attached: true, ..Rom::default() };
+            let req = Request { op, checksum: 0, data };
+            let _ = rom.handle(&req, &mut flash, None, [0; 6]);
+            let begin = Request { op: 0x02, checksum: 0, data: [0x1000u32, 4, 0x400, 0x1000].iter().flat_map(|w| w.to_le_bytes()).collect() };
+            let _ = rom.handle(&begin, &mut flash, None, [0; 6]);
+            let huge = Request { op: 0x02, checksum: 0, data: [u32::MAX, u32::MAX, 4, 0].iter().flat_map(|w| w.to_le_bytes()).collect() };
+            let _ = rom.handle(&huge, &mut flash, None, [0; 6]);
+            let _ = rom.handle(&Request { op, checksum: 0xEF, data: tail.clone() }, &mut flash, None, [0; 6]);
+        }
     }
 
     #[test]
