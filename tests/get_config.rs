@@ -421,3 +421,54 @@ fn firmware_without_spiffs_falls_back_and_deaf_bootloader_is_a_clear_error() {
     assert_eq!(app.get("/api/backups/9999").0, 404);
     let _ = json!(null);
 }
+
+#[test]
+fn stopping_shepherd_mid_read_puts_the_miner_back_into_its_firmware() {
+    let dir = tempfile::tempdir().unwrap();
+    // A slow link: the whole partition would take half a minute.
+    let slow = sim(41, esp32::huge_app_flash(&files()).unwrap(), |c| {
+        c.rom_delay = Duration::from_millis(2);
+    });
+    let mut app = App::start(dir.path(), &[("slow", &slow)], 10);
+    let id = app.miner_id("slow");
+    app.wait_lines_after(id, 0);
+    let (status, v) = app.post(
+        &format!("/api/miner/{id}/get_config"),
+        r#"{"method":"flash"}"#,
+    );
+    assert_eq!(status, 202);
+    let cmd = v["id"].as_i64().unwrap();
+    let start = Instant::now();
+    loop {
+        let row = app.json(&format!("/api/commands/{cmd}"));
+        if row["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("reading SPIFFS partition"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{row:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(slow.state(|s| s.in_bootloader));
+    let stopping = Instant::now();
+    app.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "shutdown waited for the whole read"
+    );
+    assert!(
+        slow.state(|s| !s.in_bootloader),
+        "miner left in its bootloader"
+    );
+    let conn = db::open_reader(&app.db).unwrap();
+    let (status, detail): (String, String) = conn
+        .query_row(
+            "SELECT status, detail FROM miner_commands WHERE id = ?1",
+            [cmd],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "error");
+    assert!(detail.contains("abandoned"), "{detail}");
+}

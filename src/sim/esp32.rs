@@ -65,6 +65,8 @@ pub struct SimEsp32Config {
     pub line_interval: Duration,
     /// Factory MAC.
     pub mac: [u8; 6],
+    /// Delay before each loader response (a slow link: tests of long reads).
+    pub rom_delay: Duration,
 }
 
 impl SimEsp32Config {
@@ -79,6 +81,7 @@ impl SimEsp32Config {
             config_source: ConfigSource::Spiffs,
             line_interval: Duration::from_secs(1),
             mac: [0x24, 0xD7, 0xEB, 0x10, 0x20, (seed & 0xFF) as u8],
+            rom_delay: Duration::ZERO,
         }
     }
 
@@ -523,6 +526,9 @@ impl Chip {
         let Some(req) = Request::decode(frame) else {
             return; // the ROM ignores what it cannot parse
         };
+        if !self.cfg.rom_delay.is_zero() {
+            std::thread::sleep(self.cfg.rom_delay);
+        }
         let responses = {
             let mut flash = lock(&self.shared.flash);
             let mut hook = lock(&self.shared.hook);
