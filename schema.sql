@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS miners (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS miners_usb_serial ON miners(usb_serial) WHERE usb_serial IS NOT NULL;
 
+-- USB serial devices that discovery saw and nobody has added as a miner yet (or that the owner
+-- ignored). One row per board: boards with a unique serial number keep their row across ttys;
+-- `tty` is where it was last seen. `firmware`, `pool` and `probe_detail` are what a short
+-- read of the port found (see src/discovery/probe.rs).
 CREATE TABLE IF NOT EXISTS unconfigured_devices (
     id            INTEGER PRIMARY KEY,
     tty           TEXT    NOT NULL,
@@ -48,11 +52,20 @@ CREATE TABLE IF NOT EXISTS unconfigured_devices (
     present       INTEGER NOT NULL DEFAULT 1,
     ignored       INTEGER NOT NULL DEFAULT 0,
     first_seen    INTEGER NOT NULL DEFAULT 0,
-    last_seen     INTEGER NOT NULL DEFAULT 0
+    last_seen     INTEGER NOT NULL DEFAULT 0,
+    firmware      TEXT,
+    pool          TEXT,
+    probe_detail  TEXT,
+    probed_at     INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_tty ON unconfigured_devices(tty);
+-- Version 2 made tty unique over all rows; an unplugged (ignored) board must keep its row
+-- while another board takes its tty name, so only present devices need distinct ttys.
+DROP INDEX IF EXISTS unconfigured_devices_tty;
+CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_present_tty
+    ON unconfigured_devices(tty) WHERE present = 1;
 
--- Raw serial lines, high volume, pruned by age and size.
+-- Raw serial lines, high volume, pruned by age and size. Ids grow with time (one writer),
+-- so pruning walks ids instead of keeping a second index on ts.
 CREATE TABLE IF NOT EXISTS miner_logs (
     id         INTEGER PRIMARY KEY,
     miner_id   INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
@@ -61,7 +74,6 @@ CREATE TABLE IF NOT EXISTS miner_logs (
     truncated  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS miner_logs_miner ON miner_logs(miner_id, id);
-CREATE INDEX IF NOT EXISTS miner_logs_ts ON miner_logs(ts);
 
 -- Typed events parsed from the lines (see src/miner/parse.rs); the summarizer reads these,
 -- never the raw lines. `value` holds the number an event carries, `detail` the rest as JSON.
@@ -74,7 +86,6 @@ CREATE TABLE IF NOT EXISTS miner_events (
     detail    TEXT
 );
 CREATE INDEX IF NOT EXISTS miner_events_miner ON miner_events(miner_id, id);
-CREATE INDEX IF NOT EXISTS miner_events_ts ON miner_events(ts);
 
 -- One row per miner, everything a dashboard shows, kept current by the summarizer.
 CREATE TABLE IF NOT EXISTS miner_summary (
@@ -128,7 +139,7 @@ CREATE TABLE IF NOT EXISTS miner_commands (
     created_at   INTEGER NOT NULL,
     finished_at  INTEGER,
     -- What the command produced, as JSON (GET_CONFIG: config with the password masked, files,
-    -- backup, method used). Added in schema version 3.
+    -- backup, method used). Added in schema version 4.
     result_json  TEXT,
     started_at   INTEGER
 );

@@ -25,6 +25,33 @@
       const hms = p(Math.floor(r / 3600)) + ":" + p(Math.floor(r % 3600 / 60)) + ":" + p(r % 60);
       return d > 0 ? d + "d " + hms : hms;
     },
+    // Mirrors src/web/format.rs.
+    hashrateHs: (v) => {
+      if (v == null) return "—";
+      const u = ["H/s", "KH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];
+      for (const unit of u) { if (v < 1000) return v.toFixed(2) + " " + unit; v /= 1000; }
+      return v.toFixed(2) + " ZH/s";
+    },
+    price: (v, cur) => {
+      if (v == null || !isFinite(v)) return "—";
+      if (v < 100) return v.toFixed(2) + " " + cur;
+      return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + " " + cur;
+    },
+    change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
+    words: (v) => {
+      const names = [[1e18, "quintillion"], [1e15, "quadrillion"], [1e12, "trillion"], [1e9, "billion"], [1e6, "million"], [1e3, "thousand"]];
+      if (v >= 1e21) return v.toExponential(1).replace("e+", "e");
+      for (const [scale, name] of names) {
+        if (v >= scale) { const n = v / scale; return (n < 10 ? n.toFixed(1) : n.toFixed(0)) + " " + name; }
+      }
+      return v.toFixed(0);
+    },
+    years: (y) => y == null ? "—" : y >= 1 ? fmt.words(y) + " years" : (y * 365.25).toFixed(1) + " days",
+    chance: (p) => p == null ? "—" : p >= 0.001 ? (p * 100).toFixed(1) + " %" : p > 0 ? "1 in " + fmt.words(1 / p) : "0",
+    clock: (ts) => {
+      const d = new Date(ts);
+      return new Date().toDateString() === d.toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+    },
     ago: (ts) => {
       if (ts == null) return "never";
       const s = Math.max(0, Math.round((Date.now() + skew - ts) / 1000));
@@ -87,6 +114,48 @@
     set("shares", t.shares);
     set("best", fmt.diff(t.best_diff));
     set("blocks", t.blocks_found);
+    renderMarket(data, set);
+  }
+
+  // Price, network and odds: a value that is not live keeps its "as of" time and stale mark.
+  function renderMarket(data, set) {
+    const p = data.price, n = data.network;
+    if (p) {
+      set("price", fmt.price(p.price, p.currency));
+      set("change", fmt.change(p.change_24h_percent));
+      const ch = document.querySelector('[data-t="change"]');
+      if (ch) ch.className = p.change_24h_percent == null ? "" : p.change_24h_percent < 0 ? "down" : "up";
+      feedStatus("price", p);
+    }
+    if (n) {
+      set("difficulty", n.difficulty == null ? "—" : fmt.diff(n.difficulty));
+      set("net-hashrate", fmt.hashrateHs(n.hashrate_hs));
+      set("height", n.block_height == null ? "—" : n.block_height);
+      feedStatus("network", n);
+    }
+    const o = data.odds;
+    set("odds-years", fmt.years(o ? o.expected_years_to_block : null));
+    set("odds-day", fmt.chance(o ? o.chance_per_day : null));
+  }
+
+  function feedStatus(feed, v) {
+    const q = (k) => document.querySelector('[data-t="' + feed + "-" + k + '"]');
+    const asof = q("asof"), stale = q("stale"), err = q("error");
+    if (asof) {
+      asof.dataset.ts = v.fetched_at == null ? "" : v.fetched_at;
+      asof.textContent = v.fetched_at == null ? "not fetched yet" : "as of " + fmt.clock(v.fetched_at);
+    }
+    if (stale) stale.hidden = !(v.stale && v.fetched_at != null);
+    if (err) {
+      err.hidden = !v.last_error;
+      err.textContent = v.last_error ? "⚠ " + v.last_error : "";
+      err.title = v.last_error || "";
+    }
+  }
+
+  // Before the first poll, show the server-rendered fetch times in local time.
+  for (const el of document.querySelectorAll('[data-t$="-asof"]')) {
+    if (el.dataset.ts) el.textContent = "as of " + fmt.clock(Number(el.dataset.ts));
   }
 
   function tickAges() {

@@ -71,6 +71,16 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// List the USB serial devices plugged in now and what each is to the herd (works
+    /// without a running server).
+    Devices {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a miner's live parsed events (or raw lines) as they arrive; Ctrl-C to stop.
     Tail {
         /// Shared options.
@@ -84,6 +94,45 @@ pub enum Command {
         /// Also print this many earlier entries first.
         #[arg(long, short = 'n', default_value_t = 10)]
         lines: usize,
+    },
+    /// Measure speed and memory (results go to docs/BENCHMARKS.md).
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        kind: BenchKind,
+    },
+}
+
+/// `shepherd bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Lines/s stored, CPU and peak RSS of serial ingest with N simulated miners.
+    Ingest {
+        /// Simulated miners.
+        #[arg(long, default_value_t = 10)]
+        miners: usize,
+        /// Seconds of writing.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Limit each miner to 115200 baud (11,520 bytes/s) instead of as fast as possible.
+        #[arg(long)]
+        baud: bool,
+        /// Skip the naive baseline.
+        #[arg(long)]
+        no_naive: bool,
+    },
+    /// (internal) the child process that plays the miners.
+    #[command(hide = true)]
+    SimWriter {
+        /// Pseudo-terminals to open.
+        #[arg(long)]
+        miners: usize,
+        /// Seconds to write.
+        #[arg(long)]
+        seconds: u64,
+        /// Limit to 115200 baud.
+        #[arg(long)]
+        baud: bool,
     },
 }
 
@@ -209,6 +258,12 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn devices_takes_json() {
+        let cli = Cli::try_parse_from(["shepherd", "devices", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Devices { json: true, .. }));
     }
 
     #[test]

@@ -2,9 +2,12 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{Command, Common, ConfigAction, MinersAction};
+use crate::cli::{BenchKind, Command, Common, ConfigAction, MinersAction};
 use crate::config::Config;
-use crate::db::{self, miners};
+use crate::db::{self, devices, miners};
+use crate::discovery::classify::Herd;
+use crate::discovery::udev_source::{scan_now, Backend};
+use crate::discovery::{listing, DeviceListing};
 
 /// Loads the config and applies the command-line overrides.
 pub fn load_config(common: &Common) -> anyhow::Result<Config> {
@@ -45,10 +48,27 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             } = action;
             crate::flash_commands::config_get(&config.database.path, &name, &method, timeout)
         }
+        Command::Bench { kind } => match kind {
+            BenchKind::Ingest {
+                miners,
+                seconds,
+                baud,
+                no_naive,
+            } => crate::bench::ingest(miners, seconds, baud, !no_naive),
+            BenchKind::SimWriter {
+                miners,
+                seconds,
+                baud,
+            } => crate::bench::sim_writer(miners, seconds, baud),
+        },
         Command::Miners { common, action } => {
             let config = load_config(&common)?;
             let (conn, _) = db::open_writer(&config.database.path)?;
             miners_command(&conn, action)
+        }
+        Command::Devices { common, json } => {
+            let config = load_config(&common)?;
+            devices_command(&config, json)
         }
     }
 }
@@ -75,4 +95,111 @@ fn miners_command(conn: &rusqlite::Connection, action: MinersAction) -> anyhow::
         }
     }
     Ok(())
+}
+
+fn devices_command(config: &Config, json: bool) -> anyhow::Result<()> {
+    let (found, backend) = scan_now();
+    if backend == Backend::Scan {
+        eprintln!("note: udev is not running here; devices were found by scanning /dev and /sys");
+    }
+    // Reading needs no database: without one every device is simply new.
+    let path = &config.database.path;
+    let (known, records) = if path.exists() {
+        let (conn, _) = db::open_writer(path)?;
+        (devices::known_miners(&conn)?, devices::records(&conn)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let herd = Herd {
+        usb_ids: &config.discovery.usb_ids,
+        miners: &known,
+        records: &records,
+        present: &found,
+    };
+    let list = listing(&found, herd);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!(
+            "no USB serial devices found: plug a miner in (and check `dmesg` for its ttyUSB/ttyACM)"
+        );
+        return Ok(());
+    }
+    print!("{}", table(&list));
+    Ok(())
+}
+
+/// The devices as aligned columns, one line each under a header.
+fn table(list: &[DeviceListing]) -> String {
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 6]> = list
+        .iter()
+        .map(|d| {
+            let status = match (d.status, &d.miner) {
+                ("miner", Some(name)) => format!("miner {name}"),
+                ("unconfigured", _) => "unconfigured: add it at /onboarding".into(),
+                ("new", _) => "new: shepherd run offers it at /onboarding".into(),
+                ("not_listed", _) => "not a listed chip".into(),
+                ("not_usb", _) => "not USB".into(),
+                (other, _) => other.to_string(),
+            };
+            [
+                d.tty.clone(),
+                d.usb_id.clone().unwrap_or_else(dash),
+                d.chip.map(str::to_owned).unwrap_or_else(dash),
+                d.serial.clone().unwrap_or_else(dash),
+                status,
+                d.by_id.clone().unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let header = ["TTY", "VID:PID", "CHIP", "SERIAL", "STATUS", "BY-ID"].map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_table_lines_up() {
+        let row = |tty: &str, status: &'static str, miner: Option<&str>| DeviceListing {
+            tty: tty.into(),
+            by_id: None,
+            usb_id: Some("303a:1001".into()),
+            serial: Some("F4:12:FA:5B:C3:10".into()),
+            manufacturer: None,
+            product: None,
+            chip: Some("ESP32-S3/C3 USB-JTAG"),
+            status,
+            miner: miner.map(Into::into),
+        };
+        let text = table(&[
+            row("/dev/ttyACM0", "miner", Some("desk")),
+            row("/dev/ttyACM10", "unconfigured", None),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("TTY            VID:PID"), "{text}");
+        assert!(lines[1].contains("miner desk"), "{text}");
+        assert!(lines[2].contains("/onboarding"), "{text}");
+        assert_eq!(lines[1].find("303a"), lines[2].find("303a"));
+    }
 }

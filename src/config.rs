@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::discovery::classify::{default_usb_ids, UsbId};
+
 /// Everything the program can be told in `config.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +25,12 @@ pub struct Config {
     pub summarizer: SummarizerConfig,
     /// Simulated miners.
     pub demo: DemoConfig,
+    /// BTC price fetching.
+    pub price: PriceConfig,
+    /// Bitcoin network figures (difficulty, hashrate, height).
+    pub network: NetworkConfig,
+    /// Recognising miners as they are plugged in.
+    pub discovery: DiscoveryConfig,
     /// Raw SPIFFS images kept from configuration reads.
     pub backups: BackupsConfig,
 }
@@ -92,6 +100,68 @@ pub struct DemoConfig {
     pub line_interval_millis: u64,
 }
 
+/// `[price]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Fetch the price at all.
+    pub enabled: bool,
+    /// CoinCodex base URL (`/api/coincodex/get_coin/btc` is appended); "" skips CoinCodex.
+    pub coincodex_url: String,
+    /// Full URL of the fallback provider, told by its path: CoinGecko `…/simple/price` or
+    /// mempool.space `…/api/v1/prices`; "" for none.
+    pub fallback_url: String,
+    /// Three-letter currency code. CoinCodex quotes only USD; others come from the fallback.
+    pub currency: String,
+    /// Seconds between fetches.
+    pub interval_secs: u64,
+    /// A price older than this is marked stale.
+    pub stale_after_secs: u64,
+    /// Longest a single request may take, connect to last byte.
+    pub timeout_secs: u64,
+}
+
+/// `[network]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Fetch the network figures at all.
+    pub enabled: bool,
+    /// mempool.space (or a self-hosted mempool) base URL.
+    pub mempool_url: String,
+    /// Seconds between fetches.
+    pub interval_secs: u64,
+    /// Figures older than this are marked stale.
+    pub stale_after_secs: u64,
+    /// Longest a single request may take, connect to last byte.
+    pub timeout_secs: u64,
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Watch for USB serial devices at all.
+    pub enabled: bool,
+    /// USB `vendor:product` ids (hex; product may be `*`) of the chips to offer as miners.
+    pub usb_ids: Vec<UsbId>,
+    /// Where udev is not running: seconds between scans of /dev and /sys.
+    pub poll_secs: u64,
+    /// Seconds to listen on a new device's port for NerdMiner output (0: never open it).
+    pub probe_secs: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            usb_ids: default_usb_ids(),
+            poll_secs: 2,
+            probe_secs: 8,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -137,6 +207,32 @@ impl Default for DemoConfig {
     }
 }
 
+impl Default for PriceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            coincodex_url: "https://coincodex.com".into(),
+            fallback_url: "https://api.coingecko.com/api/v3/simple/price".into(),
+            currency: "USD".into(),
+            interval_secs: 300,
+            stale_after_secs: 900,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mempool_url: "https://mempool.space".into(),
+            interval_secs: 600,
+            stale_after_secs: 3600,
+            timeout_secs: 10,
+        }
+    }
+}
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -167,6 +263,19 @@ pub enum ConfigError {
         message: String,
     },
 }
+
+/// A request that may hang for minutes would hold a blocking thread that long.
+fn check_timeout(section: &str, secs: u64) -> Result<(), String> {
+    if secs > MAX_TIMEOUT_SECS {
+        return Err(format!(
+            "{section}.timeout_secs must be at most {MAX_TIMEOUT_SECS}"
+        ));
+    }
+    Ok(())
+}
+
+/// Longest request timeout accepted.
+const MAX_TIMEOUT_SECS: u64 = 60;
 
 impl Config {
     /// Reads `path`, or returns the defaults when `path` is `None`.
@@ -207,6 +316,13 @@ impl Config {
             ("summarizer.interval_secs", self.summarizer.interval_secs),
             ("summarizer.stall_secs", self.summarizer.stall_secs),
             ("demo.line_interval_millis", self.demo.line_interval_millis),
+            ("price.interval_secs", self.price.interval_secs),
+            ("price.stale_after_secs", self.price.stale_after_secs),
+            ("price.timeout_secs", self.price.timeout_secs),
+            ("network.interval_secs", self.network.interval_secs),
+            ("network.stale_after_secs", self.network.stale_after_secs),
+            ("network.timeout_secs", self.network.timeout_secs),
+            ("discovery.poll_secs", self.discovery.poll_secs),
             ("backups.keep", self.backups.keep as u64),
         ];
         for (key, value) in positive {
@@ -217,7 +333,34 @@ impl Config {
         if self.ingest.max_pending_lines < self.ingest.batch_lines {
             return Err("ingest.max_pending_lines must be at least ingest.batch_lines".into());
         }
-        Ok(())
+        self.validate_price()?;
+        self.validate_network()
+    }
+
+    /// Checked even when disabled, so turning a feed on later cannot reveal an old typo.
+    fn validate_price(&self) -> Result<(), String> {
+        let p = &self.price;
+        crate::price::providers::price_sources(&p.coincodex_url, &p.fallback_url, &p.currency)?;
+        if p.stale_after_secs < p.interval_secs {
+            return Err(format!(
+                "price.stale_after_secs ({}) must be at least price.interval_secs ({}), or every \
+                 price would be marked stale before the next fetch",
+                p.stale_after_secs, p.interval_secs
+            ));
+        }
+        check_timeout("price", p.timeout_secs)
+    }
+
+    fn validate_network(&self) -> Result<(), String> {
+        let n = &self.network;
+        crate::price::providers::check_url("network.mempool_url", &n.mempool_url)?;
+        if n.stale_after_secs < n.interval_secs {
+            return Err(format!(
+                "network.stale_after_secs ({}) must be at least network.interval_secs ({})",
+                n.stale_after_secs, n.interval_secs
+            ));
+        }
+        check_timeout("network", n.timeout_secs)
     }
 
     /// Where configuration backups go: `<data dir>/backups/<miner id>/<time>.bin`.
@@ -291,6 +434,58 @@ mod tests {
             err.to_string().contains("summarizer.interval_secs"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn price_and_network_defaults_point_at_the_public_services() {
+        let c = Config::default();
+        assert!(c.price.enabled && c.network.enabled);
+        assert_eq!(c.price.coincodex_url, "https://coincodex.com");
+        assert_eq!(c.price.currency, "USD");
+        assert_eq!(c.network.mempool_url, "https://mempool.space");
+        assert!(c.price.timeout_secs <= 10 && c.network.timeout_secs <= 10);
+    }
+
+    #[test]
+    fn price_settings_are_checked() {
+        let ok = [
+            "[price]\ncurrency = \"eur\"\n",
+            "[price]\ncurrency = \"GBP\"\nfallback_url = \"https://mempool.space/api/v1/prices\"\n",
+            "[price]\nenabled = false\ncoincodex_url = \"http://127.0.0.1:1\"\nfallback_url = \"\"\n",
+            "[network]\nmempool_url = \"http://127.0.0.1:8999/\"\ninterval_secs = 1\nstale_after_secs = 1\n",
+        ];
+        for text in ok {
+            parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let bad = [
+            ("[price]\ncurrency = \"EUR\"\nfallback_url = \"\"\n", "CoinCodex quotes only USD"),
+            ("[price]\ncurrency = \"NOK\"\nfallback_url = \"https://mempool.space/api/v1/prices\"\n", "does not quote"),
+            ("[price]\ncurrency = \"euro\"\n", "three-letter"),
+            ("[price]\nfallback_url = \"https://example.com/price\"\n", "price.fallback_url"),
+            ("[price]\ncoincodex_url = \"coincodex.com\"\n", "price.coincodex_url"),
+            ("[price]\ninterval_secs = 0\n", "price.interval_secs must be greater than 0"),
+            ("[price]\ninterval_secs = 600\nstale_after_secs = 60\n", "price.stale_after_secs"),
+            ("[price]\ntimeout_secs = 600\n", "price.timeout_secs must be at most 60"),
+            ("[price]\nfallback_provider = \"x\"\n", "fallback_provider"),
+            ("[network]\nmempool_url = \"\"\n", "network.mempool_url"),
+            ("[network]\ninterval_secs = 7200\n", "network.stale_after_secs"),
+            ("[network]\ntimeout_secs = 0\n", "network.timeout_secs"),
+        ];
+        for (text, want) in bad {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn usb_ids_are_checked_with_their_line() {
+        let c = parse("[discovery]\nusb_ids = [\"303a:*\", \"10C4:EA60\"]\n").unwrap();
+        assert_eq!(c.discovery.usb_ids.len(), 2);
+        assert!(c.discovery.usb_ids[1].matches(0x10c4, 0xea60));
+        let err = parse("[discovery]\nusb_ids = [\"cp2102\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("10c4:ea60"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
+/// `shepherd bench`: ingest throughput, CPU and memory.
+pub mod bench;
 /// Command-line definitions (clap).
 pub mod cli;
 /// Wall-clock helpers.
@@ -19,12 +21,19 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
+/// reconnected, new boards offered for onboarding.
+pub mod discovery;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
 /// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get`.
 pub mod flash_commands;
+/// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
+pub mod lottery;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
+pub mod price;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.

@@ -52,6 +52,9 @@ pub struct MinerState {
     pub temperature: Option<f64>,
     /// Latest "time mining".
     pub uptime_secs: Option<u64>,
+    /// When that uptime was reported (Unix ms); ingest stores it once a minute.
+    #[serde(default)]
+    pub uptime_at: Option<i64>,
     /// Reboots observed.
     pub restarts: u64,
     /// Pool the miner reported last.
@@ -124,6 +127,7 @@ impl MinerState {
                     self.new_session();
                 }
                 self.uptime_secs = Some(*secs);
+                self.uptime_at = Some(ts);
             }
             MinerEvent::ShareRejected { .. } => self.rejected += 1,
             MinerEvent::Boot { .. } | MinerEvent::Starting => self.new_session(),
@@ -149,8 +153,15 @@ impl MinerState {
         self.blocks_session = 0;
         self.best_diff_session = None;
         self.uptime_secs = None;
+        self.uptime_at = None;
         self.hashrate_khs = None;
         self.restarts += 1;
+    }
+
+    /// Uptime at `now`, extrapolated from the last report (which is at most a minute old).
+    pub fn uptime_at_time(&self, now: i64) -> Option<u64> {
+        let (secs, at) = (self.uptime_secs?, self.uptime_at.unwrap_or(now));
+        Some(secs + u64::try_from((now - at).max(0) / 1000).unwrap_or(0))
     }
 
     /// Accepted shares over all sessions.
@@ -290,6 +301,14 @@ mod tests {
         assert_eq!(m[&0].temp_max, Some(49.0));
         assert_eq!(m[&60].temp_max, Some(45.0));
         assert_eq!(s.temperature, Some(45.0));
+    }
+
+    #[test]
+    fn uptime_is_extrapolated_between_reports() {
+        let mut s = MinerState::default();
+        s.apply(10_000, &E::TimeMining { secs: 100 }, &mut BTreeMap::new());
+        assert_eq!(s.uptime_at_time(40_000), Some(130));
+        assert_eq!(MinerState::default().uptime_at_time(1), None);
     }
 
     #[test]

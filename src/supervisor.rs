@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::FutureExt as _;
 
 use crate::config::IngestConfig;
 use crate::db::{commands, miners, ReadPool, Write};
 use crate::miner::reader::{ReaderConfig, Sink};
-use crate::miner::{CommandQueued, MinerActor, StopReading};
+use crate::miner::{CommandQueued, DeviceReturned, MinerActor, StopReading};
 use crate::sim::LineRegistry;
 
 /// What MinerActors need besides ingest tuning.
@@ -37,6 +39,10 @@ pub struct Supervisor {
     running: HashMap<i64, (String, Addr<MinerActor>)>,
     /// Commands handed to a MinerActor and still pending/running, so each goes out once.
     dispatched: HashMap<i64, i64>,
+    /// Readers told to stop and still draining their port. The miner's next reader starts
+    /// only after: two readers must never hold one device, and the old one's final "offline"
+    /// must not land after the new one's "connected".
+    draining: HashMap<i64, Shared<BoxFuture<'static, ()>>>,
     stopping: bool,
 }
 
@@ -49,6 +55,15 @@ pub struct DispatchCommands;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reconcile;
+
+/// Discovery saw a miner's device plugged in again at the port it is read from: its reader
+/// retries now instead of waiting out its backoff.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MinerReplugged {
+    /// Which miner.
+    pub miner_id: i64,
+}
 
 /// Stop every reader (shutdown); answers once all have drained and sent their last lines.
 #[derive(Message)]
@@ -65,6 +80,7 @@ impl Supervisor {
             settings,
             running: HashMap::new(),
             dispatched: HashMap::new(),
+            draining: HashMap::new(),
             stopping: false,
         }
     }
@@ -134,7 +150,7 @@ impl Supervisor {
         }
     }
 
-    fn reconcile(&mut self) {
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
         if self.stopping {
             return;
         }
@@ -155,11 +171,16 @@ impl Supervisor {
         for id in gone {
             if let Some((port, addr)) = self.running.remove(&id) {
                 tracing::info!(miner = id, %port, "stopping reader");
-                addr.do_send(StopReading);
+                let done = addr.send(StopReading).map(|_| ()).boxed().shared();
+                self.draining.insert(id, done.clone());
+                ctx.spawn(done.into_actor(self).map(move |_, act, ctx| {
+                    act.draining.remove(&id);
+                    act.reconcile(ctx);
+                }));
             }
         }
         for m in wanted {
-            if self.running.contains_key(&m.id) {
+            if self.running.contains_key(&m.id) || self.draining.contains_key(&m.id) {
                 continue;
             }
             tracing::info!(miner = m.id, name = %m.name, port = %m.port, "starting reader");
@@ -185,10 +206,10 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.reconcile();
+        self.reconcile(ctx);
         self.dispatch();
-        ctx.run_interval(POLL, |act, _| {
-            act.reconcile();
+        ctx.run_interval(POLL, |act, ctx| {
+            act.reconcile(ctx);
             act.dispatch();
         });
     }
@@ -197,8 +218,19 @@ impl Actor for Supervisor {
 impl Handler<Reconcile> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: Reconcile, _: &mut Self::Context) {
-        self.reconcile();
+    fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<MinerReplugged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MinerReplugged, ctx: &mut Self::Context) {
+        match self.running.get(&msg.miner_id) {
+            Some((_, addr)) => addr.do_send(DeviceReturned),
+            None => self.reconcile(ctx),
+        }
     }
 }
 
@@ -215,11 +247,12 @@ impl Handler<StopAll> for Supervisor {
 
     fn handle(&mut self, _: StopAll, _: &mut Self::Context) -> Self::Result {
         self.stopping = true;
-        let stops: Vec<_> = self
+        let mut stops: Vec<BoxFuture<'static, ()>> = self
             .running
             .drain()
-            .map(|(_, (_, addr))| addr.send(StopReading))
+            .map(|(_, (_, addr))| addr.send(StopReading).map(|_| ()).boxed())
             .collect();
+        stops.extend(self.draining.drain().map(|(_, done)| done.boxed()));
         Box::pin(async move {
             futures_util::future::join_all(stops).await;
         })

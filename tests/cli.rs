@@ -25,6 +25,7 @@ fn version_and_help_on_every_command() {
         vec!["miners", "list", "--help"],
         vec!["miners", "add", "--help"],
         vec!["miners", "remove", "--help"],
+        vec!["devices", "--help"],
     ] {
         let (ok, out, err) = shepherd(&args);
         assert!(ok, "{args:?}: {err}");
@@ -89,4 +90,28 @@ fn occupied_port_is_a_clear_error() {
     let (ok, _, err) = shepherd(&["run", "--database", db.to_str().unwrap(), "--bind", &bind]);
     assert!(!ok);
     assert!(err.contains("cannot listen on"), "{err}");
+}
+
+#[test]
+fn devices_lists_without_a_server_or_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let (ok, out, err) = shepherd(&["devices", "--database", db, "--json"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for d in list.as_array().unwrap() {
+        assert!(d["tty"].as_str().unwrap().starts_with("/dev/"), "{d}");
+        assert!(d["status"].is_string(), "{d}");
+    }
+    assert!(
+        !dir.path().join("s.db").exists(),
+        "listing must not create a database"
+    );
+    let (ok, out, err) = shepherd(&["devices", "--database", db]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("TTY") || out.contains("no USB serial devices"),
+        "{out}"
+    );
 }

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use shepherd::app::Options;
 use shepherd::config::Config;
 use shepherd::db::{self, miners};
+use shepherd::discovery::Feed;
 use shepherd::flash::partitions::{Partition, PartitionTable, SUBTYPE_NVS, TYPE_APP, TYPE_DATA};
 use shepherd::flash::spiffs::SpiffsFile;
 use shepherd::sim::esp32::{self, ConfigSource, SimEsp32, SimEsp32Config};
@@ -45,13 +47,21 @@ impl App {
                 registry.register(&sim.path, sim.line_control());
             }
         }
+        // Hermetic: no price or network fetches, and device events only from the test (none).
+        config.price.enabled = false;
+        config.network.enabled = false;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let system = actix_rt::System::new();
-            let result = system.block_on(shepherd::app::serve(config, 0, registry, async {
+            actix_rt::System::new().block_on(async move {
+                let options = Options {
+                    demo: 0,
+                    devices: Feed::Injected,
+                    sims: registry,
+                };
+                let app = shepherd::app::App::start(config, options).await.unwrap();
                 let _ = rx.await;
-            }));
-            result.unwrap();
+                app.stop().await;
+            });
         });
         let app = App {
             port,

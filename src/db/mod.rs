@@ -3,9 +3,11 @@
 
 pub mod actor;
 pub mod commands;
+pub mod devices;
 pub mod migrate;
 pub mod miners;
 pub mod pool;
+pub mod price_cache;
 pub mod queries;
 pub mod summaries;
 

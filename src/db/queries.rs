@@ -3,6 +3,7 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::lottery::Odds;
 use crate::summary::{derive_status, Status};
 
 /// One miner as dashboards show it.
@@ -60,6 +61,9 @@ pub struct MinerView {
     pub lines_dropped: i64,
     /// Lines cut at the length limit.
     pub lines_truncated: i64,
+    /// Lottery odds at its current hashrate (null unless online and the network difficulty
+    /// is known); filled in by the API, not by SQL.
+    pub odds: Option<Odds>,
 }
 
 /// Herd-wide figures.
@@ -131,6 +135,7 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             lines_total: r.get(23)?,
             lines_dropped: r.get(24)?,
             lines_truncated: r.get(25)?,
+            odds: None,
         })
     })?;
     rows.collect()

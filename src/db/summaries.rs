@@ -154,7 +154,7 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                 s.best_diff_session,
                 s.blocks() as i64,
                 s.temperature,
-                s.uptime_secs.map(|u| u as i64),
+                s.uptime_at_time(now).map(|u| u as i64),
                 s.restarts as i64,
                 s.pool,
                 s.firmware,

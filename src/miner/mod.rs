@@ -3,6 +3,7 @@
 //! with the port (GET_CONFIG).
 
 pub mod boot_config;
+pub mod dedupe;
 pub mod framing;
 pub mod get_config;
 pub mod parse;
@@ -24,6 +25,7 @@ pub struct MinerActor {
     cfg: ReaderConfig,
     sink: Sink,
     stop: Arc<AtomicBool>,
+    wake: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     jobs: Option<Sender<PortJob>>,
 }
@@ -35,6 +37,7 @@ impl MinerActor {
             cfg,
             sink,
             stop: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(AtomicBool::new(false)),
             thread: None,
             jobs: None,
         }
@@ -45,11 +48,12 @@ impl Actor for MinerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
-        let (cfg, sink, stop) = (self.cfg.clone(), self.sink.clone(), self.stop.clone());
+        let (cfg, sink) = (self.cfg.clone(), self.sink.clone());
+        let (stop, wake) = (self.stop.clone(), self.wake.clone());
         let (tx, rx) = channel();
         let spawned = std::thread::Builder::new()
             .name(format!("miner-{}", cfg.miner_id))
-            .spawn(move || reader::run(cfg, sink, stop, rx));
+            .spawn(move || reader::run(cfg, sink, stop, wake, rx));
         match spawned {
             Ok(handle) => {
                 self.thread = Some(handle);
@@ -136,5 +140,19 @@ impl Handler<CommandQueued> for MinerActor {
                 )
             }));
         }
+    }
+}
+
+/// The miner's device was plugged in again: if the port is closed, try it now rather than
+/// after the backoff.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeviceReturned;
+
+impl Handler<DeviceReturned> for MinerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DeviceReturned, _: &mut Self::Context) {
+        self.wake.store(true, Ordering::Relaxed);
     }
 }

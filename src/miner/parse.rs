@@ -194,6 +194,14 @@ struct Rule {
     handler: fn(&str, usize, usize) -> Option<MinerEvent>,
 }
 
+/// All rule markers in one automaton: this runs for every line of every miner, and one scan
+/// per line is far cheaper than one substring search per rule. (Built from constant
+/// strings, it cannot fail; if it ever did, parsing finds nothing rather than panicking.)
+static MARKERS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new(RULES.iter().map(|r| r.needle)).ok()
+    });
+
 /// Marker table; file names are the firmware sources that print each one.
 static RULES: &[Rule] = &[
     // monitor.cpp / drivers/displays/*.cpp: every `>>> ` line.
@@ -400,14 +408,17 @@ static RULES: &[Rule] = &[
 /// Events found in one cleaned line (usually 0 or 1; interleaved task output can hold two).
 pub fn parse_line(line: &str) -> Vec<MinerEvent> {
     let mut found: Vec<(usize, MinerEvent)> = Vec::new();
-    for rule in RULES {
-        if line.len() < rule.needle.len() {
+    let Some(markers) = MARKERS.as_ref() else {
+        return Vec::new();
+    };
+    // One pass finds every marker, overlapping ones included. Needles are ASCII, so every
+    // match starts and ends on a char boundary.
+    for m in markers.find_overlapping_iter(line) {
+        let Some(rule) = RULES.get(m.pattern().as_usize()) else {
             continue;
-        }
-        for (start, _) in line.match_indices(rule.needle) {
-            if let Some(ev) = (rule.handler)(line, start, start + rule.needle.len()) {
-                found.push((start, ev));
-            }
+        };
+        if let Some(ev) = (rule.handler)(line, m.start(), m.end()) {
+            found.push((m.start(), ev));
         }
     }
     if found.len() > 1 {

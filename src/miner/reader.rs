@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 
+use super::dedupe::EventFilter;
 use super::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
 use super::parse::{mask_secrets, parse_line};
 use super::port;
@@ -58,6 +59,7 @@ pub struct Sink {
 /// Collects lines into batches and applies the queue bound.
 struct Batcher {
     miner_id: i64,
+    filter: EventFilter,
     lines: Vec<IngestLine>,
     first_at: Option<Instant>,
     dropped: u64,
@@ -74,7 +76,8 @@ impl Batcher {
             self.dropped += 1;
             return;
         }
-        let events = parse_line(&framed.text);
+        let mut events = parse_line(&framed.text);
+        events.retain(|e| self.filter.keep(e));
         let text = match mask_secrets(&framed.text) {
             std::borrow::Cow::Borrowed(_) => framed.text,
             std::borrow::Cow::Owned(masked) => masked,
@@ -118,10 +121,18 @@ impl Batcher {
 }
 
 /// Runs until `stop` is set; then drains what the port still holds and sends it. Jobs from
-/// `jobs` run between reads, in order.
-pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, jobs: Receiver<PortJob>) {
+/// `jobs` run between reads, in order. Setting `wake` while the port is missing retries at
+/// once instead of waiting out the backoff (discovery saw the device come back).
+pub fn run(
+    cfg: ReaderConfig,
+    sink: Sink,
+    stop: Arc<AtomicBool>,
+    wake: Arc<AtomicBool>,
+    jobs: Receiver<PortJob>,
+) {
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
+        filter: EventFilter::default(),
         lines: Vec::with_capacity(cfg.batch_lines),
         first_at: None,
         dropped: 0,
@@ -152,11 +163,15 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, jobs: Receiver<
                     link(failure.state, Some(failure.message.clone()));
                     last_failure = Some(failure.message);
                 }
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(cfg.max_retry);
+                backoff = if sleep_unless_stopped(backoff, &stop, &wake) {
+                    Duration::from_secs(1)
+                } else {
+                    (backoff * 2).min(cfg.max_retry)
+                };
                 continue;
             }
         };
+        wake.store(false, Ordering::Relaxed);
         tracing::info!(miner = cfg.miner_id, port = %cfg.port, "reading");
         link(LinkState::Connected, None);
         backoff = Duration::from_secs(1);
@@ -188,6 +203,9 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, jobs: Receiver<
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
+/// Pause after a partial read (see `read_until_gone`).
+const COALESCE: Duration = Duration::from_millis(40);
+
 enum Ended {
     Stopped,
     Gone(String),
@@ -204,6 +222,7 @@ fn read_until_gone(
     let mut buf = vec![0u8; 8192];
     let mut framed = Vec::new();
     let ended = loop {
+        let mut partial = false;
         match port.read(&mut buf) {
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
@@ -211,6 +230,7 @@ fn read_until_gone(
                 for line in framed.drain(..) {
                     batcher.add(line);
                 }
+                partial = n < buf.len() / 2;
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
@@ -245,6 +265,15 @@ fn read_until_gone(
             if let Some(why) = gone {
                 break Ended::Gone(why);
             }
+            // The job read the port itself; go straight back to reading.
+            continue;
+        }
+        if partial && !stop.load(Ordering::Relaxed) {
+            // USB-serial adapters hand over a few bytes at a time; letting them collect for a
+            // moment turns hundreds of wake-ups a second per miner into a few dozen. The
+            // kernel buffers far more than arrives meanwhile. Done after the job check, so a
+            // queued command never waits for this pause.
+            std::thread::sleep(COALESCE);
         }
     };
     framer.finish(&mut framed);
@@ -390,9 +419,14 @@ impl<'a> PortSession<'a> {
     }
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+/// Sleeps up to `total`; returns true when cut short by `wake`.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool, wake: &AtomicBool) -> bool {
     let deadline = Instant::now() + total;
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        if wake.swap(false, Ordering::Relaxed) {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    false
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 
@@ -24,6 +25,11 @@ impl Pty {
     /// serial adapter behaves.
     pub fn open() -> std::io::Result<Self> {
         let pair = openpty(None, None)?;
+        // openpty() leaves both ends inheritable; a child process holding the master would
+        // keep the "device" alive after we close it.
+        for fd in [&pair.master, &pair.slave] {
+            fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
         let mut attrs = tcgetattr(pair.slave.as_fd())?;
         cfmakeraw(&mut attrs);
         tcsetattr(pair.slave.as_fd(), SetArg::TCSANOW, &attrs)?;

@@ -7,6 +7,9 @@ use super::AppState;
 use crate::clock::now_ms;
 use crate::db::actor::IngestSnapshot;
 use crate::db::queries::{self, HerdTotals, MinerView};
+use crate::lottery::{self, Odds};
+use crate::price::cache::{self, NetworkView, PriceView};
+use crate::summary::Status;
 
 /// `/api/herd_data`: the one document every dashboard polls (shape in the README).
 #[derive(Debug, Serialize)]
@@ -21,20 +24,50 @@ pub struct HerdData {
     pub miners: Vec<MinerView>,
     /// Ingest counters.
     pub ingest: IngestSnapshot,
+    /// Last known BTC price (null-safe: nulls when never fetched).
+    pub price: PriceView,
+    /// Last known network difficulty, hashrate and height.
+    pub network: NetworkView,
+    /// The herd's lottery odds at its current hashrate; null without a network difficulty.
+    pub odds: Option<Odds>,
 }
 
 /// Builds the herd document (blocking: run it off the event loop).
 pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
     let now = now_ms();
     let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-    let miners = state.pool.with(|c| queries::miner_views(c, now, stall))?;
+    let (mut miners, price, network) = state.pool.with(|c| {
+        Ok((
+            queries::miner_views(c, now, stall)?,
+            cache::price_view(c, &state.config.price, now)?,
+            cache::network_view(c, &state.config.network, now)?,
+        ))
+    })?;
+    for m in &mut miners {
+        m.odds = miner_odds(m, network.difficulty);
+    }
+    let totals = queries::totals(&miners);
+    let odds = network
+        .difficulty
+        .and_then(|d| lottery::odds(d, totals.hashrate_khs * 1000.0));
     Ok(HerdData {
         version: env!("CARGO_PKG_VERSION"),
         server_time: now,
-        totals: queries::totals(&miners),
+        totals,
         miners,
         ingest: state.stats.snapshot(),
+        price,
+        network,
+        odds,
     })
+}
+
+/// Odds at the hashrate the miner runs at now: an offline miner is not in the draw.
+fn miner_odds(m: &MinerView, difficulty: Option<f64>) -> Option<Odds> {
+    if m.status != Status::Online {
+        return None;
+    }
+    lottery::odds(difficulty?, m.hashrate_khs? * 1000.0)
 }
 
 /// Runs a blocking database read on the thread pool and maps failure to a 500 with text.

@@ -46,6 +46,108 @@ pub fn uptime(secs: Option<i64>) -> String {
     }
 }
 
+/// Network hashrate given in H/s: "1.09 ZH/s".
+pub fn hashrate_hs(hs: Option<f64>) -> String {
+    let Some(mut v) = hs else {
+        return "—".into();
+    };
+    for unit in ["H/s", "KH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"] {
+        if v < 1000.0 {
+            return format!("{v:.2} {unit}");
+        }
+        v /= 1000.0;
+    }
+    format!("{v:.2} ZH/s")
+}
+
+/// A whole number with thousands separators: 14320000 → "14,320,000".
+fn grouped(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A price: "91,876 USD" (cents only below 100, where they matter), or "—".
+pub fn price(p: Option<f64>, currency: &str) -> String {
+    match p {
+        Some(v) if v.is_finite() && v >= 100.0 => {
+            format!("{} {currency}", grouped(v.round() as u64))
+        }
+        Some(v) if v.is_finite() => format!("{v:.2} {currency}"),
+        _ => "—".into(),
+    }
+}
+
+/// A 24-h change: "+1.37 %", "−1.37 %" (a real minus sign), or "—" when not given.
+pub fn change(pct: Option<f64>) -> String {
+    match pct {
+        Some(v) if v < 0.0 => format!("−{:.2} %", -v),
+        Some(v) => format!("+{v:.2} %"),
+        None => "—".into(),
+    }
+}
+
+/// Big counts in words: "414 billion", "1.5 trillion"; beyond quintillions, "1.2e21".
+fn in_words(v: f64) -> String {
+    const NAMES: [(f64, &str); 6] = [
+        (1e18, "quintillion"),
+        (1e15, "quadrillion"),
+        (1e12, "trillion"),
+        (1e9, "billion"),
+        (1e6, "million"),
+        (1e3, "thousand"),
+    ];
+    if v >= 1e21 {
+        return format!("{v:.1e}");
+    }
+    for (scale, name) in NAMES {
+        if v >= scale {
+            let n = v / scale;
+            return if n < 10.0 {
+                format!("{n:.1} {name}")
+            } else {
+                format!("{n:.0} {name}")
+            };
+        }
+    }
+    format!("{v:.0}")
+}
+
+/// Expected wait: "414 billion years", or days under a year.
+pub fn years(y: Option<f64>) -> String {
+    match y {
+        Some(v) if v >= 1.0 => format!("{} years", in_words(v)),
+        Some(v) if v >= 0.0 => format!("{:.1} days", v * 365.25),
+        _ => "—".into(),
+    }
+}
+
+/// A probability: "12.3 %" when it is sizeable, else "1 in 151 trillion".
+pub fn chance(p: Option<f64>) -> String {
+    match p {
+        Some(v) if v >= 0.001 => format!("{:.1} %", v * 100.0),
+        Some(v) if v > 0.0 => format!("1 in {}", in_words(1.0 / v)),
+        Some(_) => "0".into(),
+        None => "—".into(),
+    }
+}
+
+/// A fetch time for pages before their script runs: "2026-11-20 14:05 UTC" (the script
+/// rewrites it in the viewer's own time zone).
+pub fn utc_time(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "never".into(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +163,26 @@ mod tests {
         assert_eq!(temperature(Some(47.4)), "47 °C");
         assert_eq!(uptime(Some(90_061)), "1d 01:01:01");
         assert_eq!(uptime(Some(61)), "00:01:01");
+    }
+
+    #[test]
+    fn price_and_network_formats() {
+        assert_eq!(price(Some(91876.42), "USD"), "91,876 USD");
+        assert_eq!(price(Some(14_320_000.0), "JPY"), "14,320,000 JPY");
+        assert_eq!(price(Some(42.5), "XYZ"), "42.50 XYZ");
+        assert_eq!(price(None, "USD"), "—");
+        assert_eq!(change(Some(-1.37)), "−1.37 %");
+        assert_eq!(change(Some(0.0)), "+0.00 %");
+        assert_eq!(change(None), "—");
+        assert_eq!(hashrate_hs(Some(1.0912e21)), "1.09 ZH/s");
+        assert_eq!(hashrate_hs(Some(54_200.0)), "54.20 KH/s");
+        assert_eq!(years(Some(4.144_806e11)), "414 billion years");
+        assert_eq!(years(Some(136.1)), "136 years");
+        assert_eq!(years(Some(0.5)), "182.6 days");
+        assert_eq!(chance(Some(6.6055e-15)), "1 in 151 trillion");
+        assert_eq!(chance(Some(0.1234)), "12.3 %");
+        assert_eq!(chance(Some(1e-25)), "1 in 1.0e25");
+        assert_eq!(utc_time(Some(1_795_183_503_000)), "2026-11-20 14:05 UTC");
+        assert_eq!(utc_time(None), "never");
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod api;
 pub mod assets;
+pub mod csrf;
 pub mod format;
 pub mod manage;
+pub mod onboarding;
 pub mod pages;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
 use crate::db::{DbActor, IngestStats, ReadPool};
+use crate::discovery::DiscoveryActor;
 use crate::supervisor::Supervisor;
 
 /// What every handler can reach.
@@ -29,6 +32,8 @@ pub struct AppState {
     pub stats: Arc<IngestStats>,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// Device discovery, when enabled (onboarding frees a probed port through it).
+    pub discovery: Option<Addr<DiscoveryActor>>,
 }
 
 /// Registers every route.
@@ -43,6 +48,16 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
+        .route("/onboarding", web::get().to(onboarding::page))
+        .route("/onboarding", web::post().to(onboarding::add))
+        .route(
+            "/onboarding/{id}/ignore",
+            web::post().to(onboarding::ignore),
+        )
+        .route(
+            "/onboarding/{id}/unignore",
+            web::post().to(onboarding::unignore),
+        )
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 

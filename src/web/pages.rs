@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::api::{blocking, herd, HerdData};
 use super::{format, AppState};
+use crate::db::devices;
 use crate::db::queries::MinerView;
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
@@ -29,7 +30,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header.topbar {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; " The Shepherd" }
-                    nav { a href="/" { "Dashboard" } }
+                    nav { a href="/" { "Dashboard" } a href="/onboarding" { "Add devices" } }
                 }
                 main { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
@@ -76,14 +77,91 @@ fn totals(d: &HerdData) -> Markup {
     }
 }
 
+/// Price, network difficulty and the herd's odds. Values that are not live are labelled with
+/// their fetch time and a stale mark, never shown as if current.
+fn market(d: &HerdData) -> Markup {
+    let (p, n) = (&d.price, &d.network);
+    let change_class = match p.change_24h_percent {
+        Some(c) if c < 0.0 => "down",
+        Some(_) => "up",
+        None => "",
+    };
+    html! {
+        section.cards #market {
+            div.card #price-card {
+                div.label { "BTC price" }
+                div.value data-t="price" { (format::price(p.price, &p.currency)) }
+                div.sub {
+                    span data-t="change" class=(change_class) { (format::change(p.change_24h_percent)) }
+                    " 24 h · "
+                    (as_of("price", p.fetched_at, p.stale))
+                }
+                (fetch_error("price", p.last_error.as_deref()))
+            }
+            div.card #network-card {
+                div.label { "Network difficulty" }
+                div.value data-t="difficulty" { (n.difficulty.map_or_else(|| "—".into(), |v| format::difficulty(Some(v)))) }
+                div.sub {
+                    span data-t="net-hashrate" { (format::hashrate_hs(n.hashrate_hs)) }
+                    " · block " span data-t="height" { (n.block_height.map_or("—".into(), |h| h.to_string())) }
+                    " · "
+                    (as_of("network", n.fetched_at, n.stale))
+                }
+                (fetch_error("network", n.last_error.as_deref()))
+            }
+            div.card #odds-card title="Expected wait = difficulty × 2^32 / herd hashrate; chance in t = 1 − exp(−hashrate·t / (difficulty × 2^32))" {
+                div.label { "Herd block odds" }
+                div.value data-t="odds-years" { (format::years(d.odds.map(|o| o.expected_years_to_block))) }
+                div.sub {
+                    "expected wait · chance today "
+                    span data-t="odds-day" { (format::chance(d.odds.map(|o| o.chance_per_day))) }
+                }
+            }
+        }
+    }
+}
+
+/// "as of <time>" (rewritten in local time by the script) and a stale mark.
+fn as_of(feed: &str, fetched_at: Option<i64>, stale: bool) -> Markup {
+    html! {
+        span data-t={(feed) "-asof"} data-ts=[fetched_at] {
+            @if fetched_at.is_some() { "as of " (format::utc_time(fetched_at)) } @else { "not fetched yet" }
+        }
+        " "
+        span.stale-mark data-t={(feed) "-stale"} hidden[!(stale && fetched_at.is_some())] { "stale" }
+    }
+}
+
+fn fetch_error(feed: &str, error: Option<&str>) -> Markup {
+    html! {
+        div.sub.fetch-error data-t={(feed) "-error"} title=(error.unwrap_or_default()) hidden[error.is_none()] {
+            "⚠ " (error.unwrap_or_default())
+        }
+    }
+}
+
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
+    let pool = state.pool.clone();
     let data = blocking(move || herd(&state)).await?;
+    // The banner is a hint: a failed count must not take the dashboard down.
+    let new_devices = blocking(move || pool.with(devices::count_new))
+        .await
+        .unwrap_or(0);
     Ok(layout(
         "Dashboard",
         html! {
+            @if new_devices > 0 {
+                p.notice #new-devices {
+                    a href="/onboarding" {
+                        (new_devices) " new device" @if new_devices > 1 { "s" } " — add "
+                        @if new_devices > 1 { "them" } @else { "it" }
+                    }
+                }
+            }
             (totals(&data))
+            (market(&data))
             p.stale #stale hidden { "Live data unavailable — showing values as of " span #stale-since {} "." }
             @if data.miners.is_empty() {
                 p.empty { "No miners yet. Add one with " code { "shepherd miners add --name NAME --port /dev/ttyUSB0" } " or start with " code { "shepherd run --demo" } "." }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary, talk HTTP on loopback.
 #![allow(dead_code)]
 
+pub mod mock_http;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +22,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Price and network fetching off, and pointed at a closed loopback port besides, so no test
+/// ever reaches the internet.
+pub const OFFLINE_PRICE_CONFIG: &str = "[price]\nenabled = false\ncoincodex_url = \"http://127.0.0.1:9\"\nfallback_url = \"\"\n[network]\nenabled = false\nmempool_url = \"http://127.0.0.1:9\"\n";
+
 /// A running `shepherd run`, killed if the test fails before stopping it.
 pub struct Running {
     pub child: Option<Child>,
@@ -29,13 +35,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `shepherd run` with a fast config in `dir` and extra args.
+    /// Starts `shepherd run` with a fast config in `dir` and extra args; no price fetching.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(dir, OFFLINE_PRICE_CONFIG, extra)
+    }
+
+    /// Like [`Running::start`] with `price_config` (the `[price]` and `[network]` sections).
+    pub fn start_with(dir: &Path, price_config: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
-            "[summarizer]\ninterval_secs = 1\nstall_secs = 10\n[demo]\nline_interval_millis = 200\n[ingest]\nbatch_millis = 100\n",
+            format!("[summarizer]\ninterval_secs = 1\nstall_secs = 10\n[demo]\nline_interval_millis = 200\n[ingest]\nbatch_millis = 100\nmax_retry_secs = 2\n{price_config}"),
         )
         .unwrap();
         let db = dir.join("shepherd.db");

@@ -1,0 +1,378 @@
+//! `shepherd bench ingest`: how many lines a second the ingest path stores, and what it costs
+//! in CPU and memory, beside a naive baseline (one INSERT and commit per line) in the same run.
+//!
+//! The simulated miners run in a child process (`shepherd bench sim-writer`, hidden) so the
+//! CPU and memory measured are those of ingest alone.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use anyhow::{bail, Context as _};
+
+use crate::config::IngestConfig;
+use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
+use crate::miner::framing::{LineFramer, MAX_LINE_BYTES};
+use crate::miner::reader::Sink;
+use crate::sim::nerdminer::{Board, SimMiner};
+use crate::supervisor::{MinerSettings, StopAll, Supervisor};
+
+/// Bytes a second a serial line carries at 115200 baud, 8N1.
+pub const BAUD_115200_BYTES: u64 = 11_520;
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// Which ingest path.
+    pub name: &'static str,
+    /// Lines written by the simulators.
+    pub lines: u64,
+    /// Seconds from first write until every line was stored.
+    pub seconds: f64,
+    /// CPU time of this process over that interval, as % of one core.
+    pub cpu_percent: f64,
+    /// Peak resident memory of this process so far (KiB).
+    pub peak_rss_kib: u64,
+    /// Lines dropped because the database fell behind (counted, not stored).
+    pub dropped: u64,
+}
+
+impl Measurement {
+    /// Lines stored per second (dropped ones excluded).
+    pub fn stored_per_sec(&self) -> f64 {
+        self.lines.saturating_sub(self.dropped) as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The child that plays the miners.
+struct Writers {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    paths: Vec<String>,
+}
+
+impl Writers {
+    fn spawn(miners: usize, seconds: u64, throttle: bool) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find own executable")?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "bench",
+            "sim-writer",
+            "--miners",
+            &miners.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ]);
+        if throttle {
+            cmd.arg("--baud");
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        let mut paths = Vec::with_capacity(miners);
+        for _ in 0..miners {
+            let mut line = String::new();
+            stdout.read_line(&mut line)?;
+            paths.push(line.trim().to_owned());
+        }
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            paths,
+        })
+    }
+
+    /// Starts writing; returns per-miner line counts when done.
+    fn go(&mut self) -> anyhow::Result<Vec<u64>> {
+        self.stdin.write_all(b"go\n")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        line.split_whitespace()
+            .map(|n| n.parse::<u64>().context("bad count from sim-writer"))
+            .collect()
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"quit\n");
+        let _ = self.child.wait();
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Peak resident set size of this process (KiB), from /proc.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `done()` reaches `want` lines (stored or dropped), or 120 s pass.
+fn wait_done(want: u64, done: impl Fn() -> u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while done() < want {
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("only {} of {want} lines handled after 120 s", done());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Our path: MinerActors → DbActor, as `shepherd run` does it.
+fn run_shepherd(
+    dir: &Path,
+    miners_n: usize,
+    seconds: u64,
+    throttle: bool,
+) -> anyhow::Result<Measurement> {
+    let path = dir.join("bench.db");
+    let (mut conn, _) = db::open_writer(&path)?;
+    let mut writers = Writers::spawn(miners_n, seconds, throttle)?;
+    let ports = writers.paths.clone();
+    miners::sync_demo(&mut conn, &ports)?;
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let stats = Arc::new(IngestStats::default());
+        let ingest = IngestConfig::default();
+        let db_arbiter = Arbiter::new();
+        let writer_stats = stats.clone();
+        let batch = (
+            ingest.batch_lines,
+            Duration::from_millis(ingest.batch_millis),
+        );
+        let db_addr = DbActor::start_in_arbiter(&db_arbiter.handle(), move |_| {
+            DbActor::new(conn, batch.0, batch.1, writer_stats)
+        });
+        let supervisor = Supervisor::new(
+            ReadPool::new(path.clone()),
+            Sink {
+                db: db_addr.clone(),
+                stats: stats.clone(),
+            },
+            ingest,
+            MinerSettings::default(),
+        )
+        .start();
+        actix_rt::time::sleep(Duration::from_millis(1500)).await; // readers open their ports
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let counts =
+            actix_rt::task::spawn_blocking(move || writers.go().map(|c| (c, writers))).await??;
+        let total: u64 = counts.0.iter().sum();
+        let counters = stats.clone();
+        actix_rt::task::spawn_blocking(move || {
+            wait_done(total, || {
+                counters.written_lines.load(Ordering::Relaxed)
+                    + counters.dropped_lines.load(Ordering::Relaxed)
+            })
+        })
+        .await??;
+        let m = Measurement {
+            name: "shepherd (batched)",
+            lines: total,
+            seconds: t0.elapsed().as_secs_f64(),
+            cpu_percent: 100.0 * (cpu_seconds() - c0) / t0.elapsed().as_secs_f64(),
+            peak_rss_kib: peak_rss_kib(),
+            dropped: stats.dropped_lines.load(Ordering::Relaxed),
+        };
+        let _ = supervisor.send(StopAll).await;
+        drop(counts.1);
+        db_arbiter.stop();
+        Ok(m)
+    })
+}
+
+/// The baseline: a thread per port, one INSERT and one commit per line.
+fn run_naive(
+    dir: &Path,
+    miners_n: usize,
+    seconds: u64,
+    throttle: bool,
+) -> anyhow::Result<Measurement> {
+    let path = dir.join("naive.db");
+    let (mut conn, _) = db::open_writer(&path)?;
+    let mut writers = Writers::spawn(miners_n, seconds, throttle)?;
+    let ids = miners::sync_demo(&mut conn, &writers.paths)?;
+    drop(conn);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stored = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for (port, id) in writers.paths.clone().into_iter().zip(ids) {
+        let (path, stop, stored) = (path.clone(), stop.clone(), stored.clone());
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let (conn, _) = db::open_writer(&path)?;
+            let mut port = serialport::new(&port, 115_200)
+                .timeout(Duration::from_millis(100))
+                .open()?;
+            let mut framer = LineFramer::new(MAX_LINE_BYTES);
+            let (mut buf, mut out) = (vec![0u8; 8192], Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match port.read(&mut buf) {
+                    Ok(n) => framer.push(&buf[..n], &mut out),
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                for line in out.drain(..) {
+                    conn.execute(
+                        "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![id, crate::clock::now_ms(), line.text],
+                    )?;
+                    stored.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let total: u64 = writers.go()?.iter().sum();
+    wait_done(total, || stored.load(Ordering::Relaxed))?;
+    let m = Measurement {
+        name: "naive (INSERT + commit per line)",
+        lines: total,
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu_percent: 100.0 * (cpu_seconds() - c0) / t0.elapsed().as_secs_f64(),
+        peak_rss_kib: peak_rss_kib(),
+        dropped: 0,
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(m)
+}
+
+/// Runs both paths and prints a Markdown table.
+pub fn ingest(miners_n: usize, seconds: u64, throttle: bool, naive: bool) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let rate = if throttle {
+        "115200 baud per miner"
+    } else {
+        "as fast as the pseudo-terminals go"
+    };
+    println!("ingest benchmark: {miners_n} miner(s), {seconds} s of writing, {rate}");
+    let mut results = vec![run_shepherd(&dir, miners_n, seconds, throttle)?];
+    if naive {
+        results.push(run_naive(&dir, miners_n, seconds, throttle)?);
+    }
+    println!(
+        "| path | miners | lines written | stored/s | dropped | CPU % of one core | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for m in &results {
+        println!(
+            "| {} | {miners_n} | {} | {:.0} | {} | {:.1} | {:.1} |",
+            m.name,
+            m.lines,
+            m.stored_per_sec(),
+            m.dropped,
+            m.cpu_percent,
+            m.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("shepherd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The hidden child: N pseudo-terminals printing NerdMiner output. Prints the slave paths,
+/// waits for "go", writes for `seconds`, prints the per-miner line counts, waits for "quit".
+pub fn sim_writer(miners_n: usize, seconds: u64, throttle: bool) -> anyhow::Result<()> {
+    let ptys: Vec<crate::sim::pty::Pty> = (0..miners_n)
+        .map(|_| crate::sim::pty::Pty::open())
+        .collect::<Result<_, _>>()?;
+    let mut out = std::io::stdout();
+    for p in &ptys {
+        writeln!(out, "{}", p.path.display())?;
+    }
+    out.flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let handles: Vec<_> = ptys
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut master = p.master.try_clone()?;
+            Ok(std::thread::spawn(move || {
+                write_for(&mut master, i as u64, deadline, throttle)
+            }))
+        })
+        .collect::<std::io::Result<_>>()?;
+    let counts: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(0).to_string())
+        .collect();
+    writeln!(out, "{}", counts.join(" "))?;
+    out.flush()?;
+    line.clear();
+    std::io::stdin().read_line(&mut line)?;
+    drop(ptys);
+    Ok(())
+}
+
+/// Writes realistic output until `deadline`; returns the number of lines.
+fn write_for(master: &mut std::fs::File, seed: u64, deadline: Instant, throttle: bool) -> u64 {
+    let mut sim = SimMiner::new(seed, Board::NoDisplay);
+    let mut text = String::new();
+    for _ in 0..200 {
+        for l in sim.tick() {
+            text.push_str(&l);
+            text.push_str("\r\n");
+        }
+    }
+    let bytes = text.as_bytes();
+    let (mut written_bytes, start) = (0u64, Instant::now());
+    let mut lines = 0u64;
+    let chunk = 512;
+    let mut pos = 0;
+    while Instant::now() < deadline {
+        if throttle {
+            let allowed = (start.elapsed().as_secs_f64() * BAUD_115200_BYTES as f64) as u64;
+            if written_bytes >= allowed {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+        }
+        // Write whole lines only, so the count is exact.
+        let end = (pos + chunk).min(bytes.len());
+        let end = bytes[end..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| end + i + 1);
+        if master.write_all(&bytes[pos..end]).is_err() {
+            break;
+        }
+        lines += bytes[pos..end].iter().filter(|&&b| b == b'\n').count() as u64;
+        written_bytes += (end - pos) as u64;
+        pos = if end >= bytes.len() { 0 } else { end };
+    }
+    lines
+}
