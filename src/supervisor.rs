@@ -85,8 +85,9 @@ impl Supervisor {
         }
     }
 
-    /// Sends every pending command to its miner's actor once. Commands for a miner that is not
-    /// being read end in an error that says so.
+    /// Sends every pending command to its miner's actor once. Commands for a miner whose old
+    /// reader is still draining wait for the new one; for a miner that is not being read they
+    /// end in an error that says so.
     fn dispatch(&mut self) {
         if self.stopping {
             return;
@@ -118,6 +119,11 @@ impl Supervisor {
                 continue;
             }
             let Some((_, addr)) = self.running.get(&cmd.miner_id) else {
+                if self.draining.contains_key(&cmd.miner_id) {
+                    // Its old reader is finishing (the port changed, e.g. replugged): the
+                    // command stays pending for the reader that starts next.
+                    continue;
+                }
                 let id = cmd.id;
                 self.sink.db.do_send(Write::new(move |c| {
                     commands::finish(
@@ -176,6 +182,7 @@ impl Supervisor {
                 ctx.spawn(done.into_actor(self).map(move |_, act, ctx| {
                     act.draining.remove(&id);
                     act.reconcile(ctx);
+                    act.dispatch();
                 }));
             }
         }
