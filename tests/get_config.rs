@@ -109,13 +109,20 @@ impl App {
         serde_json::from_slice(&body).unwrap()
     }
 
+    /// POSTs as the manage page does (its `Origin` is this server).
     fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.post_from(Some(&format!("http://127.0.0.1:{}", self.port)), path, body)
+    }
+
+    fn post_from(&self, origin: Option<&str>, path: &str, body: &str) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut r = Self::agent()
+        let mut req = Self::agent()
             .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body)
-            .unwrap();
+            .header("Content-Type", "application/json");
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        let mut r = req.send(body).unwrap();
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -427,6 +434,13 @@ fn firmware_without_spiffs_falls_back_and_deaf_bootloader_is_a_clear_error() {
     assert!(v["error"].as_str().unwrap().contains("boot"));
     let (status, _) = app.post("/api/miner/9999/get_config", "");
     assert_eq!(status, 404);
+    // Another web page (or a request naming no page) cannot reset a miner.
+    let path = format!("/api/miner/{deaf_id}/get_config");
+    for origin in [Some("http://evil.example"), None] {
+        let (status, v) = app.post_from(origin, &path, "");
+        assert_eq!(status, 403, "{origin:?}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("refused"), "{v}");
+    }
     assert_eq!(app.get("/api/commands/9999").0, 404);
     assert_eq!(app.get("/api/backups/9999").0, 404);
     let _ = json!(null);

@@ -2,13 +2,13 @@
 //! configuration (queued as a GET_CONFIG command that its MinerActor runs), watch progress,
 //! download the raw partition images kept as backups.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::api::blocking;
 use super::pages::{asset, layout};
-use super::AppState;
+use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
 use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
@@ -20,12 +20,18 @@ fn not_found(what: String) -> HttpResponse {
 }
 
 /// `POST /api/miner/{id}/get_config` — body optional: `{"method": "boot" | "flash"}` (default:
-/// flash, falling back to the boot capture). Answers 202 `{"id": <command id>}`.
+/// flash, falling back to the boot capture). Answers 202 `{"id": <command id>}`. Like the
+/// forms, it must come from this server's own page ([`csrf::check`]): the read resets the
+/// miner, so another web page must not be able to start it.
 pub async fn get_config(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     body: web::Bytes,
 ) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
     let miner_id = path.into_inner();
     let payload = String::from_utf8_lossy(&body).trim().to_owned();
     let payload = (!payload.is_empty()).then_some(payload);
