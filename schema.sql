@@ -137,7 +137,11 @@ CREATE TABLE IF NOT EXISTS miner_commands (
                  CHECK (status IN ('pending', 'running', 'complete', 'error')),
     detail       TEXT,
     created_at   INTEGER NOT NULL,
-    finished_at  INTEGER
+    finished_at  INTEGER,
+    -- What the command produced, as JSON (GET_CONFIG: config with the password masked, files,
+    -- backup, method used). Added in schema version 4.
+    result_json  TEXT,
+    started_at   INTEGER
 );
 CREATE INDEX IF NOT EXISTS miner_commands_miner ON miner_commands(miner_id, status);
 

@@ -83,7 +83,15 @@
     for (const m of data.miners) {
       seen.add(String(m.id));
       const row = rowFor(m);
-      cell(row, "name").textContent = m.name;
+      const nameCell = cell(row, "name");
+      let link = nameCell.querySelector("a");
+      if (!link) {
+        link = document.createElement("a");
+        nameCell.textContent = "";
+        nameCell.appendChild(link);
+      }
+      link.href = "/miners/manage/" + m.id;
+      link.textContent = m.name;
       const badge = document.createElement("span");
       badge.className = "badge status-" + m.status;
       badge.textContent = m.status.replace("_", " ");

@@ -10,23 +10,27 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::db::actor::StartPruning;
-use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
+use crate::db::{self, commands, miners, DbActor, IngestStats, ReadPool};
 use crate::discovery::{DiscoveryActor, Feed, ShuttingDown};
 use crate::miner::reader::Sink;
 use crate::price::PriceActor;
-use crate::sim::{self, SimHandle};
+use crate::sim::esp32::{self, SimEsp32};
+use crate::sim::LineRegistry;
 use crate::summarizer::{SummarizeNow, SummarizerActor};
-use crate::supervisor::{StopAll, Supervisor};
+use crate::supervisor::{MinerSettings, StopAll, Supervisor};
 use crate::web::{self, AppState};
 
 /// What to start besides what the configuration says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// Simulated miners to start first.
+    /// Simulated ESP32 miners to start first.
     pub demo: usize,
     /// Where device events come from: the system (udev, or scanning) or only what is sent
     /// to [`App::discovery`] (tests).
     pub devices: Feed,
+    /// Simulated chips already running behind pseudo-terminals (tests), whose DTR/RTS calls
+    /// the MinerActors then deliver to them. The demo miners are added to it.
+    pub sims: LineRegistry,
 }
 
 /// Runs until SIGINT or SIGTERM. `demo` simulated miners are started first.
@@ -36,6 +40,7 @@ pub fn run(config: Config, demo: usize) -> anyhow::Result<()> {
         let options = Options {
             demo,
             devices: Feed::System,
+            sims: LineRegistry::default(),
         };
         let app = App::start(config, options).await?;
         announce(&app.config);
@@ -48,7 +53,7 @@ pub fn run(config: Config, demo: usize) -> anyhow::Result<()> {
 /// Everything `shepherd run` starts, running inside the current actix system.
 pub struct App {
     config: Arc<Config>,
-    sims: Vec<SimHandle>,
+    sims: Vec<SimEsp32>,
     db: Addr<DbActor>,
     db_arbiter: Arbiter,
     supervisor: Addr<Supervisor>,
@@ -66,15 +71,20 @@ impl App {
         let db_path = config.database.path.clone();
         let (mut conn, migration) = db::open_writer(&db_path)?;
         tracing::info!(database = %db_path.display(), ?migration, "database ready");
+        let interrupted = commands::fail_interrupted(&conn)?;
+        if interrupted > 0 {
+            tracing::warn!("{interrupted} command(s) were interrupted by the last shutdown");
+        }
 
         let demo = options.demo;
         let mut sims = Vec::with_capacity(demo);
         for i in 1..=demo {
-            let handle = sim::spawn(
+            let handle = esp32::demo(
                 i as u64,
                 Duration::from_millis(config.demo.line_interval_millis),
             )
             .context("cannot create a pseudo-terminal for a simulated miner")?;
+            options.sims.register(&handle.path, handle.line_control());
             sims.push(handle);
         }
         let ports: Vec<String> = sims.iter().map(|s| s.path.clone()).collect();
@@ -101,7 +111,13 @@ impl App {
             db: db.clone(),
             stats: stats.clone(),
         };
-        let supervisor = Supervisor::new(pool.clone(), sink, config.ingest.clone()).start();
+        let settings = MinerSettings {
+            backups_dir: config.backups_dir(),
+            backups_keep: config.backups.keep,
+            sims: options.sims,
+        };
+        let supervisor =
+            Supervisor::new(pool.clone(), sink, config.ingest.clone(), settings).start();
         let summarizer_arbiter = Arbiter::new();
         let (sum_pool, sum_db) = (pool.clone(), db.clone());
         let interval = Duration::from_secs(config.summarizer.interval_secs);
@@ -175,7 +191,7 @@ impl App {
             let _ = d.send(ShuttingDown).await;
         }
         let names: Vec<String> = (1..=self.sims.len()).map(|i| format!("demo-{i}")).collect();
-        let written: Vec<u64> = self.sims.iter_mut().map(SimHandle::stop).collect();
+        let written: Vec<u64> = self.sims.iter_mut().map(SimEsp32::stop).collect();
         let _ = self.supervisor.send(StopAll).await;
         flush(&self.db).await;
         let _ = self.summarizer.send(SummarizeNow).await;

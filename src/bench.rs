@@ -19,7 +19,7 @@ use crate::db::{self, miners, DbActor, IngestStats, ReadPool};
 use crate::miner::framing::{LineFramer, MAX_LINE_BYTES};
 use crate::miner::reader::Sink;
 use crate::sim::nerdminer::{Board, SimMiner};
-use crate::supervisor::{StopAll, Supervisor};
+use crate::supervisor::{MinerSettings, StopAll, Supervisor};
 
 /// Bytes a second a serial line carries at 115200 baud, 8N1.
 pub const BAUD_115200_BYTES: u64 = 11_520;
@@ -173,6 +173,7 @@ fn run_shepherd(
                 stats: stats.clone(),
             },
             ingest,
+            MinerSettings::default(),
         )
         .start();
         actix_rt::time::sleep(Duration::from_millis(1500)).await; // readers open their ports

@@ -50,6 +50,27 @@ pub enum Command {
         #[command(subcommand)]
         action: MinersAction,
     },
+    /// Inspect SPIFFS images (offline, no miner needed).
+    Spiffs {
+        /// What to do.
+        #[command(subcommand)]
+        action: SpiffsAction,
+    },
+    /// Inspect flash dumps (offline, no miner needed).
+    Flash {
+        /// What to do.
+        #[command(subcommand)]
+        action: FlashAction,
+    },
+    /// A miner's configuration, read through the running shepherd.
+    Config {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// List the USB serial devices plugged in now and what each is to the herd (works
     /// without a running server).
     Devices {
@@ -124,6 +145,51 @@ pub enum BenchKind {
         /// Limit to 115200 baud.
         #[arg(long)]
         baud: bool,
+    },
+}
+
+/// `shepherd spiffs …`
+#[derive(Debug, Subcommand)]
+pub enum SpiffsAction {
+    /// List the files of a SPIFFS image (or of the SPIFFS partition of a full flash dump).
+    List {
+        /// The image file.
+        image: PathBuf,
+    },
+    /// Write one file's content to stdout.
+    Extract {
+        /// The image file.
+        image: PathBuf,
+        /// Path inside the filesystem, e.g. /config.json.
+        path: String,
+    },
+}
+
+/// `shepherd flash …`
+#[derive(Debug, Subcommand)]
+pub enum FlashAction {
+    /// Show the partition table and SPIFFS files of a full flash dump, or the files of a bare
+    /// SPIFFS partition image.
+    Inspect {
+        /// A dump made by `esptool read_flash 0 0x400000 dump.bin`, or a backup from shepherd.
+        dump: PathBuf,
+    },
+}
+
+/// `shepherd config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Read a miner's configuration through the running `shepherd run` and print it as JSON.
+    Get {
+        /// The miner's name.
+        name: String,
+        /// flash (ROM bootloader), boot (reset and capture the boot log), or auto (flash,
+        /// falling back to boot).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "flash", "boot"])]
+        method: String,
+        /// Give up waiting after this many seconds (a flash read takes minutes at 115200 baud).
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
     },
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{BenchKind, Command, Common, MinersAction};
+use crate::cli::{BenchKind, Command, Common, ConfigAction, MinersAction};
 use crate::config::Config;
 use crate::db::{self, devices, miners};
 use crate::discovery::classify::Herd;
@@ -36,6 +36,17 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         } => {
             let config = load_config(&common)?;
             crate::tail::run(&config.database.path, &name, raw, lines)
+        }
+        Command::Spiffs { action } => crate::flash_commands::spiffs(action),
+        Command::Flash { action } => crate::flash_commands::flash(action),
+        Command::Config { common, action } => {
+            let config = load_config(&common)?;
+            let ConfigAction::Get {
+                name,
+                method,
+                timeout,
+            } = action;
+            crate::flash_commands::config_get(&config.database.path, &name, &method, timeout)
         }
         Command::Bench { kind } => match kind {
             BenchKind::Ingest {

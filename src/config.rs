@@ -33,6 +33,22 @@ pub struct Config {
     pub network: NetworkConfig,
     /// Recognising miners as they are plugged in.
     pub discovery: DiscoveryConfig,
+    /// Raw SPIFFS images kept from configuration reads.
+    pub backups: BackupsConfig,
+}
+
+/// `[backups]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// Backups kept per miner; older ones are deleted after each new one.
+    pub keep: usize,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        Self { keep: 10 }
+    }
 }
 
 /// `[server]`
@@ -315,6 +331,7 @@ impl Config {
             ("network.stale_after_secs", self.network.stale_after_secs),
             ("network.timeout_secs", self.network.timeout_secs),
             ("discovery.poll_secs", self.discovery.poll_secs),
+            ("backups.keep", self.backups.keep as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -352,6 +369,11 @@ impl Config {
             ));
         }
         check_timeout("network", n.timeout_secs)
+    }
+
+    /// Where configuration backups go: `<data dir>/backups/<miner id>/<time>.bin`.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.data_dir().join("backups")
     }
 
     /// Folder for files that belong beside the database (config backups).
@@ -478,6 +500,16 @@ mod tests {
     fn unreadable_file_says_so() {
         let err = Config::load(Some(Path::new("/nonexistent/shepherd.toml"))).unwrap_err();
         assert!(err.to_string().contains("--config"), "{err}");
+    }
+
+    #[test]
+    fn backups_keep_defaults_to_ten_and_must_be_positive() {
+        assert_eq!(Config::default().backups.keep, 10);
+        assert_eq!(parse("[backups]\nkeep = 3\n").unwrap().backups.keep, 3);
+        assert!(parse("[backups]\nkeep = 0\n")
+            .unwrap_err()
+            .to_string()
+            .contains("backups.keep"));
     }
 
     #[test]

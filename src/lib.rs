@@ -24,8 +24,10 @@ pub mod db;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;
-/// A miner's flash contents: SPIFFS reader and builder.
+/// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
+/// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get`.
+pub mod flash_commands;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Miners: serial reading, framing, NerdMiner log parsing.

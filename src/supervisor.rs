@@ -2,7 +2,8 @@
 //! miners added or removed at runtime (web, `shepherd miners add`) start and stop without a
 //! restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -10,9 +11,21 @@ use futures_util::future::{BoxFuture, Shared};
 use futures_util::FutureExt as _;
 
 use crate::config::IngestConfig;
-use crate::db::{miners, ReadPool};
+use crate::db::{commands, miners, ReadPool, Write};
 use crate::miner::reader::{ReaderConfig, Sink};
-use crate::miner::{DeviceReturned, MinerActor, StopReading};
+use crate::miner::{CommandQueued, DeviceReturned, MinerActor, StopReading};
+use crate::sim::LineRegistry;
+
+/// What MinerActors need besides ingest tuning.
+#[derive(Debug, Clone, Default)]
+pub struct MinerSettings {
+    /// `<data dir>/backups`.
+    pub backups_dir: PathBuf,
+    /// Backups kept per miner.
+    pub backups_keep: usize,
+    /// Simulated chips behind pseudo-terminals (demo and tests).
+    pub sims: LineRegistry,
+}
 
 /// How often the miners table is checked for changes made by other processes.
 const POLL: Duration = Duration::from_secs(2);
@@ -22,13 +35,21 @@ pub struct Supervisor {
     pool: ReadPool,
     sink: Sink,
     ingest: IngestConfig,
+    settings: MinerSettings,
     running: HashMap<i64, (String, Addr<MinerActor>)>,
+    /// Commands handed to a MinerActor and still pending/running, so each goes out once.
+    dispatched: HashMap<i64, i64>,
     /// Readers told to stop and still draining their port. The miner's next reader starts
     /// only after: two readers must never hold one device, and the old one's final "offline"
     /// must not land after the new one's "connected".
     draining: HashMap<i64, Shared<BoxFuture<'static, ()>>>,
     stopping: bool,
 }
+
+/// Hand queued commands (`miner_commands` rows still pending) to their miners now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DispatchCommands;
 
 /// Look at the miners table now (after a change made through the web).
 #[derive(Message)]
@@ -51,14 +72,87 @@ pub struct StopAll;
 
 impl Supervisor {
     /// A supervisor reading the miners table through `pool`.
-    pub fn new(pool: ReadPool, sink: Sink, ingest: IngestConfig) -> Self {
+    pub fn new(pool: ReadPool, sink: Sink, ingest: IngestConfig, settings: MinerSettings) -> Self {
         Self {
             pool,
             sink,
             ingest,
+            settings,
             running: HashMap::new(),
+            dispatched: HashMap::new(),
             draining: HashMap::new(),
             stopping: false,
+        }
+    }
+
+    /// Sends every pending command to its miner's actor once. Commands for a miner whose old
+    /// reader is still draining wait for the new one; for a miner that is not being read they
+    /// end in an error that says so.
+    fn dispatch(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let active = match self.pool.with(commands::active) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("supervisor cannot read queued commands: {e}");
+                return;
+            }
+        };
+        let (running, pending): (Vec<_>, Vec<_>) =
+            active.into_iter().partition(|c| c.status == "running");
+        let still: HashSet<i64> = pending.iter().map(|c| c.id).collect();
+        // Forget commands that have started (they are no longer pending): the actor has them.
+        self.dispatched.retain(|id, _| still.contains(id));
+        // A miner is busy with its running command, else with the first one handed over.
+        let mut busy: HashMap<i64, i64> = HashMap::new();
+        for c in &running {
+            busy.entry(c.miner_id).or_insert(c.id);
+        }
+        let mut handed: Vec<(i64, i64)> = self.dispatched.iter().map(|(i, m)| (*i, *m)).collect();
+        handed.sort_unstable();
+        for (id, miner) in handed {
+            busy.entry(miner).or_insert(id);
+        }
+        for cmd in pending {
+            if self.dispatched.contains_key(&cmd.id) {
+                continue;
+            }
+            let Some((_, addr)) = self.running.get(&cmd.miner_id) else {
+                if self.draining.contains_key(&cmd.miner_id) {
+                    // Its old reader is finishing (the port changed, e.g. replugged): the
+                    // command stays pending for the reader that starts next.
+                    continue;
+                }
+                let id = cmd.id;
+                self.sink.db.do_send(Write::new(move |c| {
+                    commands::finish(
+                        c,
+                        id,
+                        false,
+                        "the miner is not being read (disabled or removed): enable it and try again",
+                        None,
+                    )
+                }));
+                continue;
+            };
+            if let Some(first) = busy.get(&cmd.miner_id) {
+                let (id, detail) = (
+                    cmd.id,
+                    format!("queued: the miner is busy with command #{first}; this one runs next"),
+                );
+                self.sink
+                    .db
+                    .do_send(Write::new(move |c| commands::set_detail(c, id, &detail)));
+            } else {
+                busy.insert(cmd.miner_id, cmd.id);
+            }
+            addr.do_send(CommandQueued {
+                id: cmd.id,
+                command: cmd.command.clone(),
+                payload: cmd.payload.clone(),
+            });
+            self.dispatched.insert(cmd.id, cmd.miner_id);
         }
     }
 
@@ -88,6 +182,7 @@ impl Supervisor {
                 ctx.spawn(done.into_actor(self).map(move |_, act, ctx| {
                     act.draining.remove(&id);
                     act.reconcile(ctx);
+                    act.dispatch();
                 }));
             }
         }
@@ -104,6 +199,9 @@ impl Supervisor {
                 batch_interval: Duration::from_millis(self.ingest.batch_millis),
                 max_pending_lines: self.ingest.max_pending_lines,
                 max_retry: Duration::from_secs(self.ingest.max_retry_secs),
+                backups_dir: self.settings.backups_dir.clone(),
+                backups_keep: self.settings.backups_keep,
+                sim_lines: self.settings.sims.get(&m.port),
             };
             let addr = MinerActor::new(cfg, self.sink.clone()).start();
             self.running.insert(m.id, (m.port, addr));
@@ -116,7 +214,11 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.reconcile(ctx);
-        ctx.run_interval(POLL, |act, ctx| act.reconcile(ctx));
+        self.dispatch();
+        ctx.run_interval(POLL, |act, ctx| {
+            act.reconcile(ctx);
+            act.dispatch();
+        });
     }
 }
 
@@ -136,6 +238,14 @@ impl Handler<MinerReplugged> for Supervisor {
             Some((_, addr)) => addr.do_send(DeviceReturned),
             None => self.reconcile(ctx),
         }
+    }
+}
+
+impl Handler<DispatchCommands> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: DispatchCommands, _: &mut Self::Context) {
+        self.dispatch();
     }
 }
 

@@ -53,6 +53,7 @@ impl InProcess {
                 let options = Options {
                     demo: 0,
                     devices: Feed::Injected,
+                    sims: Default::default(),
                 };
                 let app = App::start(config, options).await.unwrap();
                 addr_tx.send(app.discovery().unwrap()).unwrap();

@@ -6,8 +6,10 @@
 //! from `schema.sql`, so adding a column to `schema.sql` is all a new version needs.
 //!
 //! Versions: 1 — the Flask prototype's database (same table names, fewer columns, e.g.
-//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema; 3 — device
-//! discovery: probe results in `unconfigured_devices`, tty unique among present devices only.
+//! `miners(id, name, port, last_config_json)`); 2 — this program's first schema; 3 — on the
+//! discovery line: probe results in `unconfigured_devices`, tty unique among present devices
+//! only; on the flash line: command results (`miner_commands.result_json`, `started_at`);
+//! 4 — both (either kind of version 3 file gains what the other added).
 
 use std::path::Path;
 
@@ -17,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,6 +338,56 @@ mod tests {
                 [],
             )
             .is_err());
+    }
+
+    /// A version 3 file from the discovery line lacks the command result columns.
+    #[test]
+    fn discovery_version_3_gains_command_result_columns() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             CREATE TABLE miner_commands (id INTEGER PRIMARY KEY, miner_id INTEGER NOT NULL,
+                 command TEXT NOT NULL, payload TEXT, status TEXT NOT NULL, detail TEXT,
+                 created_at INTEGER NOT NULL, finished_at INTEGER);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, added } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 3);
+        for col in ["miner_commands.result_json", "miner_commands.started_at"] {
+            assert!(added.contains(&col.to_string()), "{col} not in {added:?}");
+        }
+    }
+
+    /// A version 3 file from the flash line lacks the probe columns and has the old tty index.
+    #[test]
+    fn flash_version_3_gains_probe_columns_and_frees_absent_ttys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             CREATE TABLE unconfigured_devices (id INTEGER PRIMARY KEY, tty TEXT NOT NULL,
+                 usb_serial TEXT, present INTEGER NOT NULL DEFAULT 1, ignored INTEGER NOT NULL DEFAULT 0);
+             CREATE UNIQUE INDEX unconfigured_devices_tty ON unconfigured_devices(tty);
+             INSERT INTO unconfigured_devices (tty, present, ignored) VALUES ('/dev/ttyUSB0', 0, 1);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, added } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 3);
+        assert!(
+            added.contains(&"unconfigured_devices.probed_at".to_string()),
+            "{added:?}"
+        );
+        conn.execute(
+            "INSERT INTO unconfigured_devices (tty, present) VALUES ('/dev/ttyUSB0', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 
     #[test]

@@ -1,4 +1,11 @@
-//! A miner's flash: the SPIFFS filesystem that holds its `/config.json` (pure, no I/O).
-//! Later layers (partition table, ROM-loader transport, safe writer) live beside it.
+//! A miner's flash, in layers as espflash arranges them: pure formats (SPIFFS, the partition
+//! table, the ROM loader's commands and SLIP framing), then the transport that moves commands
+//! over a port, the loader operations built on it, and the DTR/RTS reset sequences.
 
+pub mod command;
+pub mod lines;
+pub mod loader;
+pub mod partitions;
+pub mod slip;
 pub mod spiffs;
+pub mod transport;

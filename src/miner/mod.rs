@@ -1,28 +1,33 @@
 //! Miners: the MinerActor that alone owns a miner's serial port, and the pure pieces it uses
-//! (line framing, the NerdMiner log parser, boot-config capture).
+//! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
+//! with the port (GET_CONFIG).
 
 pub mod boot_config;
 pub mod dedupe;
 pub mod framing;
+pub mod get_config;
 pub mod parse;
 pub mod port;
 pub mod reader;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use actix::prelude::*;
 
-use reader::{ReaderConfig, Sink};
+use crate::db::{commands, Write};
+use reader::{PortJob, ReaderConfig, Sink};
 
-/// One miner: runs its reader thread and stops it cleanly.
+/// One miner: runs its reader thread, hands it commands, and stops it cleanly.
 pub struct MinerActor {
     cfg: ReaderConfig,
     sink: Sink,
     stop: Arc<AtomicBool>,
     wake: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    jobs: Option<Sender<PortJob>>,
 }
 
 impl MinerActor {
@@ -34,6 +39,7 @@ impl MinerActor {
             stop: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(AtomicBool::new(false)),
             thread: None,
+            jobs: None,
         }
     }
 }
@@ -44,11 +50,15 @@ impl Actor for MinerActor {
     fn started(&mut self, _: &mut Self::Context) {
         let (cfg, sink) = (self.cfg.clone(), self.sink.clone());
         let (stop, wake) = (self.stop.clone(), self.wake.clone());
+        let (tx, rx) = channel();
         let spawned = std::thread::Builder::new()
             .name(format!("miner-{}", cfg.miner_id))
-            .spawn(move || reader::run(cfg, sink, stop, wake));
+            .spawn(move || reader::run(cfg, sink, stop, wake, rx));
         match spawned {
-            Ok(handle) => self.thread = Some(handle),
+            Ok(handle) => {
+                self.thread = Some(handle);
+                self.jobs = Some(tx);
+            }
             Err(e) => tracing::error!(miner = self.cfg.miner_id, "cannot start reader thread: {e}"),
         }
     }
@@ -68,6 +78,7 @@ impl Handler<StopReading> for MinerActor {
 
     fn handle(&mut self, _: StopReading, _: &mut Self::Context) -> Self::Result {
         self.stop.store(true, Ordering::Relaxed);
+        self.jobs = None;
         let thread = self.thread.take();
         Box::pin(
             async move {
@@ -78,6 +89,57 @@ impl Handler<StopReading> for MinerActor {
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),
         )
+    }
+}
+
+/// A command was queued for this miner (a `miner_commands` row, status pending).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CommandQueued {
+    /// Row id.
+    pub id: i64,
+    /// `GET_CONFIG` or `SET_CONFIG`.
+    pub command: String,
+    /// Its payload.
+    pub payload: Option<String>,
+}
+
+impl Handler<CommandQueued> for MinerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommandQueued, _: &mut Self::Context) {
+        let db = self.sink.db.clone();
+        let CommandQueued {
+            id,
+            command,
+            payload,
+        } = msg;
+        let job: PortJob = match command.as_str() {
+            "GET_CONFIG" => {
+                Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
+            }
+            other => {
+                let detail = format!("{other} is not supported by this version of shepherd");
+                db.do_send(Write::new(move |c| {
+                    commands::finish(c, id, false, &detail, None)
+                }));
+                return;
+            }
+        };
+        // The reader thread runs jobs one at a time, between reads: commands for one miner
+        // queue there in the order they were dispatched.
+        let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
+        if sent != Some(true) {
+            self.sink.db.do_send(Write::new(move |c| {
+                commands::finish(
+                    c,
+                    id,
+                    false,
+                    "the miner's reader is not running (stopping or failed to start); try again",
+                    None,
+                )
+            }));
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The blocking reader a MinerActor runs on its own thread: open the port, frame and parse
 //! lines, hand batches to the DbActor, and reopen with backoff when the port goes away.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ use super::parse::{mask_secrets, parse_line};
 use super::port;
 use crate::clock::now_ms;
 use crate::db::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState};
+use crate::flash::lines::{self, Forwarding, LineControl, ResetKind, SerialLines};
 
 /// What a reader needs to know.
 #[derive(Debug, Clone)]
@@ -31,7 +34,18 @@ pub struct ReaderConfig {
     pub max_pending_lines: usize,
     /// Longest backoff between reopen attempts.
     pub max_retry: Duration,
+    /// Where this miner's configuration backups go.
+    pub backups_dir: PathBuf,
+    /// Backups kept.
+    pub backups_keep: usize,
+    /// Demo and tests: the simulated chip behind this pseudo-terminal, which receives the
+    /// DTR/RTS calls a real port would get (a pty has no modem lines). `None` for hardware.
+    pub sim_lines: Option<Forwarding>,
 }
+
+/// Work that needs the port, run on the reader thread between reads so that one owner ever
+/// touches it. Gets the session, or why the port is not open.
+pub type PortJob = Box<dyn FnOnce(Result<&mut PortSession<'_>, String>) + Send>;
 
 /// Where a reader sends what it reads.
 #[derive(Clone)]
@@ -106,10 +120,16 @@ impl Batcher {
     }
 }
 
-/// Runs until `stop` is set; then drains what the port still holds and sends it. Setting
-/// `wake` while the port is missing retries at once instead of waiting out the backoff
-/// (discovery saw the device come back).
-pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, wake: Arc<AtomicBool>) {
+/// Runs until `stop` is set; then drains what the port still holds and sends it. Jobs from
+/// `jobs` run between reads, in order. Setting `wake` while the port is missing retries at
+/// once instead of waiting out the backoff (discovery saw the device come back).
+pub fn run(
+    cfg: ReaderConfig,
+    sink: Sink,
+    stop: Arc<AtomicBool>,
+    wake: Arc<AtomicBool>,
+    jobs: Receiver<PortJob>,
+) {
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
         filter: EventFilter::default(),
@@ -134,6 +154,10 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, wake: Arc<Atomi
         let mut port = match port::open(&cfg.port, cfg.baud) {
             Ok(p) => p,
             Err(failure) => {
+                // Nothing can use a port that is not open: say so now rather than queue.
+                while let Ok(job) = jobs.try_recv() {
+                    job(Err(failure.message.clone()));
+                }
                 if last_failure.as_deref() != Some(failure.message.as_str()) {
                     tracing::warn!(miner = cfg.miner_id, "{}", failure.message);
                     link(failure.state, Some(failure.message.clone()));
@@ -152,7 +176,7 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, wake: Arc<Atomi
         link(LinkState::Connected, None);
         backoff = Duration::from_secs(1);
         last_failure = None;
-        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop);
+        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop, &jobs, &cfg);
         batcher.send(true);
         match ended {
             Ended::Stopped => break,
@@ -173,6 +197,9 @@ pub fn run(cfg: ReaderConfig, sink: Sink, stop: Arc<AtomicBool>, wake: Arc<Atomi
         }
     }
     batcher.send(true);
+    while let Ok(job) = jobs.try_recv() {
+        job(Err("shepherd is stopping".into()));
+    }
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
@@ -188,11 +215,14 @@ fn read_until_gone(
     port: &mut dyn serialport::SerialPort,
     batcher: &mut Batcher,
     stop: &AtomicBool,
+    jobs: &Receiver<PortJob>,
+    cfg: &ReaderConfig,
 ) -> Ended {
     let mut framer = LineFramer::new(MAX_LINE_BYTES);
     let mut buf = vec![0u8; 8192];
     let mut framed = Vec::new();
     let ended = loop {
+        let mut partial = false;
         match port.read(&mut buf) {
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
@@ -200,12 +230,7 @@ fn read_until_gone(
                 for line in framed.drain(..) {
                     batcher.add(line);
                 }
-                if n < buf.len() / 2 && !stop.load(Ordering::Relaxed) {
-                    // USB-serial adapters hand over a few bytes at a time; letting them
-                    // collect for a moment turns hundreds of wake-ups a second per miner
-                    // into a few dozen. The kernel buffers far more than arrives meanwhile.
-                    std::thread::sleep(COALESCE);
-                }
+                partial = n < buf.len() / 2;
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
@@ -223,12 +248,175 @@ fn read_until_gone(
         if batcher.due() {
             batcher.send(false);
         }
+        if let Ok(job) = jobs.try_recv() {
+            // Every line read so far goes to the database before the job may reset the chip.
+            batcher.send(true);
+            let mut session = PortSession {
+                port: &mut *port,
+                framer: &mut framer,
+                batcher: &mut *batcher,
+                cfg,
+                stop,
+                gone: None,
+            };
+            job(Ok(&mut session));
+            let gone = session.gone.take();
+            batcher.send(true);
+            if let Some(why) = gone {
+                break Ended::Gone(why);
+            }
+            // The job read the port itself; go straight back to reading.
+            continue;
+        }
+        if partial && !stop.load(Ordering::Relaxed) {
+            // USB-serial adapters hand over a few bytes at a time; letting them collect for a
+            // moment turns hundreds of wake-ups a second per miner into a few dozen. The
+            // kernel buffers far more than arrives meanwhile. Done after the job check, so a
+            // queued command never waits for this pause.
+            std::thread::sleep(COALESCE);
+        }
     };
     framer.finish(&mut framed);
     for line in framed.drain(..) {
         batcher.add(line);
     }
     ended
+}
+
+/// The port lent to a job: raw access for the loader, DTR/RTS resets, and reading lines into
+/// the normal ingest (so a boot log captured for its configuration is stored like any other).
+pub struct PortSession<'a> {
+    port: &'a mut dyn serialport::SerialPort,
+    framer: &'a mut LineFramer,
+    batcher: &'a mut Batcher,
+    cfg: &'a ReaderConfig,
+    stop: &'a AtomicBool,
+    gone: Option<String>,
+}
+
+impl<'a> PortSession<'a> {
+    /// The port itself (for the ROM loader).
+    pub fn port(&mut self) -> &mut dyn serialport::SerialPort {
+        &mut *self.port
+    }
+
+    /// Set when shepherd is stopping: a long job should give up, put the miner back into its
+    /// firmware and return (a miner left in its bootloader does not mine).
+    pub fn stop_flag(&self) -> &'a AtomicBool {
+        self.stop
+    }
+
+    /// The miner's id.
+    pub fn miner_id(&self) -> i64 {
+        self.cfg.miner_id
+    }
+
+    /// The device path.
+    pub fn path(&self) -> &str {
+        &self.cfg.port
+    }
+
+    /// Where this miner's backups go, and how many to keep.
+    pub fn backups(&self) -> (PathBuf, usize) {
+        (
+            self.cfg.backups_dir.join(self.cfg.miner_id.to_string()),
+            self.cfg.backups_keep,
+        )
+    }
+
+    /// Runs a reset sequence: through the simulator in demo/tests, else on the port's lines.
+    pub fn reset(&mut self, kind: ResetKind) -> Result<(), String> {
+        // A reset cuts the line being printed: store what came of it as a line of its own.
+        let mut framed = Vec::new();
+        self.framer.finish(&mut framed);
+        for line in framed {
+            self.batcher.add(line);
+        }
+        let result = match &self.cfg.sim_lines {
+            Some(sim) => {
+                let mut sim = sim.clone();
+                let wiring = sim.wiring();
+                lines::run(&mut sim as &mut dyn LineControl, kind, wiring)
+            }
+            None => {
+                let wiring = lines::wiring_of(&self.cfg.port);
+                lines::run(&mut SerialLines(&mut *self.port), kind, wiring)
+            }
+        };
+        result.map_err(|e| {
+            format!(
+                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB                  serial adapter with modem-control lines (CP210x, CH340, native USB); press its                  RESET button instead",
+                self.cfg.port
+            )
+        })
+    }
+
+    /// Reads lines into the normal ingest until `deadline` or until `on_line` (given each raw,
+    /// unmasked line) returns true. Returns whether it did. Port failure ends the session.
+    pub fn read_lines(
+        &mut self,
+        deadline: Instant,
+        on_line: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, String> {
+        let mut buf = vec![0u8; 4096];
+        let mut framed = Vec::new();
+        while Instant::now() < deadline {
+            match self.port.read(&mut buf) {
+                Ok(0) => return Err(self.lost("end of file".into())),
+                Ok(n) => {
+                    self.framer.push(&buf[..n], &mut framed);
+                    let mut done = false;
+                    for line in framed.drain(..) {
+                        if !done && on_line(&line.text) {
+                            done = true;
+                        }
+                        self.batcher.add(line);
+                    }
+                    if self.batcher.due() {
+                        self.batcher.send(false);
+                    }
+                    if done {
+                        return Ok(true);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if self.batcher.due() {
+                        self.batcher.send(false);
+                    }
+                }
+                Err(e) => return Err(self.lost(e.to_string())),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ingests bytes read by someone else (the loader's transport: the boot banner the chip
+    /// printed around its bootloader) as log lines.
+    pub fn ingest_bytes(&mut self, bytes: &[u8]) {
+        let mut framed = Vec::new();
+        self.framer.push(bytes, &mut framed);
+        for line in framed {
+            self.batcher.add(line);
+        }
+    }
+
+    /// Records that the port failed during the job; the reader reopens it afterwards.
+    pub fn lost(&mut self, why: String) -> String {
+        let msg = format!(
+            "port gone: {} failed ({why}); is the miner still plugged in? It will be reopened \
+             when it returns",
+            self.cfg.port
+        );
+        self.gone = Some(why);
+        msg
+    }
 }
 
 /// Sleeps up to `total`; returns true when cut short by `wake`.

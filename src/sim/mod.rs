@@ -2,6 +2,7 @@
 //! that the real MinerActors read through the real serial code: demo mode exercises ingest, it
 //! does not bypass it.
 
+pub mod esp32;
 pub mod nerdminer;
 pub mod pty;
 
@@ -13,6 +14,31 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nerdminer::{Board, SimMiner};
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::flash::lines::Forwarding;
+
+/// Which pseudo-terminals have a simulated chip behind them, and its line-control handle, so
+/// the MinerActor on that path drives the simulator's DTR/RTS as it would a real port's.
+/// Filled only in demo mode and tests; real hardware is never in it.
+#[derive(Debug, Clone, Default)]
+pub struct LineRegistry(Arc<Mutex<HashMap<String, Forwarding>>>);
+
+impl LineRegistry {
+    /// Registers the simulator behind `path`.
+    pub fn register(&self, path: &str, lines: Forwarding) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(path.to_owned(), lines);
+        }
+    }
+
+    /// The simulator behind `path`, if any.
+    pub fn get(&self, path: &str) -> Option<Forwarding> {
+        self.0.lock().ok().and_then(|m| m.get(path).cloned())
+    }
+}
 
 /// One simulated miner writing on its own thread.
 pub struct SimHandle {

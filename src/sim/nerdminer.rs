@@ -83,6 +83,13 @@ impl SimMiner {
 
     /// Everything printed from power-on to the first mining line.
     pub fn boot_lines(&self) -> Vec<String> {
+        let config: Vec<String> = self.config_json().lines().map(str::to_owned).collect();
+        self.boot_lines_with(&config)
+    }
+
+    /// The boot log with `config` as the pretty-printed `/config.json` dump (the simulated
+    /// ESP32 prints what its own flash holds).
+    pub fn boot_lines_with(&self, config: &[String]) -> Vec<String> {
         let mut out: Vec<String> = [
             "ets Jun  8 2016 00:22:57",
             "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
@@ -94,7 +101,7 @@ impl SimMiner {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        out.extend(self.config_json().lines().map(str::to_owned));
+        out.extend(config.iter().cloned());
         out.push("AllDone: ".into());
         out.push("*wm:AutoConnect: SUCCESS".into());
         for _ in 0..2 {

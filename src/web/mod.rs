@@ -6,6 +6,7 @@ pub mod assets;
 pub mod csrf;
 pub mod events;
 pub mod format;
+pub mod manage;
 pub mod onboarding;
 pub mod pages;
 
@@ -42,6 +43,13 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/herd_data", web::get().to(api::herd_data))
         .route("/api/events", web::get().to(events::events))
         .route("/healthz", web::get().to(api::healthz))
+        .route("/miners/manage/{id}", web::get().to(manage::page))
+        .route(
+            "/api/miner/{id}/get_config",
+            web::post().to(manage::get_config),
+        )
+        .route("/api/commands/{id}", web::get().to(manage::command))
+        .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
         .route(

@@ -11,7 +11,7 @@ use crate::db::queries::MinerView;
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
 /// upgrade.
-fn asset(name: &str) -> String {
+pub fn asset(name: &str) -> String {
     format!("/assets/{name}?v={}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -52,7 +52,7 @@ fn status_badge(m: &MinerView) -> Markup {
 fn miner_row(m: &MinerView) -> Markup {
     html! {
         tr data-id=(m.id) {
-            td data-k="name" { (m.name) }
+            td data-k="name" { a href={"/miners/manage/" (m.id)} title="Manage: read its configuration, backups" { (m.name) } }
             td data-k="status" { (status_badge(m)) }
             td.num data-k="hashrate" { (format::hashrate(m.hashrate_khs)) }
             td.num data-k="avg24" { (format::hashrate(m.hashrate_avg_24h)) }

@@ -1,0 +1,208 @@
+//! `shepherd spiffs list|extract`, `shepherd flash inspect` (offline, on image files) and
+//! `shepherd config get` (queues GET_CONFIG for the running shepherd and waits for it).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::cli::{FlashAction, SpiffsAction};
+use crate::db::{self, commands, miners};
+use crate::flash::partitions::{PartitionError, PartitionTable};
+use crate::flash::spiffs::{self, SpiffsFile, SpiffsParams};
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The files of a SPIFFS image, or of the SPIFFS partition of a full flash dump; with a note
+/// saying which it was.
+fn load_files(path: &Path, bytes: &[u8]) -> anyhow::Result<(Vec<SpiffsFile>, String)> {
+    let image_err = match spiffs::read_image(bytes, &SpiffsParams::ARDUINO) {
+        Ok(files) => return Ok((files, "SPIFFS image".into())),
+        Err(e) => e,
+    };
+    if let Ok(table) = PartitionTable::from_flash_dump(bytes) {
+        let part = table.spiffs()?;
+        let (start, end) = (part.offset as usize, (part.offset + part.size) as usize);
+        let Some(image) = bytes.get(start..end) else {
+            bail!(
+                "{}: the partition table puts SPIFFS at 0x{:x}..0x{end:x}, past the end of this \
+                 {}-byte dump: dump the whole flash",
+                path.display(),
+                part.offset,
+                bytes.len()
+            );
+        };
+        let files = spiffs::read_image(image, &SpiffsParams::ARDUINO).with_context(|| {
+            format!(
+                "{}: SPIFFS partition \"{}\" at 0x{:x}",
+                path.display(),
+                part.name,
+                part.offset
+            )
+        })?;
+        return Ok((
+            files,
+            format!("SPIFFS partition \"{}\" at 0x{:x}", part.name, part.offset),
+        ));
+    }
+    bail!(
+        "{}: not a SPIFFS image ({image_err}), and no partition table at 0x8000 either",
+        path.display()
+    )
+}
+
+/// `shepherd spiffs …`
+pub fn spiffs(action: SpiffsAction) -> anyhow::Result<()> {
+    match action {
+        SpiffsAction::List { image } => {
+            let bytes = read_file(&image)?;
+            let (files, _) = load_files(&image, &bytes)?;
+            if files.is_empty() {
+                eprintln!("{}: the filesystem is empty", image.display());
+            }
+            for f in files {
+                println!("{}\t{}", f.data.len(), f.path);
+            }
+            Ok(())
+        }
+        SpiffsAction::Extract { image, path } => {
+            let bytes = read_file(&image)?;
+            let (files, _) = load_files(&image, &bytes)?;
+            let wanted = if path.starts_with('/') {
+                path.clone()
+            } else {
+                format!("/{path}")
+            };
+            let Some(file) = files.iter().find(|f| f.path == wanted) else {
+                let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                bail!(
+                    "{}: no file {wanted} (files: {})",
+                    image.display(),
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+            };
+            std::io::stdout()
+                .write_all(&file.data)
+                .context("cannot write to stdout")?;
+            Ok(())
+        }
+    }
+}
+
+/// `shepherd flash inspect`
+pub fn flash(action: FlashAction) -> anyhow::Result<()> {
+    let FlashAction::Inspect { dump } = action;
+    let bytes = read_file(&dump)?;
+    match PartitionTable::from_flash_dump(&bytes) {
+        Ok(table) => {
+            println!(
+                "{}: flash dump of {} bytes; partition table at 0x8000{}:",
+                dump.display(),
+                bytes.len(),
+                if table.md5_checked {
+                    " (MD5 verified)"
+                } else {
+                    " (no MD5 record)"
+                }
+            );
+            print!("{}", table.to_text());
+            let part = table.spiffs()?;
+            println!();
+            let (files, what) = load_files(&dump, &bytes)?;
+            println!("{what}, 0x{:x} bytes, {} file(s):", part.size, files.len());
+            for f in files {
+                println!("{}\t{}", f.data.len(), f.path);
+            }
+            Ok(())
+        }
+        Err(table_err) => match spiffs::read_image(&bytes, &SpiffsParams::ARDUINO) {
+            Ok(files) => {
+                println!(
+                    "{}: SPIFFS partition image of 0x{:x} bytes (no partition table: not a full \
+                     dump), {} file(s):",
+                    dump.display(),
+                    bytes.len(),
+                    files.len()
+                );
+                for f in files {
+                    println!("{}\t{}", f.data.len(), f.path);
+                }
+                Ok(())
+            }
+            Err(spiffs_err) => {
+                let table_msg = match table_err {
+                    PartitionError::TooShort(_) => {
+                        "too short to hold a partition table at 0x8000".to_owned()
+                    }
+                    e => e.to_string(),
+                };
+                bail!(
+                    "{}: neither a full flash dump ({table_msg}) nor a SPIFFS partition image \
+                     ({spiffs_err})",
+                    dump.display()
+                )
+            }
+        },
+    }
+}
+
+/// `shepherd config get NAME`: queue GET_CONFIG, follow it, print the configuration.
+pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> anyhow::Result<()> {
+    let (conn, _) = db::open_writer(db_path)?;
+    let miner = miners::list(&conn)?
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| miners::MinerError::NotFound(name.to_owned()))?;
+    let payload = (method != "auto").then(|| serde_json::json!({ "method": method }).to_string());
+    let id = commands::insert(&conn, miner.id, "GET_CONFIG", payload.as_deref())?;
+    eprintln!("queued GET_CONFIG #{id} for {name}");
+    let start = Instant::now();
+    let mut last_detail = String::new();
+    let mut warned = false;
+    loop {
+        let row = commands::get(&conn, id)?
+            .ok_or_else(|| anyhow::anyhow!("command #{id} vanished (was the miner removed?)"))?;
+        let detail = row.detail.clone().unwrap_or_default();
+        if detail != last_detail {
+            eprintln!("[{}] {detail}", row.status);
+            last_detail = detail.clone();
+        }
+        match row.status.as_str() {
+            "complete" => {
+                let config = row
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.get("config"))
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::to_string_pretty(&config)?);
+                return Ok(());
+            }
+            "error" => bail!("reading {name}'s configuration failed: {detail}"),
+            "pending" if !warned && start.elapsed() > Duration::from_secs(10) => {
+                eprintln!(
+                    "still queued after 10 s: is `shepherd run` running on {}? It is the one that \
+                     talks to the miner",
+                    db_path.display()
+                );
+                warned = true;
+            }
+            _ => {}
+        }
+        if start.elapsed() > Duration::from_secs(timeout) {
+            bail!(
+                "gave up after {timeout} s; command #{id} is still {} ({detail}). It may still \
+                 finish: see the miner's manage page",
+                row.status
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

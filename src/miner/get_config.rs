@@ -1,0 +1,594 @@
+//! GET_CONFIG: read a miner's configuration, run on its reader thread with the port lent to it.
+//!
+//! Two ways: the boot capture (hard reset, then parse the `/config.json` dump the firmware
+//! prints while booting, with every line still ingested), and the flash read (enter the ROM
+//! bootloader, read the partition table, read the whole SPIFFS partition, check it with the
+//! chip's MD5, keep it as a backup, parse it, reset back into the firmware and watch it boot).
+//! Every step is written to the command's `detail` so the manage page and `shepherd config get`
+//! can show it live.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use rusqlite::Connection;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::boot_config::{BootConfig, BootConfigCapture};
+use super::reader::PortSession;
+use crate::clock::now_ms;
+use crate::db::commands::{self, Backup};
+use crate::db::{DbActor, Write};
+use crate::flash::lines::ResetKind;
+use crate::flash::loader::Loader;
+use crate::flash::partitions::{
+    hex, Partition, PartitionError, PartitionTable, TABLE_MAX_LEN, TABLE_OFFSET,
+};
+use crate::flash::spiffs::{self, SpiffsParams};
+use crate::flash::transport::LoaderError;
+
+/// How long the firmware gets to print its configuration after a reset.
+const BOOT_CAPTURE_WINDOW: Duration = Duration::from_secs(20);
+/// How long the firmware gets to print anything after the reset that ends a flash read.
+const RESUME_WINDOW: Duration = Duration::from_secs(10);
+/// Bytes read between checks for a stop request (2 s at 115200 baud).
+const STOP_CHECK_BYTES: u32 = 16 * 1024;
+/// Flash size assumed for SPI_SET_PARAMS (only bounds reads; the table says where things are).
+const FLASH_SIZE: u32 = 16 << 20;
+
+/// How to read the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Flash read, falling back to the boot capture when it fails for any reason.
+    Auto,
+    /// Boot capture only.
+    Boot,
+    /// Flash read; falls back to the boot capture only when there is no SPIFFS partition.
+    Flash,
+}
+
+impl Method {
+    /// From the command's payload (`{"method": "boot" | "flash"}`; absent means auto).
+    pub fn from_payload(payload: Option<&str>) -> Result<Method, String> {
+        let Some(text) = payload.filter(|t| !t.trim().is_empty()) else {
+            return Ok(Method::Auto);
+        };
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| format!("the command's payload is not JSON: {e}"))?;
+        match v.get("method").and_then(Value::as_str) {
+            None => Ok(Method::Auto),
+            Some("boot") => Ok(Method::Boot),
+            Some("flash") => Ok(Method::Flash),
+            Some(other) => Err(format!(
+                "unknown method {other:?}: use \"boot\" (reset and capture the boot log) or \
+                 \"flash\" (read the flash through the ROM bootloader)"
+            )),
+        }
+    }
+}
+
+/// Replaces every string value whose key mentions a password with `***`.
+pub fn mask_config(config: &Map<String, Value>) -> Map<String, Value> {
+    config
+        .iter()
+        .map(|(k, v)| {
+            let secret = k.to_ascii_lowercase().contains("pass") && v.is_string();
+            (k.clone(), if secret { json!("***") } else { v.clone() })
+        })
+        .collect()
+}
+
+/// Runs a write on the DbActor from this (non-actor) thread and waits for it.
+fn db_call<R: Send + 'static>(
+    db: &Addr<DbActor>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+) -> Result<R, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    db.do_send(Write::new(move |c| {
+        let _ = tx.send(f(c));
+        Ok(())
+    }));
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!("database error: {e}")),
+        Err(_) => Err("the database writer did not answer within 30 s".into()),
+    }
+}
+
+/// Writes progress to the command row, and keeps the steps for the result (a fast chip
+/// finishes steps between two polls of the page).
+struct Reporter<'a> {
+    db: &'a Addr<DbActor>,
+    id: i64,
+    steps: std::cell::RefCell<Vec<String>>,
+}
+
+impl Reporter<'_> {
+    fn detail(&self, text: impl Into<String>) {
+        let (id, text) = (self.id, text.into());
+        tracing::debug!(command = id, "{text}");
+        // Progress percentages are not steps.
+        if !text.ends_with('%') || text.ends_with(": 0%") {
+            self.steps.borrow_mut().push(text.clone());
+        }
+        self.db
+            .do_send(Write::new(move |c| commands::set_detail(c, id, &text)));
+    }
+}
+
+/// What a finished GET_CONFIG reports.
+struct Outcome {
+    ok: bool,
+    detail: String,
+    result: Value,
+    config: Option<Map<String, Value>>,
+}
+
+/// Runs GET_CONFIG command `id` and records its end.
+pub fn execute(
+    db: &Addr<DbActor>,
+    id: i64,
+    payload: Option<&str>,
+    session: Result<&mut PortSession<'_>, String>,
+) {
+    let outcome = match session {
+        Err(why) => failed(format!(
+            "port gone: the miner's port is not open ({why}). Plug the miner in (or fix the \
+             error shown on the dashboard) and try again"
+        )),
+        Ok(session) => {
+            let path = session.path().to_owned();
+            let (db2, text) = (db.clone(), format!("running on {path}"));
+            let _ = db_call(&db2, move |c| commands::start(c, id, &text));
+            let rep = Reporter {
+                db,
+                id,
+                steps: Default::default(),
+            };
+            let mut outcome = match Method::from_payload(payload) {
+                Err(e) => failed(e),
+                Ok(method) => run(session, &rep, method),
+            };
+            if !outcome.result.is_object() {
+                outcome.result = json!({});
+            }
+            outcome.result["steps"] = json!(rep.steps.take());
+            outcome
+        }
+    };
+    let miner_config = outcome
+        .config
+        .as_ref()
+        .map(|m| Value::Object(m.clone()).to_string());
+    let Outcome {
+        ok, detail, result, ..
+    } = outcome;
+    let stored = db_call(db, move |c| {
+        let tx = c.transaction()?;
+        if let Some(json) = &miner_config {
+            let miner: i64 = tx.query_row(
+                "SELECT miner_id FROM miner_commands WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            commands::store_config(&tx, miner, json)?;
+        }
+        commands::finish(&tx, id, ok, &detail, Some(&result))?;
+        tx.commit()
+    });
+    if let Err(e) = stored {
+        tracing::error!(command = id, "cannot record the end of command: {e}");
+    }
+}
+
+fn failed(detail: String) -> Outcome {
+    Outcome {
+        ok: false,
+        detail,
+        result: Value::Null,
+        config: None,
+    }
+}
+
+fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, method: Method) -> Outcome {
+    if method == Method::Boot {
+        return boot_outcome(session, rep, None);
+    }
+    match flash_read(session, rep) {
+        Ok(read) => flash_outcome(session, rep, read),
+        Err(FlashFailure::NoSpiffs(why)) => {
+            rep.detail(format!("{why}; falling back to the boot capture"));
+            boot_outcome(session, rep, Some(why))
+        }
+        Err(FlashFailure::Other(why)) if method == Method::Auto => {
+            rep.detail(format!(
+                "flash read failed ({why}); falling back to the boot capture"
+            ));
+            boot_outcome(session, rep, Some(why))
+        }
+        Err(FlashFailure::Other(why)) => failed(why),
+    }
+}
+
+fn boot_outcome(
+    session: &mut PortSession<'_>,
+    rep: &Reporter<'_>,
+    fallback: Option<String>,
+) -> Outcome {
+    let fallback_note = fallback
+        .as_deref()
+        .map(|f| format!(" (fell back from the flash read: {f})"))
+        .unwrap_or_default();
+    match boot_capture(session, rep) {
+        Ok(config) => Outcome {
+            ok: true,
+            detail: format!("configuration captured from the boot log{fallback_note}"),
+            result: json!({
+                "method": "boot",
+                "config": mask_config(&config),
+                "files": [],
+                "fallback": fallback,
+            }),
+            config: Some(config),
+        },
+        Err(e) => failed(format!("{e}{fallback_note}")),
+    }
+}
+
+/// Resets the miner and captures the configuration it prints while booting.
+fn boot_capture(
+    session: &mut PortSession<'_>,
+    rep: &Reporter<'_>,
+) -> Result<Map<String, Value>, String> {
+    rep.detail(
+        "resetting the miner (DTR/RTS hard reset) to capture the configuration it prints at boot",
+    );
+    session.reset(ResetKind::HardReset)?;
+    rep.detail("waiting for the boot log's configuration dump");
+    let mut capture = BootConfigCapture::new();
+    let mut outcome = None;
+    session.read_lines(Instant::now() + BOOT_CAPTURE_WINDOW, &mut |line| {
+        outcome = capture.feed(line);
+        outcome.is_some()
+    })?;
+    match outcome.or_else(|| capture.finish()) {
+        Some(BootConfig::Captured(map)) => Ok(map),
+        Some(BootConfig::NoConfigFile) | Some(BootConfig::SetupMode) => Err(
+            "the miner booted without a configuration (\"SPIFS: No config file available!\"): it \
+             is in its setup portal. Join its NerdMinerAP Wi-Fi to configure it"
+                .into(),
+        ),
+        Some(BootConfig::ParseError) => Err(
+            "the miner printed a configuration that could not be parsed (\"SPIFS: Error parsing \
+             config file!\" or a damaged dump); try again, or read it from flash"
+                .into(),
+        ),
+        None => Err(format!(
+            "no configuration was printed within {} s of the reset: is the miner running \
+             NerdMiner firmware? Check its log on the dashboard",
+            BOOT_CAPTURE_WINDOW.as_secs()
+        )),
+    }
+}
+
+enum FlashFailure {
+    NoSpiffs(String),
+    Other(String),
+}
+
+/// What the flash read produced.
+struct FlashRead {
+    chip: String,
+    mac: String,
+    partition: Partition,
+    image: Vec<u8>,
+    resumed: Result<(), String>,
+}
+
+/// Enters the bootloader, reads the SPIFFS partition, and always resets back into the
+/// firmware afterwards, success or not.
+fn flash_read(
+    session: &mut PortSession<'_>,
+    rep: &Reporter<'_>,
+) -> Result<FlashRead, FlashFailure> {
+    rep.detail("entering the ROM bootloader (DTR/RTS bootloader sequence)");
+    session
+        .reset(ResetKind::Bootloader)
+        .map_err(FlashFailure::Other)?;
+    let read = talk_to_loader(session, rep);
+    if let Err(FlashFailure::Other(why)) | Err(FlashFailure::NoSpiffs(why)) = &read {
+        tracing::info!(miner = session.miner_id(), "flash read failed: {why}");
+    }
+    rep.detail("resetting the miner back into its firmware");
+    let resumed = back_to_firmware(session);
+    match read {
+        Ok((chip, mac, partition, image)) => Ok(FlashRead {
+            chip,
+            mac,
+            partition,
+            image,
+            resumed,
+        }),
+        Err(FlashFailure::Other(why)) => Err(FlashFailure::Other(match resumed {
+            Ok(()) => format!("{why} (the miner was reset back into its firmware and is running)"),
+            Err(e) => format!("{why}; then {e}"),
+        })),
+        Err(other) => Err(other),
+    }
+}
+
+type LoaderRead = (String, String, Partition, Vec<u8>);
+
+fn talk_to_loader(
+    session: &mut PortSession<'_>,
+    rep: &Reporter<'_>,
+) -> Result<LoaderRead, FlashFailure> {
+    rep.detail("syncing with the ROM bootloader");
+    let stop = session.stop_flag();
+    let mut loader = Loader::new(session.port());
+    let result = read_with_loader(&mut loader, rep, stop);
+    // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
+    // it did not enter the bootloader) is part of its log like any other line.
+    let text = loader.take_text();
+    session.ingest_bytes(&text);
+    result
+}
+
+fn read_with_loader<T: std::io::Read + std::io::Write>(
+    loader: &mut Loader<T>,
+    rep: &Reporter<'_>,
+    stop: &AtomicBool,
+) -> Result<LoaderRead, FlashFailure> {
+    let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
+    match loader.sync() {
+        Ok(()) => {}
+        Err(e @ LoaderError::NoSync { .. }) => {
+            return Err(FlashFailure::Other(format!("bootloader not entered: {e}")))
+        }
+        Err(e) => return Err(other(e)),
+    }
+    let chip = loader.detect_chip().map_err(other)?;
+    let mac = loader.mac(chip).unwrap_or_else(|_| "unknown".into());
+    rep.detail(format!(
+        "connected to an {} (MAC {mac}); reading the partition table at 0x8000",
+        chip.name
+    ));
+    loader.attach_flash(FLASH_SIZE).map_err(other)?;
+    let table_bytes = loader
+        .read_flash(TABLE_OFFSET, TABLE_MAX_LEN as u32, &mut |_, _| {})
+        .map_err(other)?;
+    let table =
+        PartitionTable::parse(&table_bytes).map_err(|e| FlashFailure::Other(e.to_string()))?;
+    let part = match table.spiffs() {
+        Ok(p) => p.clone(),
+        Err(e @ PartitionError::NoSpiffs(_)) => return Err(FlashFailure::NoSpiffs(e.to_string())),
+        Err(e) => return Err(FlashFailure::Other(e.to_string())),
+    };
+    let (name, offset, size) = (part.name.clone(), part.offset, part.size);
+    let label = format!(
+        "reading SPIFFS partition \"{name}\" (0x{offset:x}, {} KiB)",
+        size / 1024
+    );
+    rep.detail(format!("{label}: 0%"));
+    let mut last_pct = 0;
+    let mut last_at = Instant::now();
+    let mut image = Vec::with_capacity(size as usize);
+    // In slices, so a shepherd that is asked to stop abandons the read (minutes on real
+    // hardware) and still puts the miner back into its firmware.
+    while (image.len() as u32) < size {
+        if stop.load(Ordering::Relaxed) {
+            return Err(FlashFailure::Other(
+                "shepherd is stopping: the flash read was abandoned".into(),
+            ));
+        }
+        let done = image.len() as u32;
+        let slice = (size - done).min(STOP_CHECK_BYTES);
+        let part = loader
+            .read_flash(offset + done, slice, &mut |_, _| {})
+            .map_err(other)?;
+        image.extend_from_slice(&part);
+        let pct = (u64::from(done + slice) * 100 / u64::from(size.max(1))) as u32;
+        if pct >= last_pct + 5 || (pct > last_pct && last_at.elapsed() > Duration::from_secs(2)) {
+            last_pct = pct;
+            last_at = Instant::now();
+            rep.detail(format!("{label}: {pct}%"));
+        }
+    }
+    rep.detail("verifying the read against the chip's MD5 of the partition");
+    let chip_md5 = loader.flash_md5(offset, size).map_err(other)?;
+    let ours = md5::Md5::digest(&image);
+    if ours.as_slice() != chip_md5 {
+        return Err(other(LoaderError::Md5Mismatch {
+            offset,
+            size,
+            ours: hex(ours.as_slice()),
+            chip: hex(&chip_md5),
+        }));
+    }
+    Ok((chip.name.to_owned(), mac, part, image))
+}
+
+/// Hard-resets into the firmware and waits until it boots: its boot banner, not just any
+/// line (lines printed before the reset may still be buffered).
+fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
+    session.reset(ResetKind::HardReset)?;
+    let mut any = false;
+    let booted = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
+        any |= !l.trim().is_empty();
+        l.contains("rst:0x") || l.contains("NerdMiner v2 starting")
+    })?;
+    if booted || any {
+        Ok(())
+    } else {
+        Err(format!(
+            "the miner printed nothing within {} s of the reset into its firmware: check it (power \
+             cycle it if it stays silent)",
+            RESUME_WINDOW.as_secs()
+        ))
+    }
+}
+
+fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashRead) -> Outcome {
+    let sha = hex(&Sha256::digest(&read.image));
+    let (dir, keep) = session.backups();
+    rep.detail("storing the partition image as a backup");
+    let backup = store_backup(
+        rep.db,
+        session.miner_id(),
+        &dir,
+        keep,
+        Backup {
+            id: 0,
+            miner_id: session.miner_id(),
+            path: String::new(),
+            chip: Some(read.chip.clone()),
+            mac: Some(read.mac.clone()),
+            offset: i64::from(read.partition.offset),
+            size: i64::from(read.partition.size),
+            sha256: sha.clone(),
+            created_at: now_ms(),
+        },
+        &read.image,
+    );
+    let (backup_id, backup_note) = match backup {
+        Ok(id) => (Some(id), String::new()),
+        Err(e) => (None, format!("; the backup could not be stored: {e}")),
+    };
+    let resumed_note = match &read.resumed {
+        Ok(()) => "; the miner is back in its firmware (log lines resume)".to_owned(),
+        Err(e) => format!("; warning: {e}"),
+    };
+    let mut result = json!({
+        "method": "flash",
+        "chip": read.chip,
+        "mac": read.mac,
+        "partition": {"name": read.partition.name, "offset": read.partition.offset, "size": read.partition.size},
+        "sha256": sha,
+        "backup_id": backup_id,
+        "firmware_resumed": read.resumed.is_ok(),
+        "files": [],
+        "config": null,
+    });
+    let files = match spiffs::read_image(&read.image, &SpiffsParams::ARDUINO) {
+        Ok(f) => f,
+        Err(e) => {
+            return Outcome {
+                ok: false,
+                detail: format!(
+                    "the SPIFFS partition was read but does not mount: {e}. The firmware formats \
+                     such a partition at boot (the miner then opens its setup portal){backup_note}{resumed_note}"
+                ),
+                result,
+                config: None,
+            }
+        }
+    };
+    result["files"] = files
+        .iter()
+        .map(|f| json!({"path": f.path, "size": f.data.len()}))
+        .collect();
+    let Some(file) = files.iter().find(|f| f.path == "/config.json") else {
+        return Outcome {
+            ok: false,
+            detail: format!(
+                "SPIFFS holds no /config.json ({} other file(s)): the miner is unconfigured and \
+                 opens its NerdMinerAP setup portal{backup_note}{resumed_note}",
+                files.len()
+            ),
+            result,
+            config: None,
+        };
+    };
+    match serde_json::from_slice::<Value>(&file.data) {
+        Ok(Value::Object(config)) => {
+            result["config"] = Value::Object(mask_config(&config));
+            Outcome {
+                ok: true,
+                detail: format!(
+                    "read /config.json from flash ({} file(s) in SPIFFS, MD5 verified){backup_note}{resumed_note}",
+                    files.len()
+                ),
+                result,
+                config: Some(config),
+            }
+        }
+        _ => Outcome {
+            ok: false,
+            detail: format!(
+                "/config.json is not a JSON object (the firmware prints \"SPIFS: Error parsing \
+                 config file!\"){backup_note}{resumed_note}"
+            ),
+            result,
+            config: None,
+        },
+    }
+}
+
+/// Writes the image under `dir`, records it, and prunes old backups (rows and files).
+fn store_backup(
+    db: &Addr<DbActor>,
+    miner_id: i64,
+    dir: &Path,
+    keep: usize,
+    mut row: Backup,
+    image: &[u8],
+) -> Result<i64, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let path = dir.join(format!("{stamp}.bin"));
+    std::fs::write(&path, image).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    row.path = path.display().to_string();
+    let (id, old) = db_call(db, move |c| {
+        let tx = c.transaction()?;
+        let id = commands::insert_backup(&tx, &row)?;
+        let old = commands::prune_backups(&tx, miner_id, keep)?;
+        tx.commit()?;
+        Ok((id, old))
+    })?;
+    for p in old {
+        if let Err(e) = std::fs::remove_file(&p) {
+            tracing::warn!("cannot delete old backup {p}: {e}");
+        }
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_from_payload() {
+        assert_eq!(Method::from_payload(None), Ok(Method::Auto));
+        assert_eq!(Method::from_payload(Some("")), Ok(Method::Auto));
+        assert_eq!(Method::from_payload(Some("{}")), Ok(Method::Auto));
+        assert_eq!(
+            Method::from_payload(Some(r#"{"method":"boot"}"#)),
+            Ok(Method::Boot)
+        );
+        assert_eq!(
+            Method::from_payload(Some(r#"{"method":"flash"}"#)),
+            Ok(Method::Flash)
+        );
+        assert!(Method::from_payload(Some(r#"{"method":"usb"}"#))
+            .unwrap_err()
+            .contains("\"boot\""));
+        assert!(Method::from_payload(Some("nope")).is_err());
+    }
+
+    #[test]
+    fn passwords_are_masked_other_keys_kept_in_order() {
+        let v: Value = serde_json::from_str(
+            r#"{"poolString":"p","poolPassword":"secret","btcString":"w","wifiPass":"s","n":1}"#,
+        )
+        .unwrap();
+        let masked = mask_config(v.as_object().unwrap());
+        let text = Value::Object(masked).to_string();
+        assert_eq!(
+            text,
+            r#"{"poolString":"p","poolPassword":"***","btcString":"w","wifiPass":"***","n":1}"#
+        );
+    }
+}

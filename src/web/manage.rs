@@ -1,0 +1,255 @@
+//! One miner's management page and the command / backup API behind it: read its
+//! configuration (queued as a GET_CONFIG command that its MinerActor runs), watch progress,
+//! download the raw partition images kept as backups.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use super::api::blocking;
+use super::pages::{asset, layout};
+use super::{csrf, AppState};
+use crate::db::commands::{self, Backup, CommandRow};
+use crate::db::miners::{self, Miner};
+use crate::db::{DbError, Write};
+use crate::miner::get_config::{mask_config, Method};
+use crate::supervisor::DispatchCommands;
+
+fn not_found(what: String) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": what }))
+}
+
+/// `POST /api/miner/{id}/get_config` — body optional: `{"method": "boot" | "flash"}` (default:
+/// flash, falling back to the boot capture). Answers 202 `{"id": <command id>}`. Like the
+/// forms, it must come from this server's own page ([`csrf::check`]): the read resets the
+/// miner, so another web page must not be able to start it.
+pub async fn get_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let miner_id = path.into_inner();
+    let payload = String::from_utf8_lossy(&body).trim().to_owned();
+    let payload = (!payload.is_empty()).then_some(payload);
+    if let Err(e) = Method::from_payload(payload.as_deref()) {
+        return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
+    }
+    let pool = state.pool.clone();
+    if blocking(move || pool.with(|c| miners::get(c, miner_id)))
+        .await?
+        .is_none()
+    {
+        return Ok(not_found(format!("no miner with id {miner_id}")));
+    }
+    let id = state
+        .db
+        .send(Write::new(move |c| {
+            commands::insert(c, miner_id, "GET_CONFIG", payload.as_deref())
+        }))
+        .await
+        .map_err(actix_web::error::ErrorServiceUnavailable)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    state.supervisor.do_send(DispatchCommands);
+    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `GET /api/commands/{id}`: a command's status, detail and result.
+pub async fn command(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    let id = path.into_inner();
+    let pool = state.pool.clone();
+    match blocking(move || pool.with(|c| commands::get(c, id))).await? {
+        Some(row) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(row)),
+        None => Ok(not_found(format!("no command with id {id}"))),
+    }
+}
+
+/// `GET /api/backups/{id}`: the raw partition image.
+pub async fn backup(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    let id = path.into_inner();
+    let pool = state.pool.clone();
+    let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
+        return Ok(not_found(format!("no backup with id {id}")));
+    };
+    let file = b.path.clone();
+    let data = web::block(move || std::fs::read(file)).await?;
+    match data {
+        Ok(bytes) => Ok(HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"miner{}-spiffs-0x{:x}-{}.bin\"",
+                    b.miner_id, b.offset, b.id
+                ),
+            ))
+            .body(bytes)),
+        Err(e) => Ok(not_found(format!(
+            "backup {id} is recorded but its file {} cannot be read ({e}): it was deleted",
+            b.path
+        ))),
+    }
+}
+
+/// Everything the manage page shows.
+struct ManageData {
+    miner: Miner,
+    config: Option<(String, Option<i64>)>,
+    commands: Vec<CommandRow>,
+    backups: Vec<Backup>,
+}
+
+fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
+    state.pool.with(|c| {
+        let Some(miner) = miners::get(c, id)? else {
+            return Ok(None);
+        };
+        Ok(Some(ManageData {
+            config: commands::last_config(c, id)?,
+            commands: commands::recent(c, id, 10)?,
+            backups: commands::backups(c, id)?,
+            miner,
+        }))
+    })
+}
+
+fn masked_pretty(json: &str) -> String {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(m)) => {
+            serde_json::to_string_pretty(&Value::Object(mask_config(&m))).unwrap_or_default()
+        }
+        _ => "(not a JSON object)".into(),
+    }
+}
+
+fn time_cell(ms: Option<i64>) -> Markup {
+    html! { span.ts data-ts=[ms] { (ms.map_or_else(|| "—".to_owned(), |m| m.to_string())) } }
+}
+
+fn command_result(row: &CommandRow) -> Markup {
+    let Some(result) = &row.result else {
+        return html! {};
+    };
+    let files = result["files"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if let Some(config) = result.get("config").filter(|c| c.is_object()) {
+            pre.config { (serde_json::to_string_pretty(config).unwrap_or_default()) }
+        }
+        @if !files.is_empty() {
+            p { "Files in SPIFFS:" }
+            ul.files { @for f in &files {
+                li { code { (f["path"].as_str().unwrap_or("?")) } " — " (f["size"]) " bytes" }
+            } }
+        }
+    }
+}
+
+/// `GET /miners/manage/{id}`
+pub async fn page(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    let id = path.into_inner();
+    let st = state.into_inner();
+    let Some(d) = blocking(move || load(&st, id)).await? else {
+        let body = layout(
+            "No such miner",
+            html! { p { "No miner with id " (id) ". " a href="/" { "Back to the dashboard" } } },
+        );
+        return Ok(HttpResponse::NotFound()
+            .content_type("text/html; charset=utf-8")
+            .body(body.into_string()));
+    };
+    let active = d
+        .commands
+        .iter()
+        .find(|c| c.status == "pending" || c.status == "running")
+        .map(|c| c.id);
+    let latest = d.commands.first();
+    let body = html! {
+        h1 { "Manage " (d.miner.name) }
+        p.muted { "Port " code { (d.miner.port) } " · " (d.miner.kind) }
+        section.card #read data-miner=(d.miner.id) data-active=[active] {
+            h2 { "Read its configuration" }
+            p {
+                button type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
+                button type="button" data-method="flash" { "Read from flash" } " "
+                button type="button" data-method="boot" { "Capture from boot log" }
+            }
+            p.muted {
+                "Flash: enters the ROM bootloader, reads the SPIFFS partition (minutes at 115200 baud), "
+                "keeps it as a backup, then resets the miner into its firmware. Boot log: resets the miner "
+                "and captures the configuration it prints while booting."
+            }
+            div #progress hidden {
+                p { "Command " span #cmd-id {} ": " span.badge #cmd-status {} }
+                p #cmd-detail {}
+                div #cmd-result {}
+            }
+            @if let Some(row) = latest {
+                @if active.is_none() {
+                    div #last-command {
+                        p { "Last command #" (row.id) ": " span class={"badge cmd-" (row.status)} { (row.status) } " " (row.detail.as_deref().unwrap_or("")) }
+                        (command_result(row))
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Last known configuration" }
+            @match &d.config {
+                Some((json, at)) => {
+                    p.muted { "Read " (time_cell(*at)) " (pool password masked)" }
+                    pre.config #last-config { (masked_pretty(json)) }
+                }
+                None => { p { "Not read yet." } }
+            }
+        }
+        section.card {
+            h2 { "Recent commands" }
+            @if d.commands.is_empty() { p { "None yet." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "#" } th { "Command" } th { "Status" } th { "Detail" } th { "Queued" } } }
+                    tbody { @for c in &d.commands { tr {
+                        td { (c.id) } td { (c.command) }
+                        td { span class={"badge cmd-" (c.status)} { (c.status) } }
+                        td.detail { (c.detail.as_deref().unwrap_or("")) }
+                        td { (time_cell(Some(c.created_at))) }
+                    } } }
+                } }
+            }
+        }
+        section.card #backups {
+            h2 { "Backups of its SPIFFS partition" }
+            @if d.backups.is_empty() { p { "None yet: every read from flash keeps one." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "Read" } th { "Chip" } th { "MAC" } th { "Offset" } th.num { "Size" } th { "SHA-256" } th {} } }
+                    tbody { @for b in &d.backups { tr {
+                        td { (time_cell(Some(b.created_at))) }
+                        td { (b.chip.as_deref().unwrap_or("unknown")) }
+                        td { (b.mac.as_deref().unwrap_or("unknown")) }
+                        td { code { (format!("0x{:x}", b.offset)) } }
+                        td.num { (b.size) }
+                        td { code title=(b.sha256) { (b.sha256.get(..16).unwrap_or(&b.sha256)) "…" } }
+                        td { a href={"/api/backups/" (b.id)} download { "download" } }
+                    } } }
+                } }
+            }
+        }
+        script src=(asset("manage.js")) {}
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(layout(&format!("Manage {}", d.miner.name), body).into_string()))
+}
