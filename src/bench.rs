@@ -57,7 +57,7 @@ struct Writers {
 }
 
 impl Writers {
-    fn spawn(miners: usize, seconds: u64, throttle: bool) -> anyhow::Result<Self> {
+    fn spawn(miners: usize, seconds: u64, rate: Option<u64>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find own executable")?;
         let mut cmd = Command::new(exe);
         cmd.args([
@@ -68,8 +68,8 @@ impl Writers {
             "--seconds",
             &seconds.to_string(),
         ]);
-        if throttle {
-            cmd.arg("--baud");
+        if let Some(r) = rate {
+            cmd.args(["--bytes-per-sec", &r.to_string()]);
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let stdin = child.stdin.take().context("no stdin")?;
@@ -146,11 +146,11 @@ fn run_shepherd(
     dir: &Path,
     miners_n: usize,
     seconds: u64,
-    throttle: bool,
+    rate: Option<u64>,
 ) -> anyhow::Result<Measurement> {
     let path = dir.join("bench.db");
     let (mut conn, _) = db::open_writer(&path)?;
-    let mut writers = Writers::spawn(miners_n, seconds, throttle)?;
+    let mut writers = Writers::spawn(miners_n, seconds, rate)?;
     let ports = writers.paths.clone();
     miners::sync_demo(&mut conn, &ports)?;
     let system = actix_rt::System::new();
@@ -209,11 +209,11 @@ fn run_naive(
     dir: &Path,
     miners_n: usize,
     seconds: u64,
-    throttle: bool,
+    rate: Option<u64>,
 ) -> anyhow::Result<Measurement> {
     let path = dir.join("naive.db");
     let (mut conn, _) = db::open_writer(&path)?;
-    let mut writers = Writers::spawn(miners_n, seconds, throttle)?;
+    let mut writers = Writers::spawn(miners_n, seconds, rate)?;
     let ids = miners::sync_demo(&mut conn, &writers.paths)?;
     drop(conn);
     let stop = Arc::new(AtomicBool::new(false));
@@ -265,17 +265,16 @@ fn run_naive(
 }
 
 /// Runs both paths and prints a Markdown table.
-pub fn ingest(miners_n: usize, seconds: u64, throttle: bool, naive: bool) -> anyhow::Result<()> {
+pub fn ingest(miners_n: usize, seconds: u64, rate: Option<u64>, naive: bool) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let rate = if throttle {
-        "115200 baud per miner"
-    } else {
-        "as fast as the pseudo-terminals go"
+    let what = match rate {
+        Some(r) => format!("{r} bytes/s per miner"),
+        None => "as fast as the pseudo-terminals go".into(),
     };
-    println!("ingest benchmark: {miners_n} miner(s), {seconds} s of writing, {rate}");
-    let mut results = vec![run_shepherd(&dir, miners_n, seconds, throttle)?];
+    println!("ingest benchmark: {miners_n} miner(s), {seconds} s of writing, {what}");
+    let mut results = vec![run_shepherd(&dir, miners_n, seconds, rate)?];
     if naive {
-        results.push(run_naive(&dir, miners_n, seconds, throttle)?);
+        results.push(run_naive(&dir, miners_n, seconds, rate)?);
     }
     println!(
         "| path | miners | lines written | stored/s | dropped | CPU % of one core | peak RSS MiB |"
@@ -304,7 +303,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 /// The hidden child: N pseudo-terminals printing NerdMiner output. Prints the slave paths,
 /// waits for "go", writes for `seconds`, prints the per-miner line counts, waits for "quit".
-pub fn sim_writer(miners_n: usize, seconds: u64, throttle: bool) -> anyhow::Result<()> {
+pub fn sim_writer(miners_n: usize, seconds: u64, rate: Option<u64>) -> anyhow::Result<()> {
     let ptys: Vec<crate::sim::pty::Pty> = (0..miners_n)
         .map(|_| crate::sim::pty::Pty::open())
         .collect::<Result<_, _>>()?;
@@ -322,7 +321,7 @@ pub fn sim_writer(miners_n: usize, seconds: u64, throttle: bool) -> anyhow::Resu
         .map(|(i, p)| {
             let mut master = p.master.try_clone()?;
             Ok(std::thread::spawn(move || {
-                write_for(&mut master, i as u64, deadline, throttle)
+                write_for(&mut master, i as u64, deadline, rate)
             }))
         })
         .collect::<std::io::Result<_>>()?;
@@ -339,7 +338,7 @@ pub fn sim_writer(miners_n: usize, seconds: u64, throttle: bool) -> anyhow::Resu
 }
 
 /// Writes realistic output until `deadline`; returns the number of lines.
-fn write_for(master: &mut std::fs::File, seed: u64, deadline: Instant, throttle: bool) -> u64 {
+fn write_for(master: &mut std::fs::File, seed: u64, deadline: Instant, rate: Option<u64>) -> u64 {
     let mut sim = SimMiner::new(seed, Board::NoDisplay);
     let mut text = String::new();
     for _ in 0..200 {
@@ -354,14 +353,19 @@ fn write_for(master: &mut std::fs::File, seed: u64, deadline: Instant, throttle:
     let chunk = 512;
     let mut pos = 0;
     while Instant::now() < deadline {
-        if throttle {
-            let allowed = (start.elapsed().as_secs_f64() * BAUD_115200_BYTES as f64) as u64;
+        if let Some(rate) = rate {
+            let allowed = (start.elapsed().as_secs_f64() * rate as f64) as u64;
             if written_bytes >= allowed {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
         }
-        // Write whole lines only, so the count is exact.
+        // Write whole lines only, so the count is exact; slow rates write line by line.
+        let chunk = if rate.is_some_and(|r| r < 4096) {
+            1
+        } else {
+            chunk
+        };
         let end = (pos + chunk).min(bytes.len());
         let end = bytes[end..]
             .iter()

@@ -115,8 +115,11 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Limit each miner to 115200 baud (11,520 bytes/s) instead of as fast as possible.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bytes_per_sec")]
         baud: bool,
+        /// Limit each miner to this many bytes a second (a NerdMiner prints about 330).
+        #[arg(long)]
+        bytes_per_sec: Option<u64>,
         /// Skip the naive baseline.
         #[arg(long)]
         no_naive: bool,
@@ -142,9 +145,9 @@ pub enum BenchKind {
         /// Seconds to write.
         #[arg(long)]
         seconds: u64,
-        /// Limit to 115200 baud.
+        /// Bytes a second per miner (unlimited when absent).
         #[arg(long)]
-        baud: bool,
+        bytes_per_sec: Option<u64>,
     },
 }
 

@@ -53,8 +53,16 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 miners,
                 seconds,
                 baud,
+                bytes_per_sec,
                 no_naive,
-            } => crate::bench::ingest(miners, seconds, baud, !no_naive),
+            } => {
+                let rate = if baud {
+                    Some(crate::bench::BAUD_115200_BYTES)
+                } else {
+                    bytes_per_sec
+                };
+                crate::bench::ingest(miners, seconds, rate, !no_naive)
+            }
             BenchKind::Api {
                 miners,
                 log_rows,
@@ -63,8 +71,8 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             BenchKind::SimWriter {
                 miners,
                 seconds,
-                baud,
-            } => crate::bench::sim_writer(miners, seconds, baud),
+                bytes_per_sec,
+            } => crate::bench::sim_writer(miners, seconds, bytes_per_sec),
         },
         Command::Miners { common, action } => {
             let config = load_config(&common)?;

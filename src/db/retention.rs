@@ -31,7 +31,7 @@ impl Default for RetentionConfig {
         Self {
             logs_days: 7,
             logs_max_mb: 500,
-            events_days: 30,
+            events_days: 2,
             minutes_days: 365,
             interval_secs: 60,
             batch_rows: 5000,
