@@ -7,7 +7,8 @@
 //!
 //! Versions: 1 — the Flask prototype's database (same table names, fewer columns, e.g.
 //! `miners(id, name, port, last_config_json)`); 2 — this program's first schema; 3 — device
-//! discovery: probe results in `unconfigured_devices`, tty unique among present devices only.
+//! discovery: probe results in `unconfigured_devices`, tty unique among present devices only;
+//! 4 — `alerts` (alert rules' history).
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +240,7 @@ mod tests {
             "pools",
             "coin_addresses",
             "miner_commands",
+            "alerts",
         ] {
             assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
         }
@@ -336,6 +338,29 @@ mod tests {
                 [],
             )
             .is_err());
+    }
+
+    #[test]
+    fn version_3_gains_the_alerts_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             INSERT INTO miners (name, port) VALUES ('nm-1', '/dev/ttyUSB0');
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, .. } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 3);
+        assert!(table_names(&conn).contains(&"alerts".to_string()));
+        conn.execute(
+            "INSERT INTO alerts (miner_id, rule, state, message, first_at, last_sent_at)
+             VALUES (1, 'offline', 'active', 'nm-1 is offline', 1, 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 
     #[test]

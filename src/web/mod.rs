@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod csrf;
 pub mod format;
+pub mod integrations;
 pub mod onboarding;
 pub mod pages;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{web, App, HttpServer};
 
+use crate::alerts::notify::NotifyStats;
 use crate::config::Config;
 use crate::db::{DbActor, IngestStats, ReadPool};
 use crate::discovery::DiscoveryActor;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Device discovery, when enabled (onboarding frees a probed port through it).
     pub discovery: Option<Addr<DiscoveryActor>>,
+    /// Alert delivery counters (for `/metrics`).
+    pub notify_stats: Arc<NotifyStats>,
 }
 
 /// Registers every route.
@@ -40,6 +44,9 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
         .route("/healthz", web::get().to(api::healthz))
+        .route("/healthz.json", web::get().to(integrations::healthz_json))
+        .route("/api/alerts", web::get().to(integrations::alerts_data))
+        .route("/metrics", web::get().to(integrations::metrics))
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
         .route(
