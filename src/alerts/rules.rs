@@ -282,12 +282,18 @@ pub struct ActiveAlert {
     pub last_sent_at: i64,
 }
 
+/// Reboots right after the Shepherd starts are not news: opening a serial port resets many
+/// ESP32 boards (DTR/RTS), so every start would otherwise send one "rebooted" per miner.
+pub const REBOOT_GRACE_MS: i64 = 120_000;
+
 /// The rules and their memory.
 #[derive(Debug)]
 pub struct Engine {
     t: Thresholds,
     phases: BTreeMap<(i64, Rule), Phase>,
     memory: HashMap<i64, MinerMemory>,
+    /// Time of the first evaluation.
+    started: Option<i64>,
 }
 
 impl Engine {
@@ -297,6 +303,7 @@ impl Engine {
             t,
             phases: BTreeMap::new(),
             memory: HashMap::new(),
+            started: None,
         }
     }
 
@@ -324,6 +331,7 @@ impl Engine {
 
     /// One evaluation at `now` (Unix ms) over the herd and the events since the last one.
     pub fn evaluate(&mut self, now: i64, miners: &[MinerSnapshot], seen: &[Seen]) -> Vec<Notice> {
+        self.started.get_or_insert(now);
         let mut out = Vec::new();
         let mut holding: HashMap<(i64, Rule), String> = HashMap::new();
         for m in miners {
@@ -534,6 +542,7 @@ impl Engine {
     /// Reboots and blocks: from events or from counters going up, whichever is seen first.
     fn happenings(&mut self, now: i64, m: &MinerSnapshot, signs: &[&Seen], out: &mut Vec<Notice>) {
         let clear_ms = self.t.clear_ms;
+        let in_grace = self.started.is_some_and(|s| now - s < REBOOT_GRACE_MS);
         let mem = self.memory.entry(m.id).or_default();
         let rebooted = signs.iter().any(|s| s.sign == Sign::Boot)
             || mem.restarts.is_some_and(|r| m.restarts > r);
@@ -544,6 +553,9 @@ impl Engine {
         mem.blocks = Some(m.blocks_found);
         for (happened, rule) in [(rebooted, Rule::Rebooted), (block, Rule::BlockFound)] {
             if !happened || !self.t.enabled.contains(&rule) {
+                continue;
+            }
+            if rule == Rule::Rebooted && in_grace {
                 continue;
             }
             let recent = mem
@@ -742,18 +754,21 @@ mod tests {
         };
         // The first look at a counter is a baseline, not a reboot.
         assert!(e.evaluate(0, &[m(4)], &[]).is_empty());
-        let boot = Seen {
+        // Boards reset as their ports are opened at start: muted.
+        let boot = |ts| Seen {
             miner_id: 1,
-            ts: 4_000,
+            ts,
             sign: Sign::Boot,
         };
-        let n = e.evaluate(5_000, &[m(4)], &[boot]);
+        assert!(e.evaluate(5_000, &[m(4)], &[boot(4_000)]).is_empty());
+        let t0 = REBOOT_GRACE_MS;
+        let n = e.evaluate(t0 + 5_000, &[m(4)], &[boot(t0 + 4_000)]);
         assert_eq!(n.len(), 1);
         assert_eq!((n[0].rule, n[0].kind), (Rule::Rebooted, NoticeKind::Fired));
         // The summarizer counts the same reboot a few seconds later: not sent again.
-        assert!(e.evaluate(10_000, &[m(5)], &[]).is_empty());
+        assert!(e.evaluate(t0 + 10_000, &[m(5)], &[]).is_empty());
         // A reboot much later is news again.
-        let n = e.evaluate(30 * MIN, &[m(6)], &[]);
+        let n = e.evaluate(t0 + 30 * MIN, &[m(6)], &[]);
         assert_eq!(n.len(), 1);
         // Happenings never stay active.
         assert!(e.active().is_empty());
@@ -767,6 +782,7 @@ mod tests {
             ..miner(Status::Online)
         };
         assert!(e.evaluate(0, &[m(0)], &[]).is_empty());
+        // Even in the first minutes after a start.
         let n = e.evaluate(5_000, &[m(1)], &[]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].severity, Severity::Celebrate);
