@@ -249,8 +249,12 @@ impl Thresholds {
 /// Where one (miner, condition) stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
-    /// The condition holds since `since` but not yet for the rule's delay.
-    Pending { since: i64 },
+    /// The condition holds since `since` but not yet for the rule's delay; `clear_since` as
+    /// for Active, so a condition that flaps faster than `clear_secs` still reaches its delay.
+    Pending {
+        since: i64,
+        clear_since: Option<i64>,
+    },
     /// Notified; `clear_since` is when the condition last stopped holding, if it has.
     Active {
         last_sent: i64,
@@ -382,19 +386,37 @@ impl Engine {
                 Some(notice(NoticeKind::Fired, Severity::Warning, msg.clone()))
             }
             (None, Some(_)) => {
-                self.phases.insert(key, Phase::Pending { since: now });
+                let pending = Phase::Pending {
+                    since: now,
+                    clear_since: None,
+                };
+                self.phases.insert(key, pending);
                 None
             }
             (None, None) => None,
-            (Some(Phase::Pending { since }), Some(msg)) => {
+            (Some(Phase::Pending { since, .. }), Some(msg)) => {
                 if now - since >= delay {
                     self.activate(key, now);
                     return Some(notice(NoticeKind::Fired, Severity::Warning, msg.clone()));
                 }
+                let pending = Phase::Pending {
+                    since,
+                    clear_since: None,
+                };
+                self.phases.insert(key, pending);
                 None
             }
-            (Some(Phase::Pending { .. }), None) => {
-                self.phases.remove(&key);
+            (Some(Phase::Pending { since, clear_since }), None) => {
+                let cleared = clear_since.unwrap_or(now);
+                if now - cleared >= self.t.clear_ms {
+                    self.phases.remove(&key);
+                } else {
+                    let pending = Phase::Pending {
+                        since,
+                        clear_since: Some(cleared),
+                    };
+                    self.phases.insert(key, pending);
+                }
                 None
             }
             (Some(Phase::Active { last_sent, .. }), Some(msg)) => {
@@ -697,6 +719,40 @@ mod tests {
             vec![NoticeKind::Fired, NoticeKind::Resolved],
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn flapping_faster_than_the_clear_window_still_reaches_the_delay() {
+        let t = thresholds();
+        let (delay, clear) = (t.offline_ms, t.clear_ms);
+        let mut e = Engine::new(t);
+        // Stalled 20 s, online 10 s, over and over: never down for `delay` in one piece.
+        let got = run(&mut e, 0, 2 * delay, |at| {
+            miner(if at % 30_000 < 20_000 {
+                Status::Stalled
+            } else {
+                Status::Online
+            })
+        });
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, Rule::Offline);
+        assert!(got[0].0 >= delay && got[0].0 < delay + 30_000);
+        // A single short outage, then a long clear, starts from scratch.
+        let mut e = Engine::new(thresholds());
+        let got = run(
+            &mut e,
+            0,
+            delay / 2 + clear + 10_000 + 2 * delay / 3,
+            |at| {
+                let down = at < delay / 2 || at >= delay / 2 + clear + 10_000;
+                miner(if down {
+                    Status::Offline
+                } else {
+                    Status::Online
+                })
+            },
+        );
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]

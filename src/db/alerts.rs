@@ -39,9 +39,20 @@ fn severity_name(s: Severity) -> &'static str {
     }
 }
 
-/// Applies notices in one transaction (runs on the writer).
+/// Resolved alerts older than this are deleted, so the history cannot grow without bound on
+/// an SD card.
+pub const KEEP_RESOLVED_MS: i64 = 90 * 86_400_000;
+
+/// Applies notices in one transaction (runs on the writer), and forgets resolved alerts older
+/// than [`KEEP_RESOLVED_MS`].
 pub fn store(conn: &mut Connection, notices: &[Notice]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
+    if let Some(now) = notices.iter().map(|n| n.at).max() {
+        tx.execute(
+            "DELETE FROM alerts WHERE state = 'resolved' AND first_at < ?1",
+            [now - KEEP_RESOLVED_MS],
+        )?;
+    }
     for n in notices {
         match (n.kind, n.rule.is_happening()) {
             (NoticeKind::Fired, happening) => {
@@ -261,6 +272,13 @@ mod tests {
         assert!(h.iter().all(|a| a.state == "resolved"));
         assert_eq!(h[0].resolved_at, Some(11));
         assert_eq!(h[1].resolved_at, Some(30));
+        // Months later, old resolved alerts are gone; active ones stay whatever their age.
+        let later = 40 + KEEP_RESOLVED_MS;
+        store(&mut c, &[notice(Rule::Temperature, NoticeKind::Fired, 35)]).unwrap();
+        store(&mut c, &[notice(Rule::Offline, NoticeKind::Fired, later)]).unwrap();
+        let h = history(&c, 10).unwrap();
+        let rules: Vec<&str> = h.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(rules, vec!["offline", "temperature"]);
     }
 
     #[test]
