@@ -224,7 +224,6 @@ fn discovery_payload(
     let mut v = json!({
         "name": s.name,
         "unique_id": format!("{node}_{}", s.object),
-        "object_id": format!("{node}_{}", s.object),
         "state_topic": state_topic,
         "value_template": format!("{{{{ value_json.{} }}}}", s.field),
         "availability_topic": topics.status(),
@@ -265,6 +264,15 @@ pub fn miner_discovery(topics: &Topics, m: &MinerView) -> Vec<(String, Value)> {
                 discovery_payload(topics, &node, s, &state, &device),
             )
         })
+        .collect()
+}
+
+/// Discovery topics of one miner (to remove it).
+pub fn miner_config_topics(topics: &Topics, id: i64) -> Vec<String> {
+    let node = format!("shepherd_miner_{id}");
+    MINER_SENSORS
+        .iter()
+        .map(|s| topics.config(&node, s.object))
         .collect()
 }
 
@@ -423,14 +431,30 @@ impl MqttBridge {
             }
             self.send(&self.topics.miner_state(m.id), &miner_state(m));
         }
+        // A miner removed from the Shepherd: an empty retained config removes it from Home
+        // Assistant, and an empty retained state clears the broker's copy.
+        let gone: Vec<i64> = announced
+            .iter()
+            .copied()
+            .filter(|id| !miners.iter().any(|m| m.id == *id))
+            .collect();
+        for id in gone {
+            announced.remove(&id);
+            for topic in miner_config_topics(&self.topics, id) {
+                self.send_raw(&topic, Vec::new());
+            }
+            self.send_raw(&self.topics.miner_state(id), Vec::new());
+        }
         self.send(&self.topics.herd_state(), &herd_state(totals));
     }
 
     fn send(&self, topic: &str, payload: &Value) {
-        if let Err(e) = self
-            .link
-            .publish(topic, payload.to_string().into_bytes(), true)
-        {
+        self.send_raw(topic, payload.to_string().into_bytes());
+    }
+
+    fn send_raw(&self, topic: &str, payload: Vec<u8>) {
+        // A full queue means the broker is away; the next round publishes current values.
+        if let Err(e) = self.link.publish(topic, payload, true) {
             tracing::debug!("{e}");
         }
     }
@@ -513,6 +537,8 @@ mod tests {
         assert_eq!(temp["device"]["name"], "desk \"one\"");
         assert_eq!(temp["device"]["sw_version"], "V1.8.3");
         assert!(msgs[6].1.get("unit_of_measurement").is_none());
+        let topics_only: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
+        assert_eq!(miner_config_topics(&topics, 7), topics_only);
         // Every value template names a field the state document has.
         let state = miner_state(&view());
         for (_, p) in &msgs {
