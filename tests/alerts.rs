@@ -601,3 +601,56 @@ fn mqtt_says_offline_on_a_clean_stop() {
     run.terminate();
     sub.wait("offline after SIGTERM", |m| m.1 == "offline");
 }
+
+/// An alert active when the Shepherd stops is carried on after a restart: still active, and
+/// not sent again.
+#[test]
+fn active_alerts_survive_a_restart_without_being_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Recorder::start(&[]);
+    let extra = format!(
+        "{OFFLINE_PRICE_CONFIG}[alerts]\ninterval_secs = 1\ntemperature_above_c = 0.0\n\
+         [[notify]]\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+        hook.url()
+    );
+    let temperature_alerts = |v: &serde_json::Value| {
+        v["active"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["rule"] == "temperature").count())
+            .unwrap_or(0)
+    };
+    let mut run = Running::start_with(dir.path(), &extra, &["--demo", "2"]);
+    run.wait_up();
+    let first = run.wait_json("/api/alerts", Duration::from_secs(40), |v| {
+        temperature_alerts(v) > 0
+    });
+    let ids: Vec<i64> = first["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    run.terminate();
+    let sent_before = hook.seen.lock().unwrap().len();
+
+    let mut run = Running::start_with(dir.path(), &extra, &["--demo", "2"]);
+    run.wait_up();
+    // Several evaluations with the condition still holding.
+    std::thread::sleep(Duration::from_secs(4));
+    let v = run.wait_json("/api/alerts", Duration::from_secs(10), |_| true);
+    let still: Vec<i64> = v["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    for id in &ids {
+        assert!(still.contains(id), "alert {id} carried on: {v:#}");
+    }
+    let fired_again = hook.seen.lock().unwrap()[sent_before..]
+        .iter()
+        .filter(|r| r.body.contains("\"temperature\"") && r.body.contains("\"fired\""))
+        .count();
+    assert_eq!(fired_again, 0, "no temperature alert is sent twice");
+    run.terminate();
+}
