@@ -101,7 +101,12 @@ impl AlertActor {
             db,
             stall_ms: i64::try_from(config.summarizer.stall_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
-            interval: Duration::from_secs(a.interval_secs),
+            // One tick serves both: often enough for the rules and for MQTT.
+            interval: Duration::from_secs(if config.mqtt.enabled {
+                a.interval_secs.min(config.mqtt.interval_secs)
+            } else {
+                a.interval_secs
+            }),
             engine: a.enabled.then(|| Engine::new(Thresholds::from_config(a))),
             watermark: None,
             notifier,
