@@ -164,3 +164,19 @@ CREATE TABLE IF NOT EXISTS config_backups (
     sha256      TEXT    NOT NULL,
     created_at  INTEGER NOT NULL
 );
+
+-- Alerts and their history (version 4): one row per alert; a condition stays 'active' until it
+-- clears, a happening (reboot, block found) is stored 'resolved' at once.
+CREATE TABLE IF NOT EXISTS alerts (
+    id            INTEGER PRIMARY KEY,
+    miner_id      INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    rule          TEXT    NOT NULL,
+    state         TEXT    NOT NULL CHECK (state IN ('active', 'resolved')),
+    severity      TEXT    NOT NULL DEFAULT 'warning',
+    message       TEXT    NOT NULL,
+    first_at      INTEGER NOT NULL,
+    last_sent_at  INTEGER NOT NULL,
+    resolved_at   INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, miner_id, rule);
+CREATE INDEX IF NOT EXISTS alerts_first_at ON alerts(first_at);

@@ -8,6 +8,8 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 
+use crate::alerts::notify::NotifyStats;
+use crate::alerts::{AlertActor, Stopping};
 use crate::config::Config;
 use crate::db::actor::StartPruning;
 use crate::db::{self, commands, miners, DbActor, IngestStats, ReadPool};
@@ -61,6 +63,7 @@ pub struct App {
     summarizer_arbiter: Arbiter,
     discovery: Option<Addr<DiscoveryActor>>,
     price: Option<(Arbiter, Addr<PriceActor>)>,
+    alerts: (Arbiter, Addr<AlertActor>),
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -150,6 +153,22 @@ impl App {
             (arbiter, addr)
         });
 
+        // Its own thread: rule evaluation and MQTT publishing read the herd every few seconds.
+        let notify_stats = Arc::new(NotifyStats::default());
+        let alerts = {
+            let arbiter = Arbiter::new();
+            let (c, p, d, s) = (
+                config.clone(),
+                pool.clone(),
+                db.clone(),
+                notify_stats.clone(),
+            );
+            let addr = AlertActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                AlertActor::new(&c, p, d, s)
+            });
+            (arbiter, addr)
+        };
+
         let config = Arc::new(config);
         let server = web::server(AppState {
             pool,
@@ -158,6 +177,7 @@ impl App {
             stats,
             config: config.clone(),
             discovery: discovery.clone(),
+            notify_stats,
         })?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);
@@ -171,9 +191,15 @@ impl App {
             summarizer_arbiter,
             discovery,
             price,
+            alerts,
             server: server_handle,
             server_task,
         })
+    }
+
+    /// The alert rules' actor (tests evaluate on demand through it).
+    pub fn alerts(&self) -> Addr<AlertActor> {
+        self.alerts.1.clone()
     }
 
     /// Device discovery, where device events can be sent (None when it is disabled).
@@ -200,6 +226,9 @@ impl App {
             tracing::info!("demo miner {name} wrote {n} lines");
         }
         drop(self.sims);
+        // Publishes the retained "offline" on MQTT and stops the delivery threads.
+        let _ = self.alerts.1.send(Stopping).await;
+        self.alerts.0.stop();
         if let Some((arbiter, _addr)) = self.price.take() {
             // A fetch still in progress ends within its timeout; its result is not stored.
             arbiter.stop();

@@ -33,6 +33,12 @@ pub struct Config {
     pub network: NetworkConfig,
     /// Recognising miners as they are plugged in.
     pub discovery: DiscoveryConfig,
+    /// Alert rules and delivery.
+    pub alerts: AlertsConfig,
+    /// Where alerts are sent (`[[notify]]`, none by default).
+    pub notify: Vec<NotifyTarget>,
+    /// MQTT broker for Home Assistant and alert messages.
+    pub mqtt: MqttConfig,
     /// Raw SPIFFS images kept from configuration reads.
     pub backups: BackupsConfig,
 }
@@ -151,6 +157,157 @@ pub struct DiscoveryConfig {
     pub poll_secs: u64,
     /// Seconds to listen on a new device's port for NerdMiner output (0: never open it).
     pub probe_secs: u64,
+}
+
+/// `[alerts]`: which rules run, their thresholds, and how notifications are retried.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Evaluate rules at all.
+    pub enabled: bool,
+    /// Seconds between evaluations.
+    pub interval_secs: u64,
+    /// Rule: offline, stalled or in error...
+    pub offline: bool,
+    /// ...for this many minutes.
+    pub offline_minutes: u64,
+    /// Rule: hashrate below a share of its 24-h average...
+    pub hashrate: bool,
+    /// ...below this percentage...
+    pub hashrate_below_percent: f64,
+    /// ...for this many minutes.
+    pub hashrate_minutes: u64,
+    /// Rule: chip temperature...
+    pub temperature: bool,
+    /// ...above this (°C).
+    pub temperature_above_c: f64,
+    /// Rule: the miner cannot reach its pool...
+    pub pool: bool,
+    /// ...for this many minutes.
+    pub pool_minutes: u64,
+    /// Rule: rejected shares...
+    pub rejects: bool,
+    /// ...above this percentage...
+    pub rejects_above_percent: f64,
+    /// ...of at least this many shares...
+    pub rejects_min_shares: u64,
+    /// ...within this many minutes.
+    pub rejects_window_minutes: u64,
+    /// Rule: the miner rebooted.
+    pub reboot: bool,
+    /// Rule: the miner found a block.
+    pub block_found: bool,
+    /// Resend an alert that is still active this often (0: never).
+    pub repeat_minutes: u64,
+    /// A condition must stay clear this long before "resolved" is sent (against flapping).
+    pub clear_secs: u64,
+    /// Delivery attempts per notification and target.
+    pub retry_attempts: u32,
+    /// Wait before the first retry; doubles with each attempt...
+    pub retry_initial_secs: u64,
+    /// ...up to this.
+    pub retry_max_secs: u64,
+    /// Notifications waiting per target; beyond it the oldest are dropped (and counted).
+    pub queue_size: usize,
+    /// Longest one delivery may take (HTTP), at most 60.
+    pub timeout_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 5,
+            offline: true,
+            offline_minutes: 5,
+            hashrate: true,
+            hashrate_below_percent: 50.0,
+            hashrate_minutes: 15,
+            temperature: true,
+            temperature_above_c: 70.0,
+            pool: true,
+            pool_minutes: 3,
+            rejects: true,
+            rejects_above_percent: 10.0,
+            rejects_min_shares: 20,
+            rejects_window_minutes: 60,
+            reboot: true,
+            block_found: true,
+            repeat_minutes: 60,
+            clear_secs: 120,
+            retry_attempts: 5,
+            retry_initial_secs: 2,
+            retry_max_secs: 300,
+            queue_size: 100,
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// How a notification target is reached.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    /// JSON POST to `url`.
+    Webhook,
+    /// ntfy-style push: POST to `<url>/<topic>` with Title/Priority/Tags headers.
+    Ntfy,
+    /// JSON published to `topic` on the `[mqtt]` broker.
+    Mqtt,
+}
+
+/// One `[[notify]]` target.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// webhook, ntfy or mqtt.
+    pub kind: NotifyKind,
+    /// Webhook URL, or the ntfy server (`https://ntfy.sh`).
+    #[serde(default)]
+    pub url: String,
+    /// ntfy topic, or MQTT topic (default `<topic_prefix>/alerts`).
+    #[serde(default)]
+    pub topic: String,
+    /// Sent as `Authorization: Bearer <token>` (webhook, ntfy) when not empty.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Connect to a broker at all.
+    pub enabled: bool,
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// User name ("" for none).
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Prefix of every state topic.
+    pub topic_prefix: String,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Seconds between state publications.
+    pub interval_secs: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "localhost".into(),
+            port: 1883,
+            username: String::new(),
+            password: String::new(),
+            topic_prefix: "shepherd".into(),
+            discovery_prefix: "homeassistant".into(),
+            interval_secs: 10,
+        }
+    }
 }
 
 impl Default for DiscoveryConfig {
@@ -332,6 +489,14 @@ impl Config {
             ("network.timeout_secs", self.network.timeout_secs),
             ("discovery.poll_secs", self.discovery.poll_secs),
             ("backups.keep", self.backups.keep as u64),
+            ("alerts.interval_secs", self.alerts.interval_secs),
+            (
+                "alerts.retry_attempts",
+                u64::from(self.alerts.retry_attempts),
+            ),
+            ("alerts.queue_size", self.alerts.queue_size as u64),
+            ("alerts.timeout_secs", self.alerts.timeout_secs),
+            ("mqtt.interval_secs", self.mqtt.interval_secs),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -342,7 +507,36 @@ impl Config {
             return Err("ingest.max_pending_lines must be at least ingest.batch_lines".into());
         }
         self.validate_price()?;
-        self.validate_network()
+        self.validate_network()?;
+        self.validate_alerts()
+    }
+
+    fn validate_alerts(&self) -> Result<(), String> {
+        check_timeout("alerts", self.alerts.timeout_secs)?;
+        if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['+', '#']) {
+            return Err("mqtt.topic_prefix must be a non-empty topic without + or #".into());
+        }
+        for (i, n) in self.notify.iter().enumerate() {
+            let at = format!("notify[{i}]");
+            match n.kind {
+                NotifyKind::Webhook => {
+                    crate::price::providers::check_url(&format!("{at}.url"), &n.url)?
+                }
+                NotifyKind::Ntfy => {
+                    crate::price::providers::check_url(&format!("{at}.url"), &n.url)?;
+                    if n.topic.is_empty() || n.topic.contains('/') {
+                        return Err(format!("{at}.topic: an ntfy topic is one path segment"));
+                    }
+                }
+                NotifyKind::Mqtt if !self.mqtt.enabled => {
+                    return Err(format!(
+                        "{at} sends to MQTT, but [mqtt] enabled = false: enable it and set mqtt.host"
+                    ));
+                }
+                NotifyKind::Mqtt => {}
+            }
+        }
+        Ok(())
     }
 
     /// Checked even when disabled, so turning a feed on later cannot reveal an old typo.
@@ -494,6 +688,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("10c4:ea60"), "{err}");
+    }
+
+    #[test]
+    fn alert_and_notify_settings_are_checked() {
+        let c = parse(
+            "[alerts]\noffline_minutes = 1\n[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\ntopic = \"herd\"\n\
+             [[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.offline_minutes, 1);
+        assert_eq!(c.notify.len(), 2);
+        assert_eq!(c.notify[0].kind, NotifyKind::Ntfy);
+        assert_eq!(c.mqtt.topic_prefix, "shepherd");
+        assert_eq!(c.mqtt.discovery_prefix, "homeassistant");
+        assert!(!c.mqtt.enabled);
+        let bad = [
+            ("[[notify]]\nkind = \"mqtt\"\n", "[mqtt] enabled = false"),
+            (
+                "[[notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\n",
+                "notify[0].topic",
+            ),
+            (
+                "[[notify]]\nkind = \"webhook\"\nurl = \"hook\"\n",
+                "notify[0].url",
+            ),
+            ("[[notify]]\nkind = \"email\"\n", "email"),
+            ("[mqtt]\nhots = \"x\"\n", "hots"),
+            ("[mqtt]\ntopic_prefix = \"a/#\"\n", "mqtt.topic_prefix"),
+            ("[alerts]\nqueue_size = 0\n", "alerts.queue_size"),
+        ];
+        for (text, want) in bad {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+/// Alert rules, the actor that evaluates them, and the notifiers (webhook, ntfy, MQTT).
+pub mod alerts;
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
 /// `shepherd bench`: ingest throughput, CPU and memory.
@@ -30,8 +32,12 @@ pub mod flash;
 pub mod flash_commands;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
+/// Prometheus text exposition for `/metrics`.
+pub mod metrics;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// MQTT: miners' state and Home Assistant discovery on a broker.
+pub mod mqtt;
 /// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
 pub mod price;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).

@@ -10,6 +10,7 @@
 //! discovery line: probe results in `unconfigured_devices`, tty unique among present devices
 //! only; on the flash line: command results (`miner_commands.result_json`, `started_at`);
 //! 4 — both (either kind of version 3 file gains what the other added).
+//! 5 — `alerts` (alert rules' history).
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +242,7 @@ mod tests {
             "pools",
             "coin_addresses",
             "miner_commands",
+            "alerts",
         ] {
             assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
         }
@@ -384,6 +386,29 @@ mod tests {
         );
         conn.execute(
             "INSERT INTO unconfigured_devices (tty, present) VALUES ('/dev/ttyUSB0', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_4_gains_the_alerts_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             INSERT INTO miners (name, port) VALUES ('nm-1', '/dev/ttyUSB0');
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, .. } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 4);
+        assert!(table_names(&conn).contains(&"alerts".to_string()));
+        conn.execute(
+            "INSERT INTO alerts (miner_id, rule, state, message, first_at, last_sent_at)
+             VALUES (1, 'offline', 'active', 'nm-1 is offline', 1, 1)",
             [],
         )
         .unwrap();

@@ -2,6 +2,7 @@
 //! pages, and the SQL, kept here in named functions.
 
 pub mod actor;
+pub mod alerts;
 pub mod commands;
 pub mod devices;
 pub mod migrate;

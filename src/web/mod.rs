@@ -6,6 +6,7 @@ pub mod assets;
 pub mod csrf;
 pub mod events;
 pub mod format;
+pub mod integrations;
 pub mod manage;
 pub mod onboarding;
 pub mod pages;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{web, App, HttpServer};
 
+use crate::alerts::notify::NotifyStats;
 use crate::config::Config;
 use crate::db::{DbActor, IngestStats, ReadPool};
 use crate::discovery::DiscoveryActor;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Device discovery, when enabled (onboarding frees a probed port through it).
     pub discovery: Option<Addr<DiscoveryActor>>,
+    /// Alert delivery counters (for `/metrics`).
+    pub notify_stats: Arc<NotifyStats>,
 }
 
 /// Registers every route.
@@ -50,6 +54,9 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
+        .route("/healthz.json", web::get().to(integrations::healthz_json))
+        .route("/api/alerts", web::get().to(integrations::alerts_data))
+        .route("/metrics", web::get().to(integrations::metrics))
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
         .route(

@@ -140,6 +140,21 @@ fn fetch_error(feed: &str, error: Option<&str>) -> Markup {
     }
 }
 
+/// Active alerts and recent history, filled (and kept live) by assets/alerts.js from
+/// `/api/alerts`; hidden while there is nothing to show.
+fn alerts_panel() -> Markup {
+    html! {
+        section #alerts hidden {
+            h2 { "Alerts" }
+            ul #alerts-active {}
+            details #alerts-history-wrap {
+                summary { "Recent history" }
+                ul #alerts-history {}
+            }
+        }
+    }
+}
+
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
@@ -161,6 +176,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                 }
             }
             (totals(&data))
+            (alerts_panel())
             (market(&data))
             p.stale #stale hidden { "Live data unavailable — showing values as of " span #stale-since {} "." }
             @if data.miners.is_empty() {
@@ -177,6 +193,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                 }
             }
             script src=(asset("app.js")) {}
+            script src=(asset("alerts.js")) {}
         },
     ))
 }

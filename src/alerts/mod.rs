@@ -1,0 +1,228 @@
+//! AlertActor: every few seconds reads the herd and the new events, runs the
+//! [rules](rules), stores what fired or cleared in `alerts`, and hands notifications to the
+//! [notifiers](notify). When MQTT is on it also publishes the herd's state to the broker
+//! ([`crate::mqtt`]) from the same read.
+//!
+//! It runs on an arbiter of its own and reads through the read-only pool, so neither the
+//! reads nor the notifiers (which have threads of their own) can slow ingest.
+
+pub mod notify;
+pub mod rules;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use self::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
+use self::rules::{Engine, MinerSnapshot, Notice, NoticeKind, Thresholds};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::db::queries::{self, MinerView};
+use crate::db::{alerts as sql, DbActor, ReadPool, Write};
+use crate::mqtt::MqttBridge;
+
+/// Events read per evaluation; a backlog is worked through over several.
+const SIGNS_PER_READ: usize = 10_000;
+
+/// The rules' view of a miner.
+pub fn snapshot(m: &MinerView) -> MinerSnapshot {
+    MinerSnapshot {
+        id: m.id,
+        name: m.name.clone(),
+        status: m.status,
+        hashrate_khs: m.hashrate_khs,
+        hashrate_avg_24h: m.hashrate_avg_24h,
+        temperature: m.temperature,
+        accepted: m.accepted,
+        rejected: m.rejected,
+        restarts: m.restarts,
+        blocks_found: m.blocks_found,
+    }
+}
+
+/// The writer storing one run's notices.
+type StoreRequest = Request<DbActor, Write<()>>;
+
+/// Evaluates the rules and publishes to MQTT.
+pub struct AlertActor {
+    pool: ReadPool,
+    db: Addr<DbActor>,
+    stall_ms: i64,
+    interval: Duration,
+    /// `None` when `[alerts] enabled = false` (MQTT may still be on).
+    engine: Option<Engine>,
+    /// Last `miner_events` id looked at; `None` until the first run.
+    watermark: Option<i64>,
+    notifier: Notifier,
+    mqtt: Option<MqttBridge>,
+    mqtt_every: Duration,
+    mqtt_last: Option<Instant>,
+}
+
+/// Evaluate now (tests); answers with what was sent, once it is stored.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Notice>, String>")]
+pub struct EvaluateNow;
+
+/// The program is stopping: say goodbye on MQTT and stop the delivery threads.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stopping;
+
+impl AlertActor {
+    /// From the configuration; connects to MQTT (in the background) when it is enabled.
+    pub fn new(
+        config: &Config,
+        pool: ReadPool,
+        db: Addr<DbActor>,
+        stats: Arc<NotifyStats>,
+    ) -> Self {
+        let mqtt = config.mqtt.enabled.then(|| MqttBridge::start(&config.mqtt));
+        let link = mqtt.as_ref().map(MqttBridge::link);
+        let destinations: Vec<Destination> = config
+            .notify
+            .iter()
+            .filter_map(|t| Destination::from_config(t, link.as_ref(), &config.mqtt.topic_prefix))
+            .collect();
+        for d in &destinations {
+            tracing::info!("alerts will be sent to {}", d.describe());
+        }
+        let a = &config.alerts;
+        let notifier = Notifier::start(
+            destinations,
+            RetryPolicy::from_config(a),
+            a.queue_size,
+            Duration::from_secs(a.timeout_secs),
+            stats,
+        );
+        Self {
+            pool,
+            db,
+            stall_ms: i64::try_from(config.summarizer.stall_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            // One tick serves both: often enough for the rules and for MQTT.
+            interval: Duration::from_secs(if config.mqtt.enabled {
+                a.interval_secs.min(config.mqtt.interval_secs)
+            } else {
+                a.interval_secs
+            }),
+            engine: a.enabled.then(|| Engine::new(Thresholds::from_config(a))),
+            watermark: None,
+            notifier,
+            mqtt,
+            mqtt_every: Duration::from_secs(config.mqtt.interval_secs),
+            mqtt_last: None,
+        }
+    }
+
+    /// One run: read, evaluate, publish; returns the notices (already queued for sending)
+    /// and the request storing them.
+    fn run(&mut self) -> Result<(Vec<Notice>, Option<StoreRequest>), String> {
+        let now = now_ms();
+        if self.engine.is_some() && self.watermark.is_none() {
+            let (active, mark) = self
+                .pool
+                .with(|c| Ok((sql::active_for_engine(c)?, sql::event_watermark(c)?)))
+                .map_err(|e| e.to_string())?;
+            if let Some(engine) = self.engine.as_mut() {
+                engine.restore(&active);
+            }
+            self.watermark = Some(mark);
+        }
+        let (stall, after) = (self.stall_ms, self.watermark.unwrap_or(0));
+        let want_signs = self.engine.is_some();
+        let (miners, (signs, mark)) = self
+            .pool
+            .with(|c| {
+                let miners = queries::miner_views(c, now, stall)?;
+                let signs = if want_signs {
+                    sql::signs_after(c, after, SIGNS_PER_READ)?
+                } else {
+                    (Vec::new(), after)
+                };
+                Ok((miners, signs))
+            })
+            .map_err(|e| e.to_string())?;
+        self.watermark = Some(mark);
+        self.publish_mqtt(&miners);
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok((Vec::new(), None));
+        };
+        let snaps: Vec<MinerSnapshot> = miners.iter().map(snapshot).collect();
+        let notices = engine.evaluate(now, &snaps, &signs);
+        if notices.is_empty() {
+            return Ok((notices, None));
+        }
+        for n in &notices {
+            match n.kind {
+                NoticeKind::Resolved => tracing::info!("alert resolved: {}", n.title()),
+                _ => tracing::warn!("alert: {}", n.message),
+            }
+            self.notifier.notify(n);
+        }
+        let stored = notices.clone();
+        let req = self.db.send(Write::new(move |c| sql::store(c, &stored)));
+        Ok((notices, Some(req)))
+    }
+
+    fn publish_mqtt(&mut self, miners: &[MinerView]) {
+        let Some(mqtt) = &self.mqtt else { return };
+        if self
+            .mqtt_last
+            .is_some_and(|t| t.elapsed() < self.mqtt_every)
+        {
+            return;
+        }
+        self.mqtt_last = Some(Instant::now());
+        mqtt.publish_herd(miners, &queries::totals(miners));
+    }
+}
+
+impl Actor for AlertActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.interval, |act, _| match act.run() {
+            Ok((_, Some(req))) => {
+                actix::spawn(async move {
+                    if let Ok(Err(e)) = req.await {
+                        tracing::warn!("storing alerts failed: {e}");
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("alerts: {e}"),
+        });
+    }
+}
+
+impl Handler<EvaluateNow> for AlertActor {
+    type Result = ResponseFuture<Result<Vec<Notice>, String>>;
+
+    fn handle(&mut self, _: EvaluateNow, _: &mut Self::Context) -> Self::Result {
+        // Publish MQTT state on demand too, so a test need not wait for the interval.
+        self.mqtt_last = None;
+        let run = self.run();
+        Box::pin(async move {
+            let (notices, req) = run?;
+            if let Some(req) = req {
+                req.await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(notices)
+        })
+    }
+}
+
+impl Handler<Stopping> for AlertActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stopping, _: &mut Self::Context) {
+        self.notifier.stop();
+        if let Some(mut m) = self.mqtt.take() {
+            m.stop();
+        }
+    }
+}
