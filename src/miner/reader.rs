@@ -203,7 +203,11 @@ pub fn run(
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
-/// Pause after a partial read (see `read_until_gone`).
+/// Reads smaller than this are a trickle worth letting accumulate; bigger ones mean data is
+/// flowing fast (a burst, a long line) and the reader must keep up at full speed.
+const COALESCE_BELOW: usize = 512;
+
+/// Pause after a small read (see `read_until_gone`).
 const COALESCE: Duration = Duration::from_millis(40);
 
 enum Ended {
@@ -230,7 +234,7 @@ fn read_until_gone(
                 for line in framed.drain(..) {
                     batcher.add(line);
                 }
-                partial = n < buf.len() / 2;
+                partial = n < COALESCE_BELOW;
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
