@@ -214,8 +214,7 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::db::migrate::migrate(&mut c).unwrap();
+        let c = crate::db::memory_db();
         c.execute(
             "INSERT INTO miners (id, name, port) VALUES (1, 'nm-1', '/dev/x')",
             [],

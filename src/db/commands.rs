@@ -281,14 +281,10 @@ pub fn prune_backups(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::migrate::migrate;
     use crate::db::miners;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        migrate(&mut c).unwrap();
-        c
+        crate::db::memory_db()
     }
 
     #[test]

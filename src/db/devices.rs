@@ -406,13 +406,9 @@ pub fn address_choices(conn: &Connection) -> rusqlite::Result<Vec<(i64, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::migrate::migrate;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        migrate(&mut c).unwrap();
-        c
+        crate::db::memory_db()
     }
 
     fn s3(tty: &str) -> DeviceInfo {

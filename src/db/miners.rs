@@ -155,13 +155,9 @@ pub fn sync_demo(conn: &mut Connection, ports: &[String]) -> rusqlite::Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::migrate::migrate;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        migrate(&mut c).unwrap();
-        c
+        crate::db::memory_db()
     }
 
     #[test]

@@ -16,3 +16,12 @@ pub mod summaries;
 pub use actor::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState, Write};
 pub use migrate::{open_reader, open_writer, DbError, Migration};
 pub use pool::ReadPool;
+
+/// A fresh in-memory database with the current schema and foreign keys on, for unit tests.
+#[cfg(test)]
+pub fn memory_db() -> rusqlite::Connection {
+    let mut c = rusqlite::Connection::open_in_memory().unwrap();
+    c.pragma_update(None, "foreign_keys", true).unwrap();
+    migrate::migrate(&mut c).unwrap();
+    c
+}

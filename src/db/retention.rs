@@ -135,11 +135,9 @@ pub fn prune_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::migrate::migrate;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        migrate(&mut c).unwrap();
+        let c = crate::db::memory_db();
         c.execute(
             "INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/x')",
             [],
