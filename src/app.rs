@@ -140,6 +140,7 @@ impl App {
             stats,
             config: config.clone(),
             discovery: discovery.clone(),
+            sessions: web::auth::Sessions::default(),
         })?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);

@@ -31,6 +31,16 @@ pub struct Config {
     pub network: NetworkConfig,
     /// Recognising miners as they are plugged in.
     pub discovery: DiscoveryConfig,
+    /// Web pages: optional login.
+    pub web: WebConfig,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// When not empty, every POST (settings, onboarding) needs a login with this password.
+    pub password: String,
 }
 
 /// `[server]`
