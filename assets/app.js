@@ -122,6 +122,7 @@
   // Sparklines: the last hour of per-minute hashrate, redrawn once a minute.
   const SVGNS = "http://www.w3.org/2000/svg";
   function spark(values) {
+    if (values.length === 1) values = [values[0], values[0]];
     const svg = document.createElementNS(SVGNS, "svg");
     svg.setAttribute("viewBox", "0 0 100 24");
     svg.setAttribute("preserveAspectRatio", "none");

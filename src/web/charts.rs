@@ -7,21 +7,29 @@ use maud::{html, Markup};
 
 /// Maps `(x, y)` points onto a `w`×`h` box (y grows downwards in SVG) and returns an SVG path.
 /// A `None` y is a gap: the line stops and starts again at the next value, so a miner that was
-/// unplugged for an hour shows a hole rather than a straight line across it.
+/// unplugged for an hour shows a hole rather than a straight line across it. A point alone
+/// between gaps gets a tiny stroke (`l0.1,0`) so that, with round caps, it shows as a dot.
 pub fn path(points: &[(f64, Option<f64>)], x: (f64, f64), y: (f64, f64), w: f64, h: f64) -> String {
     let span = |(lo, hi): (f64, f64)| if hi > lo { hi - lo } else { 1.0 };
     let (sx, sy) = (span(x), span(y));
     let mut d = String::with_capacity(points.len() * 14);
-    let mut pen_down = false;
+    // Points drawn in the current stretch of the line.
+    let mut run = 0usize;
     for &(px, py) in points {
         let Some(py) = py.filter(|v| v.is_finite()) else {
-            pen_down = false;
+            if run == 1 {
+                d.push_str("l0.1,0");
+            }
+            run = 0;
             continue;
         };
         let cx = (px - x.0) / sx * w;
         let cy = h - (py - y.0) / sy * h;
-        let _ = write!(d, "{}{:.1},{:.1}", if pen_down { "L" } else { "M" }, cx, cy);
-        pen_down = true;
+        let _ = write!(d, "{}{:.1},{:.1}", if run > 0 { "L" } else { "M" }, cx, cy);
+        run += 1;
+    }
+    if run == 1 {
+        d.push_str("l0.1,0");
     }
     d
 }
@@ -78,6 +86,12 @@ pub fn line_chart(
 
 /// A tiny hashrate line for the dashboard (no axes): values oldest first.
 pub fn sparkline(values: &[f64]) -> Markup {
+    // One minute of data is a flat line across, not an invisible point.
+    let values = if values.len() == 1 {
+        &[values[0], values[0]][..]
+    } else {
+        values
+    };
     let points: Vec<(f64, Option<f64>)> = values
         .iter()
         .enumerate()
@@ -128,14 +142,14 @@ mod tests {
             2.0,
             2.0,
         );
-        assert_eq!(d, "M0.0,1.0M2.0,1.0");
+        assert_eq!(d, "M0.0,1.0l0.1,0M2.0,1.0l0.1,0");
         assert_eq!(path(&[], (0.0, 1.0), (0.0, 1.0), 1.0, 1.0), "");
     }
 
     #[test]
     fn degenerate_ranges_do_not_divide_by_zero() {
         let d = path(&[(3.0, Some(7.0))], (3.0, 3.0), (7.0, 7.0), 10.0, 10.0);
-        assert_eq!(d, "M0.0,10.0");
+        assert_eq!(d, "M0.0,10.0l0.1,0");
         assert_eq!(y_bounds(std::iter::empty(), true), (0.0, 1.0));
         let (lo, hi) = y_bounds([40.0, 50.0].into_iter(), false);
         assert!(lo < 40.0 && hi > 50.0);
