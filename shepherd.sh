@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 install_system_packages() {
   local need=()
-  for pkg in pkg-config libudev-dev gcc; do
+  for pkg in pkg-config libudev-dev gcc "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   [ ${#need[@]} -eq 0 ] && return
@@ -37,7 +37,7 @@ case "${1:-demo}" in
     exec ./target/release/shepherd run --demo "$@"
     ;;
   test)
-    install_system_packages
+    install_system_packages chromium chromium-driver
     install_rust
     cargo test --all-targets -- --test-threads 2
     ;;
