@@ -248,12 +248,81 @@ fn open_session<'a>(d: &'a Driver, chromium: &Path, profile: &Path, w: u32, h: u
     s
 }
 
-#[test]
-fn every_page_in_headless_chromium() {
+/// Chromium and chromedriver, or `None` after saying why the test is skipped.
+fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
     let chromium = find(&["chromium", "chromium-browser", "google-chrome"]);
     let driver = find(&["chromedriver", "/usr/lib/chromium/chromedriver"]);
-    let (Some(chromium), Some(driver_bin)) = (chromium, driver) else {
-        eprintln!("SKIPPED every_page_in_headless_chromium: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+    if chromium.is_none() || driver.is_none() {
+        eprintln!("SKIPPED {test}: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+    }
+    Some((chromium?, driver?))
+}
+
+/// Polls `script` (returning a boolean) until it is true.
+fn wait_true(s: &Session<'_>, script: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if s.js(script) == json!(true) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    false
+}
+
+#[test]
+fn kiosk_marks_stale_data_and_heals_after_a_restart() {
+    let Some((chromium, driver_bin)) = browser("kiosk_marks_stale_data_and_heals_after_a_restart")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Running::start(dir.path(), &["--demo", "1"]);
+    run.wait_up();
+    let port = run.port;
+    let driver = Driver::start(&driver_bin);
+    let s = open_session(&driver, &chromium, &dir.path().join("profile"), 800, 480);
+    s.go(&run.url("/kiosk/clock"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        s.js("return document.getElementById('stale').hidden"),
+        json!(true)
+    );
+    let before = s.js("return document.querySelector('[data-f=\"online\"]').textContent");
+    run.terminate();
+    assert!(
+        wait_true(&s, "return !document.getElementById('stale').hidden && document.body.classList.contains('is-stale')", Duration::from_secs(30)),
+        "no stale banner after the server stopped"
+    );
+    let banner = s.js("return document.getElementById('stale').textContent");
+    assert!(
+        banner
+            .as_str()
+            .unwrap_or_default()
+            .contains("data is stale since"),
+        "{banner}"
+    );
+    // The last values stay, marked stale, rather than vanishing.
+    assert_eq!(
+        s.js("return document.querySelector('[data-f=\"online\"]').textContent"),
+        before
+    );
+    let run = Running::start_on(
+        dir.path(),
+        port,
+        common::OFFLINE_PRICE_CONFIG,
+        &["--demo", "1"],
+    );
+    run.wait_up();
+    assert!(
+        wait_true(&s, "return document.getElementById('stale').hidden && !document.body.classList.contains('is-stale')", Duration::from_secs(30)),
+        "the kiosk did not recover after the server came back"
+    );
+}
+
+#[test]
+fn every_page_in_headless_chromium() {
+    let Some((chromium, driver_bin)) = browser("every_page_in_headless_chromium") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
