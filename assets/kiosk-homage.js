@@ -8,7 +8,7 @@
   const g = c.getContext("2d");
   g.imageSmoothingEnabled = false;
   const ORANGE = "#f7931a", WHITE = "#ffffff", GREY = "#8c8c8c", PANEL = "#1a1423";
-  let d = null;
+  let d = null, templates = null;
 
   function text(s, x, y, size, color, align) {
     g.font = "bold " + size + "px monospace";
@@ -41,14 +41,15 @@
       ["Miners", t.online + "/" + t.miners],
       ["Shares", String(t.shares)],
       ["Best diff", K.fmt.diff(t.best_diff)],
+      ["Templates", templates == null ? "--" : String(templates)],
       ["Valid blocks", String(t.blocks_found)],
       ["Temp", temp == null ? "--" : Math.round(temp) + "C"],
       ["Uptime", up == null ? "--" : K.fmt.uptime(up)],
     ];
     rows.forEach(([k, v], i) => {
-      const y = 28 + i * 22;
-      text(k, 6, y, 9, GREY);
-      text(v, 6, y + 9, 11, WHITE);
+      const y = 25 + i * 20;
+      text(k, 6, y, 8, GREY);
+      text(v, 6, y + 8, 11, WHITE);
     });
     g.fillStyle = ORANGE;
     g.fillRect(128, 28, 2, 130);
@@ -61,6 +62,15 @@
   }
 
   K.onData(function (data) { d = data; draw(); });
+  // Block templates are not in herd_data (only boards without a display print them).
+  async function fetchTemplates() {
+    try {
+      const r = await fetch("/api/block_templates", { cache: "no-store" });
+      if (r.ok) { templates = (await r.json()).block_templates; draw(); }
+    } catch (e) { /* keep the last figure */ }
+  }
+  fetchTemplates();
+  setInterval(fetchTemplates, 15000);
   draw();
   setInterval(draw, 10000);
 })();

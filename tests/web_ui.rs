@@ -106,6 +106,7 @@ fn pages_and_apis_answer() {
     expect(&format!("/api/miners/{id}/logs?before=x"), 400, "before");
     expect("/api/miners/9999/logs", 404, "no miner");
     expect("/api/sparklines", 200, "{");
+    expect("/api/block_templates", 200, "block_templates");
     expect(
         "/kiosk",
         200,

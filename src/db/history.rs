@@ -223,6 +223,22 @@ pub fn sparklines(conn: &Connection, since: i64) -> rusqlite::Result<HashMap<i64
     Ok(out)
 }
 
+/// Block templates (pool jobs) the herd received since each miner's boot: the sum of every
+/// miner's latest `>>> Block templates:` figure. `None` when no miner prints it (boards with
+/// a display show it only on screen).
+pub fn block_templates(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    // One backward index walk per miner: the figure is printed every second, so the newest
+    // one is near the end.
+    conn.query_row(
+        "SELECT sum((SELECT value FROM miner_events e
+                     WHERE e.miner_id = m.id AND e.kind = 'block_templates'
+                     ORDER BY e.id DESC LIMIT 1))
+         FROM miners m WHERE m.enabled = 1",
+        [],
+        |r| r.get::<_, Option<f64>>(0).map(|v| v.map(|v| v as i64)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +313,15 @@ mod tests {
             )
             .unwrap();
         }
+        assert_eq!(block_templates(&c).unwrap(), None);
+        for v in [3.0, 5.0] {
+            c.execute(
+                "INSERT INTO miner_events (miner_id, ts, kind, value) VALUES (?1, 2, 'block_templates', ?2)",
+                params![id, v],
+            )
+            .unwrap();
+        }
+        assert_eq!(block_templates(&c).unwrap(), Some(5));
         let events = status_history(&c, id, 10).unwrap();
         assert_eq!(
             events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),

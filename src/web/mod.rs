@@ -70,6 +70,10 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             "/api/sparklines",
             web::get().to(miner_page::sparklines_json),
         )
+        .route(
+            "/api/block_templates",
+            web::get().to(miner_page::block_templates_json),
+        )
         .route("/kiosk", web::get().to(kiosk::index))
         .route("/kiosk/clock", web::get().to(kiosk::clock))
         .route("/kiosk/health", web::get().to(kiosk::health))
