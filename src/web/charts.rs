@@ -56,11 +56,13 @@ pub fn y_bounds(values: impl Iterator<Item = f64>, floor_zero: bool) -> (f64, f6
 const W: f64 = 600.0;
 const H: f64 = 160.0;
 
-/// One chart: title, y-axis extremes and a line. `label` formats axis values.
+/// One chart: title, y-axis extremes, a line, and `x_ends` under its left and right ends.
+/// `label` formats axis values.
 pub fn line_chart(
     title: &str,
     points: &[(f64, Option<f64>)],
     x: (f64, f64),
+    x_ends: (&str, &str),
     floor_zero: bool,
     label: impl Fn(f64) -> String,
 ) -> Markup {
@@ -79,6 +81,7 @@ pub fn line_chart(
                     path.line d=(d) vector-effect="non-scaling-stroke" {}
                 }
                 div.axis { span { (label(y.1)) } span { (label((y.0 + y.1) / 2.0)) } span { (label(y.0)) } }
+                div.xaxis { span { (x_ends.0) } span { (x_ends.1) } }
             }
         }
     }
@@ -162,11 +165,14 @@ mod tests {
             "Hashrate",
             &[(0.0, Some(1.0)), (1.0, Some(2.0))],
             (0.0, 1.0),
+            ("1 h ago", "now"),
             true,
             |v| format!("{v:.0}"),
         );
         assert!(chart.into_string().contains("<path class=\"line\" d=\"M"));
-        let empty = line_chart("Hashrate", &[], (0.0, 1.0), true, |v| format!("{v}"));
+        let empty = line_chart("Hashrate", &[], (0.0, 1.0), ("", ""), true, |v| {
+            format!("{v}")
+        });
         assert!(empty.into_string().contains("No data"));
         assert!(sparkline(&[1.0, 2.0]).into_string().contains("<svg"));
     }

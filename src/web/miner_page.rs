@@ -117,6 +117,13 @@ pub async fn page(
 fn render(id: i64, range: Range, d: &PageData) -> Markup {
     let now = now_ms() / 1000;
     let x = ((now - range.secs()) as f64, now as f64);
+    let ago = match range {
+        Range::Hour => "1 h ago",
+        Range::Day => "24 h ago",
+        Range::Week => "7 days ago",
+        Range::Month => "30 days ago",
+    };
+    let ends = (ago, "now");
     let series = |f: fn(&Point) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
         d.points.iter().map(|p| (p.t as f64, f(p))).collect()
     };
@@ -136,9 +143,9 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 }
             }
             div.charts {
-                (charts::line_chart("Hashrate", &series(|p| p.hashrate_khs), x, true, |v| format::hashrate(Some(v))))
-                (charts::line_chart("Temperature", &series(|p| p.temperature), x, false, |v| format!("{v:.0} °C")))
-                (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, true, |v| format!("{v:.0}")))
+                (charts::line_chart("Hashrate", &series(|p| p.hashrate_khs), x, ends, true, |v| format::hashrate(Some(v))))
+                (charts::line_chart("Temperature", &series(|p| p.temperature), x, ends, false, |v| format!("{v:.0} °C")))
+                (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, ends, true, |v| format!("{v:.0}")))
             }
             h2 { "Status history" }
             @if d.events.is_empty() {
