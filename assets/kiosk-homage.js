@@ -8,6 +8,23 @@
   const g = c.getContext("2d");
   g.imageSmoothingEnabled = false;
   const ORANGE = "#f7931a", WHITE = "#ffffff", GREY = "#8c8c8c", PANEL = "#1a1423";
+  // The panel has no anti-aliasing: every pixel is snapped to one of these after drawing.
+  const PALETTE = [[0, 0, 0], [255, 255, 255], [247, 147, 26], [140, 140, 140], [26, 20, 35]];
+
+  function snap() {
+    const img = g.getImageData(0, 0, 320, 170), px = img.data;
+    for (let i = 0; i < px.length; i += 4) {
+      let best = 0, bestD = Infinity;
+      for (let k = 0; k < PALETTE.length; k++) {
+        const p = PALETTE[k], dr = px[i] - p[0], dg = px[i + 1] - p[1], db = px[i + 2] - p[2];
+        const dist = dr * dr + dg * dg + db * db;
+        if (dist < bestD) { bestD = dist; best = k; }
+      }
+      const p = PALETTE[best];
+      px[i] = p[0]; px[i + 1] = p[1]; px[i + 2] = p[2]; px[i + 3] = 255;
+    }
+    g.putImageData(img, 0, 0);
+  }
   let d = null, templates = null;
 
   function text(s, x, y, size, color, align) {
@@ -19,6 +36,11 @@
   }
 
   function draw() {
+    paint();
+    snap();
+  }
+
+  function paint() {
     g.fillStyle = "#000";
     g.fillRect(0, 0, 320, 170);
     // Title bar, as the firmware's background image has it.
