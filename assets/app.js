@@ -5,7 +5,7 @@
   const table = document.getElementById("herd");
   if (!table) return;
   const tbody = table.querySelector("tbody");
-  let lastOk = Date.now();
+  let lastOk = Date.now(), version = null;
   let skew = Number(table.dataset.serverTime || Date.now()) - Date.now();
 
   const fmt = {
@@ -239,7 +239,14 @@
   async function poll() {
     try {
       const r = await fetch("/api/herd_data", { cache: "no-store" });
-      if (r.ok) { render(await r.json()); lastOk = Date.now(); }
+      if (r.ok) {
+        const data = await r.json();
+        // An upgraded server may need new assets: reload once its version changes.
+        if (version && data.version !== version) { location.reload(); return; }
+        version = data.version;
+        render(data);
+        lastOk = Date.now();
+      }
     } catch (e) { /* server restarting: keep the last values, marked stale */ }
     tickAges();
   }
