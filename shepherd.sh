@@ -37,8 +37,9 @@ case "${1:-demo}" in
     exec ./target/release/shepherd run --demo "$@"
     ;;
   test)
-    # mosquitto: the broker the MQTT tests start on a loopback port.
-    install_system_packages mosquitto
+    # mosquitto: the broker the MQTT tests start on a loopback port; chromium and its driver
+    # for the browser test.
+    install_system_packages mosquitto chromium chromium-driver
     install_rust
     cargo test --all-targets -- --test-threads 2
     ;;

@@ -5,7 +5,7 @@
   const table = document.getElementById("herd");
   if (!table) return;
   const tbody = table.querySelector("tbody");
-  let lastOk = Date.now();
+  let lastOk = Date.now(), version = null;
   let skew = Number(table.dataset.serverTime || Date.now()) - Date.now();
 
   const fmt = {
@@ -61,37 +61,102 @@
 
   function cell(row, key) { return row.querySelector('[data-k="' + key + '"]'); }
 
+  const COLS = [["name", "Miner"], ["status", "Status"], ["hashrate", "Hashrate"], ["spark", "Last hour"],
+    ["avg24", "24 h avg"], ["temp", "Temp"], ["shares", "Shares"], ["best", "Best diff"], ["uptime", "Uptime"],
+    ["seen", "Last seen"], ["pool", "Pool"]];
+
   function rowFor(m) {
     let row = tbody.querySelector('tr[data-id="' + m.id + '"]');
     if (!row) {
       row = document.createElement("tr");
       row.dataset.id = m.id;
-      for (const k of ["name", "status", "hashrate", "avg24", "temp", "shares", "best", "uptime", "seen"]) {
+      for (const [k, label] of COLS) {
         const td = document.createElement("td");
         td.dataset.k = k;
-        if (!["name", "status", "seen"].includes(k)) td.className = "num";
+        td.dataset.label = label;
+        if (!["name", "status", "seen", "spark", "pool"].includes(k)) td.className = "num";
         row.appendChild(td);
       }
+      const a = document.createElement("a");
+      a.href = "/miners/" + encodeURIComponent(m.id);
+      cell(row, "name").appendChild(a);
       tbody.appendChild(row);
     }
     return row;
   }
 
+  // Sorting: click a header; click again to reverse. Values come from the last poll.
+  let byId = new Map(), sortKey = null, sortDir = 1;
+  const STATUS_ORDER = { online: 0, stalled: 1, no_data: 2, error: 3, offline: 4 };
+  const sortValue = {
+    name: (m) => m.name.toLowerCase(), status: (m) => STATUS_ORDER[m.status] ?? 9,
+    hashrate: (m) => m.hashrate_khs ?? -1, avg24: (m) => m.hashrate_avg_24h ?? -1,
+    temp: (m) => m.temperature ?? -1, shares: (m) => m.accepted, best: (m) => m.best_diff ?? -1,
+    uptime: (m) => m.uptime_secs ?? -1, seen: (m) => m.last_seen ?? 0, pool: (m) => (m.pool || "").toLowerCase(),
+  };
+  function applySort() {
+    if (!sortKey) return;
+    const f = sortValue[sortKey];
+    const rows = [...tbody.querySelectorAll("tr")];
+    rows.sort((a, b) => {
+      const ma = byId.get(a.dataset.id), mb = byId.get(b.dataset.id);
+      if (!ma || !mb) return 0;
+      const va = f(ma), vb = f(mb);
+      return (va < vb ? -1 : va > vb ? 1 : 0) * sortDir;
+    });
+    for (const r of rows) tbody.appendChild(r);
+    for (const th of table.querySelectorAll("th[data-sort]")) {
+      th.setAttribute("aria-sort", th.dataset.sort === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
+    }
+  }
+  for (const th of table.querySelectorAll("th[data-sort]")) {
+    th.tabIndex = 0;
+    const go = () => {
+      if (sortKey === th.dataset.sort) sortDir = -sortDir; else { sortKey = th.dataset.sort; sortDir = 1; }
+      applySort();
+    };
+    th.addEventListener("click", go);
+    th.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+  }
+
+  // Sparklines: the last hour of per-minute hashrate, redrawn once a minute.
+  const SVGNS = "http://www.w3.org/2000/svg";
+  function spark(values) {
+    if (values.length === 1) values = [values[0], values[0]];
+    const svg = document.createElementNS(SVGNS, "svg");
+    svg.setAttribute("viewBox", "0 0 100 24");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("class", "spark");
+    const max = Math.max(...values, 0) * 1.1 || 1, n = Math.max(values.length - 1, 1);
+    let d = "";
+    values.forEach((v, i) => { d += (i ? "L" : "M") + (i / n * 100).toFixed(1) + "," + (24 - v / max * 24).toFixed(1); });
+    const path = document.createElementNS(SVGNS, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("vector-effect", "non-scaling-stroke");
+    svg.appendChild(path);
+    return svg;
+  }
+  async function pollSparks() {
+    try {
+      const r = await fetch("/api/sparklines", { cache: "no-store" });
+      if (!r.ok) return;
+      const all = await r.json();
+      for (const row of tbody.querySelectorAll("tr")) {
+        const v = all[row.dataset.id];
+        cell(row, "spark").replaceChildren(...(v && v.length ? [spark(v)] : []));
+      }
+    } catch (e) { /* next minute */ }
+  }
+
   function render(data) {
     skew = data.server_time - Date.now();
     const seen = new Set();
+    byId = new Map(data.miners.map((m) => [String(m.id), m]));
     for (const m of data.miners) {
       seen.add(String(m.id));
       const row = rowFor(m);
-      const nameCell = cell(row, "name");
-      let link = nameCell.querySelector("a");
-      if (!link) {
-        link = document.createElement("a");
-        nameCell.textContent = "";
-        nameCell.appendChild(link);
-      }
-      link.href = "/miners/manage/" + m.id;
-      link.textContent = m.name;
+      cell(row, "name").querySelector("a").textContent = m.name;
+      cell(row, "pool").textContent = m.pool || "—";
       const badge = document.createElement("span");
       badge.className = "badge status-" + m.status;
       badge.textContent = m.status.replace("_", " ");
@@ -107,6 +172,7 @@
       s.dataset.ts = m.last_seen == null ? "" : m.last_seen;
     }
     for (const row of [...tbody.querySelectorAll("tr")]) if (!seen.has(row.dataset.id)) row.remove();
+    applySort();
     const t = data.totals;
     const set = (k, v) => { const el = document.querySelector('[data-t="' + k + '"]'); if (el) el.textContent = v; };
     set("online", t.online + " / " + t.miners);
@@ -173,12 +239,21 @@
   async function poll() {
     try {
       const r = await fetch("/api/herd_data", { cache: "no-store" });
-      if (r.ok) { render(await r.json()); lastOk = Date.now(); }
+      if (r.ok) {
+        const data = await r.json();
+        // An upgraded server may need new assets: reload once its version changes.
+        if (version && data.version !== version) { location.reload(); return; }
+        version = data.version;
+        render(data);
+        lastOk = Date.now();
+      }
     } catch (e) { /* server restarting: keep the last values, marked stale */ }
     tickAges();
   }
 
   tickAges();
+  poll();
   setInterval(poll, 2000);
+  setInterval(pollSparks, 60000);
   setInterval(tickAges, 1000);
 })();

@@ -178,6 +178,7 @@ impl App {
             config: config.clone(),
             discovery: discovery.clone(),
             notify_stats,
+            sessions: web::auth::Sessions::default(),
         })?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);

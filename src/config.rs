@@ -41,6 +41,16 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Raw SPIFFS images kept from configuration reads.
     pub backups: BackupsConfig,
+    /// Web pages: optional login.
+    pub web: WebConfig,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// When not empty, every POST (settings, onboarding) needs a login with this password.
+    pub password: String,
 }
 
 /// `[backups]`

@@ -7,6 +7,8 @@
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+/// Bitcoin address validation (bech32/bech32m, base58check).
+pub mod address;
 /// Alert rules, the actor that evaluates them, and the notifiers (webhook, ntfy, MQTT).
 pub mod alerts;
 /// `shepherd run`: actor wiring, startup and orderly shutdown.

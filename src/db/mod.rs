@@ -5,12 +5,14 @@ pub mod actor;
 pub mod alerts;
 pub mod commands;
 pub mod devices;
+pub mod history;
 pub mod migrate;
 pub mod miners;
 pub mod pool;
 pub mod price_cache;
 pub mod queries;
 pub mod retention;
+pub mod settings;
 pub mod summaries;
 
 pub use actor::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState, Write};

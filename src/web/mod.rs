@@ -3,13 +3,18 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod charts;
 pub mod csrf;
 pub mod events;
 pub mod format;
 pub mod integrations;
+pub mod kiosk;
 pub mod manage;
+pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+pub mod settings;
 
 use std::sync::Arc;
 
@@ -39,6 +44,8 @@ pub struct AppState {
     pub discovery: Option<Addr<DiscoveryActor>>,
     /// Alert delivery counters (for `/metrics`).
     pub notify_stats: Arc<NotifyStats>,
+    /// Logged-in sessions (used only when `[web] password` is set).
+    pub sessions: auth::Sessions,
 }
 
 /// Registers every route.
@@ -67,6 +74,38 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             "/onboarding/{id}/unignore",
             web::post().to(onboarding::unignore),
         )
+        .route("/miners/{id}", web::get().to(miner_page::page))
+        .route(
+            "/api/miners/{id}/history",
+            web::get().to(miner_page::history_json),
+        )
+        .route(
+            "/api/miners/{id}/logs",
+            web::get().to(miner_page::logs_json),
+        )
+        .route(
+            "/api/sparklines",
+            web::get().to(miner_page::sparklines_json),
+        )
+        .route(
+            "/api/block_templates",
+            web::get().to(miner_page::block_templates_json),
+        )
+        .route("/kiosk", web::get().to(kiosk::index))
+        .route("/kiosk/clock", web::get().to(kiosk::clock))
+        .route("/kiosk/health", web::get().to(kiosk::health))
+        .route("/kiosk/homage", web::get().to(kiosk::homage))
+        .route("/kiosk/stream", web::get().to(kiosk::stream))
+        .route("/settings", web::get().to(settings::page))
+        .route("/settings/{kind}", web::post().to(settings::create))
+        .route("/settings/{kind}/{id}", web::post().to(settings::update))
+        .route(
+            "/settings/{kind}/{id}/delete",
+            web::post().to(settings::delete),
+        )
+        .route("/login", web::get().to(auth::login_page))
+        .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 
@@ -77,6 +116,8 @@ pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            // Every POST passes the login gate (a no-op while no password is set).
+            .wrap(actix_web::middleware::from_fn(auth::gate))
             .configure(configure_routes)
     })
     .workers(2)

@@ -5,8 +5,10 @@ use actix_web::web;
 use maud::{html, Markup, DOCTYPE};
 
 use super::api::{blocking, herd, HerdData};
-use super::{format, AppState};
+use super::{charts, format, AppState};
+use crate::clock::now_ms;
 use crate::db::devices;
+use crate::db::history;
 use crate::db::queries::MinerView;
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
@@ -26,11 +28,19 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 title { (title) " · The Shepherd" }
                 link rel="icon" href=(asset("favicon.svg"));
                 link rel="stylesheet" href=(asset("app.css"));
+                // Loaded before the body so a saved theme applies without a flash.
+                script src=(asset("theme.js")) {}
             }
             body {
                 header.topbar {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; " The Shepherd" }
-                    nav { a href="/" { "Dashboard" } a href="/onboarding" { "Add devices" } }
+                    nav {
+                        a href="/" { "Dashboard" }
+                        a href="/kiosk" { "Kiosk" }
+                        a href="/settings" { "Settings" }
+                        a href="/onboarding" { "Add devices" }
+                    }
+                    button.secondary #theme-toggle type="button" title="Switch between light and dark" { "◐ Theme" }
                 }
                 main { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
@@ -39,7 +49,8 @@ pub fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-fn status_badge(m: &MinerView) -> Markup {
+/// A miner's status as a coloured pill (the detail, if any, as its tooltip).
+pub fn status_badge(m: &MinerView) -> Markup {
     let status = serde_json::to_value(m.status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -49,18 +60,20 @@ fn status_badge(m: &MinerView) -> Markup {
     }
 }
 
-fn miner_row(m: &MinerView) -> Markup {
+fn miner_row(m: &MinerView, spark: Option<&Vec<f64>>) -> Markup {
     html! {
         tr data-id=(m.id) {
-            td data-k="name" { a href={"/miners/manage/" (m.id)} title="Manage: read its configuration, backups" { (m.name) } }
-            td data-k="status" { (status_badge(m)) }
-            td.num data-k="hashrate" { (format::hashrate(m.hashrate_khs)) }
-            td.num data-k="avg24" { (format::hashrate(m.hashrate_avg_24h)) }
-            td.num data-k="temp" { (format::temperature(m.temperature)) }
-            td.num data-k="shares" { (m.accepted) " / " (m.rejected) }
-            td.num data-k="best" { (format::difficulty(m.best_diff)) }
-            td.num data-k="uptime" { (format::uptime(m.uptime_secs)) }
-            td data-k="seen" data-ts=[m.last_seen] { "—" }
+            td data-k="name" data-label="Miner" { a href={ "/miners/" (m.id) } { (m.name) } }
+            td data-k="status" data-label="Status" { (status_badge(m)) }
+            td.num data-k="hashrate" data-label="Hashrate" { (format::hashrate(m.hashrate_khs)) }
+            td data-k="spark" data-label="Last hour" { @if let Some(v) = spark { (charts::sparkline(v)) } }
+            td.num data-k="avg24" data-label="24 h avg" { (format::hashrate(m.hashrate_avg_24h)) }
+            td.num data-k="temp" data-label="Temp" { (format::temperature(m.temperature)) }
+            td.num data-k="shares" data-label="Shares" { (m.accepted) " / " (m.rejected) }
+            td.num data-k="best" data-label="Best diff" { (format::difficulty(m.best_diff)) }
+            td.num data-k="uptime" data-label="Uptime" { (format::uptime(m.uptime_secs)) }
+            td data-k="seen" data-label="Last seen" data-ts=[m.last_seen] { "—" }
+            td data-k="pool" data-label="Pool" { (m.pool.as_deref().unwrap_or("—")) }
         }
     }
 }
@@ -159,7 +172,13 @@ fn alerts_panel() -> Markup {
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
     let pool = state.pool.clone();
+    let spark_pool = state.pool.clone();
     let data = blocking(move || herd(&state)).await?;
+    // Sparklines are decoration: a failed read leaves them empty rather than failing the page.
+    let sparks =
+        blocking(move || spark_pool.with(|c| history::sparklines(c, now_ms() / 1000 - 3600)))
+            .await
+            .unwrap_or_default();
     // The banner is a hint: a failed count must not take the dashboard down.
     let new_devices = blocking(move || pool.with(devices::count_new))
         .await
@@ -185,11 +204,15 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
             div.table-wrap {
                 table #herd data-server-time=(data.server_time) {
                     thead { tr {
-                        th { "Miner" } th { "Status" } th.num { "Hashrate" } th.num { "24 h avg" }
-                        th.num { "Temp" } th.num { "Shares acc / rej" } th.num { "Best diff" }
-                        th.num { "Uptime" } th { "Last seen" }
+                        th.sortable data-sort="name" { "Miner" } th.sortable data-sort="status" { "Status" }
+                        th.num.sortable data-sort="hashrate" { "Hashrate" } th { "Last hour" }
+                        th.num.sortable data-sort="avg24" { "24 h avg" }
+                        th.num.sortable data-sort="temp" { "Temp" } th.num.sortable data-sort="shares" { "Shares acc / rej" }
+                        th.num.sortable data-sort="best" { "Best diff" }
+                        th.num.sortable data-sort="uptime" { "Uptime" } th.sortable data-sort="seen" { "Last seen" }
+                        th.sortable data-sort="pool" { "Pool" }
                     } }
-                    tbody { @for m in &data.miners { (miner_row(m)) } }
+                    tbody { @for m in &data.miners { (miner_row(m, sparks.get(&m.id))) } }
                 }
             }
             script src=(asset("app.js")) {}

@@ -42,7 +42,11 @@ impl Running {
 
     /// Like [`Running::start`] with `price_config` (the `[price]` and `[network]` sections).
     pub fn start_with(dir: &Path, price_config: &str, extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(dir, free_port(), price_config, extra)
+    }
+
+    /// Like [`Running::start_with`] on a given port (a restart that pages must find again).
+    pub fn start_on(dir: &Path, port: u16, price_config: &str, extra: &[&str]) -> Self {
         let config = dir.join("config.toml");
         std::fs::write(
             &config,

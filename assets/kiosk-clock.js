@@ -1,0 +1,24 @@
+// Big clock (ticks locally every second) and the herd/price figures from the poller.
+(function () {
+  "use strict";
+  const K = window.Kiosk;
+  const time = document.getElementById("k-time"), date = document.getElementById("k-date");
+  function tick() {
+    const now = new Date();
+    time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    date.textContent = now.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  }
+  tick();
+  setInterval(tick, 1000);
+  K.onData(function (d) {
+    const p = d.price, t = d.totals;
+    K.set("price", K.fmt.price(p.price, p.currency));
+    K.set("change", K.fmt.change(p.change_24h_percent));
+    const ch = document.querySelector('[data-f="change"]');
+    if (ch) ch.className = p.change_24h_percent == null ? "" : p.change_24h_percent < 0 ? "down" : "up";
+    K.set("price-asof", p.fetched_at == null ? "not fetched yet" : "as of " + K.fmt.time(p.fetched_at) + (p.stale ? " (stale)" : ""));
+    K.set("hashrate", K.fmt.hashrate(t.hashrate_khs));
+    K.set("online", t.online + " / " + t.miners);
+    K.set("best", K.fmt.diff(t.best_diff));
+  });
+})();

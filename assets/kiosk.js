@@ -1,0 +1,75 @@
+// Shared kiosk poller. Views register a renderer with Kiosk.onData(fn). Every few seconds it
+// fetches /api/herd_data; when that fails it keeps the last values, dims them and says
+// "data is stale since …", and keeps trying, so a kiosk heals by itself after a restart.
+// When the server answers with a different version the page reloads to get the new assets.
+(function () {
+  "use strict";
+  const POLL_MS = 3000, TIMEOUT_MS = 5000, STALE_MS = 10000;
+  const handlers = [];
+  let lastOk = Date.now(), lastData = null;
+  const version = document.body.dataset.version;
+
+  const fmt = {
+    hashrate: (v) => v == null ? "—" : v >= 1000 ? (v / 1000).toFixed(2) + " MH/s" : v.toFixed(1) + " KH/s",
+    diff: (v) => {
+      if (v == null) return "not reported";
+      const s = ["", "K", "M", "G", "T", "P", "E"];
+      let i = 0;
+      while (v >= 1000 && i < s.length - 1) { v /= 1000; i++; }
+      return i === 0 ? v.toFixed(4) : v.toFixed(2) + s[i];
+    },
+    temp: (v) => v == null ? "—" : Math.round(v) + " °C",
+    uptime: (s) => {
+      if (s == null) return "—";
+      const d = Math.floor(s / 86400), r = s % 86400, p = (n) => String(n).padStart(2, "0");
+      return (d > 0 ? d + "d " : "") + p(Math.floor(r / 3600)) + ":" + p(Math.floor(r % 3600 / 60)) + ":" + p(r % 60);
+    },
+    price: (v, cur) => {
+      if (v == null || !isFinite(v)) return "—";
+      if (v < 100) return v.toFixed(2) + " " + cur;
+      return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + " " + cur;
+    },
+    change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
+    time: (ts) => new Date(ts).toLocaleTimeString(),
+  };
+
+  function set(key, text) {
+    for (const el of document.querySelectorAll('[data-f="' + key + '"]')) el.textContent = text;
+  }
+
+  function markStale() {
+    const old = Date.now() - lastOk > STALE_MS;
+    document.body.classList.toggle("is-stale", old);
+    const banner = document.getElementById("stale");
+    if (banner) {
+      banner.hidden = !old;
+      if (old) document.getElementById("stale-since").textContent = fmt.time(lastOk);
+    }
+  }
+
+  async function poll() {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+    try {
+      const r = await fetch("/api/herd_data", { cache: "no-store", signal: ctl.signal });
+      if (r.ok) {
+        const data = await r.json();
+        if (version && data.version && data.version !== version) { location.reload(); return; }
+        lastOk = Date.now();
+        lastData = data;
+        for (const h of handlers) { try { h(data); } catch (e) { console.warn("kiosk view:", e); } }
+      }
+    } catch (e) { /* server away: keep the last values, marked stale, and try again */ }
+    clearTimeout(timer);
+    markStale();
+  }
+
+  window.Kiosk = {
+    fmt, set,
+    onData(fn) { handlers.push(fn); if (lastData) fn(lastData); },
+    last() { return lastData; },
+  };
+  setInterval(poll, POLL_MS);
+  setInterval(markStale, 1000);
+  setTimeout(poll, 0);
+})();

@@ -1,0 +1,181 @@
+//! Full-screen kiosk views for a screen bolted to the rack: `/kiosk/clock`, `/kiosk/health`,
+//! `/kiosk/homage`, `/kiosk/stream`, and `/kiosk`, which lists them with the Chromium command
+//! line. Each view is server-rendered with the current figures (useful at once, and before
+//! any script runs) and then kept live by assets/kiosk.js, which polls `/api/herd_data`,
+//! marks old values "data is stale since …" when the server is away, and reloads the page
+//! when the server comes back with a different version.
+
+use actix_web::{web, HttpRequest};
+use maud::{html, Markup, DOCTYPE};
+
+use super::api::{blocking, herd, HerdData};
+use super::format;
+use super::pages::{asset, layout};
+use super::AppState;
+use crate::summary::Status;
+
+/// The kiosk views: path segment, title, what it shows.
+pub const VIEWS: &[(&str, &str, &str)] = &[
+    ("clock", "Clock", "a big clock, the BTC price and its 24-hour change, herd hashrate, miners online, best difficulty"),
+    ("health", "Health", "every miner as a tile coloured by its status: online / offline at a glance"),
+    ("homage", "Homage", "the herd in the NerdMiner's own display style: pixels, colours and fields"),
+    ("stream", "Stream", "live log lines, shares and events falling down the screen"),
+];
+
+/// The frame of every kiosk view: no navigation, no scrollbars, the stale banner, the poller.
+fn frame(view: &str, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · The Shepherd kiosk" }
+                link rel="icon" href=(asset("favicon.svg"));
+                link rel="stylesheet" href=(asset("kiosk.css"));
+            }
+            body class={ "kiosk kiosk-" (view) } data-version=(env!("CARGO_PKG_VERSION")) {
+                (body)
+                div #stale.k-stale hidden { "data is stale since " span #stale-since {} " — reconnecting…" }
+                script src=(asset("kiosk.js")) {}
+                script src=(asset(&format!("kiosk-{view}.js"))) {}
+            }
+        }
+    }
+}
+
+async fn data(state: web::Data<AppState>) -> actix_web::Result<HerdData> {
+    let state = state.into_inner();
+    blocking(move || herd(&state)).await
+}
+
+fn status_name(s: Status) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `GET /kiosk`: the views and how to run one full-screen.
+pub async fn index(req: HttpRequest) -> Markup {
+    // The address the owner reached us on is the one the kiosk machine will use too.
+    let host = req.connection_info().host().to_owned();
+    layout(
+        "Kiosk",
+        html! {
+            h1 { "Kiosk views" }
+            p { "Full-screen pages for a screen next to the miners (a 800×480 Pi touchscreen up to a 1920×1080 TV). They keep themselves up to date, say so when the data is stale, reconnect after a restart and reload after an upgrade, and need no internet." }
+            ul.kiosk-list {
+                @for (path, title, what) in VIEWS {
+                    li { a href={ "/kiosk/" (path) } { strong { (title) } } " — " (what) }
+                }
+            }
+            h2 { "Run one full-screen" }
+            p { "On the machine with the screen (for example the Pi itself, in its desktop session):" }
+            pre.cmd { "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://" (host) "/kiosk/clock" }
+            p { "To start it at login, put that line in " code { "~/.config/autostart/shepherd-kiosk.desktop" } " as " code { "Exec=" } ". Leave the kiosk with Alt+F4." }
+        },
+    )
+}
+
+/// `GET /kiosk/clock`
+pub async fn clock(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+    let d = data(state).await?;
+    let p = &d.price;
+    let change_class = match p.change_24h_percent {
+        Some(c) if c < 0.0 => "down",
+        Some(_) => "up",
+        None => "",
+    };
+    Ok(frame(
+        "clock",
+        "Clock",
+        html! {
+            main.k-clock data-server-time=(d.server_time) {
+                div #k-time.k-time { (format::utc_time(Some(d.server_time))) }
+                div #k-date.k-date {}
+                section.k-row {
+                    div.k-stat {
+                        div.k-label { "BTC" }
+                        div.k-value data-f="price" { (format::price(p.price, &p.currency)) }
+                        div.k-sub {
+                            span data-f="change" class=(change_class) { (format::change(p.change_24h_percent)) }
+                            " 24 h · " span data-f="price-asof" { @if p.fetched_at.is_some() { "as of " (format::utc_time(p.fetched_at)) } @else { "not fetched yet" } }
+                        }
+                    }
+                    div.k-stat { div.k-label { "Herd hashrate" } div.k-value data-f="hashrate" { (format::hashrate(Some(d.totals.hashrate_khs))) } }
+                    div.k-stat { div.k-label { "Miners online" } div.k-value data-f="online" { (d.totals.online) " / " (d.totals.miners) } }
+                    div.k-stat { div.k-label { "Best difficulty" } div.k-value data-f="best" { (format::difficulty(d.totals.best_diff)) } }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /kiosk/health`
+pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+    let d = data(state).await?;
+    Ok(frame(
+        "health",
+        "Health",
+        html! {
+            main.k-health {
+                header.k-health-head {
+                    span data-f="online" { (d.totals.online) " / " (d.totals.miners) " online" }
+                    span data-f="hashrate" { (format::hashrate(Some(d.totals.hashrate_khs))) }
+                }
+                div #k-grid.k-grid style={ "--n:" (d.miners.len().max(1)) } {
+                    @for m in &d.miners {
+                        div class={ "k-tile status-" (status_name(m.status)) } data-id=(m.id) {
+                            div.k-name { (m.name) }
+                            div.k-figure { (format::hashrate(m.hashrate_khs)) }
+                            div.k-state { (status_name(m.status).replace('_', " ")) }
+                        }
+                    }
+                    @if d.miners.is_empty() { div.k-tile { div.k-name { "No miners yet" } } }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /kiosk/homage`: drawn on a 320×170 canvas scaled up with square pixels, like the
+/// T-Display the NerdMiner ships on; the text fallback is what the canvas shows.
+pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+    let d = data(state).await?;
+    let t = &d.totals;
+    let temp = d
+        .miners
+        .iter()
+        .filter_map(|m| m.temperature)
+        .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+    let uptime = d.miners.iter().filter_map(|m| m.uptime_secs).max();
+    Ok(frame(
+        "homage",
+        "Homage",
+        html! {
+            main.k-homage {
+                canvas #k-screen width="320" height="170" {
+                    "Herd hashrate " (format::hashrate(Some(t.hashrate_khs)))
+                    ", shares " (t.shares) ", best difficulty " (format::difficulty(t.best_diff))
+                    ", temperature " (format::temperature(temp)) ", uptime " (format::uptime(uptime))
+                    ", valid blocks " (t.blocks_found)
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /kiosk/stream`
+pub async fn stream() -> Markup {
+    frame(
+        "stream",
+        "Stream",
+        html! {
+            main.k-stream {
+                canvas #k-rain {}
+                div.k-caption { "The Shepherd · live from the herd" }
+            }
+        },
+    )
+}

@@ -1,0 +1,315 @@
+//! `/miners/<id>`: one miner's history charts, status changes and raw log lines, plus the
+//! JSON behind them (`/api/miners/<id>/history`, `/api/miners/<id>/logs`). Bad parameters are
+//! a 400 that says what is accepted; an unknown miner is a 404.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::api::blocking;
+use super::pages::{layout, status_badge};
+use super::{charts, format, AppState};
+use crate::clock::now_ms;
+use crate::db::history::{self, LogLine, Point, Range, StatusEvent};
+use crate::db::queries::{self, MinerView};
+
+/// Log lines shown on the page.
+const PAGE_LOG_LINES: usize = 200;
+/// Status events shown on the page.
+const PAGE_EVENTS: usize = 100;
+
+/// Query parameters, taken as text so a bad value gets our message rather than actix's.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    range: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// An HTML page with a status (404 unknown miner, 400 bad range).
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let body = layout(
+        title,
+        html! { h1 { (title) } p.error { (message) } p { a href="/" { "Back to the dashboard" } } },
+    );
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body.into_string())
+}
+
+fn json_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+}
+
+fn parse_range(q: &HistoryQuery) -> Result<Range, String> {
+    match q.range.as_deref() {
+        None | Some("") => Ok(Range::Day),
+        Some(r) => {
+            Range::parse(r).ok_or_else(|| format!("range {r:?} is not one of 1h, 24h, 7d, 30d"))
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Option<i64> {
+    raw.parse().ok()
+}
+
+/// Everything the page shows.
+struct PageData {
+    name: String,
+    view: Option<MinerView>,
+    points: Vec<Point>,
+    events: Vec<StatusEvent>,
+    logs: Vec<LogLine>,
+}
+
+fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, crate::db::DbError> {
+    let now = now_ms();
+    let stall = (state.config.summarizer.stall_secs * 1000) as i64;
+    state.pool.with(|c| {
+        let Some(name) = history::miner_name(c, id)? else {
+            return Ok(None);
+        };
+        let view = queries::miner_views(c, now, stall)?
+            .into_iter()
+            .find(|m| m.id == id);
+        Ok(Some(PageData {
+            name,
+            view,
+            points: history::series(c, id, now / 1000 - range.secs(), range.bucket_secs())?,
+            events: history::status_history(c, id, PAGE_EVENTS)?,
+            logs: history::logs(c, id, None, PAGE_LOG_LINES)?,
+        }))
+    })
+}
+
+/// `GET /miners/{id}?range=1h|24h|7d|30d`
+pub async fn page(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(id) = parse_id(&id) else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "No such miner",
+            "Miner ids are numbers; pick a miner on the dashboard.",
+        ));
+    };
+    let range = match parse_range(&query) {
+        Ok(r) => r,
+        Err(message) => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad range", &message)),
+    };
+    let st = state.into_inner();
+    match blocking(move || load(&st, id, range)).await? {
+        None => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "No such miner",
+            &format!("There is no miner with id {id}. It may have been removed in Settings."),
+        )),
+        Some(data) => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render(id, range, &data).into_string())),
+    }
+}
+
+fn render(id: i64, range: Range, d: &PageData) -> Markup {
+    let now = now_ms() / 1000;
+    let x = ((now - range.secs()) as f64, now as f64);
+    let ago = match range {
+        Range::Hour => "1 h ago",
+        Range::Day => "24 h ago",
+        Range::Week => "7 days ago",
+        Range::Month => "30 days ago",
+    };
+    let ends = (ago, "now");
+    let series = |f: fn(&Point) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+        d.points.iter().map(|p| (p.t as f64, f(p))).collect()
+    };
+    layout(
+        &d.name,
+        html! {
+            div.page-head {
+                h1 { (d.name) }
+                @if let Some(v) = &d.view {
+                    (status_badge(v))
+                    span.muted { " " (format::hashrate(v.hashrate_khs)) " · " (format::temperature(v.temperature)) " · uptime " (format::uptime(v.uptime_secs)) }
+                }
+                a href={ "/miners/manage/" (id) } { "Configuration and backups →" }
+            }
+            nav.ranges aria-label="Chart range" {
+                @for r in Range::ALL {
+                    a href={ "/miners/" (id) "?range=" (r.as_str()) } class=[(r == range).then_some("active")] { (r.as_str()) }
+                }
+            }
+            div.charts {
+                (charts::line_chart("Hashrate", &series(|p| p.hashrate_khs), x, ends, true, |v| format::hashrate(Some(v))))
+                (charts::line_chart("Temperature", &series(|p| p.temperature), x, ends, false, |v| format!("{v:.0} °C")))
+                (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, ends, true, |v| format!("{v:.0}")))
+            }
+            h2 { "Status history" }
+            @if d.events.is_empty() {
+                p.empty { "No boots, crashes, pool or Wi-Fi changes recorded yet." }
+            } @else {
+                div.table-wrap { table.events {
+                    thead { tr { th { "When" } th { "What" } th { "Detail" } } }
+                    tbody { @for e in &d.events {
+                        tr class={ "ev-" (e.kind) } {
+                            td data-ts=(e.ts) { (format::utc_time(Some(e.ts))) }
+                            td { (e.kind.replace('_', " ")) }
+                            td.detail { (e.detail.as_deref().unwrap_or("")) }
+                        }
+                    } }
+                } }
+            }
+            h2 { "Recent log lines " span.muted { "(newest first; older ones: " a href={ "/api/miners/" (id) "/logs?limit=1000" } { "JSON" } ")" } }
+            @if d.logs.is_empty() {
+                p.empty { "No lines received yet." }
+            } @else {
+                pre.log { @for l in &d.logs { (format::utc_time(Some(l.ts))) "  " (l.line) "\n" } }
+            }
+        },
+    )
+}
+
+/// `GET /api/miners/{id}/history?range=…`
+pub async fn history_json(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(id) = parse_id(&id) else {
+        return Ok(json_error(StatusCode::NOT_FOUND, "no such miner"));
+    };
+    let range = match parse_range(&query) {
+        Ok(r) => r,
+        Err(message) => return Ok(json_error(StatusCode::BAD_REQUEST, &message)),
+    };
+    let pool = state.pool.clone();
+    let since = now_ms() / 1000 - range.secs();
+    let found = blocking(move || {
+        pool.with(|c| match history::miner_name(c, id)? {
+            None => Ok(None),
+            Some(_) => history::series(c, id, since, range.bucket_secs()).map(Some),
+        })
+    })
+    .await?;
+    Ok(match found {
+        None => json_error(StatusCode::NOT_FOUND, &format!("no miner with id {id}")),
+        Some(points) => HttpResponse::Ok().json(serde_json::json!({
+            "miner_id": id,
+            "range": range,
+            "bucket_secs": range.bucket_secs(),
+            "points": points,
+        })),
+    })
+}
+
+/// Checks `before` and `limit` (1..=1000, default 200).
+fn parse_page(q: &HistoryQuery) -> Result<(Option<i64>, usize), String> {
+    let before = match q.before.as_deref() {
+        None | Some("") => None,
+        Some(b) => Some(
+            b.parse::<i64>()
+                .map_err(|_| format!("before {b:?} must be a log line id (a whole number)"))?,
+        ),
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 200,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| format!("limit {l:?} must be a whole number from 1 to 1000"))?,
+    };
+    Ok((before, limit))
+}
+
+/// `GET /api/miners/{id}/logs?before=<id>&limit=<n>`: newest first; page with the last id.
+pub async fn logs_json(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(id) = parse_id(&id) else {
+        return Ok(json_error(StatusCode::NOT_FOUND, "no such miner"));
+    };
+    let (before, limit) = match parse_page(&query) {
+        Ok(p) => p,
+        Err(message) => return Ok(json_error(StatusCode::BAD_REQUEST, &message)),
+    };
+    let pool = state.pool.clone();
+    let found = blocking(move || {
+        pool.with(|c| match history::miner_name(c, id)? {
+            None => Ok(None),
+            Some(_) => history::logs(c, id, before, limit).map(Some),
+        })
+    })
+    .await?;
+    Ok(match found {
+        None => json_error(StatusCode::NOT_FOUND, &format!("no miner with id {id}")),
+        Some(lines) => {
+            let next = (lines.len() == limit)
+                .then(|| lines.last().map(|l| l.id))
+                .flatten();
+            HttpResponse::Ok().json(serde_json::json!({
+                "miner_id": id,
+                "lines": lines,
+                "next_before": next,
+            }))
+        }
+    })
+}
+
+/// `GET /api/sparklines`: every miner's per-minute hashrate over the last hour, by id.
+pub async fn sparklines_json(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    let since = now_ms() / 1000 - 3600;
+    let all = blocking(move || pool.with(|c| history::sparklines(c, since))).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(all))
+}
+
+/// `GET /api/block_templates`: the herd's block templates since boot (for the homage kiosk).
+pub async fn block_templates_json(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    let n = blocking(move || pool.with(history::block_templates)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({ "block_templates": n })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(range: Option<&str>, before: Option<&str>, limit: Option<&str>) -> HistoryQuery {
+        HistoryQuery {
+            range: range.map(Into::into),
+            before: before.map(Into::into),
+            limit: limit.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert_eq!(parse_range(&q(None, None, None)), Ok(Range::Day));
+        assert_eq!(parse_range(&q(Some("30d"), None, None)), Ok(Range::Month));
+        assert!(parse_range(&q(Some("1y"), None, None))
+            .unwrap_err()
+            .contains("1h, 24h"));
+        assert_eq!(parse_page(&q(None, None, None)), Ok((None, 200)));
+        assert_eq!(
+            parse_page(&q(None, Some("17"), Some("1000"))),
+            Ok((Some(17), 1000))
+        );
+        for bad in ["0", "1001", "-1", "x"] {
+            assert!(parse_page(&q(None, None, Some(bad)))
+                .unwrap_err()
+                .contains("1 to 1000"));
+        }
+        assert!(parse_page(&q(None, Some("x"), None)).is_err());
+    }
+}

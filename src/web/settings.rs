@@ -1,0 +1,717 @@
+//! `/settings`: create, edit and delete miners (name, port, pool, address), pools (name, URL,
+//! port, password) and coin addresses (label, checked Bitcoin address). A refused form comes
+//! back (422) with everything typed and the reason beside it; deleting a pool or address that
+//! miners use, or any miner, first asks and says what will happen. Every POST passes the
+//! same-origin check and, when a password is set, the login gate (see [`super::auth`]).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::api::blocking;
+use super::miner_page::error_page;
+use super::pages::layout;
+use super::{auth, csrf, AppState};
+use crate::address;
+use crate::db::miners as miner_rules;
+use crate::db::settings::{self as db, AddressRow, Kind, MinerRow, PoolRow};
+use crate::db::Write;
+use crate::supervisor::Reconcile;
+
+/// Every field any settings form sends, as text, so nothing typed is lost to a parse error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SettingsForm {
+    /// Miner or pool name.
+    pub name: String,
+    /// Miner serial device, or pool TCP port.
+    pub port: String,
+    /// Pool host / URL.
+    pub url: String,
+    /// Pool password.
+    pub password: String,
+    /// Coin address label.
+    pub label: String,
+    /// Coin address.
+    pub address: String,
+    /// Miner's pool (`""` = none).
+    pub pool_id: String,
+    /// Miner's coin address (`""` = none).
+    pub address_id: String,
+    /// `yes` once a deletion was confirmed.
+    pub confirm: String,
+}
+
+/// What a valid form stores.
+#[derive(Debug, Clone, PartialEq)]
+enum Valid {
+    Miner {
+        name: String,
+        port: String,
+        pool_id: Option<i64>,
+        address_id: Option<i64>,
+    },
+    Pool {
+        name: String,
+        url: String,
+        port: u16,
+        password: String,
+    },
+    Address {
+        label: String,
+        address: String,
+    },
+}
+
+fn parse_kind(s: &str) -> Option<Kind> {
+    match s {
+        "miners" => Some(Kind::Miner),
+        "pools" => Some(Kind::Pool),
+        "addresses" => Some(Kind::Address),
+        _ => None,
+    }
+}
+
+fn kind_path(k: Kind) -> &'static str {
+    match k {
+        Kind::Miner => "miners",
+        Kind::Pool => "pools",
+        Kind::Address => "addresses",
+    }
+}
+
+fn check_name(what: &str, v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > 64 {
+        return Err(format!("{what} must be 1 to 64 characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(format!("{what} cannot contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+fn choice(v: &str, what: &str) -> Result<Option<i64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{what} {v:?} is not one of the choices")),
+    }
+}
+
+/// Checks a form for `kind`; `Err` is the sentence shown beside it.
+fn validate(kind: Kind, f: &SettingsForm) -> Result<Valid, String> {
+    match kind {
+        Kind::Miner => {
+            let name = check_name("a miner name", &f.name)?;
+            let port = f.port.trim().to_owned();
+            miner_rules::validate(&name, &port).map_err(|e| e.to_string())?;
+            Ok(Valid::Miner {
+                name,
+                port,
+                pool_id: choice(&f.pool_id, "pool")?,
+                address_id: choice(&f.address_id, "coin address")?,
+            })
+        }
+        Kind::Pool => {
+            let name = check_name("a pool name", &f.name)?;
+            let url = f.url.trim().to_owned();
+            if url.is_empty()
+                || url.len() > 200
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err("the pool URL must be a host name or URL without spaces, e.g. public-pool.io or stratum+tcp://pool.example".into());
+            }
+            let port = f
+                .port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| {
+                    format!("port {:?} must be a number from 1 to 65535", f.port.trim())
+                })?;
+            let password = if f.password.is_empty() {
+                "x".to_owned()
+            } else {
+                f.password.clone()
+            };
+            if password.chars().count() > 64 || password.chars().any(char::is_control) {
+                return Err(
+                    "the pool password must be at most 64 characters, without control characters"
+                        .into(),
+                );
+            }
+            Ok(Valid::Pool {
+                name,
+                url,
+                port,
+                password,
+            })
+        }
+        Kind::Address => {
+            let label = check_name("a label", &f.label)?;
+            address::check(&f.address)?;
+            Ok(Valid::Address {
+                label,
+                address: f.address.trim().to_owned(),
+            })
+        }
+    }
+}
+
+/// Stores a valid form. `Ok(Err(message))`: refused (name taken); `Ok(Ok(None))`: no such row.
+fn store(
+    conn: &rusqlite::Connection,
+    id: Option<i64>,
+    v: &Valid,
+) -> rusqlite::Result<Result<Option<i64>, String>> {
+    let (kind, name) = match v {
+        Valid::Miner { name, .. } => (Kind::Miner, name),
+        Valid::Pool { name, .. } => (Kind::Pool, name),
+        Valid::Address { label, .. } => (Kind::Address, label),
+    };
+    if db::name_taken(conn, kind, name, id)? {
+        return Ok(Err(format!("{name:?} is already taken: pick another name")));
+    }
+    let saved = match v {
+        Valid::Miner {
+            name,
+            port,
+            pool_id,
+            address_id,
+        } => db::save_miner(conn, id, name, port, *pool_id, *address_id),
+        Valid::Pool {
+            name,
+            url,
+            port,
+            password,
+        } => db::save_pool(conn, id, name, url, *port, password),
+        Valid::Address { label, address } => db::save_address(conn, id, label, address),
+    };
+    match saved {
+        Ok(found) => Ok(Ok(found)),
+        // A pool or address picked on the form but deleted meanwhile.
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Ok(Err(
+                "that pool or coin address no longer exists: reload the page".into(),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Everything the page shows.
+struct PageData {
+    miners: Vec<MinerRow>,
+    pools: Vec<PoolRow>,
+    addresses: Vec<AddressRow>,
+}
+
+fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
+    state.pool.with(|c| {
+        Ok(PageData {
+            miners: db::miners(c)?,
+            pools: db::pools(c)?,
+            addresses: db::addresses(c)?,
+        })
+    })
+}
+
+/// A refused form: which one, what was typed, why.
+struct Refused {
+    kind: Kind,
+    id: Option<i64>,
+    form: SettingsForm,
+    message: String,
+}
+
+/// `?saved=<kind>` after a successful change.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    saved: Option<String>,
+}
+
+/// `GET /settings`
+pub async fn page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> actix_web::Result<HttpResponse> {
+    let st = state.clone().into_inner();
+    let data = blocking(move || load(&st)).await?;
+    let saved = query.saved.as_deref().and_then(parse_kind);
+    Ok(html_response(
+        StatusCode::OK,
+        render(&req, &state, &data, None, saved),
+    ))
+}
+
+fn html_response(status: StatusCode, body: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body.into_string())
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// `POST /settings/{kind}`: add a miner, pool or address.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: web::Path<String>,
+    form: web::Form<SettingsForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    let Some(kind) = parse_kind(&kind) else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "Settings has miners, pools and addresses.",
+        ));
+    };
+    save(req, state, kind, None, form.into_inner()).await
+}
+
+/// `POST /settings/{kind}/{id}`: change one.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<SettingsForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    let (kind, id) = path.into_inner();
+    let (Some(kind), Ok(id)) = (parse_kind(&kind), id.parse::<i64>()) else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such setting.",
+        ));
+    };
+    save(req, state, kind, Some(id), form.into_inner()).await
+}
+
+async fn save(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    kind: Kind,
+    id: Option<i64>,
+    form: SettingsForm,
+) -> actix_web::Result<HttpResponse> {
+    let outcome = match validate(kind, &form) {
+        Err(message) => Err(message),
+        Ok(valid) => state
+            .db
+            .send(Write::new(move |conn| store(conn, id, &valid)))
+            .await
+            .map_err(actix_web::error::ErrorInternalServerError)?
+            .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?,
+    };
+    match outcome {
+        Ok(Some(_)) => {
+            if kind == Kind::Miner {
+                // Start, move or rename the reader now rather than at the next poll.
+                state.supervisor.do_send(Reconcile);
+            }
+            Ok(see_other(&format!(
+                "/settings?saved={0}#{0}",
+                kind_path(kind)
+            )))
+        }
+        Ok(None) => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "It was deleted meanwhile: reload the settings page.",
+        )),
+        Err(message) => {
+            let st = state.clone().into_inner();
+            let data = blocking(move || load(&st)).await?;
+            let refused = Refused {
+                kind,
+                id,
+                form,
+                message,
+            };
+            Ok(html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render(&req, &state, &data, Some(&refused), None),
+            ))
+        }
+    }
+}
+
+/// `POST /settings/{kind}/{id}/delete`: asks first when miners use it (or it is a miner).
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<SettingsForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    let (kind_s, id) = path.into_inner();
+    let (Some(kind), Ok(id)) = (parse_kind(&kind_s), id.parse::<i64>()) else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such setting.",
+        ));
+    };
+    let pool = state.pool.clone();
+    let (name, users) = blocking(move || {
+        pool.with(|c| {
+            let name = match kind {
+                Kind::Miner => db::miners(c)?
+                    .into_iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.name),
+                Kind::Pool => db::pools(c)?
+                    .into_iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.name),
+                Kind::Address => db::addresses(c)?
+                    .into_iter()
+                    .find(|a| a.id == id)
+                    .map(|a| a.label),
+            };
+            Ok((name, db::users(c, kind, id)?))
+        })
+    })
+    .await?;
+    let Some(name) = name else {
+        return Ok(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "It was already deleted.",
+        ));
+    };
+    let must_ask = kind == Kind::Miner || !users.is_empty();
+    if must_ask && form.confirm != "yes" {
+        return Ok(html_response(
+            StatusCode::OK,
+            confirm_page(kind, id, &name, &users),
+        ));
+    }
+    state
+        .db
+        .send(Write::new(move |conn| db::delete(conn, kind, id)))
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    if kind == Kind::Miner {
+        state.supervisor.do_send(Reconcile);
+    }
+    Ok(see_other(&format!(
+        "/settings?saved={0}#{0}",
+        kind_path(kind)
+    )))
+}
+
+fn confirm_page(kind: Kind, id: i64, name: &str, users: &[String]) -> Markup {
+    let what = match kind {
+        Kind::Miner => "miner",
+        Kind::Pool => "pool",
+        Kind::Address => "coin address",
+    };
+    layout(
+        "Delete?",
+        html! {
+            h1 { "Delete " (what) " " q { (name) } "?" }
+            @if kind == Kind::Miner {
+                p { "Its reader stops and its whole history (charts, log lines, events) is deleted. The board itself is not changed; plug it in again and it shows up under Add devices." }
+            } @else {
+                p { "It is used by " (users.len()) " miner" @if users.len() != 1 { "s" } ":" }
+                ul.users { @for u in users { li { (u) } } }
+                p { "Those miners are left without a " (what) " here. They keep mining with what is configured on the boards themselves." }
+            }
+            form.row method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
+                input type="hidden" name="confirm" value="yes";
+                button.danger type="submit" { "Delete " (what) }
+                a href={ "/settings#" (kind_path(kind)) } { "Cancel" }
+            }
+        },
+    )
+}
+
+/// The form for one row (or the "add" form with `id = None`), filled from the refused form
+/// when it is this one.
+fn typed(refused: Option<&Refused>, kind: Kind, id: Option<i64>) -> Option<&Refused> {
+    refused.filter(|r| r.kind == kind && r.id == id)
+}
+
+fn error_line(r: Option<&Refused>) -> Markup {
+    html! { @if let Some(r) = r { p.error role="alert" { (r.message) } } }
+}
+
+fn delete_button(kind: Kind, id: i64) -> Markup {
+    html! {
+        form.inline method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
+            button.secondary type="submit" { "Delete" }
+        }
+    }
+}
+
+fn select(name: &str, none: &str, choices: &[(i64, &str)], picked: &str) -> Markup {
+    html! {
+        select name=(name) {
+            option value="" { (none) }
+            @for (id, label) in choices {
+                option value=(id) selected[picked == id.to_string()] { (label) }
+            }
+        }
+    }
+}
+
+fn miner_form(d: &PageData, m: Option<&MinerRow>, r: Option<&Refused>) -> Markup {
+    let id = m.map(|m| m.id);
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let (name, port, pool_id, address_id) = match (r, m) {
+        (Some(r), _) => (
+            r.form.name.clone(),
+            r.form.port.clone(),
+            r.form.pool_id.trim().to_owned(),
+            r.form.address_id.trim().to_owned(),
+        ),
+        (None, Some(m)) => (
+            m.name.clone(),
+            m.port.clone(),
+            opt(m.pool_id),
+            opt(m.address_id),
+        ),
+        (None, None) => Default::default(),
+    };
+    let pools: Vec<(i64, &str)> = d.pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let addrs: Vec<(i64, &str)> = d
+        .addresses
+        .iter()
+        .map(|a| (a.id, a.label.as_str()))
+        .collect();
+    let action = match id {
+        Some(id) => format!("/settings/miners/{id}"),
+        None => "/settings/miners".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
+            label { "Port" input type="text" name="port" value=(port) placeholder="/dev/ttyUSB0" required; }
+            label { "Pool" (select("pool_id", "— none —", &pools, &pool_id)) }
+            label { "Coin address" (select("address_id", "— none —", &addrs, &address_id)) }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add miner" } }
+            @if let Some(m) = m { @if m.kind == "demo" { span.muted { "demo" } } }
+            (error_line(r))
+        }
+    }
+}
+
+fn pool_form(p: Option<&PoolRow>, r: Option<&Refused>) -> Markup {
+    let id = p.map(|p| p.id);
+    let (name, url, port, password) = match (r, p) {
+        (Some(r), _) => (
+            r.form.name.clone(),
+            r.form.url.clone(),
+            r.form.port.clone(),
+            r.form.password.clone(),
+        ),
+        (None, Some(p)) => (
+            p.name.clone(),
+            p.url.clone(),
+            p.port.to_string(),
+            p.password.clone(),
+        ),
+        (None, None) => (String::new(), String::new(), "3333".into(), "x".into()),
+    };
+    let action = match id {
+        Some(id) => format!("/settings/pools/{id}"),
+        None => "/settings/pools".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
+            label { "URL" input type="text" name="url" value=(url) placeholder="public-pool.io" required; }
+            label { "Port" input type="number" name="port" value=(port) min="1" max="65535" required; }
+            label { "Password" input type="text" name="password" value=(password) maxlength="64"; }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add pool" } }
+            (error_line(r))
+        }
+    }
+}
+
+fn address_form(a: Option<&AddressRow>, r: Option<&Refused>) -> Markup {
+    let id = a.map(|a| a.id);
+    let (label, addr) = match (r, a) {
+        (Some(r), _) => (r.form.label.clone(), r.form.address.clone()),
+        (None, Some(a)) => (a.label.clone(), a.address.clone()),
+        (None, None) => Default::default(),
+    };
+    let action = match id {
+        Some(id) => format!("/settings/addresses/{id}"),
+        None => "/settings/addresses".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Label" input type="text" name="label" value=(label) maxlength="64" required; }
+            label.wide { "Bitcoin address" input type="text" name="address" value=(addr) size="46" spellcheck="false" required; }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add address" } }
+            (error_line(r))
+        }
+    }
+}
+
+fn render(
+    req: &HttpRequest,
+    state: &AppState,
+    d: &PageData,
+    refused: Option<&Refused>,
+    saved: Option<Kind>,
+) -> Markup {
+    let login_needed = !state.config.web.password.is_empty();
+    let logged_in = login_needed && auth::allowed(state, req);
+    let saved_note = |k: Kind| html! { @if saved == Some(k) { p.notice.ok { "Saved." } } };
+    layout(
+        "Settings",
+        html! {
+            div.settings {
+                h1 { "Settings" }
+                @if login_needed {
+                    @if logged_in {
+                        form.inline method="post" action="/logout" { span.muted { "Logged in. " } button.secondary type="submit" { "Log out" } }
+                    } @else {
+                        p.notice { "Changes need a login: " a href="/login" { "log in" } "." }
+                    }
+                }
+                @if refused.is_some() { p.notice role="alert" { "Not saved — see the message below the form." } }
+                section #miners {
+                    h2 { "Miners" }
+                    (saved_note(Kind::Miner))
+                    @for m in &d.miners {
+                        div.item { (miner_form(d, Some(m), typed(refused, Kind::Miner, Some(m.id)))) (delete_button(Kind::Miner, m.id)) }
+                    }
+                    h3 { "Add a miner" }
+                    (miner_form(d, None, typed(refused, Kind::Miner, None)))
+                    p.muted { "New boards plugged into this machine are easier to add from " a href="/onboarding" { "Add devices" } "." }
+                }
+                section #pools {
+                    h2 { "Pools" }
+                    (saved_note(Kind::Pool))
+                    @for p in &d.pools {
+                        div.item { (pool_form(Some(p), typed(refused, Kind::Pool, Some(p.id)))) (delete_button(Kind::Pool, p.id)) }
+                    }
+                    h3 { "Add a pool" }
+                    (pool_form(None, typed(refused, Kind::Pool, None)))
+                }
+                section #addresses {
+                    h2 { "Coin addresses" }
+                    (saved_note(Kind::Address))
+                    @for a in &d.addresses {
+                        div.item { (address_form(Some(a), typed(refused, Kind::Address, Some(a.id)))) (delete_button(Kind::Address, a.id)) }
+                    }
+                    h3 { "Add an address" }
+                    (address_form(None, typed(refused, Kind::Address, None)))
+                    p.muted { "Checked as a Bitcoin address: bech32/bech32m (bc1…) or base58check (1…, 3…), checksum included. " code { "address.worker" } " is accepted." }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> SettingsForm {
+        SettingsForm::default()
+    }
+
+    #[test]
+    fn pools_are_validated() {
+        let ok = SettingsForm {
+            name: " public ".into(),
+            url: "public-pool.io".into(),
+            port: "3333".into(),
+            ..form()
+        };
+        assert_eq!(
+            validate(Kind::Pool, &ok),
+            Ok(Valid::Pool {
+                name: "public".into(),
+                url: "public-pool.io".into(),
+                port: 3333,
+                password: "x".into()
+            })
+        );
+        for port in ["0", "65536", "abc", ""] {
+            let bad = SettingsForm {
+                port: port.into(),
+                ..ok.clone()
+            };
+            assert!(
+                validate(Kind::Pool, &bad)
+                    .unwrap_err()
+                    .contains("1 to 65535"),
+                "{port}"
+            );
+        }
+        let spaced = SettingsForm {
+            url: "a b".into(),
+            ..ok.clone()
+        };
+        assert!(validate(Kind::Pool, &spaced).is_err());
+        assert!(validate(
+            Kind::Pool,
+            &SettingsForm {
+                name: "".into(),
+                ..ok
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn addresses_and_miners_are_validated() {
+        let a = SettingsForm {
+            label: "cold".into(),
+            address: "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4".into(),
+            ..form()
+        };
+        assert!(validate(Kind::Address, &a).is_ok());
+        let typo = SettingsForm {
+            address: "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5".into(),
+            ..a
+        };
+        assert!(validate(Kind::Address, &typo)
+            .unwrap_err()
+            .contains("checksum"));
+        let m = SettingsForm {
+            name: "desk".into(),
+            port: "/dev/ttyUSB0".into(),
+            pool_id: "2".into(),
+            ..form()
+        };
+        assert!(matches!(
+            validate(Kind::Miner, &m),
+            Ok(Valid::Miner {
+                pool_id: Some(2),
+                address_id: None,
+                ..
+            })
+        ));
+        let bad = SettingsForm {
+            port: "COM3".into(),
+            ..m
+        };
+        assert!(validate(Kind::Miner, &bad)
+            .unwrap_err()
+            .contains("/dev/ttyUSB0"));
+        assert_eq!(parse_kind("pools"), Some(Kind::Pool));
+        assert_eq!(parse_kind("wallets"), None);
+    }
+}

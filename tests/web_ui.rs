@@ -1,0 +1,468 @@
+//! The web UI over HTTP against the real binary: every route answers with its key content,
+//! bad parameters get a 400/404 that says why, settings forms validate and re-show what was
+//! typed, deletions of things in use ask first, login guards every POST when a password is
+//! set, and hostile text typed into any field comes back escaped on every page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Running, OFFLINE_PRICE_CONFIG};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// POSTs a form as a page of this server would (same Origin); returns status, Location or
+/// Set-Cookie, and body.
+fn post(
+    run: &Running,
+    path: &str,
+    form: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> (u16, String, String) {
+    let mut req = agent()
+        .post(&run.url(path))
+        .header("Origin", &format!("http://127.0.0.1:{}", run.port));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let mut resp = req.send_form(form.iter().copied()).unwrap();
+    let status = resp.status().as_u16();
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let extra = if status == 303 && header("set-cookie").is_empty() {
+        header("location")
+    } else {
+        header("set-cookie")
+    };
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, extra, body)
+}
+
+fn get(run: &Running, path: &str) -> (u16, String) {
+    run.get(path).unwrap_or_else(|| panic!("GET {path} failed"))
+}
+
+fn started(dir: &std::path::Path, extra_config: &str) -> (Running, i64) {
+    let run = Running::start_with(
+        dir,
+        &format!("{OFFLINE_PRICE_CONFIG}{extra_config}"),
+        &["--demo", "1"],
+    );
+    run.wait_up();
+    let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["miners"].as_array().is_some_and(|m| !m.is_empty())
+    });
+    let id = herd["miners"][0]["id"].as_i64().unwrap();
+    (run, id)
+}
+
+#[test]
+fn pages_and_apis_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = started(dir.path(), "");
+    let expect = |path: &str, status: u16, needle: &str| {
+        let (s, body) = get(&run, path);
+        assert_eq!(s, status, "{path}: {body}");
+        assert!(body.contains(needle), "{path} lacks {needle:?}: {body}");
+    };
+    expect("/", 200, "href=\"/miners/");
+    expect("/", 200, "data-sort=\"hashrate\"");
+    expect(&format!("/miners/{id}"), 200, "Status history");
+    for range in ["1h", "24h", "7d", "30d"] {
+        expect(&format!("/miners/{id}?range={range}"), 200, "Hashrate");
+    }
+    expect(&format!("/miners/{id}?range=1y"), 400, "1h, 24h, 7d, 30d");
+    expect("/miners/9999", 404, "no miner with id 9999");
+    expect("/miners/abc", 404, "No such miner");
+    expect(
+        &format!("/api/miners/{id}/history?range=1h"),
+        200,
+        "\"points\"",
+    );
+    expect(
+        &format!("/api/miners/{id}/history?range=5m"),
+        400,
+        "not one of",
+    );
+    expect("/api/miners/9999/history", 404, "no miner");
+    expect(&format!("/api/miners/{id}/logs?limit=5"), 200, "\"lines\"");
+    expect(
+        &format!("/api/miners/{id}/logs?limit=1001"),
+        400,
+        "1 to 1000",
+    );
+    expect(&format!("/api/miners/{id}/logs?before=x"), 400, "before");
+    expect("/api/miners/9999/logs", 404, "no miner");
+    expect("/api/sparklines", 200, "{");
+    expect("/api/block_templates", 200, "block_templates");
+    expect(
+        "/kiosk",
+        200,
+        "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://127.0.0.1:",
+    );
+    expect("/kiosk/clock", 200, "data-f=\"price\"");
+    expect("/kiosk/health", 200, "k-tile");
+    expect("/kiosk/homage", 200, "k-screen");
+    expect("/kiosk/stream", 200, "k-rain");
+    expect("/settings", 200, "Add a pool");
+    expect("/login", 200, "No password is set");
+    expect("/assets/kiosk.js", 200, "data is stale");
+    expect("/assets/theme.js", 200, "localStorage");
+
+    // Logs page backwards by id.
+    let first = run.wait_json(
+        &format!("/api/miners/{id}/logs?limit=2"),
+        Duration::from_secs(20),
+        |v| v["lines"].as_array().is_some_and(|l| l.len() == 2),
+    );
+    let before = first["next_before"].as_i64().unwrap();
+    let (_, older) = get(
+        &run,
+        &format!("/api/miners/{id}/logs?limit=2&before={before}"),
+    );
+    let older: serde_json::Value = serde_json::from_str(&older).unwrap();
+    assert!(older["lines"][0]["id"].as_i64().unwrap() < before);
+}
+
+#[test]
+fn settings_validate_keep_input_and_ask_before_deleting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = started(dir.path(), "");
+
+    // Without our Origin a form is refused.
+    let mut resp = agent()
+        .post(&run.url("/settings/pools"))
+        .send_form([("name", "p")])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let _ = resp.body_mut().read_to_string();
+
+    let (s, _, body) = post(
+        &run,
+        "/settings/pools",
+        &[
+            ("name", "my pool"),
+            ("url", "public-pool.io"),
+            ("port", "70000"),
+            ("password", "pw1"),
+        ],
+        None,
+    );
+    assert_eq!(s, 422);
+    assert!(
+        body.contains("1 to 65535")
+            && body.contains("value=\"my pool\"")
+            && body.contains("value=\"pw1\""),
+        "{body}"
+    );
+    let (s, loc, _) = post(
+        &run,
+        "/settings/pools",
+        &[
+            ("name", "my pool"),
+            ("url", "public-pool.io"),
+            ("port", "3333"),
+            ("password", ""),
+        ],
+        None,
+    );
+    assert_eq!((s, loc.as_str()), (303, "/settings?saved=pools#pools"));
+    let (s, _, body) = post(
+        &run,
+        "/settings/pools",
+        &[("name", "my pool"), ("url", "x.io"), ("port", "1")],
+        None,
+    );
+    assert_eq!(s, 422);
+    assert!(body.contains("already taken"), "{body}");
+
+    let (s, _, body) = post(
+        &run,
+        "/settings/addresses",
+        &[
+            ("label", "cold"),
+            ("address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5"),
+        ],
+        None,
+    );
+    assert_eq!(s, 422);
+    assert!(
+        body.contains("checksum") && body.contains("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5"),
+        "{body}"
+    );
+    let (s, _, _) = post(
+        &run,
+        "/settings/addresses",
+        &[
+            ("label", "cold"),
+            ("address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"),
+        ],
+        None,
+    );
+    assert_eq!(s, 303);
+
+    let (_, page) = get(&run, "/settings");
+    let pool_id = between(&page, "action=\"/settings/pools/", "\"");
+    let addr_id = between(&page, "action=\"/settings/addresses/", "\"");
+    let (s, _, body) = post(
+        &run,
+        &format!("/settings/miners/{id}"),
+        &[
+            ("name", "rack-1"),
+            ("port", "/dev/ttyUSB7"),
+            ("pool_id", &pool_id),
+            ("address_id", &addr_id),
+        ],
+        None,
+    );
+    assert_eq!(s, 303, "{body}");
+    let (s, _, body) = post(
+        &run,
+        &format!("/settings/miners/{id}"),
+        &[("name", "rack-1"), ("port", "ttyUSB7")],
+        None,
+    );
+    assert_eq!(s, 422);
+    assert!(body.contains("value=\"ttyUSB7\""), "{body}");
+
+    // In use: asks, names the miner; confirmed: gone, the miner unassigned.
+    let (s, _, body) = post(
+        &run,
+        &format!("/settings/pools/{pool_id}/delete"),
+        &[],
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("used by 1 miner")
+            && body.contains("rack-1")
+            && body.contains("name=\"confirm\""),
+        "{body}"
+    );
+    let (s, _, _) = post(
+        &run,
+        &format!("/settings/pools/{pool_id}/delete"),
+        &[("confirm", "yes")],
+        None,
+    );
+    assert_eq!(s, 303);
+    let (_, page) = get(&run, "/settings");
+    assert!(!page.contains("value=\"my pool\""));
+    // Unused: deleted at once.
+    let (s, _, _) = post(
+        &run,
+        "/settings/pools",
+        &[("name", "spare"), ("url", "s.io"), ("port", "1")],
+        None,
+    );
+    assert_eq!(s, 303);
+    let (_, page) = get(&run, "/settings");
+    let spare = between(&page, "action=\"/settings/pools/", "\"");
+    let (s, _, _) = post(&run, &format!("/settings/pools/{spare}/delete"), &[], None);
+    assert_eq!(s, 303);
+    let (s, _, _) = post(&run, "/settings/wallets", &[], None);
+    assert_eq!(s, 404);
+    let (s, _, _) = post(
+        &run,
+        "/settings/pools/9999",
+        &[("name", "z"), ("url", "z.io"), ("port", "1")],
+        None,
+    );
+    assert_eq!(s, 404);
+
+    // A new miner is added; a miner's deletion always asks.
+    let (s, _, _) = post(
+        &run,
+        "/settings/miners",
+        &[("name", "bench"), ("port", "/dev/ttyUSB9")],
+        None,
+    );
+    assert_eq!(s, 303);
+    let (s, _, body) = post(&run, &format!("/settings/miners/{id}/delete"), &[], None);
+    assert_eq!(s, 200);
+    assert!(body.contains("history"), "{body}");
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}")) + start.len();
+    let len = text[from..].find(end).unwrap();
+    text[from..from + len].to_owned()
+}
+
+const SCRIPT: &str = "<script>alert(1)</script>";
+const IMG: &str = "\"><img src=x onerror=alert(1)>";
+
+fn assert_clean(path: &str, body: &str) {
+    for bad in [SCRIPT, "<img src=x onerror", "<script>alert"] {
+        assert!(!body.contains(bad), "{path} contains unescaped {bad:?}");
+    }
+}
+
+#[test]
+fn hostile_input_is_escaped_on_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = started(dir.path(), "");
+    for payload in [SCRIPT, IMG] {
+        let (s, _, body) = post(
+            &run,
+            "/settings/pools",
+            &[
+                ("name", payload),
+                ("url", "pool.example"),
+                ("port", "3333"),
+                ("password", payload),
+            ],
+            None,
+        );
+        assert_eq!(s, 303, "{body}");
+        // A URL with spaces is refused: the refusal re-shows it, escaped.
+        let (s, _, body) = post(
+            &run,
+            "/settings/pools",
+            &[("name", "p"), ("url", payload), ("port", "3333")],
+            None,
+        );
+        assert!(s == 303 || s == 422, "{s}");
+        assert_clean("refused pool form", &body);
+        let (s, _, body) = post(
+            &run,
+            "/settings/addresses",
+            &[
+                ("label", payload),
+                ("address", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"),
+            ],
+            None,
+        );
+        assert!(s == 303 || s == 422, "{s}: {body}");
+        assert_clean("address form", &body);
+        let (s, _, body) = post(
+            &run,
+            "/settings/addresses",
+            &[("label", "x"), ("address", payload)],
+            None,
+        );
+        assert_eq!(s, 422);
+        assert_clean("refused address form", &body);
+    }
+    // Labels are unique: the second payload gets its own label row too.
+    let (s, _, _) = post(
+        &run,
+        "/settings/addresses",
+        &[
+            ("label", &format!("{IMG}2")),
+            ("address", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"),
+        ],
+        None,
+    );
+    assert_eq!(s, 303);
+    let (s, _, body) = post(
+        &run,
+        &format!("/settings/miners/{id}"),
+        &[("name", SCRIPT), ("port", "/dev/ttyUSB3")],
+        None,
+    );
+    assert_eq!(s, 303, "{body}");
+    let (s, _, _) = post(
+        &run,
+        "/settings/miners",
+        &[("name", IMG), ("port", "/dev/ttyUSB4")],
+        None,
+    );
+    assert_eq!(s, 303);
+    let (_, settings) = get(&run, "/settings");
+    assert!(
+        settings.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "payload not shown escaped"
+    );
+    let pool_id = between(&settings, "action=\"/settings/pools/", "\"");
+    let (_, _, confirm) = post(&run, &format!("/settings/miners/{id}/delete"), &[], None);
+    assert_clean("miner delete confirmation", &confirm);
+    let (_, _, confirm) = post(
+        &run,
+        &format!("/settings/pools/{pool_id}/delete"),
+        &[],
+        None,
+    );
+    assert_clean("pool delete confirmation", &confirm);
+
+    // Wait for a summary so the dashboard and kiosks show the miners.
+    std::thread::sleep(Duration::from_secs(2));
+    for path in [
+        "/".to_owned(),
+        format!("/miners/{id}"),
+        "/settings".into(),
+        "/onboarding".into(),
+        "/kiosk".into(),
+        "/kiosk/clock".into(),
+        "/kiosk/health".into(),
+        "/kiosk/homage".into(),
+        "/kiosk/stream".into(),
+        "/login".into(),
+    ] {
+        let (s, body) = get(&run, &path);
+        assert_eq!(s, 200, "{path}");
+        assert_clean(&path, &body);
+    }
+    let (_, health) = get(&run, "/kiosk/health");
+    assert!(
+        health.contains("&lt;script&gt;"),
+        "renamed miner missing from health"
+    );
+}
+
+#[test]
+fn a_password_guards_every_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, id) = started(dir.path(), "[web]\npassword = \"s3cret pass\"\n");
+    let form = [("name", "p"), ("url", "p.io"), ("port", "1")];
+    let (s, _, body) = post(&run, "/settings/pools", &form, None);
+    assert_eq!(s, 401);
+    assert!(body.contains("/login"));
+    for path in [
+        format!("/settings/miners/{id}/delete"),
+        "/onboarding/1/ignore".into(),
+        "/logout".into(),
+    ] {
+        assert_eq!(post(&run, &path, &[], None).0, 401, "{path}");
+    }
+    assert_eq!(
+        post(
+            &run,
+            "/settings/pools",
+            &form,
+            Some("shepherd_session=forged")
+        )
+        .0,
+        401
+    );
+    // Reading needs no login.
+    assert_eq!(get(&run, "/settings").0, 200);
+    assert_eq!(get(&run, "/kiosk/clock").0, 200);
+    let (s, _, body) = post(&run, "/login", &[("password", "wrong")], None);
+    assert_eq!(s, 401);
+    assert!(body.contains("Wrong password"));
+    let (s, cookie, _) = post(&run, "/login", &[("password", "s3cret pass")], None);
+    assert_eq!(s, 303);
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (s, loc, _) = post(&run, "/settings/pools", &form, Some(&cookie));
+    assert_eq!((s, loc.as_str()), (303, "/settings?saved=pools#pools"));
+    let (s, _, _) = post(&run, "/logout", &[], Some(&cookie));
+    assert_eq!(s, 303);
+    assert_eq!(post(&run, "/settings/pools", &form, Some(&cookie)).0, 401);
+}
