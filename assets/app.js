@@ -236,17 +236,30 @@
     }
   }
 
+  function accept(data) {
+    // An upgraded server may need new assets: reload once its version changes.
+    if (version && data.version !== version) { location.reload(); return; }
+    version = data.version;
+    render(data);
+    lastOk = Date.now();
+  }
+
+  // Live updates arrive over server-sent events; the browser reconnects by itself after a
+  // restart. Polling stays as the fallback for whenever no event came lately (a proxy that
+  // buffers streams, a browser without EventSource, a quiet herd).
+  let lastEvent = 0;
+  if (window.EventSource) {
+    const events = new EventSource("/api/events");
+    events.addEventListener("herd", (e) => {
+      try { accept(JSON.parse(e.data)); lastEvent = Date.now(); } catch (err) { /* poll instead */ }
+    });
+  }
+
   async function poll() {
+    if (Date.now() - lastEvent < 5000) { tickAges(); return; }
     try {
       const r = await fetch("/api/herd_data", { cache: "no-store" });
-      if (r.ok) {
-        const data = await r.json();
-        // An upgraded server may need new assets: reload once its version changes.
-        if (version && data.version !== version) { location.reload(); return; }
-        version = data.version;
-        render(data);
-        lastOk = Date.now();
-      }
+      if (r.ok) accept(await r.json());
     } catch (e) { /* server restarting: keep the last values, marked stale */ }
     tickAges();
   }
