@@ -43,18 +43,25 @@ pub async fn alerts_data(state: web::Data<AppState>) -> actix_web::Result<HttpRe
         .json(data))
 }
 
+/// Every miner as the dashboard sees it, and how many alerts are active (one read).
+fn miners_and_active_alerts(
+    state: &AppState,
+) -> Result<(Vec<queries::MinerView>, usize), crate::db::DbError> {
+    let now = now_ms();
+    let stall = (state.config.summarizer.stall_secs * 1000) as i64;
+    state.pool.with(|c| {
+        Ok((
+            queries::miner_views(c, now, stall)?,
+            alerts::active(c)?.len(),
+        ))
+    })
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let text = blocking(move || {
-        let now = now_ms();
-        let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-        let (miners, active) = state.pool.with(|c| {
-            Ok((
-                queries::miner_views(c, now, stall)?,
-                alerts::active(c)?.len(),
-            ))
-        })?;
+        let (miners, active) = miners_and_active_alerts(&state)?;
         Ok(metrics::render(&Scrape {
             miners: &miners,
             ingest: &state.stats.snapshot(),
@@ -92,14 +99,7 @@ pub struct Health {
 pub async fn healthz_json(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let health = blocking(move || {
-        let now = now_ms();
-        let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-        let (miners, active) = state.pool.with(|c| {
-            Ok((
-                queries::miner_views(c, now, stall)?,
-                alerts::active(c)?.len(),
-            ))
-        })?;
+        let (miners, active) = miners_and_active_alerts(&state)?;
         let totals = queries::totals(&miners);
         let ingest = state.stats.snapshot();
         Ok(Health {

@@ -64,6 +64,15 @@ enum Valid {
     },
 }
 
+/// `{kind}/{id}` from a settings URL.
+fn parse_target((kind, id): (String, String)) -> Option<(Kind, i64)> {
+    Some((parse_kind(&kind)?, id.parse().ok()?))
+}
+
+fn not_found() -> HttpResponse {
+    error_page(StatusCode::NOT_FOUND, "Not found", "No such setting.")
+}
+
 fn parse_kind(s: &str) -> Option<Kind> {
     match s {
         "miners" => Some(Kind::Miner),
@@ -290,13 +299,8 @@ pub async fn update(
     form: web::Form<SettingsForm>,
 ) -> actix_web::Result<HttpResponse> {
     csrf::check(&req)?;
-    let (kind, id) = path.into_inner();
-    let (Some(kind), Ok(id)) = (parse_kind(&kind), id.parse::<i64>()) else {
-        return Ok(error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such setting.",
-        ));
+    let Some((kind, id)) = parse_target(path.into_inner()) else {
+        return Ok(not_found());
     };
     save(req, state, kind, Some(id), form.into_inner()).await
 }
@@ -358,13 +362,8 @@ pub async fn delete(
     form: web::Form<SettingsForm>,
 ) -> actix_web::Result<HttpResponse> {
     csrf::check(&req)?;
-    let (kind_s, id) = path.into_inner();
-    let (Some(kind), Ok(id)) = (parse_kind(&kind_s), id.parse::<i64>()) else {
-        return Ok(error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such setting.",
-        ));
+    let Some((kind, id)) = parse_target(path.into_inner()) else {
+        return Ok(not_found());
     };
     let pool = state.pool.clone();
     let (name, users) = blocking(move || {
