@@ -2,9 +2,11 @@
 //! table, the ROM loader's commands and SLIP framing), then the transport that moves commands
 //! over a port, the loader operations built on it, and the DTR/RTS reset sequences.
 
+pub mod btc_address;
 pub mod command;
 pub mod lines;
 pub mod loader;
+pub mod nerd_config;
 pub mod partitions;
 pub mod slip;
 pub mod spiffs;
