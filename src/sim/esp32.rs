@@ -149,11 +149,18 @@ pub type WriteHook = Box<dyn FnMut(u32, &mut [u8]) + Send>;
 /// wire, which the ROM's checksum (FLASH_DATA) or framing catches.
 pub type TransitHook = Box<dyn FnMut(&mut Vec<u8>) + Send>;
 
+/// Consulted at each firmware boot with the `/config.json` text read from SPIFFS: false makes
+/// the firmware fail to parse it (as a build with a smaller JSON document or a different schema
+/// would) and open its setup portal. Models an image that passes every check but that this
+/// firmware will not accept: what the writer's boot confirmation and rollback are for.
+pub type BootHook = Box<dyn FnMut(&str) -> bool + Send>;
+
 struct Shared {
     flash: Mutex<Vec<u8>>,
     state: Mutex<SimState>,
     hook: Mutex<Option<WriteHook>>,
     transit: Mutex<Option<TransitHook>>,
+    boot: Mutex<Option<BootHook>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +198,7 @@ impl SimEsp32 {
             state: Mutex::new(SimState::default()),
             hook: Mutex::new(None),
             transit: Mutex::new(None),
+            boot: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let lines = Forwarding::new(tx, config.wiring);
@@ -251,6 +259,11 @@ impl SimEsp32 {
     /// Installs (or removes) the write-corruption hook.
     pub fn set_write_hook(&self, hook: Option<WriteHook>) {
         *lock(&self.shared.hook) = hook;
+    }
+
+    /// Installs (or removes) the firmware's config acceptance hook.
+    pub fn set_boot_hook(&self, hook: Option<BootHook>) {
+        *lock(&self.shared.boot) = hook;
     }
 
     /// Installs (or removes) the on-the-wire corruption hook.
@@ -416,8 +429,13 @@ impl Chip {
             ConfigSource::Nvs(json) => Some(json.clone()),
             ConfigSource::Spiffs => self.spiffs_config(),
         };
+        let accepted = match (text.as_deref(), lock(&self.shared.boot).as_mut()) {
+            (Some(t), Some(hook)) => hook(t),
+            _ => true,
+        };
         let parsed = text
             .as_deref()
+            .filter(|_| accepted)
             .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
         let mut miner = SimMiner::new(self.cfg.seed, self.cfg.board);
         let Some(json) = parsed else {

@@ -12,7 +12,9 @@ use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
 use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
+use crate::flash::nerd_config;
 use crate::miner::get_config::{mask_config, Method};
+use crate::miner::set_config::RestorePayload;
 use crate::supervisor::DispatchCommands;
 
 fn not_found(what: String) -> HttpResponse {
@@ -55,6 +57,100 @@ pub async fn get_config(
         .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
+async fn queue(
+    state: &AppState,
+    miner_id: i64,
+    command: &'static str,
+    payload: Option<String>,
+) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    if blocking(move || pool.with(|c| miners::get(c, miner_id)))
+        .await?
+        .is_none()
+    {
+        return Ok(not_found(format!("no miner with id {miner_id}")));
+    }
+    let id = state
+        .db
+        .send(Write::new(move |c| {
+            commands::insert(c, miner_id, command, payload.as_deref())
+        }))
+        .await
+        .map_err(actix_web::error::ErrorServiceUnavailable)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    state.supervisor.do_send(DispatchCommands);
+    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `POST /api/miner/{id}/set_config` — body: the whole configuration object (config.json
+/// keys). Checked here first (400 with `{"error", "fields": [{key, message}]}` so the form can
+/// show each problem next to its field), then queued as SET_CONFIG: 202 `{"id"}`. Same-origin
+/// only, like every request that resets a miner.
+pub async fn set_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let miner_id = path.into_inner();
+    let map = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": "the configuration must be a JSON object", "fields": [] })))
+        }
+        Err(e) => {
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": format!("not JSON: {e}"), "fields": [] })))
+        }
+    };
+    let errors = nerd_config::validate(&map);
+    if !errors.is_empty() {
+        return Ok(HttpResponse::BadRequest().json(json!({
+            "error": nerd_config::describe(&errors),
+            "fields": errors,
+        })));
+    }
+    queue(
+        &state,
+        miner_id,
+        "SET_CONFIG",
+        Some(Value::Object(map).to_string()),
+    )
+    .await
+}
+
+/// `POST /api/backups/{id}/restore`: queues RESTORE_BACKUP for the backup's miner (the same
+/// read, backup, write, verify and boot-confirm steps as a configuration write). 202 `{"id"}`.
+pub async fn restore(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let id = path.into_inner();
+    let pool = state.pool.clone();
+    let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
+        return Ok(not_found(format!("no backup with id {id}")));
+    };
+    let payload = RestorePayload {
+        backup_id: b.id,
+        path: b.path,
+        offset: b.offset,
+        size: b.size,
+        sha256: b.sha256,
+    };
+    let text = serde_json::to_string(&payload)
+        .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+    queue(&state, b.miner_id, "RESTORE_BACKUP", Some(text)).await
 }
 
 /// `GET /api/commands/{id}`: a command's status, detail and result.

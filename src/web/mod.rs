@@ -50,6 +50,11 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
+        .route("/api/backups/{id}/restore", web::post().to(manage::restore))
+        .route(
+            "/api/miner/{id}/set_config",
+            web::post().to(manage::set_config),
+        )
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
         .route(
