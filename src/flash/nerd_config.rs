@@ -47,6 +47,10 @@ const MAX_STRING: usize = 79;
 /// and the miner in its setup portal. Kept well below 512 for the document's own overhead.
 pub const MAX_FILE_BYTES: usize = 400;
 
+/// A key no configuration may hold: shepherd's own command payloads use it to mean "restore
+/// a stored backup", so a configuration with it would be taken for one.
+pub const RESERVED_KEY: &str = "restore_backup";
+
 /// One problem with one key, for the form to show next to that field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -104,6 +108,12 @@ pub fn check_pool(pool: &str) -> Result<(), String> {
 /// problem found, not only the first, so a form can show them all at once.
 pub fn validate(config: &Map<String, Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    if config.contains_key(RESERVED_KEY) {
+        errors.push(err(
+            RESERVED_KEY,
+            format!("{RESERVED_KEY} is reserved by shepherd and cannot be a configuration key"),
+        ));
+    }
     for key in REQUIRED {
         if !config.contains_key(key) {
             errors.push(err(key, format!("{key} is missing")));
@@ -144,10 +154,8 @@ pub fn validate(config: &Map<String, Value>) -> Vec<FieldError> {
                     errors.push(err(key, format!("the pool {e}")));
                 }
             }
-            "portNumber" => {
-                if !matches!(int, Some(1..=65535)) {
-                    errors.push(err(key, format!("the port must be 1 to 65535, not {v}")));
-                }
+            "portNumber" if !matches!(int, Some(1..=65535)) => {
+                errors.push(err(key, format!("the port must be 1 to 65535, not {v}")));
             }
             "btcString" => {
                 let (addr, worker) = btc_address::split_worker(v.as_str().unwrap_or_default());
@@ -172,18 +180,14 @@ pub fn validate(config: &Map<String, Value>) -> Vec<FieldError> {
                     }
                 }
             }
-            "gmtZone" => {
-                if !matches!(int, Some(-12..=14)) {
-                    errors.push(err(
-                        key,
-                        format!("the time zone must be -12 to 14, not {v}"),
-                    ));
-                }
+            "gmtZone" if !matches!(int, Some(-12..=14)) => {
+                errors.push(err(
+                    key,
+                    format!("the time zone must be -12 to 14, not {v}"),
+                ));
             }
-            "Brightness" => {
-                if !matches!(int, Some(0..=255)) {
-                    errors.push(err(key, format!("brightness must be 0 to 255, not {v}")));
-                }
+            "Brightness" if !matches!(int, Some(0..=255)) => {
+                errors.push(err(key, format!("brightness must be 0 to 255, not {v}")));
             }
             _ => {}
         }

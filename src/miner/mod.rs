@@ -1,6 +1,6 @@
 //! Miners: the MinerActor that alone owns a miner's serial port, and the pure pieces it uses
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
-//! with the port (GET_CONFIG, SET_CONFIG, RESTORE_BACKUP).
+//! with the port (GET_CONFIG, SET_CONFIG).
 
 pub mod boot_config;
 pub mod dedupe;
@@ -119,12 +119,9 @@ impl Handler<CommandQueued> for MinerActor {
             "GET_CONFIG" => {
                 Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
             }
-            "SET_CONFIG" => Box::new(move |session| {
-                set_config::execute(&db, id, false, payload.as_deref(), session)
-            }),
-            "RESTORE_BACKUP" => Box::new(move |session| {
-                set_config::execute(&db, id, true, payload.as_deref(), session)
-            }),
+            "SET_CONFIG" => {
+                Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
+            }
             other => {
                 let detail = format!("{other} is not supported by this version of shepherd");
                 db.do_send(Write::new(move |c| {

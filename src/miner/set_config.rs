@@ -1,4 +1,4 @@
-//! SET_CONFIG and RESTORE_BACKUP: write a miner's SPIFFS partition, run on its reader thread
+//! SET_CONFIG (a new configuration, or a stored backup put back): write a miner's SPIFFS partition, run on its reader thread
 //! with the port lent to it, so nothing else touches the port meanwhile.
 //!
 //! The protocol never leaves a miner worse off than it was:
@@ -47,7 +47,7 @@ const POOL_WINDOW: Duration = Duration::from_secs(45);
 /// Write attempts before the writer gives up and restores the backup.
 const WRITE_ATTEMPTS: u32 = 2;
 
-/// What a RESTORE_BACKUP command carries (the API fills it from the `config_backups` row).
+/// What a restoring SET_CONFIG carries under [`RESTORE_KEY`] (the API fills it from the `config_backups` row).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct RestorePayload {
     /// The backup's row id.
@@ -106,11 +106,21 @@ pub fn config_from_payload(payload: Option<&str>) -> Result<Map<String, Value>, 
     Ok(map)
 }
 
-/// Runs SET_CONFIG (`restore == false`) or RESTORE_BACKUP command `id` and records its end.
+/// The payload key that makes a SET_CONFIG a restore of a stored backup (no firmware has a
+/// config key of that name). Carried by SET_CONFIG rather than a command of its own so the
+/// `miner_commands` table keeps its schema.
+pub const RESTORE_KEY: &str = nerd_config::RESERVED_KEY;
+
+/// The SET_CONFIG payload that restores backup `p`.
+pub fn restore_payload(p: &RestorePayload) -> String {
+    json!({ RESTORE_KEY: p }).to_string()
+}
+
+/// Runs SET_CONFIG command `id` (a configuration, or a [`RESTORE_KEY`] restore) and records its
+/// end.
 pub fn execute(
     db: &Addr<DbActor>,
     id: i64,
-    restore: bool,
     payload: Option<&str>,
     session: Result<&mut PortSession<'_>, String>,
 ) {
@@ -130,10 +140,12 @@ pub fn execute(
                 id,
                 steps: Default::default(),
             };
-            let plan = if restore {
-                restore_plan(payload)
-            } else {
-                config_from_payload(payload).map(Plan::Config)
+            let restore = payload
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                .and_then(|v| v.get(RESTORE_KEY).cloned());
+            let plan = match restore {
+                Some(r) => restore_plan(r),
+                None => config_from_payload(payload).map(Plan::Config),
             };
             let mut outcome = match plan {
                 Err(e) => failed(e, json!({})),
@@ -171,8 +183,8 @@ pub fn execute(
     }
 }
 
-fn restore_plan(payload: Option<&str>) -> Result<Plan, String> {
-    let p: RestorePayload = serde_json::from_str(payload.unwrap_or_default())
+fn restore_plan(payload: Value) -> Result<Plan, String> {
+    let p: RestorePayload = serde_json::from_value(payload)
         .map_err(|e| format!("the restore command's payload is not valid: {e}"))?;
     let image = std::fs::read(&p.path)
         .map_err(|e| format!("cannot read backup #{} ({}): {e}", p.backup_id, p.path))?;
@@ -214,7 +226,10 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     let (dir, keep) = session.backups();
     rep.detail("entering the ROM bootloader (DTR/RTS bootloader sequence)");
     if let Err(e) = session.reset(ResetKind::Bootloader) {
-        return failed(e, json!({}));
+        return failed(
+            format!("could not reset the miner into its bootloader, nothing was written: {e}"),
+            json!({}),
+        );
     }
     rep.detail("syncing with the ROM bootloader");
     let stop = session.stop_flag();

@@ -14,7 +14,7 @@ use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
 use crate::miner::get_config::{mask_config, Method};
-use crate::miner::set_config::RestorePayload;
+use crate::miner::set_config::{restore_payload, RestorePayload};
 use crate::supervisor::DispatchCommands;
 
 fn not_found(what: String) -> HttpResponse {
@@ -126,7 +126,7 @@ pub async fn set_config(
     .await
 }
 
-/// `POST /api/backups/{id}/restore`: queues RESTORE_BACKUP for the backup's miner (the same
+/// `POST /api/backups/{id}/restore`: queues a restoring SET_CONFIG for the backup's miner (the same
 /// read, backup, write, verify and boot-confirm steps as a configuration write). 202 `{"id"}`.
 pub async fn restore(
     req: HttpRequest,
@@ -148,9 +148,8 @@ pub async fn restore(
         size: b.size,
         sha256: b.sha256,
     };
-    let text = serde_json::to_string(&payload)
-        .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
-    queue(&state, b.miner_id, "RESTORE_BACKUP", Some(text)).await
+    let text = restore_payload(&payload);
+    queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
 }
 
 /// `GET /api/commands/{id}`: a command's status, detail and result.
