@@ -1,4 +1,5 @@
-// The manage page: queue a GET_CONFIG and follow it live by polling /api/commands/<id>.
+// The manage page: queue a GET_CONFIG, a SET_CONFIG (form or raw JSON) or a backup restore,
+// and follow it live by polling /api/commands/<id>.
 (function () {
   "use strict";
   const box = document.getElementById("read");
@@ -80,6 +81,86 @@
           el("cmd-detail").textContent = "Could not queue the command: " + e.message;
           box.querySelectorAll("button").forEach((x) => (x.disabled = false));
         });
+    });
+  });
+
+  // Queues a write (config object or restore) and follows it; shows each refused field next to
+  // its input, keeping what was typed.
+  function queueWrite(url, body) {
+    document.querySelectorAll(".error").forEach((e) => (e.textContent = ""));
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: body,
+    })
+      .then((r) => r.json())
+      .then((j) => {
+        if (j.id) {
+          window.scrollTo(0, 0);
+          follow(j.id);
+          return;
+        }
+        (j.fields || []).forEach((f) => {
+          const e = el("err-" + f.key);
+          if (e) e.textContent = f.message;
+        });
+        const all = el("err-");
+        if (all) all.textContent = j.error || "refused";
+      })
+      .catch((e) => {
+        const all = el("err-");
+        if (all) all.textContent = "Could not queue the write: " + e.message;
+      });
+  }
+
+  const form = el("config-form");
+  if (form) {
+    const pickPool = el("pick-pool");
+    if (pickPool)
+      pickPool.addEventListener("change", () => {
+        const o = pickPool.selectedOptions[0];
+        if (!o || !o.value) return;
+        el("f-poolString").value = o.value;
+        el("f-portNumber").value = o.dataset.port;
+      });
+    const pickAddr = el("pick-address");
+    if (pickAddr)
+      pickAddr.addEventListener("change", () => {
+        if (pickAddr.value) el("f-btcString").value = pickAddr.value;
+      });
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const config = {};
+      form.querySelectorAll("[data-key]").forEach((i) => {
+        const k = i.dataset.key;
+        if (i.dataset.bool) config[k] = i.checked;
+        else if (i.type === "number") {
+          if (i.value !== "") config[k] = Number(i.value);
+        } else if (k === "poolPassword") {
+          if (i.value !== "") config[k] = i.value;
+        } else config[k] = i.value;
+      });
+      if (!confirm("Write this configuration to the miner? It stops mining for a few minutes.")) return;
+      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(config));
+    });
+  }
+  const raw = el("raw-write");
+  if (raw)
+    raw.addEventListener("click", () => {
+      let parsed;
+      try {
+        parsed = JSON.parse(el("raw-config").value);
+      } catch (e) {
+        el("err-").textContent = "Not JSON: " + e.message;
+        return;
+      }
+      if (!confirm("Write this JSON to the miner?")) return;
+      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(parsed));
+    });
+  document.querySelectorAll("button[data-restore]").forEach((b) => {
+    b.addEventListener("click", () => {
+      if (!confirm("Write backup #" + b.dataset.restore + " back to the miner?")) return;
+      queueWrite("/api/backups/" + b.dataset.restore + "/restore", "");
     });
   });
 

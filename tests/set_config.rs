@@ -383,6 +383,19 @@ fn set_config_writes_verifies_and_confirms_the_boot_and_queues_one_at_a_time() {
         .unwrap();
     assert!(stored.contains("public-pool.io"), "{stored}");
 
+    // The manage page offers the form prefilled from the stored configuration, never the
+    // password, and a restore button per backup.
+    let (status, page) = app.get(&format!("/miners/manage/{id}"));
+    let page = String::from_utf8_lossy(&page);
+    assert_eq!(status, 200);
+    assert!(page.contains("Change its configuration"), "{page}");
+    assert!(page.contains("value=\"public-pool.io\""), "{page}");
+    assert!(page.contains("data-restore="), "{page}");
+    assert!(
+        !page.contains("s3cret"),
+        "the password leaked into the page"
+    );
+
     // Restore the first backup: the miner goes back to its original pool.
     let first_backup = first["result"]["backup_id"].as_i64().unwrap();
     let (row, seen) = app.run(&format!("/api/backups/{first_backup}/restore"), "");

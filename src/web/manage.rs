@@ -203,6 +203,25 @@ struct ManageData {
     config: Option<(String, Option<i64>)>,
     commands: Vec<CommandRow>,
     backups: Vec<Backup>,
+    /// `/settings` pools: (name, host, port).
+    pools: Vec<(String, String, i64)>,
+    /// `/settings` coin addresses: (label, address).
+    addresses: Vec<(String, String)>,
+}
+
+/// The pools and addresses kept on `/settings`, for the form's pickers.
+fn choices(
+    c: &rusqlite::Connection,
+) -> rusqlite::Result<(Vec<(String, String, i64)>, Vec<(String, String)>)> {
+    let mut stmt = c.prepare_cached("SELECT name, url, port FROM pools ORDER BY name")?;
+    let pools = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = c.prepare_cached("SELECT label, address FROM coin_addresses ORDER BY label")?;
+    let addresses = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok((pools, addresses))
 }
 
 fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
@@ -210,7 +229,10 @@ fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
         let Some(miner) = miners::get(c, id)? else {
             return Ok(None);
         };
+        let (pools, addresses) = choices(c)?;
         Ok(Some(ManageData {
+            pools,
+            addresses,
             config: commands::last_config(c, id)?,
             commands: commands::recent(c, id, 10)?,
             backups: commands::backups(c, id)?,
@@ -225,6 +247,90 @@ fn masked_pretty(json: &str) -> String {
             serde_json::to_string_pretty(&Value::Object(mask_config(&m))).unwrap_or_default()
         }
         _ => "(not a JSON object)".into(),
+    }
+}
+
+/// The edit form, prefilled from the last read configuration (the password is never put in
+/// the page: left empty, the miner keeps its current one).
+fn edit_form(d: &ManageData) -> Markup {
+    let last: serde_json::Map<String, Value> = d
+        .config
+        .as_ref()
+        .and_then(|(j, _)| serde_json::from_str::<Value>(j).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let text = |k: &str| {
+        last.get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    let checked = |k: &str| last.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut raw = last.clone();
+    raw.remove("poolPassword");
+    let raw = serde_json::to_string_pretty(&Value::Object(raw)).unwrap_or_default();
+    let field = |key: &str, label: &str, kind: &str, value: String, hint: &str| {
+        html! {
+            p.field {
+                label for={"f-" (key)} { (label) } br;
+                input type=(kind) id={"f-" (key)} name=(key) value=(value) data-key=(key);
+                @if !hint.is_empty() { " " small.muted { (hint) } }
+                br; span.error id={"err-" (key)} {}
+            }
+        }
+    };
+    html! {
+        section.card #write data-miner=(d.miner.id) {
+            h2 { "Change its configuration" }
+            @if d.config.is_none() {
+                p.muted { "Read the configuration first to start from the miner's current values." }
+            }
+            p.muted {
+                "Writing enters the ROM bootloader, reads the SPIFFS partition as a backup, writes the new "
+                "image, verifies it with the chip's MD5, resets the miner and waits until it boots with the "
+                "new configuration and reaches its pool. If anything goes wrong the backup is written back."
+            }
+            form #config-form autocomplete="off" {
+                @if !d.pools.is_empty() {
+                    p.field { label for="pick-pool" { "Pool from settings" } br;
+                        select #pick-pool {
+                            option value="" { "—" }
+                            @for (name, url, port) in &d.pools {
+                                option value=(url) data-port=(port) { (name) " (" (url) ":" (port) ")" }
+                            }
+                        }
+                    }
+                }
+                (field("poolString", "Pool host", "text", text("poolString"), "e.g. public-pool.io"))
+                (field("portNumber", "Pool port", "number", text("portNumber"), "1–65535"))
+                (field("poolPassword", "Pool password", "password", String::new(), "empty: keep the current one"))
+                @if !d.addresses.is_empty() {
+                    p.field { label for="pick-address" { "Address from settings" } br;
+                        select #pick-address {
+                            option value="" { "—" }
+                            @for (label, addr) in &d.addresses {
+                                option value=(addr) { (label) " (" (addr) ")" }
+                            }
+                        }
+                    }
+                }
+                (field("btcString", "BTC address (optionally .worker)", "text", text("btcString"), "checked: bech32/bech32m or base58"))
+                (field("gmtZone", "Time zone (hours from UTC)", "number", text("gmtZone"), "-12 to 14"))
+                (field("Brightness", "Brightness", "number", text("Brightness"), "0–255 (display boards)"))
+                p.field {
+                    label { input type="checkbox" name="saveStatsToNVS" data-key="saveStatsToNVS" data-bool="1" checked[checked("saveStatsToNVS")]; " Save statistics to NVS" }
+                    " "
+                    label { input type="checkbox" name="invertColors" data-key="invertColors" data-bool="1" checked[checked("invertColors")]; " Invert colours" }
+                }
+                p.error id="err-" {}
+                p { button type="submit" { "Write to the miner" } }
+            }
+            details {
+                summary { "Raw JSON (experts)" }
+                p.muted { "The whole object is sent as is; keys left out keep the miner's current values (the password is left out here on purpose)." }
+                textarea #raw-config rows="12" cols="60" { (raw) }
+                p { button type="button" #raw-write { "Write this JSON" } }
+            }
+        }
     }
 }
 
@@ -301,6 +407,7 @@ pub async fn page(
                 }
             }
         }
+        (edit_form(&d))
         section.card {
             h2 { "Last known configuration" }
             @match &d.config {
@@ -327,7 +434,8 @@ pub async fn page(
         }
         section.card #backups {
             h2 { "Backups of its SPIFFS partition" }
-            @if d.backups.is_empty() { p { "None yet: every read from flash keeps one." } } @else {
+            @if d.backups.is_empty() { p { "None yet: every read from flash and every write keeps one." } } @else {
+                p.muted { "Restore writes a backup back with the same checks as a configuration write (and keeps a backup of what it replaces)." }
                 div.table-wrap { table {
                     thead { tr { th { "Read" } th { "Chip" } th { "MAC" } th { "Offset" } th.num { "Size" } th { "SHA-256" } th {} } }
                     tbody { @for b in &d.backups { tr {
@@ -337,7 +445,10 @@ pub async fn page(
                         td { code { (format!("0x{:x}", b.offset)) } }
                         td.num { (b.size) }
                         td { code title=(b.sha256) { (b.sha256.get(..16).unwrap_or(&b.sha256)) "…" } }
-                        td { a href={"/api/backups/" (b.id)} download { "download" } }
+                        td {
+                            a href={"/api/backups/" (b.id)} download { "download" } " "
+                            button type="button" data-restore=(b.id) { "restore" }
+                        }
                     } } }
                 } }
             }
