@@ -209,10 +209,11 @@ struct ManageData {
     addresses: Vec<(String, String)>,
 }
 
+/// `/settings` pools (name, host, port) and coin addresses (label, address).
+type Choices = (Vec<(String, String, i64)>, Vec<(String, String)>);
+
 /// The pools and addresses kept on `/settings`, for the form's pickers.
-fn choices(
-    c: &rusqlite::Connection,
-) -> rusqlite::Result<(Vec<(String, String, i64)>, Vec<(String, String)>)> {
+fn choices(c: &rusqlite::Connection) -> rusqlite::Result<Choices> {
     let mut stmt = c.prepare_cached("SELECT name, url, port FROM pools ORDER BY name")?;
     let pools = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
