@@ -164,6 +164,56 @@
     });
   });
 
+  // Canary rollout: start it, then poll its progress until it finishes or stops.
+  function followRollout(id) {
+    el("rollout-progress").hidden = false;
+    const tick = () =>
+      fetch("/api/rollout/" + id, { cache: "no-store" })
+        .then((r) => r.json())
+        .then((r) => {
+          el("rollout-summary").textContent = r.summary || r.error || "";
+          const ul = el("rollout-miners");
+          ul.textContent = "";
+          (r.miners || []).forEach((m, i) => {
+            const li = document.createElement("li");
+            li.textContent =
+              (i === 0 ? "canary " : "") + m.name + ": " + m.state +
+              (m.command ? " (command #" + m.command + ")" : "") +
+              (m.detail ? " — " + m.detail : "");
+            ul.appendChild(li);
+          });
+          if (!r.finished) setTimeout(tick, 1000);
+        })
+        .catch(() => setTimeout(tick, 2000));
+    tick();
+  }
+  const rform = el("rollout-form");
+  if (rform)
+    rform.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      el("rollout-error").textContent = "";
+      const change = {};
+      rform.querySelectorAll("[data-rkey]").forEach((i) => {
+        if (i.value === "") return;
+        change[i.dataset.rkey] = i.type === "number" ? Number(i.value) : i.value;
+      });
+      const miners = Array.from(rform.querySelectorAll("input[name=miner]:checked")).map((c) =>
+        Number(c.value)
+      );
+      if (!confirm("Write this change to " + miners.length + " miner(s), one at a time?")) return;
+      fetch("/api/rollout", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ change, miners }),
+      })
+        .then((r) => r.json())
+        .then((j) => {
+          if (j.id) followRollout(j.id);
+          else el("rollout-error").textContent = j.error || "refused";
+        })
+        .catch((e) => (el("rollout-error").textContent = "Could not start: " + e.message));
+    });
+
   fmtTimes();
   if (box.dataset.active) follow(box.dataset.active);
 })();

@@ -158,6 +158,7 @@ impl App {
             stats,
             config: config.clone(),
             discovery: discovery.clone(),
+            rollouts: Default::default(),
         })?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);

@@ -496,3 +496,58 @@ fn a_write_to_a_miner_whose_port_is_gone_fails_clearly_and_writes_nothing() {
     assert!(detail.contains("nothing was written"), "{detail}");
     app.stop();
 }
+
+#[test]
+fn rollout_goes_canary_first_and_stops_at_the_first_miner_that_does_not_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = esp32::huge_app_flash(&files("pool.example.org")).unwrap();
+    let (a, b, c) = (
+        sim(41, flash.clone()),
+        sim(42, flash.clone()),
+        sim(43, flash),
+    );
+    // The second miner's firmware will not take the new pool.
+    b.set_boot_hook(Some(Box::new(|t: &str| !t.contains("solo.ckpool.org"))));
+    let mut app = App::start(dir.path(), &[("a", &a), ("b", &b), ("c", &c)], 5);
+    let ids: Vec<i64> = ["a", "b", "c"].iter().map(|n| app.miner_id(n)).collect();
+    for id in &ids {
+        app.wait_lines_after(*id, 0);
+    }
+    // A bad change is refused before anything starts.
+    let (status, v) = app.post(
+        "/api/rollout",
+        &json!({"change": {"portNumber": 0}, "miners": ids}).to_string(),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = app.post(
+        "/api/rollout",
+        &json!({"change": {"poolString": "solo.ckpool.org", "portNumber": 3333}, "miners": ids})
+            .to_string(),
+    );
+    assert_eq!(status, 202, "{v}");
+    let rid = v["id"].as_i64().unwrap();
+    let start = Instant::now();
+    let r = loop {
+        let r = app.json(&format!("/api/rollout/{rid}"));
+        if r["finished"] == true {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "{r:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let states: Vec<&str> = r["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["done", "failed", "skipped"], "{r:#}");
+    assert!(r["summary"].as_str().unwrap().contains("b failed"), "{r:#}");
+    assert_eq!(sim_config(&a)["poolString"], "solo.ckpool.org");
+    // b got its backup back; c was never touched.
+    assert_eq!(sim_config(&b)["poolString"], "pool.example.org");
+    assert!(b.state(|s| s.configured));
+    assert_eq!(sim_config(&c)["poolString"], "pool.example.org");
+    assert_eq!(c.state(|s| s.bootloader_entries), 0);
+    app.stop();
+}

@@ -107,6 +107,21 @@ pub fn check_pool(pool: &str) -> Result<(), String> {
 /// Checks every known key's type and range; unknown keys pass untouched. Returns every
 /// problem found, not only the first, so a form can show them all at once.
 pub fn validate(config: &Map<String, Value>) -> Vec<FieldError> {
+    validate_with(config, true)
+}
+
+/// The same for a change to merge into a miner's current configuration (a rollout of a new
+/// pool or address): keys left out are not missing, they keep the miner's values. The merged
+/// result is checked in full before anything is written.
+pub fn validate_change(change: &Map<String, Value>) -> Vec<FieldError> {
+    let mut errors = validate_with(change, false);
+    if change.is_empty() {
+        errors.push(err("", "the change sets no key"));
+    }
+    errors
+}
+
+fn validate_with(config: &Map<String, Value>, require: bool) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if config.contains_key(RESERVED_KEY) {
         errors.push(err(
@@ -115,7 +130,7 @@ pub fn validate(config: &Map<String, Value>) -> Vec<FieldError> {
         ));
     }
     for key in REQUIRED {
-        if !config.contains_key(key) {
+        if require && !config.contains_key(key) {
             errors.push(err(key, format!("{key} is missing")));
         }
     }
@@ -350,6 +365,19 @@ mod tests {
         let fresh = merge(None, new.as_object().unwrap());
         let keys: Vec<&String> = fresh.keys().collect();
         assert_eq!(keys, ["poolString", "portNumber", "btcString", "gmtZone"]);
+    }
+
+    #[test]
+    fn a_change_may_leave_keys_out_but_not_be_empty() {
+        let change = json!({"poolString": "solo.ckpool.org", "portNumber": 3333});
+        assert_eq!(validate_change(change.as_object().unwrap()), vec![]);
+        assert!(!validate(change.as_object().unwrap()).is_empty());
+        assert!(!validate_change(&Map::new()).is_empty());
+        let bad = json!({"portNumber": 0});
+        assert_eq!(
+            validate_change(bad.as_object().unwrap())[0].key,
+            "portNumber"
+        );
     }
 
     #[test]

@@ -87,8 +87,8 @@ fn failed(detail: impl Into<String>, result: Value) -> Outcome {
     }
 }
 
-/// Parses a SET_CONFIG payload (the configuration object) and checks it before the miner is
-/// touched.
+/// Parses a SET_CONFIG payload (the configuration object, or a change of some keys) and checks
+/// it before the miner is touched; the merged configuration is checked in full later.
 pub fn config_from_payload(payload: Option<&str>) -> Result<Map<String, Value>, String> {
     let text = payload.unwrap_or_default();
     let map = match serde_json::from_str::<Value>(text) {
@@ -96,7 +96,7 @@ pub fn config_from_payload(payload: Option<&str>) -> Result<Map<String, Value>, 
         Ok(_) => return Err("the configuration must be a JSON object".into()),
         Err(e) => return Err(format!("the configuration is not JSON: {e}")),
     };
-    let errors = nerd_config::validate(&map);
+    let errors = nerd_config::validate_change(&map);
     if !errors.is_empty() {
         return Err(format!(
             "refused before touching the miner: {}",

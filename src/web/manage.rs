@@ -15,6 +15,7 @@ use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
 use crate::miner::get_config::{mask_config, Method};
 use crate::miner::set_config::{restore_payload, RestorePayload};
+use crate::rollout::{self, Rollout};
 use crate::supervisor::DispatchCommands;
 
 fn not_found(what: String) -> HttpResponse {
@@ -152,6 +153,79 @@ pub async fn restore(
     queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
 }
 
+/// Body of `POST /api/rollout`.
+#[derive(Debug, serde::Deserialize)]
+pub struct RolloutRequest {
+    /// The keys to write (e.g. poolString, portNumber, poolPassword, btcString).
+    pub change: serde_json::Map<String, Value>,
+    /// Miner ids, the canary first.
+    pub miners: Vec<i64>,
+}
+
+/// `POST /api/rollout` `{"change": {...}, "miners": [canary, ...]}`: plans a canary rollout
+/// and starts it; 202 `{"id"}`, 400 with the reason when the plan is refused. Same-origin only.
+pub async fn start_rollout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RolloutRequest>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let RolloutRequest {
+        change,
+        miners: ids,
+    } = body.into_inner();
+    let pool = state.pool.clone();
+    let all = blocking(move || pool.with(miners::list)).await?;
+    let mut chosen = Vec::new();
+    for id in ids {
+        match all.iter().find(|m| m.id == id) {
+            Some(m) => chosen.push((m.id, m.name.clone())),
+            None => return Ok(not_found(format!("no miner with id {id}"))),
+        }
+    }
+    let plan = match Rollout::plan(0, change, chosen) {
+        Ok(p) => p,
+        Err(e) => return Ok(HttpResponse::BadRequest().json(json!({ "error": e }))),
+    };
+    let id = state.rollouts.add(plan);
+    actix_web::rt::spawn(rollout::run(
+        state.rollouts.clone(),
+        id,
+        state.pool.clone(),
+        state.db.clone(),
+        state.supervisor.clone(),
+    ));
+    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `GET /api/rollout/{id}`: the plan, each miner's state and a summary line.
+pub async fn rollout(
+    state: web::Data<AppState>,
+    path: web::Path<u64>,
+) -> actix_web::Result<HttpResponse> {
+    let id = path.into_inner();
+    match state.rollouts.get(id) {
+        Some(r) => {
+            let mut v = serde_json::to_value(&r)
+                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            v["summary"] = json!(r.summary());
+            v["finished"] = json!(matches!(
+                r.next(),
+                rollout::Next::Done | rollout::Next::Stopped
+            ));
+            if let Some(change) = v.get_mut("change").and_then(Value::as_object_mut) {
+                *change = mask_config(change);
+            }
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(v))
+        }
+        None => Ok(not_found(format!("no rollout with id {id}"))),
+    }
+}
+
 /// `GET /api/commands/{id}`: a command's status, detail and result.
 pub async fn command(
     state: web::Data<AppState>,
@@ -207,6 +281,8 @@ struct ManageData {
     pools: Vec<(String, String, i64)>,
     /// `/settings` coin addresses: (label, address).
     addresses: Vec<(String, String)>,
+    /// Every miner (id, name), for the rollout form.
+    herd: Vec<(i64, String)>,
 }
 
 /// `/settings` pools (name, host, port) and coin addresses (label, address).
@@ -231,7 +307,12 @@ fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
             return Ok(None);
         };
         let (pools, addresses) = choices(c)?;
+        let herd = miners::list(c)?
+            .into_iter()
+            .map(|m| (m.id, m.name))
+            .collect();
         Ok(Some(ManageData {
+            herd,
             pools,
             addresses,
             config: commands::last_config(c, id)?,
@@ -335,6 +416,40 @@ fn edit_form(d: &ManageData) -> Markup {
     }
 }
 
+/// The canary rollout form: this miner is the canary, the others follow one at a time.
+fn rollout_form(d: &ManageData) -> Markup {
+    html! {
+        section.card #rollout {
+            h2 { "Roll out a pool or address change" }
+            p.muted {
+                "Writes the fields filled in below to the miners ticked, one at a time. This miner is the "
+                "canary and goes first; the others follow only if it comes back mining, and the rollout "
+                "stops at the first miner that does not (that miner's backup is written back)."
+            }
+            form #rollout-form autocomplete="off" {
+                p {
+                    @for (id, name) in std::iter::once(&(d.miner.id, d.miner.name.clone())).chain(d.herd.iter().filter(|(i, _)| *i != d.miner.id)) {
+                        label { input type="checkbox" name="miner" value=(id) checked[*id == d.miner.id]; " " (name) @if *id == d.miner.id { " (canary)" } } " "
+                    }
+                }
+                p {
+                    input type="text" data-rkey="poolString" placeholder="pool host";
+                    " " input type="number" data-rkey="portNumber" placeholder="port";
+                    " " input type="password" data-rkey="poolPassword" placeholder="pool password";
+                    " " input type="text" data-rkey="btcString" placeholder="BTC address[.worker]" size="50";
+                }
+                p.muted { "Empty fields keep each miner's own value." }
+                p { button type="submit" { "Start the rollout" } }
+                p.error #rollout-error {}
+            }
+            div #rollout-progress hidden {
+                p #rollout-summary {}
+                ul #rollout-miners {}
+            }
+        }
+    }
+}
+
 fn time_cell(ms: Option<i64>) -> Markup {
     html! { span.ts data-ts=[ms] { (ms.map_or_else(|| "—".to_owned(), |m| m.to_string())) } }
 }
@@ -409,6 +524,7 @@ pub async fn page(
             }
         }
         (edit_form(&d))
+        (rollout_form(&d))
         section.card {
             h2 { "Last known configuration" }
             @match &d.config {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Device discovery, when enabled (onboarding frees a probed port through it).
     pub discovery: Option<Addr<DiscoveryActor>>,
+    /// Canary rollouts started in this process.
+    pub rollouts: crate::rollout::Rollouts,
 }
 
 /// Registers every route.
@@ -51,6 +53,8 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
+        .route("/api/rollout", web::post().to(manage::start_rollout))
+        .route("/api/rollout/{id}", web::get().to(manage::rollout))
         .route(
             "/api/miner/{id}/set_config",
             web::post().to(manage::set_config),
