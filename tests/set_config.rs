@@ -21,6 +21,7 @@ use shepherd::sim::LineRegistry;
 struct App {
     port: u16,
     db: PathBuf,
+    registry: LineRegistry,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -51,13 +52,14 @@ impl App {
         // Hermetic: no price or network fetches, and device events only from the test (none).
         config.price.enabled = false;
         config.network.enabled = false;
+        let registry2 = registry.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let options = Options {
                     demo: 0,
                     devices: Feed::Injected,
-                    sims: registry,
+                    sims: registry2,
                 };
                 let app = shepherd::app::App::start(config, options).await.unwrap();
                 let _ = rx.await;
@@ -66,6 +68,7 @@ impl App {
         });
         let app = App {
             port,
+            registry,
             db: db_path,
             stop: Some(tx),
             thread: Some(thread),
@@ -549,5 +552,66 @@ fn rollout_goes_canary_first_and_stops_at_the_first_miner_that_does_not_come_bac
     assert!(b.state(|s| s.configured));
     assert_eq!(sim_config(&c)["poolString"], "pool.example.org");
     assert_eq!(c.state(|s| s.bootloader_entries), 0);
+    app.stop();
+}
+
+#[test]
+fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = esp32::huge_app_flash(&files("pool.example.org")).unwrap();
+    let chip = sim(51, flash);
+    let mut app = App::start(dir.path(), &[("pulled", &chip)], 5);
+    let id = app.miner_id("pulled");
+    app.wait_lines_after(id, 0);
+    // The cable comes out a quarter of the way through the partition.
+    let power = chip.power_switch();
+    chip.set_write_hook(Some(Box::new(move |addr, _: &mut [u8]| {
+        if addr >= 0x31_0000 + 0x4_0000 {
+            power.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    })));
+    let (row, seen) = app.run(
+        &format!("/api/miner/{id}/set_config"),
+        &new_config("solo.ckpool.org", 3333),
+    );
+    assert_eq!(row["status"], "error", "{row:#}\n{seen:#?}");
+    let detail = row["detail"].as_str().unwrap();
+    let backup = row["result"]["backup_id"].as_i64().unwrap();
+    assert!(detail.contains("cut off"), "{detail}");
+    assert!(
+        detail.contains(&format!("restore backup #{backup}")),
+        "{detail}"
+    );
+    // The flash really is half written: the firmware would not mount it.
+    let half = chip.flash();
+    assert!(spiffs::read_image(&half[0x31_0000..0x3F_0000], &SpiffsParams::ARDUINO).is_err());
+
+    // Plugged back in (a new device node, as after a real replug): it boots into its setup
+    // portal; restoring the backup brings back its configuration.
+    let back = sim(51, half);
+    app.registry.register(&back.path, back.line_control());
+    {
+        let (conn, _) = db::open_writer(&app.db).unwrap();
+        conn.execute(
+            "UPDATE miners SET port = ?1 WHERE id = ?2",
+            rusqlite::params![back.path, id],
+        )
+        .unwrap();
+    }
+    let start = Instant::now();
+    while back.state(|s| s.lines_written) == 0
+        || app.lines_after(id, row["finished_at"].as_i64().unwrap()) < 3
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the replugged miner is not read"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back.state(|s| !s.configured));
+    let (row, seen) = app.run(&format!("/api/backups/{backup}/restore"), "");
+    assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
+    assert_eq!(sim_config(&back)["poolString"], "pool.example.org");
+    assert!(back.state(|s| s.configured));
     app.stop();
 }

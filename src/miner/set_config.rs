@@ -212,7 +212,8 @@ struct Current {
     mac: String,
     partition: Partition,
     image: Vec<u8>,
-    files: Vec<SpiffsFile>,
+    /// Its files, or why it does not mount (a restore may still replace it).
+    files: Result<Vec<SpiffsFile>, String>,
 }
 
 /// What the write put on the chip and expects the firmware to print.
@@ -397,10 +398,9 @@ fn read_current(
     let files = spiffs::read_image(&image, &SpiffsParams::ARDUINO).map_err(|e| {
         format!(
             "the current partition does not mount with the firmware's SPIFFS parameters \
-             (page 256, block 4096, meta length 4): {e}. This firmware is not one the writer \
-             supports, so nothing is written"
+             (page 256, block 4096, meta length 4): {e}"
         )
-    })?;
+    });
     Ok(Current {
         chip,
         mac,
@@ -422,7 +422,12 @@ fn build_target(current: &Current, plan: &Plan, rep: &Reporter<'_>) -> Result<Ta
     let size = current.partition.size as usize;
     let image = match plan {
         Plan::Config(new) => {
-            let old = config_of(&current.files);
+            // Only a partition we can read tells which other files to keep; anything else
+            // means a firmware (or flash) this builder does not support.
+            let current_files = current.files.as_ref().map_err(|e| {
+                format!("{e}. This firmware is not one the writer supports, so nothing is written")
+            })?;
+            let old = config_of(current_files);
             let merged = nerd_config::merge(old.as_ref(), new);
             let errors = nerd_config::validate(&merged);
             if !errors.is_empty() {
@@ -432,7 +437,7 @@ fn build_target(current: &Current, plan: &Plan, rep: &Reporter<'_>) -> Result<Ta
                 ));
             }
             let text = nerd_config::to_file_text(&merged);
-            let mut files: Vec<SpiffsFile> = current.files.clone();
+            let mut files: Vec<SpiffsFile> = current_files.clone();
             match files.iter_mut().find(|f| f.path == CONFIG_PATH) {
                 Some(f) => f.data = text.into_bytes(),
                 None => files.push(SpiffsFile {
@@ -526,6 +531,11 @@ fn write_verified(
         });
         let problem = match written {
             Err(LoaderError::Io(e)) => return Err(WriteError::PortGone(e.to_string())),
+            // A chip that stopped answering (cable pulled, power lost) will not answer a
+            // second erase either: the caller's restore attempt tells whether it is back.
+            Err(e @ LoaderError::Timeout { .. }) => {
+                return Err(WriteError::Failed(format!("the write was cut off: {e}")))
+            }
             Err(e) => format!("the write failed: {e}"),
             Ok(()) => {
                 rep.detail("verifying the write against the chip's MD5 of the partition");
@@ -693,7 +703,7 @@ fn rollback(
     }
     result["rolled_back"] = json!(true);
     rep.detail("backup restored and verified; resetting the miner into its firmware");
-    let old = config_of(&current.files);
+    let old = current.files.as_deref().ok().and_then(config_of);
     let back = match &old {
         Some(old) => match confirm_boot(session, rep, old) {
             Ok(()) => "the miner is back on its previous configuration and mining".to_owned(),

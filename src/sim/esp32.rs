@@ -271,6 +271,13 @@ impl SimEsp32 {
         *lock(&self.shared.transit) = hook;
     }
 
+    /// A switch that powers the chip off at once when set, from any thread (a test's write
+    /// hook: the cable pulled in the middle of flashing). The pty stays open, so the host sees
+    /// a chip that stopped answering.
+    pub fn power_switch(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
     /// Powers it off (the pty stays open until the handle is dropped, so nothing written is
     /// lost). Returns the number of non-empty lines it wrote.
     pub fn stop(&mut self) -> u64 {
