@@ -205,7 +205,8 @@ impl Rollout {
                 if canary_done {
                     format!("running: {done} of {total} done (canary mining)")
                 } else {
-                    format!("running: canary {} first", self.miners[0].name)
+                    let canary = self.miners.first().map_or("", |m| m.name.as_str());
+                    format!("running: canary {canary} first")
                 }
             }
         }
@@ -261,11 +262,9 @@ pub async fn run(
             Next::Start(i) => i,
             Next::Wait | Next::Done | Next::Stopped => return,
         };
-        let Some((miner_id, payload)) = rollouts.update(id, |r| {
-            (
-                r.miners[index].miner_id,
-                Value::Object(r.change.clone()).to_string(),
-            )
+        let Some(Some((miner_id, payload))) = rollouts.update(id, |r| {
+            let change = Value::Object(r.change.clone()).to_string();
+            r.miners.get(index).map(|m| (m.miner_id, change))
         }) else {
             return;
         };
