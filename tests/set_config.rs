@@ -441,6 +441,30 @@ fn corrupted_writes_are_retried_then_rolled_back_and_a_rejected_config_is_restor
     );
     assert_eq!(sim_config(&chip)["poolString"], "solo.ckpool.org");
 
+    // Damaged on the wire instead (one FLASH_DATA frame, op 0x03, loses a bit): the ROM's
+    // checksum refuses the block, the attempt fails and the second one goes through.
+    chip.set_write_hook(None);
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    chip.set_transit_hook(Some(Box::new(move |f: &mut Vec<u8>| {
+        if f.get(1) == Some(&0x03) && h.fetch_add(1, Ordering::SeqCst) == 5 {
+            if let Some(last) = f.last_mut() {
+                *last ^= 0x01;
+            }
+        }
+    })));
+    let (row, seen) = app.run(&path, &new_config("solo.ckpool.org", 4444));
+    assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
+    assert!(
+        steps(&row)
+            .iter()
+            .any(|s| s.contains("the write failed") && s.contains("attempt 1")),
+        "{:#?}",
+        steps(&row)
+    );
+    assert_eq!(sim_config(&chip)["portNumber"], 4444);
+    chip.set_transit_hook(None);
+
     // Both attempts damaged: the backup goes back, verified, the miner keeps its config.
     starts.store(0, Ordering::SeqCst);
     let n = starts.clone();

@@ -260,10 +260,16 @@ pub fn to_file_text(config: &Map<String, Value>) -> String {
     Value::Object(config.clone()).to_string()
 }
 
-/// Whether the configuration the miner printed at boot is the one written: every key written
-/// is there with the same value (the boot dump may add keys the firmware fills in).
+/// Whether the configuration the miner printed at boot is the one written: the pool, port and
+/// wallet are there, and every key printed that was written has the value written. Keys
+/// written but not printed are tolerated because a dump garbled by another task's output is
+/// rebuilt from the firmware's echo lines, which only carry the keys it knows; rolling back
+/// a good write over that would be wrong.
 pub fn same_config(written: &Map<String, Value>, printed: &Map<String, Value>) -> bool {
-    written.iter().all(|(k, v)| printed.get(k) == Some(v))
+    REQUIRED.iter().all(|k| printed.contains_key(*k))
+        && written
+            .iter()
+            .all(|(k, v)| printed.get(k).is_none_or(|p| p == v))
 }
 
 #[cfg(test)]
@@ -386,6 +392,13 @@ mod tests {
         let mut printed = c.clone();
         printed.insert("extra".into(), json!(1));
         assert!(same_config(&c, &printed));
+        // Rebuilt from the echo lines: no unknown keys, still the same configuration.
+        let mut written = c.clone();
+        written.insert("customKey".into(), json!("kept"));
+        assert!(same_config(&written, &c));
+        let mut no_pool = c.clone();
+        no_pool.remove("poolString");
+        assert!(!same_config(&c, &no_pool));
         printed.insert("portNumber".into(), json!(3333));
         assert!(!same_config(&c, &printed));
     }
