@@ -345,7 +345,9 @@ impl<'a> PortSession<'a> {
         };
         result.map_err(|e| {
             format!(
-                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB                  serial adapter with modem-control lines (CP210x, CH340, native USB); press its                  RESET button instead",
+                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB \
+                 serial adapter with modem-control lines (CP210x, CH340, native USB); press its \
+                 RESET button instead",
                 self.cfg.port
             )
         })
