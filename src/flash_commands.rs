@@ -244,7 +244,8 @@ pub fn config_set(db_path: &Path, name: &str, file: &Path, timeout: u64) -> anyh
         ),
         Err(e) => bail!("{}: not JSON: {e}", file.display()),
     };
-    let errors = nerd_config::validate(&map);
+    // Keys left out keep the miner's values; the merged file is checked in full before writing.
+    let errors = nerd_config::validate_change(&map);
     if !errors.is_empty() {
         let lines: Vec<String> = errors
             .iter()
