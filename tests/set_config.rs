@@ -603,15 +603,18 @@ fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
     let backup = row["result"]["backup_id"].as_i64().unwrap();
     assert!(detail.contains("cut off"), "{detail}");
     assert!(
-        detail.contains(&format!("restore backup #{backup}")),
+        detail.contains(&format!(
+            "Backup #{backup} (the configuration it had) will be written back"
+        )),
         "{detail}"
     );
+    assert_eq!(row["result"]["restore_on_replug"], backup);
     // The flash really is half written: the firmware would not mount it.
     let half = chip.flash();
     assert!(spiffs::read_image(&half[0x31_0000..0x3F_0000], &SpiffsParams::ARDUINO).is_err());
 
     // Plugged back in (a new device node, as after a real replug): it boots into its setup
-    // portal; restoring the backup brings back its configuration.
+    // portal, and the restore of the backup is queued by itself as soon as the port opens.
     let back = sim(51, half);
     app.registry.register(&back.path, back.line_control());
     {
@@ -622,19 +625,32 @@ fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
         )
         .unwrap();
     }
+    let cut_off = row["id"].as_i64().unwrap();
     let start = Instant::now();
-    while back.state(|s| s.lines_written) == 0
-        || app.lines_after(id, row["finished_at"].as_i64().unwrap()) < 3
-    {
+    let restore = loop {
+        let conn = db::open_reader(&app.db).unwrap();
+        let next: Option<i64> = conn
+            .query_row(
+                "SELECT max(id) FROM miner_commands WHERE miner_id = ?1 AND id > ?2",
+                rusqlite::params![id, cut_off],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if let Some(next) = next {
+            break next;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the replugged miner is not read"
+            "no restore was queued"
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(back.state(|s| !s.configured));
-    let (row, seen) = app.run(&format!("/api/backups/{backup}/restore"), "");
+    };
+    let (row, seen) = app.follow(restore);
     assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
+    assert!(row["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("backup #{backup} restored")));
     assert_eq!(sim_config(&back)["poolString"], "pool.example.org");
     assert!(back.state(|s| s.configured));
     app.stop();

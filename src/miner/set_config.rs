@@ -116,6 +116,64 @@ pub fn restore_payload(p: &RestorePayload) -> String {
     json!({ RESTORE_KEY: p }).to_string()
 }
 
+/// Result key of a write cut off by a lost port or a chip that stopped answering: the backup
+/// to put back when the miner's port opens again ([`queue_restore_after_replug`]).
+pub const RESTORE_ON_REPLUG: &str = "restore_on_replug";
+
+fn replug_note(backup_id: i64) -> String {
+    format!(
+        "Backup #{backup_id} (the configuration it had) will be written back automatically when \
+         its port opens again; or restore it from the manage page"
+    )
+}
+
+/// Called when a miner's port opens: if the miner's last command is a write that was cut
+/// off ([`RESTORE_ON_REPLUG`] in its result), queues the restore of that backup, once (the
+/// restore is then the last command). Returns the new command's id.
+pub fn queue_restore_after_replug(
+    c: &rusqlite::Connection,
+    miner_id: i64,
+) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    let last: Option<(i64, String, String, Option<String>)> = c
+        .query_row(
+            "SELECT id, command, status, result_json FROM miner_commands
+             WHERE miner_id = ?1 ORDER BY id DESC LIMIT 1",
+            [miner_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((cut_off, command, status, Some(result))) = last else {
+        return Ok(None);
+    };
+    if command != "SET_CONFIG" || status != "error" {
+        return Ok(None);
+    }
+    let Some(backup_id) = serde_json::from_str::<Value>(&result)
+        .ok()
+        .and_then(|r| r.get(RESTORE_ON_REPLUG).and_then(Value::as_i64))
+    else {
+        return Ok(None);
+    };
+    let Some(b) = commands::backup(c, backup_id)? else {
+        return Ok(None);
+    };
+    let payload = restore_payload(&RestorePayload {
+        backup_id: b.id,
+        path: b.path,
+        offset: b.offset,
+        size: b.size,
+        sha256: b.sha256,
+    });
+    let id = commands::insert(c, miner_id, "SET_CONFIG", Some(&payload))?;
+    commands::set_detail(
+        c,
+        id,
+        &format!("queued: restore of backup #{backup_id} after write #{cut_off} was cut off"),
+    )?;
+    Ok(Some(id))
+}
+
 /// Runs SET_CONFIG command `id` (a configuration, or a [`RESTORE_KEY`] restore) and records its
 /// end.
 pub fn execute(
@@ -309,11 +367,12 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     if let Err(why) = written {
         if let WriteError::PortGone(e) = &why {
             let msg = session.lost(e.clone());
+            result[RESTORE_ON_REPLUG] = json!(backup_id);
             return failed(
                 format!(
                     "{msg}. The write was interrupted: the partition may be half written and the \
-                     miner may come up in its setup portal. When it is back, restore backup \
-                     #{backup_id} from its manage page (it holds the configuration it had)"
+                     miner may come up in its setup portal. {}",
+                    replug_note(backup_id)
                 ),
                 result,
             );
@@ -649,8 +708,12 @@ fn rollback(
     result["rolled_back"] = json!(false);
     rep.detail("entering the ROM bootloader to restore the backup");
     if let Err(e) = session.reset(ResetKind::Bootloader) {
+        result[RESTORE_ON_REPLUG] = json!(backup_id);
         return failed(
-            format!("{why}; the backup could not be restored ({e}): restore backup #{backup_id} from the manage page"),
+            format!(
+                "{why}; the backup could not be restored ({e}). {}",
+                replug_note(backup_id)
+            ),
             result,
         );
     }
@@ -681,20 +744,23 @@ fn rollback(
     match restored {
         Err(WriteError::PortGone(e)) => {
             let msg = session.lost(e);
+            result[RESTORE_ON_REPLUG] = json!(backup_id);
             return failed(
                 format!(
-                    "{why}; restoring the backup was interrupted: {msg}. When it is back, \
-                     restore backup #{backup_id} from its manage page"
+                    "{why}; restoring the backup was interrupted: {msg}. {}",
+                    replug_note(backup_id)
                 ),
                 result,
             );
         }
         Err(WriteError::Failed(e)) => {
             let _ = back_to_firmware(session);
+            result[RESTORE_ON_REPLUG] = json!(backup_id);
             return failed(
                 format!(
-                    "{why}; restoring the backup failed too ({e}). Restore backup #{backup_id} \
-                     from the manage page, or flash it with esptool"
+                    "{why}; restoring the backup failed too ({e}). {} (or flash it with \
+                     esptool)",
+                    replug_note(backup_id)
                 ),
                 result,
             );
@@ -723,4 +789,84 @@ fn rollback(
         ),
         result,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::migrate::migrate;
+    use crate::db::miners;
+
+    fn db() -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        migrate(&mut c).unwrap();
+        c
+    }
+
+    fn cut_off_write(c: &rusqlite::Connection, m: i64) -> i64 {
+        let b = commands::insert_backup(
+            c,
+            &Backup {
+                id: 0,
+                miner_id: m,
+                path: "/b/1.bin".into(),
+                chip: None,
+                mac: None,
+                offset: 0x31_0000,
+                size: 0xE_0000,
+                sha256: "00".into(),
+                created_at: 0,
+            },
+        )
+        .unwrap();
+        let id = commands::insert(c, m, "SET_CONFIG", Some("{}")).unwrap();
+        commands::finish(
+            c,
+            id,
+            false,
+            "cut off",
+            Some(&json!({ RESTORE_ON_REPLUG: b })),
+        )
+        .unwrap();
+        b
+    }
+
+    #[test]
+    fn a_cut_off_write_queues_its_restore_once_when_the_port_returns() {
+        let c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let b = cut_off_write(&c, m);
+        let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
+        let row = commands::get(&c, id).unwrap().unwrap();
+        assert_eq!(row.command, "SET_CONFIG");
+        let payload: Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(payload[RESTORE_KEY]["backup_id"], b);
+        // Reopening again does not queue a second one.
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+    }
+
+    #[test]
+    fn no_restore_when_something_ran_since_or_nothing_was_cut_off() {
+        let c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        cut_off_write(&c, m);
+        commands::insert(&c, m, "GET_CONFIG", None).unwrap();
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+    }
+
+    #[test]
+    fn payloads_are_checked_before_the_miner_is_touched() {
+        assert!(config_from_payload(Some("nope"))
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(config_from_payload(Some("[1]"))
+            .unwrap_err()
+            .contains("object"));
+        assert!(config_from_payload(Some(r#"{"portNumber": 0}"#))
+            .unwrap_err()
+            .contains("refused before touching the miner"));
+        assert!(config_from_payload(Some(r#"{"portNumber": 3333}"#)).is_ok());
+    }
 }
