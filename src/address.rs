@@ -192,15 +192,29 @@ pub fn check(input: &str) -> Result<Checked, String> {
     if input.is_empty() {
         return Err("enter a Bitcoin address".into());
     }
-    let addr = input.split_once('.').map_or(input, |(a, _)| a);
+    let (addr, _) = split_worker(input);
+    check_address(addr).map_err(|why| format!("this is not a valid Bitcoin address: it {why}"))
+}
+
+/// Checks a bare address (no `.worker`). The error completes the sentence "the address …".
+pub fn check_address(addr: &str) -> Result<Checked, String> {
+    if addr.is_empty() {
+        return Err("is empty".into());
+    }
     let lower = addr.to_ascii_lowercase();
-    let result =
-        if lower.starts_with("bc1") || lower.starts_with("tb1") || lower.starts_with("bcrt1") {
-            check_segwit(addr)
-        } else {
-            check_base58(addr)
-        };
-    result.map_err(|why| format!("this is not a valid Bitcoin address: it {why}"))
+    if lower.starts_with("bc1") || lower.starts_with("tb1") || lower.starts_with("bcrt1") {
+        check_segwit(addr)
+    } else {
+        check_base58(addr)
+    }
+}
+
+/// Splits NerdMiner's `btcString` (`address` or `address.worker`) into address and worker.
+pub fn split_worker(btc_string: &str) -> (&str, Option<&str>) {
+    match btc_string.split_once('.') {
+        Some((a, w)) => (a, Some(w)),
+        None => (btc_string, None),
+    }
 }
 
 #[cfg(test)]

@@ -179,6 +179,7 @@ impl App {
             discovery: discovery.clone(),
             notify_stats,
             sessions: web::auth::Sessions::default(),
+            rollouts: Default::default(),
         })?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);

@@ -50,7 +50,7 @@ pub enum Command {
         #[command(subcommand)]
         action: MinersAction,
     },
-    /// Inspect SPIFFS images (offline, no miner needed).
+    /// Inspect and build SPIFFS images (offline, no miner needed).
     Spiffs {
         /// What to do.
         #[command(subcommand)]
@@ -166,6 +166,27 @@ pub enum SpiffsAction {
         /// Path inside the filesystem, e.g. /config.json.
         path: String,
     },
+    /// Build an image from a folder's files (each `name` becomes `/name`), with the firmware's
+    /// SPIFFS parameters and exactly the partition's size.
+    Build {
+        /// The folder (its regular files are packed; subfolders are refused).
+        dir: PathBuf,
+        /// The partition size in bytes, decimal or 0x hex (huge_app.csv: 0xE0000).
+        #[arg(long, value_parser = parse_size)]
+        size: usize,
+        /// The image file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+/// A size in bytes, decimal or `0x` hex.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => usize::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a size in bytes (e.g. 917504 or 0xE0000)"))
 }
 
 /// `shepherd flash …`
@@ -192,6 +213,18 @@ pub enum ConfigAction {
         method: String,
         /// Give up waiting after this many seconds (a flash read takes minutes at 115200 baud).
         #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
+    /// Write a miner's configuration through the running `shepherd run`: checked here, then
+    /// read + backup, write, MD5 verify, boot confirmation, automatic rollback on failure.
+    Set {
+        /// The miner's name.
+        name: String,
+        /// A JSON file with the configuration object (config.json keys; keys not given keep
+        /// the miner's current values).
+        file: PathBuf,
+        /// Give up waiting after this many seconds (a read and a write take minutes).
+        #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
 }

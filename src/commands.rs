@@ -41,12 +41,25 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         Command::Flash { action } => crate::flash_commands::flash(action),
         Command::Config { common, action } => {
             let config = load_config(&common)?;
-            let ConfigAction::Get {
-                name,
-                method,
-                timeout,
-            } = action;
-            crate::flash_commands::config_get(&config.database.path, &name, &method, timeout)
+            match action {
+                ConfigAction::Get {
+                    name,
+                    method,
+                    timeout,
+                } => crate::flash_commands::config_get(
+                    &config.database.path,
+                    &name,
+                    &method,
+                    timeout,
+                ),
+                ConfigAction::Set {
+                    name,
+                    file,
+                    timeout,
+                } => {
+                    crate::flash_commands::config_set(&config.database.path, &name, &file, timeout)
+                }
+            }
         }
         Command::Bench { kind } => match kind {
             BenchKind::Ingest {

@@ -1,5 +1,5 @@
-//! `shepherd spiffs list|extract`, `shepherd flash inspect` (offline, on image files) and
-//! `shepherd config get` (queues GET_CONFIG for the running shepherd and waits for it).
+//! `shepherd spiffs list|extract|build`, `shepherd flash inspect` (offline, on image files) and
+//! `shepherd config get|set` (queue GET_CONFIG / SET_CONFIG for the running shepherd and wait).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::cli::{FlashAction, SpiffsAction};
+use crate::db::commands::CommandRow;
 use crate::db::{self, commands, miners};
+use crate::flash::nerd_config;
 use crate::flash::partitions::{PartitionError, PartitionTable};
 use crate::flash::spiffs::{self, SpiffsFile, SpiffsParams};
 
@@ -93,7 +95,56 @@ pub fn spiffs(action: SpiffsAction) -> anyhow::Result<()> {
                 .context("cannot write to stdout")?;
             Ok(())
         }
+        SpiffsAction::Build { dir, size, output } => {
+            let files = folder_files(&dir)?;
+            let image =
+                spiffs::build_image(&files, size, &SpiffsParams::ARDUINO).with_context(|| {
+                    format!("cannot build a {size}-byte image from {}", dir.display())
+                })?;
+            // Our own reader must see exactly what went in before the image is handed out.
+            let back = spiffs::read_image(&image, &SpiffsParams::ARDUINO)
+                .context("the built image does not read back (a bug: please report it)")?;
+            if back != files {
+                bail!("the built image reads back different files (a bug: please report it)");
+            }
+            std::fs::write(&output, &image)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "{}: {} file(s), {} bytes, SPIFFS page 256 / block 4096 / meta 4",
+                output.display(),
+                files.len(),
+                image.len()
+            );
+            Ok(())
+        }
     }
+}
+
+/// The regular files of `dir`, sorted by name, as `/name`.
+fn folder_files(dir: &Path) -> anyhow::Result<Vec<SpiffsFile>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read folder {}", dir.display()))?;
+        let path = entry.path();
+        if path.is_dir() {
+            bail!(
+                "{}: SPIFFS has no folders; move or remove the subfolder",
+                path.display()
+            );
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            bail!("{}: the file name is not UTF-8", path.display());
+        };
+        files.push(SpiffsFile {
+            path: format!("/{name}"),
+            data: read_file(&path)?,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 /// `shepherd flash inspect`
@@ -163,11 +214,84 @@ pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> any
     let payload = (method != "auto").then(|| serde_json::json!({ "method": method }).to_string());
     let id = commands::insert(&conn, miner.id, "GET_CONFIG", payload.as_deref())?;
     eprintln!("queued GET_CONFIG #{id} for {name}");
+    let row = follow(&conn, db_path, id, timeout)?;
+    if row.status != "complete" {
+        bail!(
+            "reading {name}'s configuration failed: {}",
+            row.detail.unwrap_or_default()
+        );
+    }
+    let config = row
+        .result
+        .as_ref()
+        .and_then(|r| r.get("config"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    println!("{}", serde_json::to_string_pretty(&config)?);
+    Ok(())
+}
+
+/// `shepherd config set NAME FILE`: check the file, queue SET_CONFIG, follow it, print the
+/// configuration written (password masked).
+pub fn config_set(db_path: &Path, name: &str, file: &Path, timeout: u64) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let map = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(_) => bail!(
+            "{}: the configuration must be a JSON object",
+            file.display()
+        ),
+        Err(e) => bail!("{}: not JSON: {e}", file.display()),
+    };
+    // Keys left out keep the miner's values; the merged file is checked in full before writing.
+    let errors = nerd_config::validate_change(&map);
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  - {}", e.message))
+            .collect();
+        bail!(
+            "{}: not written, the configuration is not valid:\n{}",
+            file.display(),
+            lines.join("\n")
+        );
+    }
+    let (conn, _) = db::open_writer(db_path)?;
+    let miner = miners::list(&conn)?
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| miners::MinerError::NotFound(name.to_owned()))?;
+    let payload = serde_json::Value::Object(map).to_string();
+    let id = commands::insert(&conn, miner.id, "SET_CONFIG", Some(&payload))?;
+    eprintln!("queued SET_CONFIG #{id} for {name}");
+    let row = follow(&conn, db_path, id, timeout)?;
+    let detail = row.detail.clone().unwrap_or_default();
+    if row.status != "complete" {
+        bail!("writing {name}'s configuration failed: {detail}");
+    }
+    let config = row
+        .result
+        .as_ref()
+        .and_then(|r| r.get("config"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    println!("{}", serde_json::to_string_pretty(&config)?);
+    Ok(())
+}
+
+/// Prints a command's progress until it ends (or `timeout` seconds pass); returns its row.
+fn follow(
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    id: i64,
+    timeout: u64,
+) -> anyhow::Result<CommandRow> {
     let start = Instant::now();
     let mut last_detail = String::new();
     let mut warned = false;
     loop {
-        let row = commands::get(&conn, id)?
+        let row = commands::get(conn, id)?
             .ok_or_else(|| anyhow::anyhow!("command #{id} vanished (was the miner removed?)"))?;
         let detail = row.detail.clone().unwrap_or_default();
         if detail != last_detail {
@@ -175,17 +299,7 @@ pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> any
             last_detail = detail.clone();
         }
         match row.status.as_str() {
-            "complete" => {
-                let config = row
-                    .result
-                    .as_ref()
-                    .and_then(|r| r.get("config"))
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                println!("{}", serde_json::to_string_pretty(&config)?);
-                return Ok(());
-            }
-            "error" => bail!("reading {name}'s configuration failed: {detail}"),
+            "complete" | "error" => return Ok(row),
             "pending" if !warned && start.elapsed() > Duration::from_secs(10) => {
                 eprintln!(
                     "still queued after 10 s: is `shepherd run` running on {}? It is the one that \

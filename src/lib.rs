@@ -42,6 +42,8 @@ pub mod miner;
 pub mod mqtt;
 /// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
 pub mod price;
+/// Canary rollout: one pool/address change to many miners, canary first, stop on failure.
+pub mod rollout;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod lines;
 pub mod loader;
+pub mod nerd_config;
 pub mod partitions;
 pub mod slip;
 pub mod spiffs;

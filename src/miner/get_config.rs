@@ -81,7 +81,7 @@ pub fn mask_config(config: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// Runs a write on the DbActor from this (non-actor) thread and waits for it.
-fn db_call<R: Send + 'static>(
+pub(super) fn db_call<R: Send + 'static>(
     db: &Addr<DbActor>,
     f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
 ) -> Result<R, String> {
@@ -99,14 +99,14 @@ fn db_call<R: Send + 'static>(
 
 /// Writes progress to the command row, and keeps the steps for the result (a fast chip
 /// finishes steps between two polls of the page).
-struct Reporter<'a> {
-    db: &'a Addr<DbActor>,
-    id: i64,
-    steps: std::cell::RefCell<Vec<String>>,
+pub(super) struct Reporter<'a> {
+    pub(super) db: &'a Addr<DbActor>,
+    pub(super) id: i64,
+    pub(super) steps: std::cell::RefCell<Vec<String>>,
 }
 
 impl Reporter<'_> {
-    fn detail(&self, text: impl Into<String>) {
+    pub(super) fn detail(&self, text: impl Into<String>) {
         let (id, text) = (self.id, text.into());
         tracing::debug!(command = id, "{text}");
         // Progress percentages are not steps.
@@ -273,7 +273,7 @@ fn boot_capture(
     }
 }
 
-enum FlashFailure {
+pub(super) enum FlashFailure {
     NoSpiffs(String),
     Other(String),
 }
@@ -319,7 +319,7 @@ fn flash_read(
     }
 }
 
-type LoaderRead = (String, String, Partition, Vec<u8>);
+pub(super) type LoaderRead = (String, String, Partition, Vec<u8>);
 
 fn talk_to_loader(
     session: &mut PortSession<'_>,
@@ -336,7 +336,7 @@ fn talk_to_loader(
     result
 }
 
-fn read_with_loader<T: std::io::Read + std::io::Write>(
+pub(super) fn read_with_loader<T: std::io::Read + std::io::Write>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     stop: &AtomicBool,
@@ -412,7 +412,7 @@ fn read_with_loader<T: std::io::Read + std::io::Write>(
 
 /// Hard-resets into the firmware and waits until it boots: its boot banner, not just any
 /// line (lines printed before the reset may still be buffered).
-fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
+pub(super) fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
     session.reset(ResetKind::HardReset)?;
     let mut any = false;
     let booted = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
@@ -527,7 +527,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
 }
 
 /// Writes the image under `dir`, records it, and prunes old backups (rows and files).
-fn store_backup(
+pub(super) fn store_backup(
     db: &Addr<DbActor>,
     miner_id: i64,
     dir: &Path,

@@ -1,6 +1,6 @@
 //! Miners: the MinerActor that alone owns a miner's serial port, and the pure pieces it uses
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
-//! with the port (GET_CONFIG).
+//! with the port (GET_CONFIG, SET_CONFIG).
 
 pub mod boot_config;
 pub mod dedupe;
@@ -9,6 +9,7 @@ pub mod get_config;
 pub mod parse;
 pub mod port;
 pub mod reader;
+pub mod set_config;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -117,6 +118,9 @@ impl Handler<CommandQueued> for MinerActor {
         let job: PortJob = match command.as_str() {
             "GET_CONFIG" => {
                 Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
+            }
+            "SET_CONFIG" => {
+                Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
             }
             other => {
                 let detail = format!("{other} is not supported by this version of shepherd");

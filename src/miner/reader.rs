@@ -174,6 +174,20 @@ pub fn run(
         wake.store(false, Ordering::Relaxed);
         tracing::info!(miner = cfg.miner_id, port = %cfg.port, "reading");
         link(LinkState::Connected, None);
+        // A write cut off by the cable (or a silent chip) left its backup to put back: now
+        // that the port is here again, queue that restore (the supervisor dispatches it).
+        let miner_id = cfg.miner_id;
+        sink.db.do_send(crate::db::Write::new(move |c| {
+            match super::set_config::queue_restore_after_replug(c, miner_id) {
+                Ok(Some(id)) => tracing::warn!(
+                    miner = miner_id,
+                    "port back after an interrupted write: restore queued as command #{id}"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::error!(miner = miner_id, "cannot queue the restore: {e}"),
+            }
+            Ok(())
+        }));
         backoff = Duration::from_secs(1);
         last_failure = None;
         let ended = read_until_gone(port.as_mut(), &mut batcher, &stop, &jobs, &cfg);
@@ -349,7 +363,9 @@ impl<'a> PortSession<'a> {
         };
         result.map_err(|e| {
             format!(
-                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB                  serial adapter with modem-control lines (CP210x, CH340, native USB); press its                  RESET button instead",
+                "cannot drive DTR/RTS on {}: {e}. The miner can only be reset through a USB \
+                 serial adapter with modem-control lines (CP210x, CH340, native USB); press its \
+                 RESET button instead",
                 self.cfg.port
             )
         })

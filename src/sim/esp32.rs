@@ -149,11 +149,18 @@ pub type WriteHook = Box<dyn FnMut(u32, &mut [u8]) + Send>;
 /// wire, which the ROM's checksum (FLASH_DATA) or framing catches.
 pub type TransitHook = Box<dyn FnMut(&mut Vec<u8>) + Send>;
 
+/// Consulted at each firmware boot with the `/config.json` text read from SPIFFS: false makes
+/// the firmware fail to parse it (as a build with a smaller JSON document or a different schema
+/// would) and open its setup portal. Models an image that passes every check but that this
+/// firmware will not accept: what the writer's boot confirmation and rollback are for.
+pub type BootHook = Box<dyn FnMut(&str) -> bool + Send>;
+
 struct Shared {
     flash: Mutex<Vec<u8>>,
     state: Mutex<SimState>,
     hook: Mutex<Option<WriteHook>>,
     transit: Mutex<Option<TransitHook>>,
+    boot: Mutex<Option<BootHook>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +198,7 @@ impl SimEsp32 {
             state: Mutex::new(SimState::default()),
             hook: Mutex::new(None),
             transit: Mutex::new(None),
+            boot: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let lines = Forwarding::new(tx, config.wiring);
@@ -253,9 +261,21 @@ impl SimEsp32 {
         *lock(&self.shared.hook) = hook;
     }
 
+    /// Installs (or removes) the firmware's config acceptance hook.
+    pub fn set_boot_hook(&self, hook: Option<BootHook>) {
+        *lock(&self.shared.boot) = hook;
+    }
+
     /// Installs (or removes) the on-the-wire corruption hook.
     pub fn set_transit_hook(&self, hook: Option<TransitHook>) {
         *lock(&self.shared.transit) = hook;
+    }
+
+    /// A switch that powers the chip off at once when set, from any thread (a test's write
+    /// hook: the cable pulled in the middle of flashing). The pty stays open, so the host sees
+    /// a chip that stopped answering.
+    pub fn power_switch(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// Powers it off (the pty stays open until the handle is dropped, so nothing written is
@@ -416,8 +436,13 @@ impl Chip {
             ConfigSource::Nvs(json) => Some(json.clone()),
             ConfigSource::Spiffs => self.spiffs_config(),
         };
+        let accepted = match (text.as_deref(), lock(&self.shared.boot).as_mut()) {
+            (Some(t), Some(hook)) => hook(t),
+            _ => true,
+        };
         let parsed = text
             .as_deref()
+            .filter(|_| accepted)
             .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
         let mut miner = SimMiner::new(self.cfg.seed, self.cfg.board);
         let Some(json) = parsed else {

@@ -12,7 +12,10 @@ use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
 use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
+use crate::flash::nerd_config;
 use crate::miner::get_config::{mask_config, Method};
+use crate::miner::set_config::{restore_payload, RestorePayload};
+use crate::rollout::{self, Rollout};
 use crate::supervisor::DispatchCommands;
 
 fn not_found(what: String) -> HttpResponse {
@@ -55,6 +58,172 @@ pub async fn get_config(
         .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
+async fn queue(
+    state: &AppState,
+    miner_id: i64,
+    command: &'static str,
+    payload: Option<String>,
+) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    if blocking(move || pool.with(|c| miners::get(c, miner_id)))
+        .await?
+        .is_none()
+    {
+        return Ok(not_found(format!("no miner with id {miner_id}")));
+    }
+    let id = state
+        .db
+        .send(Write::new(move |c| {
+            commands::insert(c, miner_id, command, payload.as_deref())
+        }))
+        .await
+        .map_err(actix_web::error::ErrorServiceUnavailable)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    state.supervisor.do_send(DispatchCommands);
+    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `POST /api/miner/{id}/set_config` — body: the whole configuration object (config.json
+/// keys). Checked here first (400 with `{"error", "fields": [{key, message}]}` so the form can
+/// show each problem next to its field), then queued as SET_CONFIG: 202 `{"id"}`. Same-origin
+/// only, like every request that resets a miner.
+pub async fn set_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let miner_id = path.into_inner();
+    let map = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": "the configuration must be a JSON object", "fields": [] })))
+        }
+        Err(e) => {
+            return Ok(HttpResponse::BadRequest()
+                .json(json!({ "error": format!("not JSON: {e}"), "fields": [] })))
+        }
+    };
+    let errors = nerd_config::validate(&map);
+    if !errors.is_empty() {
+        return Ok(HttpResponse::BadRequest().json(json!({
+            "error": nerd_config::describe(&errors),
+            "fields": errors,
+        })));
+    }
+    queue(
+        &state,
+        miner_id,
+        "SET_CONFIG",
+        Some(Value::Object(map).to_string()),
+    )
+    .await
+}
+
+/// `POST /api/backups/{id}/restore`: queues a restoring SET_CONFIG for the backup's miner (the same
+/// read, backup, write, verify and boot-confirm steps as a configuration write). 202 `{"id"}`.
+pub async fn restore(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let id = path.into_inner();
+    let pool = state.pool.clone();
+    let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
+        return Ok(not_found(format!("no backup with id {id}")));
+    };
+    let payload = RestorePayload {
+        backup_id: b.id,
+        path: b.path,
+        offset: b.offset,
+        size: b.size,
+        sha256: b.sha256,
+    };
+    let text = restore_payload(&payload);
+    queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
+}
+
+/// Body of `POST /api/rollout`.
+#[derive(Debug, serde::Deserialize)]
+pub struct RolloutRequest {
+    /// The keys to write (e.g. poolString, portNumber, poolPassword, btcString).
+    pub change: serde_json::Map<String, Value>,
+    /// Miner ids, the canary first.
+    pub miners: Vec<i64>,
+}
+
+/// `POST /api/rollout` `{"change": {...}, "miners": [canary, ...]}`: plans a canary rollout
+/// and starts it; 202 `{"id"}`, 400 with the reason when the plan is refused. Same-origin only.
+pub async fn start_rollout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RolloutRequest>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let RolloutRequest {
+        change,
+        miners: ids,
+    } = body.into_inner();
+    let pool = state.pool.clone();
+    let all = blocking(move || pool.with(miners::list)).await?;
+    let mut chosen = Vec::new();
+    for id in ids {
+        match all.iter().find(|m| m.id == id) {
+            Some(m) => chosen.push((m.id, m.name.clone())),
+            None => return Ok(not_found(format!("no miner with id {id}"))),
+        }
+    }
+    let plan = match Rollout::plan(0, change, chosen) {
+        Ok(p) => p,
+        Err(e) => return Ok(HttpResponse::BadRequest().json(json!({ "error": e }))),
+    };
+    let id = state.rollouts.add(plan);
+    actix_web::rt::spawn(rollout::run(
+        state.rollouts.clone(),
+        id,
+        state.pool.clone(),
+        state.db.clone(),
+        state.supervisor.clone(),
+    ));
+    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `GET /api/rollout/{id}`: the plan, each miner's state and a summary line.
+pub async fn rollout(
+    state: web::Data<AppState>,
+    path: web::Path<u64>,
+) -> actix_web::Result<HttpResponse> {
+    let id = path.into_inner();
+    match state.rollouts.get(id) {
+        Some(r) => {
+            let mut v = serde_json::to_value(&r)
+                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            v["summary"] = json!(r.summary());
+            v["finished"] = json!(matches!(
+                r.next(),
+                rollout::Next::Done | rollout::Next::Stopped
+            ));
+            if let Some(change) = v.get_mut("change").and_then(Value::as_object_mut) {
+                *change = mask_config(change);
+            }
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(v))
+        }
+        None => Ok(not_found(format!("no rollout with id {id}"))),
+    }
 }
 
 /// `GET /api/commands/{id}`: a command's status, detail and result.
@@ -108,6 +277,28 @@ struct ManageData {
     config: Option<(String, Option<i64>)>,
     commands: Vec<CommandRow>,
     backups: Vec<Backup>,
+    /// `/settings` pools: (name, host, port).
+    pools: Vec<(String, String, i64)>,
+    /// `/settings` coin addresses: (label, address).
+    addresses: Vec<(String, String)>,
+    /// Every miner (id, name), for the rollout form.
+    herd: Vec<(i64, String)>,
+}
+
+/// `/settings` pools (name, host, port) and coin addresses (label, address).
+type Choices = (Vec<(String, String, i64)>, Vec<(String, String)>);
+
+/// The pools and addresses kept on `/settings`, for the form's pickers.
+fn choices(c: &rusqlite::Connection) -> rusqlite::Result<Choices> {
+    let mut stmt = c.prepare_cached("SELECT name, url, port FROM pools ORDER BY name")?;
+    let pools = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = c.prepare_cached("SELECT label, address FROM coin_addresses ORDER BY label")?;
+    let addresses = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok((pools, addresses))
 }
 
 fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
@@ -115,7 +306,15 @@ fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
         let Some(miner) = miners::get(c, id)? else {
             return Ok(None);
         };
+        let (pools, addresses) = choices(c)?;
+        let herd = miners::list(c)?
+            .into_iter()
+            .map(|m| (m.id, m.name))
+            .collect();
         Ok(Some(ManageData {
+            herd,
+            pools,
+            addresses,
             config: commands::last_config(c, id)?,
             commands: commands::recent(c, id, 10)?,
             backups: commands::backups(c, id)?,
@@ -130,6 +329,124 @@ fn masked_pretty(json: &str) -> String {
             serde_json::to_string_pretty(&Value::Object(mask_config(&m))).unwrap_or_default()
         }
         _ => "(not a JSON object)".into(),
+    }
+}
+
+/// The edit form, prefilled from the last read configuration (the password is never put in
+/// the page: left empty, the miner keeps its current one).
+fn edit_form(d: &ManageData) -> Markup {
+    let last: serde_json::Map<String, Value> = d
+        .config
+        .as_ref()
+        .and_then(|(j, _)| serde_json::from_str::<Value>(j).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let text = |k: &str| {
+        last.get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    let checked = |k: &str| last.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut raw = last.clone();
+    raw.remove("poolPassword");
+    let raw = serde_json::to_string_pretty(&Value::Object(raw)).unwrap_or_default();
+    let field = |key: &str, label: &str, kind: &str, value: String, hint: &str| {
+        html! {
+            p.field {
+                label for={"f-" (key)} { (label) } br;
+                input type=(kind) id={"f-" (key)} name=(key) value=(value) data-key=(key);
+                @if !hint.is_empty() { " " small.muted { (hint) } }
+                br; span.error id={"err-" (key)} {}
+            }
+        }
+    };
+    html! {
+        section.card #write data-miner=(d.miner.id) {
+            h2 { "Change its configuration" }
+            @if d.config.is_none() {
+                p.muted { "Read the configuration first to start from the miner's current values." }
+            }
+            p.muted {
+                "Writing enters the ROM bootloader, reads the SPIFFS partition as a backup, writes the new "
+                "image, verifies it with the chip's MD5, resets the miner and waits until it boots with the "
+                "new configuration and reaches its pool. If anything goes wrong the backup is written back."
+            }
+            form #config-form autocomplete="off" {
+                @if !d.pools.is_empty() {
+                    p.field { label for="pick-pool" { "Pool from settings" } br;
+                        select #pick-pool {
+                            option value="" { "—" }
+                            @for (name, url, port) in &d.pools {
+                                option value=(url) data-port=(port) { (name) " (" (url) ":" (port) ")" }
+                            }
+                        }
+                    }
+                }
+                (field("poolString", "Pool host", "text", text("poolString"), "e.g. public-pool.io"))
+                (field("portNumber", "Pool port", "number", text("portNumber"), "1–65535"))
+                (field("poolPassword", "Pool password", "password", String::new(), "empty: keep the current one"))
+                @if !d.addresses.is_empty() {
+                    p.field { label for="pick-address" { "Address from settings" } br;
+                        select #pick-address {
+                            option value="" { "—" }
+                            @for (label, addr) in &d.addresses {
+                                option value=(addr) { (label) " (" (addr) ")" }
+                            }
+                        }
+                    }
+                }
+                (field("btcString", "BTC address (optionally .worker)", "text", text("btcString"), "checked: bech32/bech32m or base58"))
+                (field("gmtZone", "Time zone (hours from UTC)", "number", text("gmtZone"), "-12 to 14"))
+                (field("Brightness", "Brightness", "number", text("Brightness"), "0–255 (display boards)"))
+                p.field {
+                    label { input type="checkbox" name="saveStatsToNVS" data-key="saveStatsToNVS" data-bool="1" checked[checked("saveStatsToNVS")]; " Save statistics to NVS" }
+                    " "
+                    label { input type="checkbox" name="invertColors" data-key="invertColors" data-bool="1" checked[checked("invertColors")]; " Invert colours" }
+                }
+                p.error id="err-" {}
+                p { button type="submit" { "Write to the miner" } }
+            }
+            details {
+                summary { "Raw JSON (experts)" }
+                p.muted { "The whole object is sent as is; keys left out keep the miner's current values (the password is left out here on purpose)." }
+                textarea #raw-config rows="12" cols="60" { (raw) }
+                p { button type="button" #raw-write { "Write this JSON" } }
+            }
+        }
+    }
+}
+
+/// The canary rollout form: this miner is the canary, the others follow one at a time.
+fn rollout_form(d: &ManageData) -> Markup {
+    html! {
+        section.card #rollout {
+            h2 { "Roll out a pool or address change" }
+            p.muted {
+                "Writes the fields filled in below to the miners ticked, one at a time. This miner is the "
+                "canary and goes first; the others follow only if it comes back mining, and the rollout "
+                "stops at the first miner that does not (that miner's backup is written back)."
+            }
+            form #rollout-form autocomplete="off" {
+                p {
+                    @for (id, name) in std::iter::once(&(d.miner.id, d.miner.name.clone())).chain(d.herd.iter().filter(|(i, _)| *i != d.miner.id)) {
+                        label { input type="checkbox" name="miner" value=(id) checked[*id == d.miner.id]; " " (name) @if *id == d.miner.id { " (canary)" } } " "
+                    }
+                }
+                p {
+                    input type="text" data-rkey="poolString" placeholder="pool host";
+                    " " input type="number" data-rkey="portNumber" placeholder="port";
+                    " " input type="password" data-rkey="poolPassword" placeholder="pool password";
+                    " " input type="text" data-rkey="btcString" placeholder="BTC address[.worker]" size="50";
+                }
+                p.muted { "Empty fields keep each miner's own value." }
+                p { button type="submit" { "Start the rollout" } }
+                p.error #rollout-error {}
+            }
+            div #rollout-progress hidden {
+                p #rollout-summary {}
+                ul #rollout-miners {}
+            }
+        }
     }
 }
 
@@ -206,6 +523,8 @@ pub async fn page(
                 }
             }
         }
+        (edit_form(&d))
+        (rollout_form(&d))
         section.card {
             h2 { "Last known configuration" }
             @match &d.config {
@@ -232,7 +551,8 @@ pub async fn page(
         }
         section.card #backups {
             h2 { "Backups of its SPIFFS partition" }
-            @if d.backups.is_empty() { p { "None yet: every read from flash keeps one." } } @else {
+            @if d.backups.is_empty() { p { "None yet: every read from flash and every write keeps one." } } @else {
+                p.muted { "Restore writes a backup back with the same checks as a configuration write (and keeps a backup of what it replaces)." }
                 div.table-wrap { table {
                     thead { tr { th { "Read" } th { "Chip" } th { "MAC" } th { "Offset" } th.num { "Size" } th { "SHA-256" } th {} } }
                     tbody { @for b in &d.backups { tr {
@@ -242,7 +562,10 @@ pub async fn page(
                         td { code { (format!("0x{:x}", b.offset)) } }
                         td.num { (b.size) }
                         td { code title=(b.sha256) { (b.sha256.get(..16).unwrap_or(&b.sha256)) "…" } }
-                        td { a href={"/api/backups/" (b.id)} download { "download" } }
+                        td {
+                            a href={"/api/backups/" (b.id)} download { "download" } " "
+                            button type="button" data-restore=(b.id) { "restore" }
+                        }
                     } } }
                 } }
             }

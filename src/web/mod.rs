@@ -46,6 +46,8 @@ pub struct AppState {
     pub notify_stats: Arc<NotifyStats>,
     /// Logged-in sessions (used only when `[web] password` is set).
     pub sessions: auth::Sessions,
+    /// Canary rollouts started in this process.
+    pub rollouts: crate::rollout::Rollouts,
 }
 
 /// Registers every route.
@@ -64,6 +66,13 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz.json", web::get().to(integrations::healthz_json))
         .route("/api/alerts", web::get().to(integrations::alerts_data))
         .route("/metrics", web::get().to(integrations::metrics))
+        .route("/api/backups/{id}/restore", web::post().to(manage::restore))
+        .route("/api/rollout", web::post().to(manage::start_rollout))
+        .route("/api/rollout/{id}", web::get().to(manage::rollout))
+        .route(
+            "/api/miner/{id}/set_config",
+            web::post().to(manage::set_config),
+        )
         .route("/onboarding", web::get().to(onboarding::page))
         .route("/onboarding", web::post().to(onboarding::add))
         .route(
