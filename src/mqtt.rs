@@ -515,6 +515,7 @@ mod tests {
             lines_total: 0,
             lines_dropped: 0,
             lines_truncated: 0,
+            shares_last_hour: 0,
             odds: None,
         }
     }

@@ -61,6 +61,8 @@ pub struct MinerView {
     pub lines_dropped: i64,
     /// Lines cut at the length limit.
     pub lines_truncated: i64,
+    /// Shares accepted in the last 60 minutes (from the per-minute history).
+    pub shares_last_hour: i64,
     /// Lottery odds at its current hashrate (null unless online and the network difficulty
     /// is known); filled in by the API, not by SQL.
     pub odds: Option<Odds>,
@@ -91,14 +93,17 @@ const MINER_VIEW_SQL: &str = "
            coalesce(s.shares, 0), coalesce(s.accepted, 0), coalesce(s.rejected, 0), s.best_diff,
            s.best_diff_session, coalesce(s.blocks_found, 0), s.temperature, s.temp_max_24h,
            s.uptime_secs, coalesce(s.restarts, 0), s.pool, s.firmware, coalesce(s.lines_total, 0),
-           coalesce(s.lines_dropped, 0), coalesce(s.lines_truncated, 0)
+           coalesce(s.lines_dropped, 0), coalesce(s.lines_truncated, 0),
+           (SELECT coalesce(sum(mm.shares), 0) FROM miner_minutes mm
+             WHERE mm.miner_id = m.id AND mm.minute >= ?1)
     FROM miners m LEFT JOIN miner_summary s ON s.miner_id = m.id
     WHERE m.enabled = 1";
 
 /// Every enabled miner with its summary, by name.
 pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Result<Vec<MinerView>> {
     let mut stmt = conn.prepare_cached(&format!("{MINER_VIEW_SQL} ORDER BY m.name"))?;
-    let rows = stmt.query_map([], |r| {
+    let hour_ago = now / 1000 - 3600;
+    let rows = stmt.query_map([hour_ago], |r| {
         let link: String = r.get(4)?;
         let last_seen: Option<i64> = r.get(6)?;
         let status = derive_status(&link, last_seen, now, stall_ms);
@@ -135,6 +140,7 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             lines_total: r.get(23)?,
             lines_dropped: r.get(24)?,
             lines_truncated: r.get(25)?,
+            shares_last_hour: r.get(26)?,
             odds: None,
         })
     })?;
@@ -220,4 +226,31 @@ pub fn feed(
         },
     )?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_last_hour_counts_only_the_last_sixty_minutes() {
+        let c = crate::db::memory_db();
+        c.execute(
+            "INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/x')",
+            [],
+        )
+        .unwrap();
+        let now_ms = 10_000_000_000;
+        let now_s = now_ms / 1000;
+        for (minute, shares) in [(now_s - 7200, 5), (now_s - 3000, 2), (now_s - 60, 1)] {
+            c.execute(
+                "INSERT INTO miner_minutes (miner_id, minute, shares, samples) VALUES (1, ?1, ?2, 1)",
+                [minute, shares],
+            )
+            .unwrap();
+        }
+        let views = miner_views(&c, now_ms, 30_000).unwrap();
+        assert_eq!(views[0].shares_last_hour, 3);
+        assert_eq!(views[0].status, Status::Offline);
+    }
 }
