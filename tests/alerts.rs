@@ -366,6 +366,7 @@ fn metrics_with_awkward_names_still_parse() {
         lines_total: 10,
         lines_dropped: 0,
         lines_truncated: 1,
+        shares_last_hour: 0,
         odds: None,
     };
     let miners = vec![
