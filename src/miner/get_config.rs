@@ -118,12 +118,16 @@ impl Reporter<'_> {
     }
 }
 
-/// What a finished GET_CONFIG reports.
-struct Outcome {
-    ok: bool,
-    detail: String,
-    result: Value,
-    config: Option<Map<String, Value>>,
+/// What a finished configuration command (GET_CONFIG, SET_CONFIG) reports.
+pub(super) struct Outcome {
+    /// Whether it succeeded.
+    pub(super) ok: bool,
+    /// One line for the command list.
+    pub(super) detail: String,
+    /// Structured result (steps, files, backup…).
+    pub(super) result: Value,
+    /// The configuration the miner holds now, when known: stored as its last config.
+    pub(super) config: Option<Map<String, Value>>,
 }
 
 /// Runs GET_CONFIG command `id` and records its end.
@@ -158,6 +162,12 @@ pub fn execute(
             outcome
         }
     };
+    record_end(db, id, outcome);
+}
+
+/// Records a finished command in one transaction: its status and result, and the
+/// configuration it saw as the miner's last known one.
+pub(super) fn record_end(db: &Addr<DbActor>, id: i64, outcome: Outcome) {
     let miner_config = outcome
         .config
         .as_ref()

@@ -26,7 +26,8 @@ use sha2::Sha256;
 
 use super::boot_config::{BootConfig, BootConfigCapture};
 use super::get_config::{
-    back_to_firmware, db_call, mask_config, read_with_loader, store_backup, FlashFailure, Reporter,
+    back_to_firmware, db_call, mask_config, read_with_loader, record_end, store_backup,
+    FlashFailure, Outcome, Reporter,
 };
 use super::reader::PortSession;
 use crate::clock::now_ms;
@@ -68,14 +69,6 @@ enum Plan {
     Config(Map<String, Value>),
     /// A stored partition image.
     Restore(RestorePayload, Vec<u8>),
-}
-
-/// What a finished write reports.
-struct Outcome {
-    ok: bool,
-    detail: String,
-    result: Value,
-    config: Option<Map<String, Value>>,
 }
 
 fn failed(detail: impl Into<String>, result: Value) -> Outcome {
@@ -216,29 +209,7 @@ pub fn execute(
             outcome
         }
     };
-    let config = outcome
-        .config
-        .as_ref()
-        .map(|m| Value::Object(m.clone()).to_string());
-    let Outcome {
-        ok, detail, result, ..
-    } = outcome;
-    let stored = db_call(db, move |c| {
-        let tx = c.transaction()?;
-        if let Some(json) = &config {
-            let miner: i64 = tx.query_row(
-                "SELECT miner_id FROM miner_commands WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            commands::store_config(&tx, miner, json)?;
-        }
-        commands::finish(&tx, id, ok, &detail, Some(&result))?;
-        tx.commit()
-    });
-    if let Err(e) = stored {
-        tracing::error!(command = id, "cannot record the end of command: {e}");
-    }
+    record_end(db, id, outcome);
 }
 
 fn restore_plan(payload: Value) -> Result<Plan, String> {
