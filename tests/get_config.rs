@@ -2,214 +2,22 @@
 //! that receive the DTR/RTS calls the MinerActor makes (through the line-control registry, as
 //! in `shepherd run --demo`). The whole app runs in this process so the test owns the sims.
 
-use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::in_process::App;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shepherd::app::Options;
-use shepherd::config::Config;
-use shepherd::db::{self, miners};
-use shepherd::discovery::Feed;
+use shepherd::db::{self};
 use shepherd::flash::partitions::{Partition, PartitionTable, SUBTYPE_NVS, TYPE_APP, TYPE_DATA};
 use shepherd::flash::spiffs::SpiffsFile;
 use shepherd::sim::esp32::{self, ConfigSource, SimEsp32, SimEsp32Config};
-use shepherd::sim::LineRegistry;
 
-struct App {
-    port: u16,
-    db: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl App {
-    /// Starts the app with `sims` registered as miners named by the first element.
-    fn start(dir: &Path, sims: &[(&str, &SimEsp32)], keep: usize) -> App {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let db_path = dir.join("shepherd.db");
-        let mut config = Config::default();
-        config.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
-        config.database.path = db_path.clone();
-        config.ingest.batch_millis = 100;
-        config.summarizer.interval_secs = 1;
-        config.backups.keep = keep;
-        let registry = LineRegistry::default();
-        {
-            let (conn, _) = db::open_writer(&db_path).unwrap();
-            for (name, sim) in sims {
-                miners::add(&conn, name, &sim.path, "serial").unwrap();
-                registry.register(&sim.path, sim.line_control());
-            }
-        }
-        // Hermetic: no price or network fetches, and device events only from the test (none).
-        config.price.enabled = false;
-        config.network.enabled = false;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let options = Options {
-                    demo: 0,
-                    devices: Feed::Injected,
-                    sims: registry,
-                };
-                let app = shepherd::app::App::start(config, options).await.unwrap();
-                let _ = rx.await;
-                app.stop().await;
-            });
-        });
-        let app = App {
-            port,
-            db: db_path,
-            stop: Some(tx),
-            thread: Some(thread),
-        };
-        let start = Instant::now();
-        while app.get("/healthz").0 != 200 {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "app did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        app
-    }
-
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into()
-    }
-
-    fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        match Self::agent().get(&url).call() {
-            Ok(mut r) => (
-                r.status().as_u16(),
-                r.body_mut()
-                    .with_config()
-                    .limit(16 << 20)
-                    .read_to_vec()
-                    .unwrap(),
-            ),
-            Err(_) => (0, Vec::new()),
-        }
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    /// POSTs as the manage page does (its `Origin` is this server).
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.post_from(Some(&format!("http://127.0.0.1:{}", self.port)), path, body)
-    }
-
-    fn post_from(&self, origin: Option<&str>, path: &str, body: &str) -> (u16, Value) {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut req = Self::agent()
-            .post(&url)
-            .header("Content-Type", "application/json");
-        if let Some(origin) = origin {
-            req = req.header("Origin", origin);
-        }
-        let mut r = req.send(body).unwrap();
-        let status = r.status().as_u16();
-        let text = r.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn miner_id(&self, name: &str) -> i64 {
-        let conn = db::open_reader(&self.db).unwrap();
-        conn.query_row("SELECT id FROM miners WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    }
-
-    /// Queues GET_CONFIG and follows it to the end; returns the final row and every
-    /// (status, detail) seen on the way.
-    fn get_config(&self, miner: i64, body: &str) -> (Value, Vec<(String, String)>) {
-        let (status, v) = self.post(&format!("/api/miner/{miner}/get_config"), body);
-        assert_eq!(status, 202, "{v}");
-        let id = v["id"].as_i64().unwrap();
-        let mut seen: Vec<(String, String)> = Vec::new();
-        let start = Instant::now();
-        loop {
-            let row = self.json(&format!("/api/commands/{id}"));
-            let step = (
-                row["status"].as_str().unwrap_or("").to_owned(),
-                row["detail"].as_str().unwrap_or("").to_owned(),
-            );
-            if seen.last() != Some(&step) {
-                seen.push(step);
-            }
-            if row["status"] == "complete" || row["status"] == "error" {
-                return (row, seen);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "command {id} did not finish: {seen:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn lines_after(&self, miner: i64, ts: i64) -> i64 {
-        let conn = db::open_reader(&self.db).unwrap();
-        conn.query_row(
-            "SELECT count(*) FROM miner_logs WHERE miner_id = ?1 AND ts > ?2",
-            [miner, ts],
-            |r| r.get(0),
-        )
-        .unwrap()
-    }
-
-    fn stored_lines(&self, miner: i64) -> i64 {
-        let conn = db::open_reader(&self.db).unwrap();
-        conn.query_row(
-            "SELECT count(*) FROM miner_logs WHERE miner_id = ?1",
-            [miner],
-            |r| r.get(0),
-        )
-        .unwrap()
-    }
-
-    /// Waits until the miner prints new lines after `ts`.
-    fn wait_lines_after(&self, miner: i64, ts: i64) {
-        let start = Instant::now();
-        while self.lines_after(miner, ts) < 3 {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the miner's log did not resume"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Queues GET_CONFIG and follows it to the end; returns the final row and every
+/// (status, detail) seen on the way.
+fn get_config(app: &App, miner: i64, body: &str) -> (Value, Vec<(String, String)>) {
+    app.run(&format!("/api/miner/{miner}/get_config"), body)
 }
 
 fn config_json(pool: &str) -> String {
@@ -248,7 +56,7 @@ fn get_config_over_http_by_flash_and_by_boot_log() {
     app.wait_lines_after(id, 0);
 
     // Flash read: progress recorded step by step, config masked, files listed.
-    let (row, seen) = app.get_config(id, r#"{"method":"flash"}"#);
+    let (row, seen) = get_config(&app, id, r#"{"method":"flash"}"#);
     assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
     let statuses: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
     assert!(statuses.contains(&"running"), "{seen:#?}");
@@ -328,7 +136,7 @@ fn get_config_over_http_by_flash_and_by_boot_log() {
     assert!(good.state(|s| !s.in_bootloader && s.bootloader_entries == 1));
 
     // Boot capture: a hard reset (not the bootloader), config from the boot log.
-    let (row, seen) = app.get_config(id, r#"{"method":"boot"}"#);
+    let (row, seen) = get_config(&app, id, r#"{"method":"boot"}"#);
     assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
     assert_eq!(row["result"]["method"], "boot");
     assert_eq!(row["result"]["config"]["poolString"], "pool.example.org");
@@ -342,7 +150,7 @@ fn get_config_over_http_by_flash_and_by_boot_log() {
 
     // Commands queue and run one at a time; backups are pruned to `keep` (2).
     let (_, a) = app.post(&format!("/api/miner/{id}/get_config"), "");
-    let (b_row, _) = app.get_config(id, r#"{"method":"flash"}"#);
+    let (b_row, _) = get_config(&app, id, r#"{"method":"flash"}"#);
     let a_row = app.json(&format!("/api/commands/{}", a["id"]));
     assert_eq!(a_row["status"], "complete", "{a_row:#}");
     assert_eq!(b_row["status"], "complete", "{b_row:#}");
@@ -401,7 +209,7 @@ fn firmware_without_spiffs_falls_back_and_deaf_bootloader_is_a_clear_error() {
     let (nvs_id, deaf_id) = (app.miner_id("nvs"), app.miner_id("deaf"));
     app.wait_lines_after(nvs_id, 0);
 
-    let (row, seen) = app.get_config(nvs_id, "");
+    let (row, seen) = get_config(&app, nvs_id, "");
     assert_eq!(row["status"], "complete", "{row:#}\n{seen:#?}");
     assert_eq!(row["result"]["method"], "boot");
     assert_eq!(row["result"]["config"]["poolString"], "nvs.example.org");
@@ -416,7 +224,7 @@ fn firmware_without_spiffs_falls_back_and_deaf_bootloader_is_a_clear_error() {
     );
     assert!(row["detail"].as_str().unwrap().contains("fell back"));
 
-    let (row, seen) = app.get_config(deaf_id, r#"{"method":"flash"}"#);
+    let (row, seen) = get_config(&app, deaf_id, r#"{"method":"flash"}"#);
     assert_eq!(row["status"], "error", "{row:#}\n{seen:#?}");
     let detail = row["detail"].as_str().unwrap();
     assert!(detail.contains("bootloader not entered"), "{detail}");

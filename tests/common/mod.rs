@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary, talk HTTP on loopback.
 #![allow(dead_code)]
 
+pub mod in_process;
+
 pub mod mock_http;
 
 use std::net::TcpListener;
