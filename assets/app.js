@@ -9,22 +9,7 @@
   let skew = Number(table.dataset.serverTime || Date.now()) - Date.now();
 
   const fmt = {
-    hashrate: (v) => v == null ? "—" : v >= 1000 ? (v / 1000).toFixed(2) + " MH/s" : v.toFixed(1) + " KH/s",
-    diff: (v) => {
-      if (v == null) return "not reported";
-      const s = ["", "K", "M", "G", "T", "P", "E"];
-      let i = 0;
-      while (v >= 1000 && i < s.length - 1) { v /= 1000; i++; }
-      return i === 0 ? v.toFixed(4) : v.toFixed(2) + s[i];
-    },
-    temp: (v) => v == null ? "not reported" : Math.round(v) + " °C",
-    uptime: (s) => {
-      if (s == null) return "—";
-      const d = Math.floor(s / 86400), r = s % 86400;
-      const p = (n) => String(n).padStart(2, "0");
-      const hms = p(Math.floor(r / 3600)) + ":" + p(Math.floor(r % 3600 / 60)) + ":" + p(r % 60);
-      return d > 0 ? d + "d " + hms : hms;
-    },
+    ...window.ShepherdFormat,
     // Mirrors src/web/format.rs.
     hashrateHs: (v) => {
       if (v == null) return "—";
@@ -32,12 +17,6 @@
       for (const unit of u) { if (v < 1000) return v.toFixed(2) + " " + unit; v /= 1000; }
       return v.toFixed(2) + " ZH/s";
     },
-    price: (v, cur) => {
-      if (v == null || !isFinite(v)) return "—";
-      if (v < 100) return v.toFixed(2) + " " + cur;
-      return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + " " + cur;
-    },
-    change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
     words: (v) => {
       const names = [[1e18, "quintillion"], [1e15, "quadrillion"], [1e12, "trillion"], [1e9, "billion"], [1e6, "million"], [1e3, "thousand"]];
       if (v >= 1e21) return v.toExponential(1).replace("e+", "e");

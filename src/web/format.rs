@@ -1,4 +1,4 @@
-//! Numbers as people read them. The same rules are mirrored in assets/app.js for live updates.
+//! Numbers as people read them. The same rules are mirrored in assets/format.js for live updates.
 
 /// Hashrate in KH/s with a sensible unit.
 pub fn hashrate(khs: Option<f64>) -> String {

@@ -37,7 +37,8 @@ fn frame(view: &str, title: &str, body: Markup) -> Markup {
             body class={ "kiosk kiosk-" (view) } data-version=(env!("CARGO_PKG_VERSION")) {
                 (body)
                 div #stale.k-stale hidden { "data is stale since " span #stale-since {} " — reconnecting…" }
-                script src=(asset("kiosk.js")) {}
+                script src=(asset("format.js")) {}
+            script src=(asset("kiosk.js")) {}
                 script src=(asset(&format!("kiosk-{view}.js"))) {}
             }
         }

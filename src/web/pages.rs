@@ -215,6 +215,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                     tbody { @for m in &data.miners { (miner_row(m, sparks.get(&m.id))) } }
                 }
             }
+            script src=(asset("format.js")) {}
             script src=(asset("app.js")) {}
             script src=(asset("alerts.js")) {}
         },
