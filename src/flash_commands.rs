@@ -221,14 +221,7 @@ pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> any
             row.detail.unwrap_or_default()
         );
     }
-    let config = row
-        .result
-        .as_ref()
-        .and_then(|r| r.get("config"))
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    println!("{}", serde_json::to_string_pretty(&config)?);
-    Ok(())
+    print_config(&row)
 }
 
 /// `shepherd config set NAME FILE`: check the file, queue SET_CONFIG, follow it, print the
@@ -270,6 +263,11 @@ pub fn config_set(db_path: &Path, name: &str, file: &Path, timeout: u64) -> anyh
     if row.status != "complete" {
         bail!("writing {name}'s configuration failed: {detail}");
     }
+    print_config(&row)
+}
+
+/// Prints the configuration a finished command reported (password already masked).
+fn print_config(row: &CommandRow) -> anyhow::Result<()> {
     let config = row
         .result
         .as_ref()
