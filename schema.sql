@@ -180,3 +180,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, miner_id, rule);
 CREATE INDEX IF NOT EXISTS alerts_first_at ON alerts(first_at);
+
+-- Alert rule settings changed on /settings (version 6): `[alerts]` key and value as text; a key
+-- without a row follows config.toml.
+CREATE TABLE IF NOT EXISTS alert_settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

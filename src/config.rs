@@ -254,6 +254,157 @@ impl Default for AlertsConfig {
     }
 }
 
+/// The `[alerts]` keys the owner may also change on `/settings`: each rule's switch and
+/// thresholds, and the repeat/clear timings (not evaluation or delivery settings).
+pub const ALERT_RULE_KEYS: [&str; 17] = [
+    "offline",
+    "offline_minutes",
+    "hashrate",
+    "hashrate_below_percent",
+    "hashrate_minutes",
+    "temperature",
+    "temperature_above_c",
+    "pool",
+    "pool_minutes",
+    "rejects",
+    "rejects_above_percent",
+    "rejects_min_shares",
+    "rejects_window_minutes",
+    "reboot",
+    "block_found",
+    "repeat_minutes",
+    "clear_secs",
+];
+
+/// One of the [`ALERT_RULE_KEYS`] fields, by kind, for reading and setting it as text.
+#[derive(Debug)]
+pub enum RuleField<'a> {
+    /// A rule's on/off switch.
+    Switch(&'a mut bool),
+    /// A whole number (minutes, seconds, shares).
+    Whole(&'a mut u64),
+    /// A number with decimals (percent, °C).
+    Real(&'a mut f64),
+}
+
+/// Highest temperature threshold accepted (°C); an ESP32 is specified to 105.
+const MAX_TEMPERATURE_C: f64 = 150.0;
+
+/// Longest rule delay or window accepted: a year, in minutes (and as seconds for `clear_secs`).
+const MAX_RULE_MINUTES: u64 = 366 * 24 * 60;
+
+impl AlertsConfig {
+    /// The field named `key` (one of [`ALERT_RULE_KEYS`]), `None` for any other name.
+    pub fn rule_field(&mut self, key: &str) -> Option<RuleField<'_>> {
+        use RuleField::{Real, Switch, Whole};
+        Some(match key {
+            "offline" => Switch(&mut self.offline),
+            "offline_minutes" => Whole(&mut self.offline_minutes),
+            "hashrate" => Switch(&mut self.hashrate),
+            "hashrate_below_percent" => Real(&mut self.hashrate_below_percent),
+            "hashrate_minutes" => Whole(&mut self.hashrate_minutes),
+            "temperature" => Switch(&mut self.temperature),
+            "temperature_above_c" => Real(&mut self.temperature_above_c),
+            "pool" => Switch(&mut self.pool),
+            "pool_minutes" => Whole(&mut self.pool_minutes),
+            "rejects" => Switch(&mut self.rejects),
+            "rejects_above_percent" => Real(&mut self.rejects_above_percent),
+            "rejects_min_shares" => Whole(&mut self.rejects_min_shares),
+            "rejects_window_minutes" => Whole(&mut self.rejects_window_minutes),
+            "reboot" => Switch(&mut self.reboot),
+            "block_found" => Switch(&mut self.block_found),
+            "repeat_minutes" => Whole(&mut self.repeat_minutes),
+            "clear_secs" => Whole(&mut self.clear_secs),
+            _ => return None,
+        })
+    }
+
+    /// The value of rule key `key` as text (`true`/`false` or the number), `None` if unknown.
+    pub fn rule_value(&self, key: &str) -> Option<String> {
+        let mut copy = self.clone();
+        Some(match copy.rule_field(key)? {
+            RuleField::Switch(v) => v.to_string(),
+            RuleField::Whole(v) => v.to_string(),
+            RuleField::Real(v) => v.to_string(),
+        })
+    }
+
+    /// Sets rule key `key` from text; `Err` says which key and why (not yet range-checked:
+    /// see [`AlertsConfig::validate_rules`]).
+    pub fn set_rule(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        match self.rule_field(key) {
+            None => Err(format!("alerts.{key} is not an alert rule setting")),
+            Some(RuleField::Switch(f)) => {
+                *f = v
+                    .parse()
+                    .map_err(|_| format!("alerts.{key} must be true or false, not {v:?}"))?;
+                Ok(())
+            }
+            Some(RuleField::Whole(f)) => {
+                *f = v.parse().map_err(|_| {
+                    format!("alerts.{key} must be a whole number of 0 or more, not {v:?}")
+                })?;
+                Ok(())
+            }
+            Some(RuleField::Real(f)) => {
+                *f = v
+                    .parse()
+                    .map_err(|_| format!("alerts.{key} must be a number, not {v:?}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// These settings with `overrides` (key, value as text) applied, then checked as
+    /// `config.toml` is: the effective rules when the owner changed some on `/settings`.
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<Self, String> {
+        let mut merged = self.clone();
+        for (key, value) in overrides {
+            merged.set_rule(key, value)?;
+        }
+        merged.validate_rules()?;
+        Ok(merged)
+    }
+
+    /// Checks the rule thresholds, for `config.toml` and for changes made on `/settings`.
+    pub fn validate_rules(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("hashrate_below_percent", self.hashrate_below_percent),
+            ("rejects_above_percent", self.rejects_above_percent),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("alerts.{key} must be from 0 to 100"));
+            }
+        }
+        if !(-MAX_TEMPERATURE_C..=MAX_TEMPERATURE_C).contains(&self.temperature_above_c) {
+            return Err(format!(
+                "alerts.temperature_above_c must be from -{MAX_TEMPERATURE_C} to {MAX_TEMPERATURE_C}"
+            ));
+        }
+        for (key, v) in [
+            ("offline_minutes", self.offline_minutes),
+            ("hashrate_minutes", self.hashrate_minutes),
+            ("pool_minutes", self.pool_minutes),
+            ("rejects_window_minutes", self.rejects_window_minutes),
+            ("repeat_minutes", self.repeat_minutes),
+        ] {
+            if v > MAX_RULE_MINUTES {
+                return Err(format!(
+                    "alerts.{key} must be at most {MAX_RULE_MINUTES} (a year)"
+                ));
+            }
+        }
+        if self.clear_secs > MAX_RULE_MINUTES * 60 {
+            return Err(format!(
+                "alerts.clear_secs must be at most {} (a year)",
+                MAX_RULE_MINUTES * 60
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a notification target is reached.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -523,6 +674,7 @@ impl Config {
 
     fn validate_alerts(&self) -> Result<(), String> {
         check_timeout("alerts", self.alerts.timeout_secs)?;
+        self.alerts.validate_rules()?;
         if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['+', '#']) {
             return Err("mqtt.topic_prefix must be a non-empty topic without + or #".into());
         }
@@ -755,5 +907,65 @@ mod tests {
         let text = include_str!("../config.example.toml");
         let c = Config::parse(text, Path::new("config.example.toml")).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn alert_rule_thresholds_are_checked_in_config_toml() {
+        for (text, key) in [
+            (
+                "[alerts]\nhashrate_below_percent = 101.0\n",
+                "alerts.hashrate_below_percent",
+            ),
+            (
+                "[alerts]\nrejects_above_percent = -1.0\n",
+                "alerts.rejects_above_percent",
+            ),
+            (
+                "[alerts]\ntemperature_above_c = nan\n",
+                "alerts.temperature_above_c",
+            ),
+            (
+                "[alerts]\noffline_minutes = 999999999\n",
+                "alerts.offline_minutes",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_apply_over_config_and_are_checked_the_same_way() {
+        let base = AlertsConfig::default();
+        let o = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let merged = base
+            .with_overrides(&[
+                o("temperature_above_c", " 55.5 "),
+                o("offline_minutes", "2"),
+                o("reboot", "false"),
+            ])
+            .unwrap();
+        assert_eq!(merged.temperature_above_c, 55.5);
+        assert_eq!(merged.offline_minutes, 2);
+        assert!(!merged.reboot);
+        assert_eq!(merged.hashrate_minutes, base.hashrate_minutes);
+        assert_eq!(merged.interval_secs, base.interval_secs);
+        assert_eq!(merged.rule_value("temperature_above_c").unwrap(), "55.5");
+        assert_eq!(merged.rule_value("reboot").unwrap(), "false");
+        assert_eq!(base.with_overrides(&[]).unwrap(), base);
+        for (k, v, says) in [
+            ("offline_minutes", "-1", "whole number"),
+            ("offline_minutes", "abc", "whole number"),
+            ("reboot", "maybe", "true or false"),
+            ("hashrate_below_percent", "150", "from 0 to 100"),
+            ("temperature_above_c", "inf", "temperature_above_c"),
+            ("interval_secs", "1", "not an alert rule setting"),
+        ] {
+            let err = base.with_overrides(&[o(k, v)]).unwrap_err();
+            assert!(err.contains(says) && err.contains(k), "{k}={v}: {err}");
+        }
+        for key in ALERT_RULE_KEYS {
+            assert!(base.rule_value(key).is_some(), "{key}");
+        }
     }
 }

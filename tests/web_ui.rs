@@ -1,7 +1,8 @@
 //! The web UI over HTTP against the real binary: every route answers with its key content,
 //! bad parameters get a 400/404 that says why, settings forms validate and re-show what was
 //! typed, deletions of things in use ask first, login guards every POST when a password is
-//! set, and hostile text typed into any field comes back escaped on every page.
+//! set, hostile text typed into any field comes back escaped on every page, and alert rules
+//! changed on /settings are validated, re-shown and used without a restart.
 
 mod common;
 
@@ -432,6 +433,8 @@ fn a_password_guards_every_post() {
     assert!(body.contains("/login"));
     for path in [
         format!("/settings/miners/{id}/delete"),
+        "/settings/alerts".into(),
+        "/settings/alerts/reset".into(),
         "/onboarding/1/ignore".into(),
         "/logout".into(),
     ] {
@@ -465,4 +468,114 @@ fn a_password_guards_every_post() {
     let (s, _, _) = post(&run, "/logout", &[], Some(&cookie));
     assert_eq!(s, 303);
     assert_eq!(post(&run, "/settings/pools", &form, Some(&cookie)).0, 401);
+}
+
+/// The alert rules form as the page sends it with config.toml's defaults, but
+/// `temperature_above_c` at `temperature`.
+fn alert_rules_form(temperature: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("offline", "true"),
+        ("offline_minutes", "5"),
+        ("hashrate", "true"),
+        ("hashrate_below_percent", "50"),
+        ("hashrate_minutes", "15"),
+        ("temperature", "true"),
+        ("temperature_above_c", temperature),
+        ("pool", "true"),
+        ("pool_minutes", "3"),
+        ("rejects", "true"),
+        ("rejects_above_percent", "10"),
+        ("rejects_min_shares", "20"),
+        ("rejects_window_minutes", "60"),
+        ("reboot", "true"),
+        ("block_found", "true"),
+        ("repeat_minutes", "60"),
+        ("clear_secs", "120"),
+    ]
+}
+
+fn temperature_alerts(v: &serde_json::Value) -> usize {
+    v["active"].as_array().map_or(0, |a| {
+        a.iter().filter(|x| x["rule"] == "temperature").count()
+    })
+}
+
+#[test]
+fn alert_rules_are_edited_on_settings_and_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Demo boards that report it run at 40–62 °C: config.toml's 70 never fires, 0 always does.
+    let run = Running::start_with(
+        dir.path(),
+        &format!("{OFFLINE_PRICE_CONFIG}[alerts]\ninterval_secs = 1\n"),
+        &["--demo", "2"],
+    );
+    run.wait_up();
+    let (s, body) = get(&run, "/settings");
+    assert_eq!(s, 200);
+    assert!(body.contains("Alert rules"), "{body}");
+    assert!(
+        body.contains(r#"name="temperature_above_c" value="70""#),
+        "{body}"
+    );
+
+    // Without our Origin the form is refused.
+    let mut resp = agent()
+        .post(&run.url("/settings/alerts"))
+        .send_form(alert_rules_form("0"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let _ = resp.body_mut().read_to_string();
+
+    // A bad value: 422, everything typed kept, the reason shown, nothing stored.
+    let mut bad = alert_rules_form("0");
+    bad[1] = ("offline_minutes", "soon");
+    let (s, _, body) = post(&run, "/settings/alerts", &bad, None);
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body.contains(r#"name="offline_minutes" value="soon""#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"name="temperature_above_c" value="0""#),
+        "{body}"
+    );
+    assert!(body.contains("alerts.offline_minutes"), "{body}");
+    let (s, _, body) = post(&run, "/settings/alerts", &alert_rules_form("200"), None);
+    assert_eq!(s, 422);
+    assert!(body.contains("alerts.temperature_above_c"), "{body}");
+    assert!(body.contains(r#"value="200""#), "{body}");
+    let (_, body) = get(&run, "/settings");
+    assert!(body.contains(r#"name="temperature_above_c" value="70""#));
+    let v = run.wait_json("/api/alerts", Duration::from_secs(10), |_| true);
+    assert_eq!(temperature_alerts(&v), 0, "{v}");
+
+    // A good one is stored, shown as changed from config.toml, and used at the next run.
+    let (s, loc, _) = post(&run, "/settings/alerts", &alert_rules_form("0"), None);
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/settings?saved=alerts#alert-rules")
+    );
+    let (_, body) = get(&run, "/settings?saved=alerts");
+    assert!(body.contains("Saved."), "{body}");
+    assert!(
+        body.contains(r#"name="temperature_above_c" value="0""#),
+        "{body}"
+    );
+    assert!(body.contains("config.toml: 70"), "{body}");
+    run.wait_json("/api/alerts", Duration::from_secs(30), |v| {
+        temperature_alerts(v) > 0
+    });
+
+    // Reset: config.toml's values again.
+    let (s, loc, _) = post(&run, "/settings/alerts/reset", &[], None);
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/settings?saved=alerts#alert-rules")
+    );
+    let (_, body) = get(&run, "/settings");
+    assert!(
+        body.contains(r#"name="temperature_above_c" value="70""#),
+        "{body}"
+    );
+    assert!(!body.contains("config.toml: 70"), "{body}");
 }

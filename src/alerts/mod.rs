@@ -3,6 +3,10 @@
 //! [notifiers](notify). When MQTT is on it also publishes the herd's state to the broker
 //! ([`crate::mqtt`]) from the same read.
 //!
+//! The rules are `[alerts]` from config.toml with the owner's changes from `/settings`
+//! ([`crate::db::alert_settings`]) applied; those are read again on every run, so a change
+//! takes effect at the next evaluation without a restart.
+//!
 //! It runs on an arbiter of its own and reads through the read-only pool, so neither the
 //! reads nor the notifiers (which have threads of their own) can slow ingest.
 
@@ -17,9 +21,9 @@ use actix::prelude::*;
 use self::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
 use self::rules::{Engine, MinerSnapshot, Notice, NoticeKind, Thresholds};
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{AlertsConfig, Config};
 use crate::db::queries::{self, MinerView};
-use crate::db::{alerts as sql, DbActor, ReadPool, Write};
+use crate::db::{alert_settings, alerts as sql, DbActor, ReadPool, Write};
 use crate::mqtt::MqttBridge;
 
 /// Events read per evaluation; a backlog is worked through over several.
@@ -52,6 +56,10 @@ pub struct AlertActor {
     interval: Duration,
     /// `None` when `[alerts] enabled = false` (MQTT may still be on).
     engine: Option<Engine>,
+    /// `[alerts]` as config.toml has it; `/settings` overrides apply on top.
+    base: AlertsConfig,
+    /// The overrides last applied (a change is logged once).
+    overrides: Vec<(String, String)>,
     /// Last `miner_events` id looked at; `None` until the first run.
     watermark: Option<i64>,
     notifier: Notifier,
@@ -108,6 +116,8 @@ impl AlertActor {
                 a.interval_secs
             }),
             engine: a.enabled.then(|| Engine::new(Thresholds::from_config(a))),
+            base: a.clone(),
+            overrides: Vec::new(),
             watermark: None,
             notifier,
             mqtt,
@@ -132,19 +142,23 @@ impl AlertActor {
         }
         let (stall, after) = (self.stall_ms, self.watermark.unwrap_or(0));
         let want_signs = self.engine.is_some();
-        let (miners, (signs, mark)) = self
+        let (miners, (signs, mark), overrides) = self
             .pool
             .with(|c| {
                 let miners = queries::miner_views(c, now, stall)?;
-                let signs = if want_signs {
-                    sql::signs_after(c, after, SIGNS_PER_READ)?
+                let (signs, overrides) = if want_signs {
+                    (
+                        sql::signs_after(c, after, SIGNS_PER_READ)?,
+                        alert_settings::overrides(c)?,
+                    )
                 } else {
-                    (Vec::new(), after)
+                    ((Vec::new(), after), Vec::new())
                 };
-                Ok((miners, signs))
+                Ok((miners, signs, overrides))
             })
             .map_err(|e| e.to_string())?;
         self.watermark = Some(mark);
+        self.apply_overrides(overrides);
         self.publish_mqtt(&miners);
         let Some(engine) = self.engine.as_mut() else {
             return Ok((Vec::new(), None));
@@ -164,6 +178,32 @@ impl AlertActor {
         let stored = notices.clone();
         let req = self.db.send(Write::new(move |c| sql::store(c, &stored)));
         Ok((notices, Some(req)))
+    }
+
+    /// Puts config.toml's rules with `overrides` in force (config.toml's alone if they no
+    /// longer pass the checks, which only a hand-edited database can cause).
+    fn apply_overrides(&mut self, overrides: Vec<(String, String)>) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if overrides == self.overrides {
+            return;
+        }
+        let rules = match self.base.with_overrides(&overrides) {
+            Ok(merged) => {
+                tracing::info!(
+                    "alert rules: {} setting(s) changed on /settings in force",
+                    overrides.len()
+                );
+                merged
+            }
+            Err(e) => {
+                tracing::warn!("alert rules changed on /settings are ignored: {e}");
+                self.base.clone()
+            }
+        };
+        engine.set_thresholds(Thresholds::from_config(&rules));
+        self.overrides = overrides;
     }
 
     fn publish_mqtt(&mut self, miners: &[MinerView]) {

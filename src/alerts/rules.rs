@@ -311,6 +311,12 @@ impl Engine {
         }
     }
 
+    /// Uses `t` from the next evaluation on (rules changed on `/settings`); what is pending or
+    /// active is kept, and clears under the new thresholds as usual.
+    pub fn set_thresholds(&mut self, t: Thresholds) {
+        self.t = t;
+    }
+
     /// Takes over alerts stored as active (a restart must neither forget nor repeat them at once).
     pub fn restore(&mut self, active: &[ActiveAlert]) {
         for a in active.iter().filter(|a| !a.rule.is_happening()) {

@@ -10,7 +10,7 @@
 //! discovery line: probe results in `unconfigured_devices`, tty unique among present devices
 //! only; on the flash line: command results (`miner_commands.result_json`, `started_at`);
 //! 4 — both (either kind of version 3 file gains what the other added).
-//! 5 — `alerts` (alert rules' history).
+//! 5 — `alerts` (alert rules' history). 6 — `alert_settings` (rules changed on `/settings`).
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +243,7 @@ mod tests {
             "coin_addresses",
             "miner_commands",
             "alerts",
+            "alert_settings",
         ] {
             assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
         }
@@ -412,6 +413,37 @@ mod tests {
             [],
         )
         .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_5_gains_the_alert_settings_table_and_keeps_its_alerts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             INSERT INTO miners (name, port) VALUES ('nm-1', '/dev/ttyUSB0');
+             CREATE TABLE alerts (id INTEGER PRIMARY KEY, miner_id INTEGER NOT NULL, rule TEXT NOT NULL,
+                 state TEXT NOT NULL, severity TEXT NOT NULL DEFAULT 'warning', message TEXT NOT NULL,
+                 first_at INTEGER NOT NULL, last_sent_at INTEGER NOT NULL, resolved_at INTEGER);
+             INSERT INTO alerts (miner_id, rule, state, message, first_at, last_sent_at)
+                 VALUES (1, 'offline', 'active', 'nm-1 is offline', 1, 1);
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from, .. } = migrate(&mut conn).unwrap() else {
+            panic!("expected an upgrade");
+        };
+        assert_eq!(from, 5);
+        assert!(table_names(&conn).contains(&"alert_settings".to_string()));
+        conn.execute(
+            "INSERT INTO alert_settings (key, value) VALUES ('offline_minutes', '2')",
+            [],
+        )
+        .unwrap();
+        let alerts: i64 = conn
+            .query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(alerts, 1);
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 

@@ -2,6 +2,7 @@
 //! pages, and the SQL, kept here in named functions.
 
 pub mod actor;
+pub mod alert_settings;
 pub mod alerts;
 pub mod commands;
 pub mod devices;

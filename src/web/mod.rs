@@ -106,6 +106,11 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/kiosk/homage", web::get().to(kiosk::homage))
         .route("/kiosk/stream", web::get().to(kiosk::stream))
         .route("/settings", web::get().to(settings::page))
+        .route("/settings/alerts", web::post().to(settings::save_alerts))
+        .route(
+            "/settings/alerts/reset",
+            web::post().to(settings::reset_alerts),
+        )
         .route("/settings/{kind}", web::post().to(settings::create))
         .route("/settings/{kind}/{id}", web::post().to(settings::update))
         .route(

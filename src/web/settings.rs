@@ -1,5 +1,6 @@
 //! `/settings`: create, edit and delete miners (name, port, pool, address), pools (name, URL,
-//! port, password) and coin addresses (label, checked Bitcoin address). A refused form comes
+//! port, password) and coin addresses (label, checked Bitcoin address), and change the alert
+//! rules (stored as overrides of config.toml's `[alerts]`, see [`crate::db::alert_settings`]). A refused form comes
 //! back (422) with everything typed and the reason beside it; deleting a pool or address that
 //! miners use, or any miner, first asks and says what will happen. Every POST passes the
 //! same-origin check and, when a password is set, the login gate (see [`super::auth`]).
@@ -14,6 +15,8 @@ use super::miner_page::error_page;
 use super::pages::layout;
 use super::{auth, csrf, AppState};
 use crate::address;
+use crate::config::{AlertsConfig, RuleField, ALERT_RULE_KEYS};
+use crate::db::alert_settings;
 use crate::db::miners as miner_rules;
 use crate::db::settings::{self as db, AddressRow, Kind, MinerRow, PoolRow};
 use crate::db::Write;
@@ -220,6 +223,8 @@ struct PageData {
     miners: Vec<MinerRow>,
     pools: Vec<PoolRow>,
     addresses: Vec<AddressRow>,
+    /// Alert rule keys changed on this page (key, value).
+    alert_overrides: Vec<(String, String)>,
 }
 
 fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
@@ -228,6 +233,7 @@ fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
             miners: db::miners(c)?,
             pools: db::pools(c)?,
             addresses: db::addresses(c)?,
+            alert_overrides: alert_settings::overrides(c)?,
         })
     })
 }
@@ -237,6 +243,12 @@ struct Refused {
     kind: Kind,
     id: Option<i64>,
     form: SettingsForm,
+    message: String,
+}
+
+/// A refused alert rules form: what was typed (key, value) and why.
+struct AlertsRefused {
+    typed: Vec<(String, String)>,
     message: String,
 }
 
@@ -255,9 +267,10 @@ pub async fn page(
     let st = state.clone().into_inner();
     let data = blocking(move || load(&st)).await?;
     let saved = query.saved.as_deref().and_then(parse_kind);
+    let alerts_saved = query.saved.as_deref() == Some("alerts");
     Ok(html_response(
         StatusCode::OK,
-        render(&req, &state, &data, None, saved),
+        render(&req, &state, &data, None, saved, alerts_saved),
     ))
 }
 
@@ -348,10 +361,92 @@ async fn save(
             };
             Ok(html_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                render(&req, &state, &data, Some(&refused), None),
+                render(&req, &state, &data, Some(&refused), None, false),
             ))
         }
     }
+}
+
+/// The alert rules form as (key, value) for every [`ALERT_RULE_KEYS`] key: a switch is
+/// `true` when its checkbox was sent, a number is what was typed (`""` when missing).
+fn alert_form_values(base: &AlertsConfig, form: &[(String, String)]) -> Vec<(String, String)> {
+    let sent = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    ALERT_RULE_KEYS
+        .iter()
+        .map(|&key| {
+            let value = match base.clone().rule_field(key) {
+                Some(RuleField::Switch(_)) => sent(key).is_some().to_string(),
+                _ => sent(key).unwrap_or_default().to_owned(),
+            };
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+/// Checks a submitted alert rules form against config.toml's `[alerts]`; `Ok` holds the
+/// overrides to store: only the keys whose value differs from config.toml's, normalised.
+fn alert_overrides(
+    base: &AlertsConfig,
+    values: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
+    let merged = base.with_overrides(values)?;
+    Ok(ALERT_RULE_KEYS
+        .iter()
+        .filter_map(|&key| {
+            let value = merged.rule_value(key)?;
+            (base.rule_value(key).as_ref() != Some(&value)).then(|| (key.to_owned(), value))
+        })
+        .collect())
+}
+
+/// `POST /settings/alerts`: change the alert rules (in force at the next evaluation).
+pub async fn save_alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    let base = &state.config.alerts;
+    let typed = alert_form_values(base, &form);
+    match alert_overrides(base, &typed) {
+        Ok(overrides) => {
+            state
+                .db
+                .send(Write::new(move |conn| {
+                    alert_settings::replace(conn, &overrides)
+                }))
+                .await
+                .map_err(actix_web::error::ErrorInternalServerError)?
+                .map_err(|e| {
+                    actix_web::error::ErrorInternalServerError(format!("database: {e}"))
+                })?;
+            Ok(see_other("/settings?saved=alerts#alert-rules"))
+        }
+        Err(message) => {
+            let st = state.clone().into_inner();
+            let data = blocking(move || load(&st)).await?;
+            let refused = AlertsRefused { typed, message };
+            Ok(html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render_with(&req, &state, &data, None, None, false, Some(&refused)),
+            ))
+        }
+    }
+}
+
+/// `POST /settings/alerts/reset`: forget the changes; the rules follow config.toml again.
+pub async fn reset_alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    state
+        .db
+        .send(Write::new(|conn| alert_settings::clear(conn)))
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    Ok(see_other("/settings?saved=alerts#alert-rules"))
 }
 
 /// `POST /settings/{kind}/{id}/delete`: asks first when miners use it (or it is a miner).
@@ -565,12 +660,112 @@ fn address_form(a: Option<&AddressRow>, r: Option<&Refused>) -> Markup {
     }
 }
 
+/// The rules as the form groups them: title, switch key, threshold keys.
+const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 8] = [
+    (
+        "Offline, stalled or in error",
+        Some("offline"),
+        &["offline_minutes"],
+    ),
+    (
+        "Hashrate low",
+        Some("hashrate"),
+        &["hashrate_below_percent", "hashrate_minutes"],
+    ),
+    (
+        "Temperature high",
+        Some("temperature"),
+        &["temperature_above_c"],
+    ),
+    ("Pool unreachable", Some("pool"), &["pool_minutes"]),
+    (
+        "Shares rejected",
+        Some("rejects"),
+        &[
+            "rejects_above_percent",
+            "rejects_min_shares",
+            "rejects_window_minutes",
+        ],
+    ),
+    ("Rebooted", Some("reboot"), &[]),
+    ("Block found", Some("block_found"), &[]),
+    ("Every rule", None, &["repeat_minutes", "clear_secs"]),
+];
+
+fn alerts_form(
+    base: &AlertsConfig,
+    overrides: &[(String, String)],
+    refused: Option<&AlertsRefused>,
+) -> Markup {
+    let effective = base.with_overrides(overrides);
+    let shown = |key: &str| -> String {
+        if let Some(r) = refused {
+            if let Some((_, v)) = r.typed.iter().find(|(k, _)| k == key) {
+                return v.clone();
+            }
+        }
+        match &effective {
+            Ok(e) => e.rule_value(key),
+            Err(_) => base.rule_value(key),
+        }
+        .unwrap_or_default()
+    };
+    let changed = |key: &str| overrides.iter().any(|(k, _)| k == key);
+    let from_toml = |key: &str| {
+        html! {
+            @if changed(key) {
+                small.muted { " (config.toml: " (base.rule_value(key).unwrap_or_default()) ")" }
+            }
+        }
+    };
+    html! {
+        @if !base.enabled {
+            p.notice { "Alerts are off in config.toml (" code { "[alerts] enabled = false" } "): these rules are not evaluated." }
+        }
+        @if let Err(e) = &effective {
+            p.notice role="alert" { "The stored changes are not in force (" (e) "): config.toml's values are used. Save or reset them." }
+        }
+        form method="post" action="/settings/alerts" {
+            @for (title, switch, keys) in RULE_GROUPS {
+                fieldset.row {
+                    legend { (title) }
+                    @if let Some(key) = switch {
+                        label { input type="checkbox" name=(key) value="true" checked[shown(key) == "true"]; " " code { (key) } (from_toml(key)) }
+                    }
+                    @for key in keys {
+                        label { code { (key) } " " input type="text" inputmode="decimal" name=(key) value=(shown(key)) size="8"; (from_toml(key)) }
+                    }
+                }
+            }
+            button type="submit" { "Save alert rules" }
+            @if let Some(r) = refused { p.error role="alert" { (r.message) } }
+        }
+        form.inline method="post" action="/settings/alerts/reset" {
+            button.secondary type="submit" disabled[overrides.is_empty()] { "Reset to config.toml" }
+        }
+        p.muted { "Changes are stored in the database and take effect at the next evaluation; a setting left at its config.toml value follows config.toml." }
+    }
+}
+
 fn render(
     req: &HttpRequest,
     state: &AppState,
     d: &PageData,
     refused: Option<&Refused>,
     saved: Option<Kind>,
+    alerts_saved: bool,
+) -> Markup {
+    render_with(req, state, d, refused, saved, alerts_saved, None)
+}
+
+fn render_with(
+    req: &HttpRequest,
+    state: &AppState,
+    d: &PageData,
+    refused: Option<&Refused>,
+    saved: Option<Kind>,
+    alerts_saved: bool,
+    alerts_refused: Option<&AlertsRefused>,
 ) -> Markup {
     let login_needed = !state.config.web.password.is_empty();
     let logged_in = login_needed && auth::allowed(state, req);
@@ -587,7 +782,7 @@ fn render(
                         p.notice { "Changes need a login: " a href="/login" { "log in" } "." }
                     }
                 }
-                @if refused.is_some() { p.notice role="alert" { "Not saved — see the message below the form." } }
+                @if refused.is_some() || alerts_refused.is_some() { p.notice role="alert" { "Not saved — see the message below the form." } }
                 section #miners {
                     h2 { "Miners" }
                     (saved_note(Kind::Miner))
@@ -616,6 +811,11 @@ fn render(
                     h3 { "Add an address" }
                     (address_form(None, typed(refused, Kind::Address, None)))
                     p.muted { "Checked as a Bitcoin address: bech32/bech32m (bc1…) or base58check (1…, 3…), checksum included. " code { "address.worker" } " is accepted." }
+                }
+                section #alert-rules {
+                    h2 { "Alert rules" }
+                    @if alerts_saved { p.notice.ok { "Saved." } }
+                    (alerts_form(&state.config.alerts, &d.alert_overrides, alerts_refused))
                 }
             }
         },
@@ -712,5 +912,57 @@ mod tests {
             .contains("/dev/ttyUSB0"));
         assert_eq!(parse_kind("pools"), Some(Kind::Pool));
         assert_eq!(parse_kind("wallets"), None);
+    }
+
+    #[test]
+    fn alert_form_stores_only_what_differs_from_config_toml() {
+        let base = AlertsConfig::default();
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        // A form as the page sends it: checked boxes only, every number.
+        let mut form: Vec<(String, String)> = ALERT_RULE_KEYS
+            .iter()
+            .filter_map(|&k| {
+                let v = base.rule_value(k)?;
+                match v.as_str() {
+                    "true" => Some(kv(k, "true")),
+                    "false" => None,
+                    _ => Some((k.to_string(), v)),
+                }
+            })
+            .filter(|(k, _)| k != "reboot")
+            .collect();
+        for (k, v) in form.iter_mut() {
+            if k == "temperature_above_c" {
+                *v = " 60 ".into();
+            }
+        }
+        let values = alert_form_values(&base, &form);
+        assert_eq!(values.len(), ALERT_RULE_KEYS.len());
+        assert_eq!(
+            alert_overrides(&base, &values),
+            Ok(vec![kv("temperature_above_c", "60"), kv("reboot", "false")])
+        );
+        // The same form unchanged stores nothing.
+        let unchanged = alert_form_values(&base, &{
+            let mut f = form.clone();
+            f.push(kv("reboot", "true"));
+            f.retain(|(k, _)| k != "temperature_above_c");
+            f.push(kv("temperature_above_c", "70"));
+            f
+        });
+        assert_eq!(alert_overrides(&base, &unchanged), Ok(vec![]));
+        // A bad number is refused with config's message; a missing one too.
+        let bad: Vec<_> = values
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "offline_minutes" => kv(k, "soon"),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        assert!(alert_overrides(&base, &bad)
+            .unwrap_err()
+            .contains("alerts.offline_minutes"));
+        let missing = alert_form_values(&base, &[]);
+        assert!(alert_overrides(&base, &missing).is_err());
     }
 }
