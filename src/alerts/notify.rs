@@ -308,7 +308,13 @@ impl Notifier {
     /// Stops the threads; what is still queued is not sent.
     pub fn stop(&mut self) {
         for w in &self.workers {
+            // Set the flag while holding the queue's lock: a worker is then either before
+            // its check (and sees it) or already waiting (and is woken). Without the lock the
+            // wake-up could fall between its check and its wait, and it would sleep out a
+            // whole retry backoff.
+            let guard = w.queue.items.lock();
             w.queue.stop.store(true, Ordering::SeqCst);
+            drop(guard);
             w.queue.wake.notify_all();
         }
         for w in &mut self.workers {
