@@ -248,10 +248,8 @@ fn a_full_queue_drops_the_oldest_and_never_blocks() {
     for _ in 0..5 {
         n.notify(&notice(Rule::Offline, NoticeKind::Repeat));
     }
-    assert!(
-        start.elapsed() < Duration::from_millis(100),
-        "notify blocked"
-    );
+    // Blocking would mean waiting out the 30 s backoff; 2 s leaves room for a loaded machine.
+    assert!(start.elapsed() < Duration::from_secs(2), "notify blocked");
     assert_eq!(stats.dropped.load(Ordering::SeqCst), 3);
     // Stopping does not wait out the backoff.
     let start = Instant::now();
