@@ -71,6 +71,11 @@ struct Batcher {
 
 impl Batcher {
     fn add(&mut self, framed: FramedLine) {
+        self.add_at(framed, now_ms());
+    }
+
+    /// Adds a line read at `ts` (Unix ms): the lines of one read share one clock reading.
+    fn add_at(&mut self, framed: FramedLine, ts: i64) {
         if self.lines.len() >= self.max_pending {
             // The database is far behind: keep memory bounded, count what is lost.
             self.dropped += 1;
@@ -84,7 +89,7 @@ impl Batcher {
         };
         self.first_at.get_or_insert_with(Instant::now);
         self.lines.push(IngestLine {
-            ts: now_ms(),
+            ts,
             text,
             truncated: framed.truncated,
             events,
@@ -106,7 +111,9 @@ impl Batcher {
         if !force && queued + self.lines.len() > self.max_pending {
             return;
         }
-        let lines = std::mem::take(&mut self.lines);
+        // The next batch will likely be as big as this one: allocate it once, not by doubling.
+        let next = Vec::with_capacity(self.lines.len());
+        let lines = std::mem::replace(&mut self.lines, next);
         self.sink
             .stats
             .queued_lines
@@ -245,8 +252,9 @@ fn read_until_gone(
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
                 framer.push(&buf[..n], &mut framed);
+                let ts = now_ms();
                 for line in framed.drain(..) {
-                    batcher.add(line);
+                    batcher.add_at(line, ts);
                 }
                 partial = n < COALESCE_BELOW;
             }
