@@ -226,10 +226,14 @@ pub fn run(
 
 /// Reads smaller than this are a trickle worth letting accumulate; bigger ones mean data is
 /// flowing fast (a burst, a long line) and the reader must keep up at full speed.
-const COALESCE_BELOW: usize = 512;
+/// At 115200 baud about 920 bytes arrive during one `COALESCE` pause, so a miner printing
+/// non-stop still counts as a trickle and its reader wakes about 12 times a second.
+const COALESCE_BELOW: usize = 1024;
 
-/// Pause after a small read (see `read_until_gone`).
-const COALESCE: Duration = Duration::from_millis(40);
+/// Pause after a small read (see `read_until_gone`). Lines wait at most this long before
+/// they are framed, well under the batch interval; the kernel buffers (4 KiB and more) hold
+/// several times what a port delivers meanwhile.
+const COALESCE: Duration = Duration::from_millis(80);
 
 enum Ended {
     Stopped,
