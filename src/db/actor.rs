@@ -213,11 +213,31 @@ impl DbActor {
     }
 }
 
+/// Log rows per multi-row INSERT: one statement step for this many lines instead of one
+/// each (4 parameters a row, far below SQLite's parameter limit).
+const LINES_PER_INSERT: usize = 64;
+
+/// `INSERT ... VALUES (?,?,?,?), ...` for [`LINES_PER_INSERT`] rows; the statement is cached.
+static MULTI_LINE_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut sql = String::from("INSERT INTO miner_logs (miner_id, ts, line, truncated) VALUES ");
+    for i in 0..LINES_PER_INSERT {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?)");
+    }
+    sql
+});
+
 /// Inserts lines, their events and the per-miner counters in one transaction.
+///
+/// Lines go in [`LINES_PER_INSERT`] at a time, in the same order (so the same ids) as one
+/// INSERT per line; the tail of the batch that does not fill a statement goes row by row.
 fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<usize> {
     let tx = conn.transaction()?;
     let mut written = 0;
     {
+        let mut multi_stmt = tx.prepare_cached(MULTI_LINE_INSERT.as_str())?;
         let mut line_stmt = tx.prepare_cached(
             "INSERT INTO miner_logs (miner_id, ts, line, truncated) VALUES (?1, ?2, ?3, ?4)",
         )?;
@@ -234,19 +254,39 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<u
                lines_truncated = lines_truncated + excluded.lines_truncated,
                updated_at = excluded.updated_at",
         )?;
+
+        // Every line of the batch, in order, across miners.
+        let total: usize = pending.iter().map(|p| p.lines.len()).sum();
+        let mut rows = pending
+            .iter()
+            .flat_map(|p| p.lines.iter().map(move |l| (p.miner_id, l)));
+        for _ in 0..total / LINES_PER_INSERT {
+            let mut idx = 1;
+            for (miner_id, line) in rows.by_ref().take(LINES_PER_INSERT) {
+                multi_stmt.raw_bind_parameter(idx, miner_id)?;
+                multi_stmt.raw_bind_parameter(idx + 1, line.ts)?;
+                multi_stmt.raw_bind_parameter(idx + 2, line.text.as_str())?;
+                multi_stmt.raw_bind_parameter(idx + 3, line.truncated)?;
+                idx += 4;
+            }
+            multi_stmt.raw_execute()?;
+        }
+        for (miner_id, line) in rows {
+            line_stmt.execute(params![miner_id, line.ts, line.text, line.truncated])?;
+        }
+
         for p in pending {
             let mut truncated = 0i64;
             let mut last_seen = None;
             for line in &p.lines {
-                line_stmt.execute(params![p.miner_id, line.ts, line.text, line.truncated])?;
                 truncated += i64::from(line.truncated);
                 last_seen = Some(line.ts);
                 for event in &line.events {
-                    let (kind, detail) = encode_event(event);
+                    let (detail, kind) = encode_event(event);
                     event_stmt.execute(params![
                         p.miner_id,
                         line.ts,
-                        kind,
+                        event_kind(&detail, kind),
                         event_value(event),
                         detail
                     ])?;
@@ -267,15 +307,26 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<u
     Ok(written)
 }
 
-/// The event's kind tag and its JSON (the summarizer decodes it back).
-fn encode_event(event: &MinerEvent) -> (String, String) {
-    let json = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+/// The event's JSON (the summarizer decodes it back) and where its kind tag sits in it.
+///
+/// Serialized once, straight to text (the same text as going through `serde_json::Value`):
+/// an internally tagged enum writes its tag first, so the kind is read off the front.
+fn encode_event(event: &MinerEvent) -> (String, std::ops::Range<usize>) {
+    const TAG: &str = "{\"kind\":\"";
+    let json = serde_json::to_string(event).unwrap_or_else(|_| "null".to_owned());
     let kind = json
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .unwrap_or("unknown")
-        .to_owned();
-    (kind, json.to_string())
+        .strip_prefix(TAG)
+        .and_then(|r| r.find('"'))
+        .map_or(0..0, |len| TAG.len()..TAG.len() + len);
+    (json, kind)
+}
+
+/// The kind tag [`encode_event`] located (`unknown` if it found none).
+fn event_kind(json: &str, kind: std::ops::Range<usize>) -> &str {
+    match json.get(kind) {
+        Some(k) if !k.is_empty() => k,
+        _ => "unknown",
+    }
 }
 
 impl Actor for DbActor {
@@ -380,5 +431,81 @@ impl<R: Send + 'static> Handler<Write<R>> for DbActor {
 
     fn handle(&mut self, msg: Write<R>, _: &mut Self::Context) -> Self::Result {
         (msg.0)(&mut self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ts: i64, text: &str) -> IngestLine {
+        IngestLine {
+            ts,
+            text: text.to_owned(),
+            truncated: ts % 7 == 0,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn multi_row_inserts_keep_the_order_of_single_ones() {
+        let mut conn = crate::db::memory_db();
+        for id in 1..=3 {
+            conn.execute(
+                "INSERT INTO miners (id, name, port) VALUES (?1, ?2, ?3)",
+                params![id, format!("m{id}"), format!("/dev/ttyUSB{id}")],
+            )
+            .unwrap();
+        }
+        // 3 miners, 150 lines: two full statements and a row-by-row tail.
+        let pending: Vec<Pending> = (1..=3)
+            .map(|m| Pending {
+                miner_id: m,
+                lines: (0..50).map(|i| line(i, &format!("m{m} l{i}"))).collect(),
+                dropped: 0,
+            })
+            .collect();
+        assert_eq!(write_batch(&mut conn, &pending).unwrap(), 150);
+        let rows: Vec<(i64, i64, String, bool)> = conn
+            .prepare("SELECT miner_id, ts, line, truncated FROM miner_logs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<(i64, i64, String, bool)> = pending
+            .iter()
+            .flat_map(|p| {
+                p.lines
+                    .iter()
+                    .map(|l| (p.miner_id, l.ts, l.text.clone(), l.truncated))
+            })
+            .collect();
+        assert_eq!(rows, want);
+    }
+
+    #[test]
+    fn event_encoding_matches_the_json_value_route() {
+        let events = [
+            MinerEvent::Progress {
+                shares: 1,
+                khashes: 2,
+                hashrate_khs: 3.5,
+            },
+            MinerEvent::ValidBlocks(3),
+            MinerEvent::Temperature(f64::NAN),
+            MinerEvent::BestDifficulty(1.25e9),
+            MinerEvent::PoolConnecting,
+            MinerEvent::PoolUnreachable {
+                pool: "pool \"x\"".into(),
+            },
+            MinerEvent::Subscribe { firmware: None },
+        ];
+        for event in &events {
+            let value = serde_json::to_value(event).unwrap();
+            let (json, kind) = encode_event(event);
+            assert_eq!(json, value.to_string());
+            assert_eq!(event_kind(&json, kind), value["kind"].as_str().unwrap());
+        }
     }
 }

@@ -71,6 +71,11 @@ struct Batcher {
 
 impl Batcher {
     fn add(&mut self, framed: FramedLine) {
+        self.add_at(framed, now_ms());
+    }
+
+    /// Adds a line read at `ts` (Unix ms): the lines of one read share one clock reading.
+    fn add_at(&mut self, framed: FramedLine, ts: i64) {
         if self.lines.len() >= self.max_pending {
             // The database is far behind: keep memory bounded, count what is lost.
             self.dropped += 1;
@@ -84,7 +89,7 @@ impl Batcher {
         };
         self.first_at.get_or_insert_with(Instant::now);
         self.lines.push(IngestLine {
-            ts: now_ms(),
+            ts,
             text,
             truncated: framed.truncated,
             events,
@@ -106,7 +111,9 @@ impl Batcher {
         if !force && queued + self.lines.len() > self.max_pending {
             return;
         }
-        let lines = std::mem::take(&mut self.lines);
+        // The next batch will likely be as big as this one: allocate it once, not by doubling.
+        let next = Vec::with_capacity(self.lines.len());
+        let lines = std::mem::replace(&mut self.lines, next);
         self.sink
             .stats
             .queued_lines
@@ -219,10 +226,14 @@ pub fn run(
 
 /// Reads smaller than this are a trickle worth letting accumulate; bigger ones mean data is
 /// flowing fast (a burst, a long line) and the reader must keep up at full speed.
-const COALESCE_BELOW: usize = 512;
+/// At 115200 baud about 920 bytes arrive during one `COALESCE` pause, so a miner printing
+/// non-stop still counts as a trickle and its reader wakes about 12 times a second.
+const COALESCE_BELOW: usize = 1024;
 
-/// Pause after a small read (see `read_until_gone`).
-const COALESCE: Duration = Duration::from_millis(40);
+/// Pause after a small read (see `read_until_gone`). Lines wait at most this long before
+/// they are framed, well under the batch interval; the kernel buffers (4 KiB and more) hold
+/// several times what a port delivers meanwhile.
+const COALESCE: Duration = Duration::from_millis(80);
 
 enum Ended {
     Stopped,
@@ -245,8 +256,9 @@ fn read_until_gone(
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
                 framer.push(&buf[..n], &mut framed);
+                let ts = now_ms();
                 for line in framed.drain(..) {
-                    batcher.add(line);
+                    batcher.add_at(line, ts);
                 }
                 partial = n < COALESCE_BELOW;
             }
