@@ -79,13 +79,18 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))
 }
 
+/// A JSON answer that browsers and proxies must not cache: every API document is live data.
+pub fn fresh_json<T: Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
 /// `GET /api/herd_data`
 pub async fn herd_data(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let data = blocking(move || herd(&state)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(data))
+    Ok(fresh_json(&data))
 }
 
 /// `GET /healthz`: 200 while the database answers.

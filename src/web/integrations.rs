@@ -38,9 +38,7 @@ pub async fn alerts_data(state: web::Data<AppState>) -> actix_web::Result<HttpRe
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(data))
+    Ok(super::api::fresh_json(&data))
 }
 
 /// Every miner as the dashboard sees it, and how many alerts are active (one read).
@@ -113,7 +111,5 @@ pub async fn healthz_json(state: web::Data<AppState>) -> actix_web::Result<HttpR
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(health))
+    Ok(super::api::fresh_json(&health))
 }

@@ -218,9 +218,7 @@ pub async fn rollout(
             if let Some(change) = v.get_mut("change").and_then(Value::as_object_mut) {
                 *change = mask_config(change);
             }
-            Ok(HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(v))
+            Ok(super::api::fresh_json(&v))
         }
         None => Ok(not_found(format!("no rollout with id {id}"))),
     }
@@ -234,9 +232,7 @@ pub async fn command(
     let id = path.into_inner();
     let pool = state.pool.clone();
     match blocking(move || pool.with(|c| commands::get(c, id))).await? {
-        Some(row) => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(row)),
+        Some(row) => Ok(super::api::fresh_json(&row)),
         None => Ok(not_found(format!("no command with id {id}"))),
     }
 }

@@ -267,18 +267,16 @@ pub async fn sparklines_json(state: web::Data<AppState>) -> actix_web::Result<Ht
     let pool = state.pool.clone();
     let since = now_ms() / 1000 - 3600;
     let all = blocking(move || pool.with(|c| history::sparklines(c, since))).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(all))
+    Ok(super::api::fresh_json(&all))
 }
 
 /// `GET /api/block_templates`: the herd's block templates since boot (for the homage kiosk).
 pub async fn block_templates_json(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let pool = state.pool.clone();
     let n = blocking(move || pool.with(history::block_templates)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(serde_json::json!({ "block_templates": n })))
+    Ok(super::api::fresh_json(
+        &serde_json::json!({ "block_templates": n }),
+    ))
 }
 
 #[cfg(test)]
