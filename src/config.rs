@@ -502,7 +502,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             baud: 115_200,
-            batch_lines: 500,
+            batch_lines: 10_000,
             batch_millis: 250,
             max_pending_lines: 20_000,
             max_retry_secs: 30,

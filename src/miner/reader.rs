@@ -225,15 +225,17 @@ pub fn run(
 }
 
 /// Reads smaller than this are a trickle worth letting accumulate; bigger ones mean data is
-/// flowing fast (a burst, a long line) and the reader must keep up at full speed.
-/// At 115200 baud about 920 bytes arrive during one `COALESCE` pause, so a miner printing
-/// non-stop still counts as a trickle and its reader wakes about 12 times a second.
-const COALESCE_BELOW: usize = 1024;
+/// flowing fast (a burst, a long line) and the reader must keep up at full speed. It sits
+/// below the 4 KiB a terminal hands over at most per read, so a port that fills that buffer
+/// is never paused; at 115200 baud about 2.3 KB arrive during one `COALESCE` pause, so a
+/// miner printing non-stop still counts as a trickle and its reader wakes about 5 times a
+/// second.
+const COALESCE_BELOW: usize = 3072;
 
 /// Pause after a small read (see `read_until_gone`). Lines wait at most this long before
-/// they are framed, well under the batch interval; the kernel buffers (4 KiB and more) hold
-/// several times what a port delivers meanwhile.
-const COALESCE: Duration = Duration::from_millis(80);
+/// they are framed, under the batch interval; the kernel holds far more than a port delivers
+/// meanwhile (4 KiB in the line discipline, up to 64 KiB more in the driver's buffers).
+const COALESCE: Duration = Duration::from_millis(200);
 
 enum Ended {
     Stopped,
