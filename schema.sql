@@ -65,15 +65,33 @@ CREATE UNIQUE INDEX IF NOT EXISTS unconfigured_devices_present_tty
     ON unconfigured_devices(tty) WHERE present = 1;
 
 -- Raw serial lines, high volume, pruned by age and size. Ids grow with time (one writer),
--- so pruning walks ids instead of keeping a second index on ts.
+-- so pruning walks ids instead of keeping a second index on ts. There is no index on
+-- miner_id either (one entry per line cost a fifth of ingest): each miner's lines of one
+-- commit get consecutive ids, recorded in miner_log_spans (see src/db/logs.rs). Without an
+-- index a foreign key would scan the table when a miner is deleted; the trigger below
+-- deletes a miner's lines through its spans instead.
 CREATE TABLE IF NOT EXISTS miner_logs (
     id         INTEGER PRIMARY KEY,
-    miner_id   INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    miner_id   INTEGER NOT NULL,
     ts         INTEGER NOT NULL,
     line       TEXT    NOT NULL,
     truncated  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS miner_logs_miner ON miner_logs(miner_id, id);
+
+-- Which ids hold a miner's lines: one row per miner per commit, never overlapping.
+CREATE TABLE IF NOT EXISTS miner_log_spans (
+    miner_id  INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    first_id  INTEGER NOT NULL,
+    last_id   INTEGER NOT NULL,
+    PRIMARY KEY (miner_id, first_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS miner_log_spans_last ON miner_log_spans(last_id);
+
+CREATE TRIGGER IF NOT EXISTS miner_logs_of_deleted_miner BEFORE DELETE ON miners BEGIN
+    DELETE FROM miner_logs WHERE id IN (
+        SELECT l.id FROM miner_log_spans s JOIN miner_logs l ON l.id BETWEEN s.first_id AND s.last_id
+        WHERE s.miner_id = OLD.id AND l.miner_id = OLD.id);
+END;
 
 -- Typed events parsed from the lines (see src/miner/parse.rs); the summarizer reads these,
 -- never the raw lines. `value` holds the number an event carries, `detail` the rest as JSON.

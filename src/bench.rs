@@ -234,11 +234,15 @@ fn run_naive(
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
                     Err(e) => return Err(e.into()),
                 }
+                // Each line on its own, through the same storage as ingest (a row and its
+                // span), committed at once: what a straightforward reader would do.
                 for line in out.drain(..) {
-                    conn.execute(
-                        "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)",
-                        rusqlite::params![id, crate::clock::now_ms(), line.text],
-                    )?;
+                    let new = db::logs::NewLine {
+                        ts: crate::clock::now_ms(),
+                        text: &line.text,
+                        truncated: line.truncated,
+                    };
+                    db::logs::append(&conn, &[(id, vec![new])])?;
                     stored.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -418,17 +422,26 @@ pub fn generate_herd_db(path: &Path, miners_n: usize, log_rows: u64) -> anyhow::
                 ])?;
             }
         }
-        let mut line =
-            tx.prepare("INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)")?;
+        // As ingest writes them: commits of 90 lines per miner (a quarter second at full
+        // baud), each miner's lines under consecutive ids.
+        const LINES_PER_COMMIT: u64 = 90;
         let per_ms = (7 * 86_400_000) as f64 / log_rows.max(1) as f64;
-        for n in 0..log_rows {
-            let miner = (n % miners_n as u64) as i64 + 1;
+        let text = ">>> Completed 1 share(s), 123456 Khashes, avg. hashrate 50.12 KH/s";
+        let mut n = 0;
+        while n < log_rows {
             let ts = now - 7 * 86_400_000 + (n as f64 * per_ms) as i64;
-            line.execute(rusqlite::params![
-                miner,
-                ts,
-                ">>> Completed 1 share(s), 123456 Khashes, avg. hashrate 50.12 KH/s"
-            ])?;
+            let mut groups = Vec::with_capacity(miners_n);
+            for miner in 1..=miners_n as i64 {
+                let k = LINES_PER_COMMIT.min(log_rows - n);
+                n += k;
+                let line = db::logs::NewLine {
+                    ts,
+                    text,
+                    truncated: false,
+                };
+                groups.push((miner, vec![line; k as usize]));
+            }
+            db::logs::append(&tx, &groups)?;
         }
     }
     tx.commit()?;
@@ -511,6 +524,25 @@ pub fn api(miners_n: usize, log_rows: u64, requests: usize) -> anyhow::Result<()
         &format!("{base}/api/miners/1/history?range=24h"),
         requests / 4,
     );
+    // A miner's newest raw lines, and a page from the middle of the week.
+    let newest_logs = "/api/miners/1/logs?limit=200".to_string();
+    let older_logs = format!("/api/miners/50/logs?limit=200&before={}", log_rows / 2);
+    for url in [&newest_logs, &older_logs] {
+        // A fast answer only counts if it is the whole page.
+        let text = agent
+            .get(&format!("{base}{url}"))
+            .call()?
+            .body_mut()
+            .read_to_string()?;
+        let body: serde_json::Value = serde_json::from_str(&text)?;
+        let n = body["lines"].as_array().map_or(0, Vec::len);
+        if n != 200 {
+            let _ = child.kill();
+            bail!("{url} returned {n} lines, not 200");
+        }
+    }
+    let newest = latency(&agent, &format!("{base}{newest_logs}"), requests / 4);
+    let older = latency(&agent, &format!("{base}{older_logs}"), requests / 4);
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -519,6 +551,8 @@ pub fn api(miners_n: usize, log_rows: u64, requests: usize) -> anyhow::Result<()
     for (name, r) in [
         ("/api/herd_data", herd?),
         ("/api/miners/1/history?range=24h", history?),
+        (newest_logs.as_str(), newest?),
+        (older_logs.as_str(), older?),
     ] {
         match r {
             Some((p50, p99)) => println!("| {name} | {p50:.2} | {p99:.2} |"),

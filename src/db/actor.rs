@@ -13,6 +13,8 @@ use crate::clock::now_ms;
 use crate::miner::parse::MinerEvent;
 use crate::summary::event_value;
 
+use super::logs;
+
 /// One line as ingest hands it over: cleaned, secrets masked, already parsed.
 #[derive(Debug, Clone)]
 pub struct IngestLine {
@@ -185,7 +187,11 @@ impl DbActor {
             return Ok(0);
         }
         match write_batch(&mut self.conn, &self.pending) {
-            Ok(n) => {
+            Ok(Written { stored, discarded }) => {
+                if discarded > 0 {
+                    tracing::info!("{discarded} log lines of deleted miners were not stored");
+                }
+                let n = stored + discarded;
                 self.pending.clear();
                 self.pending_lines = 0;
                 self.stats.queued_lines.fetch_sub(
@@ -194,9 +200,9 @@ impl DbActor {
                 );
                 self.stats
                     .written_lines
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                    .fetch_add(stored as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                Ok(n)
+                Ok(stored)
             }
             Err(e) => {
                 // Keep the lines and try again on the next tick: a full disk or a locked file
@@ -213,34 +219,42 @@ impl DbActor {
     }
 }
 
-/// Log rows per multi-row INSERT: one statement step for this many lines instead of one
-/// each (4 parameters a row, far below SQLite's parameter limit).
-const LINES_PER_INSERT: usize = 64;
-
-/// `INSERT ... VALUES (?,?,?,?), ...` for [`LINES_PER_INSERT`] rows; the statement is cached.
-static MULTI_LINE_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let mut sql = String::from("INSERT INTO miner_logs (miner_id, ts, line, truncated) VALUES ");
-    for i in 0..LINES_PER_INSERT {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?)");
-    }
-    sql
-});
+/// What one batch write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    /// Lines stored.
+    stored: usize,
+    /// Lines of miners deleted while their lines waited (there is nothing to store them for).
+    discarded: usize,
+}
 
 /// Inserts lines, their events and the per-miner counters in one transaction.
 ///
-/// Lines go in [`LINES_PER_INSERT`] at a time, in the same order (so the same ids) as one
-/// INSERT per line; the tail of the batch that does not fill a statement goes row by row.
-fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<usize> {
+/// Each miner's lines go in together, in their order, so they get consecutive ids and one
+/// span (see [`super::logs`]). Lines of a miner deleted meanwhile are discarded: storing them
+/// would fail the whole batch, and every other miner's lines with it, on every retry.
+fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<Written> {
     let tx = conn.transaction()?;
-    let mut written = 0;
+    let miners: std::collections::HashSet<i64> = tx
+        .prepare_cached("SELECT id FROM miners")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let (live, gone): (Vec<&Pending>, Vec<&Pending>) =
+        pending.iter().partition(|p| miners.contains(&p.miner_id));
+    let mut groups: Vec<(i64, Vec<logs::NewLine>)> = Vec::new();
+    for p in &live {
+        let lines = p.lines.iter().map(|l| logs::NewLine {
+            ts: l.ts,
+            text: &l.text,
+            truncated: l.truncated,
+        });
+        match groups.iter_mut().find(|(m, _)| *m == p.miner_id) {
+            Some((_, g)) => g.extend(lines),
+            None => groups.push((p.miner_id, lines.collect())),
+        }
+    }
+    let stored = logs::append(&tx, &groups)?;
     {
-        let mut multi_stmt = tx.prepare_cached(MULTI_LINE_INSERT.as_str())?;
-        let mut line_stmt = tx.prepare_cached(
-            "INSERT INTO miner_logs (miner_id, ts, line, truncated) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         let mut event_stmt = tx.prepare_cached(
             "INSERT INTO miner_events (miner_id, ts, kind, value, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -254,28 +268,7 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<u
                lines_truncated = lines_truncated + excluded.lines_truncated,
                updated_at = excluded.updated_at",
         )?;
-
-        // Every line of the batch, in order, across miners.
-        let total: usize = pending.iter().map(|p| p.lines.len()).sum();
-        let mut rows = pending
-            .iter()
-            .flat_map(|p| p.lines.iter().map(move |l| (p.miner_id, l)));
-        for _ in 0..total / LINES_PER_INSERT {
-            let mut idx = 1;
-            for (miner_id, line) in rows.by_ref().take(LINES_PER_INSERT) {
-                multi_stmt.raw_bind_parameter(idx, miner_id)?;
-                multi_stmt.raw_bind_parameter(idx + 1, line.ts)?;
-                multi_stmt.raw_bind_parameter(idx + 2, line.text.as_str())?;
-                multi_stmt.raw_bind_parameter(idx + 3, line.truncated)?;
-                idx += 4;
-            }
-            multi_stmt.raw_execute()?;
-        }
-        for (miner_id, line) in rows {
-            line_stmt.execute(params![miner_id, line.ts, line.text, line.truncated])?;
-        }
-
-        for p in pending {
+        for p in &live {
             let mut truncated = 0i64;
             let mut last_seen = None;
             for line in &p.lines {
@@ -292,7 +285,6 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<u
                     ])?;
                 }
             }
-            written += p.lines.len();
             counter_stmt.execute(params![
                 p.miner_id,
                 last_seen,
@@ -304,7 +296,10 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<u
         }
     }
     tx.commit()?;
-    Ok(written)
+    Ok(Written {
+        stored,
+        discarded: gone.iter().map(|p| p.lines.len()).sum(),
+    })
 }
 
 /// The event's JSON (the summarizer decodes it back) and where its kind tag sits in it.
@@ -448,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn multi_row_inserts_keep_the_order_of_single_ones() {
+    fn each_miner_keeps_its_order_and_a_deleted_miner_blocks_nobody() {
         let mut conn = crate::db::memory_db();
         for id in 1..=3 {
             conn.execute(
@@ -457,31 +452,45 @@ mod tests {
             )
             .unwrap();
         }
-        // 3 miners, 150 lines: two full statements and a row-by-row tail.
-        let pending: Vec<Pending> = (1..=3)
-            .map(|m| Pending {
-                miner_id: m,
-                lines: (0..50).map(|i| line(i, &format!("m{m} l{i}"))).collect(),
-                dropped: 0,
-            })
+        // Two batches from each of three miners, interleaved as readers send them; miner 9
+        // was deleted while its lines waited.
+        let batch = |m: i64, from: i64| Pending {
+            miner_id: m,
+            lines: (from..from + 50)
+                .map(|i| line(i, &format!("m{m} l{i}")))
+                .collect(),
+            dropped: 0,
+        };
+        let pending: Vec<Pending> = [1, 2, 9, 3]
+            .into_iter()
+            .map(|m| batch(m, 0))
+            .chain([3, 1, 2].into_iter().map(|m| batch(m, 50)))
             .collect();
-        assert_eq!(write_batch(&mut conn, &pending).unwrap(), 150);
-        let rows: Vec<(i64, i64, String, bool)> = conn
-            .prepare("SELECT miner_id, ts, line, truncated FROM miner_logs ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        assert_eq!(
+            write_batch(&mut conn, &pending).unwrap(),
+            Written {
+                stored: 300,
+                discarded: 50
+            }
+        );
+        for m in 1..=3 {
+            let got: Vec<(i64, String, bool)> = crate::db::logs::newest(&conn, m, None, 1000)
+                .unwrap()
+                .into_iter()
+                .rev()
+                .map(|l| (l.ts, l.line, l.truncated))
+                .collect();
+            let want: Vec<(i64, String, bool)> = (0..100)
+                .map(|i| (i, format!("m{m} l{i}"), i % 7 == 0))
+                .collect();
+            assert_eq!(got, want);
+        }
+        let counted: i64 = conn
+            .query_row("SELECT sum(lines_total) FROM miner_summary", [], |r| {
+                r.get(0)
+            })
             .unwrap();
-        let want: Vec<(i64, i64, String, bool)> = pending
-            .iter()
-            .flat_map(|p| {
-                p.lines
-                    .iter()
-                    .map(|l| (p.miner_id, l.ts, l.text.clone(), l.truncated))
-            })
-            .collect();
-        assert_eq!(rows, want);
+        assert_eq!(counted, 300);
     }
 
     #[test]

@@ -103,43 +103,7 @@ pub fn series(
     rows.collect()
 }
 
-/// A stored raw line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogLine {
-    /// Row id: pass it as `before` to get older lines.
-    pub id: i64,
-    /// When it was read (Unix ms).
-    pub ts: i64,
-    /// The line as received (secrets masked at ingest).
-    pub line: String,
-    /// Cut at the length limit.
-    pub truncated: bool,
-}
-
-/// Up to `limit` lines of `miner_id`, newest first, older than id `before` when given.
-pub fn logs(
-    conn: &Connection,
-    miner_id: i64,
-    before: Option<i64>,
-    limit: usize,
-) -> rusqlite::Result<Vec<LogLine>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, ts, line, truncated FROM miner_logs
-         WHERE miner_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![miner_id, before.unwrap_or(i64::MAX), limit as i64],
-        |r| {
-            Ok(LogLine {
-                id: r.get(0)?,
-                ts: r.get(1)?,
-                line: r.get(2)?,
-                truncated: r.get(3)?,
-            })
-        },
-    )?;
-    rows.collect()
-}
+pub use super::logs::{newest as logs, LogLine};
 
 /// Event kinds that change what a miner is doing (the rest are per-second figures).
 pub const STATUS_KINDS: &[&str] = &[
@@ -291,12 +255,14 @@ mod tests {
     #[test]
     fn logs_page_backwards_and_events_filter() {
         let (c, id) = db();
-        for i in 0..5 {
-            c.execute(
-                "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)",
-                params![id, i, format!("line {i}")],
-            )
-            .unwrap();
+        let texts: Vec<String> = (0..5).map(|i| format!("line {i}")).collect();
+        for (i, text) in texts.iter().enumerate() {
+            let line = crate::db::logs::NewLine {
+                ts: i as i64,
+                text,
+                truncated: false,
+            };
+            crate::db::logs::append(&c, &[(id, vec![line])]).unwrap();
         }
         let first = logs(&c, id, None, 2).unwrap();
         assert_eq!(

@@ -11,6 +11,8 @@
 //! only; on the flash line: command results (`miner_commands.result_json`, `started_at`);
 //! 4 — both (either kind of version 3 file gains what the other added).
 //! 5 — `alerts` (alert rules' history). 6 — `alert_settings` (rules changed on `/settings`).
+//! 7 — `miner_logs` without its `(miner_id, id)` index and foreign key, found per miner
+//! through `miner_log_spans` (see [`super::logs`]); upgrading rewrites the log table once.
 
 use std::path::Path;
 
@@ -20,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,22 +103,17 @@ pub fn migrate(conn: &mut Connection) -> Result<Migration, DbError> {
     if found > SCHEMA_VERSION {
         return Err(DbError::TooNew { found });
     }
-    let has_tables: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'miners')",
-        [],
-        |r| r.get(0),
-    )?;
+    let has_tables = table_exists(conn, "miners")?;
     if found == SCHEMA_VERSION {
         return Ok(Migration::Current);
     }
-    let tx = conn.transaction()?;
-    let mut added = Vec::new();
-    if has_tables {
-        added = add_missing_columns(&tx)?;
-    }
-    tx.execute_batch(SCHEMA)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
+    // Rebuilding a table with foreign keys on would check every row it drops; they are
+    // switched back on (if they were) whatever happens.
+    let foreign_keys: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = upgrade(conn, has_tables.then_some(found));
+    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
+    let added = result?;
     Ok(if has_tables {
         Migration::Upgraded {
             from: found.max(1),
@@ -125,6 +122,45 @@ pub fn migrate(conn: &mut Connection) -> Result<Migration, DbError> {
     } else {
         Migration::Created
     })
+}
+
+/// Applies the schema in one transaction; `found` is the version of an existing file.
+/// Returns the columns added.
+fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<String>> {
+    let tx = conn.transaction()?;
+    let mut added = Vec::new();
+    let mut old_logs = false;
+    if let Some(found) = found {
+        added = add_missing_columns(&tx)?;
+        old_logs = found < 7 && table_exists(&tx, "miner_logs")?;
+        if old_logs {
+            tracing::info!("upgrading the log table to schema 7; a large database takes a while");
+            tx.execute_batch("ALTER TABLE miner_logs RENAME TO miner_logs_v6")?;
+        }
+    }
+    tx.execute_batch(SCHEMA)?;
+    if old_logs {
+        // Lines of miners that no longer exist are left behind (the old foreign key would
+        // have removed them).
+        super::logs::spans_from_rows(&tx, "miner_logs_v6")?;
+        tx.execute_batch(
+            "INSERT INTO miner_logs (id, miner_id, ts, line, truncated)
+               SELECT id, miner_id, ts, line, truncated FROM miner_logs_v6
+               WHERE miner_id IN (SELECT id FROM miners) ORDER BY id;
+             DROP TABLE miner_logs_v6;",
+        )?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(added)
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
 }
 
 /// One column as `PRAGMA table_info` describes it.
@@ -444,6 +480,62 @@ mod tests {
             .query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
             .unwrap();
         assert_eq!(alerts, 1);
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_6_logs_move_to_spans_and_keep_every_line_of_every_miner() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/ttyUSB0'), (2, 'b', '/dev/ttyUSB1');
+             CREATE TABLE miner_logs (id INTEGER PRIMARY KEY,
+                 miner_id INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+                 ts INTEGER NOT NULL, line TEXT NOT NULL, truncated INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX miner_logs_miner ON miner_logs(miner_id, id);
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+        // Interleaved batches, as the old writer left them.
+        for (k, miner) in [1, 1, 2, 1, 2, 2, 2, 1].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, ?2, ?3)",
+                rusqlite::params![miner, k as i64, format!("{miner}:{k}")],
+            )
+            .unwrap();
+        }
+        assert!(matches!(
+            migrate(&mut conn).unwrap(),
+            Migration::Upgraded { from: 6, .. }
+        ));
+        let fk: bool = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are back on");
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'miner_logs_miner'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
+        let lines = |m| -> Vec<String> {
+            crate::db::logs::newest(&conn, m, None, 100)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.line)
+                .collect()
+        };
+        assert_eq!(lines(1), ["1:7", "1:3", "1:1", "1:0"]);
+        assert_eq!(lines(2), ["2:6", "2:5", "2:4", "2:2"]);
+        // The trigger now does what the foreign key did.
+        conn.execute("DELETE FROM miners WHERE id = 2", []).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM miner_logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 4);
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 

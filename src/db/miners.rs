@@ -191,11 +191,12 @@ mod tests {
     fn removing_a_miner_removes_its_logs() {
         let c = db();
         let id = add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        c.execute(
-            "INSERT INTO miner_logs (miner_id, ts, line) VALUES (?1, 1, 'x')",
-            [id],
-        )
-        .unwrap();
+        let line = crate::db::logs::NewLine {
+            ts: 1,
+            text: "x",
+            truncated: false,
+        };
+        crate::db::logs::append(&c, &[(id, vec![line])]).unwrap();
         remove(&c, "garage").unwrap();
         let n: i64 = c
             .query_row("SELECT count(*) FROM miner_logs", [], |r| r.get(0))

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod commands;
 pub mod devices;
 pub mod history;
+pub mod logs;
 pub mod migrate;
 pub mod miners;
 pub mod pool;

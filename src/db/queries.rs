@@ -199,21 +199,36 @@ pub fn feed(
     after: Option<i64>,
     limit: usize,
 ) -> rusqlite::Result<Vec<FeedRow>> {
-    let (table, text, detail) = if raw {
-        ("miner_logs", "line", "NULL")
-    } else {
-        ("miner_events", "kind", "detail")
-    };
+    if raw {
+        let lines = match after {
+            Some(after) => super::logs::after(conn, miner_id, after, limit)?,
+            None => {
+                let mut newest = super::logs::newest(conn, miner_id, None, limit)?;
+                newest.reverse();
+                newest
+            }
+        };
+        return Ok(lines
+            .into_iter()
+            .map(|l| FeedRow {
+                id: l.id,
+                ts: l.ts,
+                text: l.line,
+                detail: None,
+            })
+            .collect());
+    }
     let sql = match after {
-        Some(_) => format!(
-            "SELECT id, ts, {text}, {detail} FROM {table} WHERE miner_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-        ),
-        None => format!(
-            "SELECT * FROM (SELECT id, ts, {text}, {detail} FROM {table} WHERE miner_id = ?1 AND ?2 = ?2
-             ORDER BY id DESC LIMIT ?3) ORDER BY id"
-        ),
+        Some(_) => {
+            "SELECT id, ts, kind, detail FROM miner_events WHERE miner_id = ?1 AND id > ?2
+             ORDER BY id LIMIT ?3"
+        }
+        None => {
+            "SELECT * FROM (SELECT id, ts, kind, detail FROM miner_events WHERE miner_id = ?1
+             AND ?2 = ?2 ORDER BY id DESC LIMIT ?3) ORDER BY id"
+        }
     };
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
         rusqlite::params![miner_id, after.unwrap_or(0), limit as i64],
         |r| {

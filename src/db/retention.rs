@@ -109,6 +109,9 @@ pub fn prune_step(
         // Over the size limit with nothing old enough: drop the oldest lines regardless of age.
         pruned.logs = delete_oldest(&tx, "miner_logs", i64::MAX, None, batch)?;
     }
+    if pruned.logs > 0 {
+        super::logs::prune_spans(&tx)?;
+    }
     // Never delete events the summarizer has not folded in yet.
     let summarized: i64 = tx.query_row(
         "SELECT coalesce(max(last_event_id), 0) FROM miner_summary",
@@ -151,11 +154,12 @@ mod tests {
         let tx = c.unchecked_transaction().unwrap();
         for i in 0..rows {
             let ts = from_ts + i * step_ms;
-            tx.execute(
-                "INSERT INTO miner_logs (miner_id, ts, line) VALUES (1, ?1, ?2)",
-                params![ts, line],
-            )
-            .unwrap();
+            let new = crate::db::logs::NewLine {
+                ts,
+                text: &line,
+                truncated: false,
+            };
+            crate::db::logs::append(&tx, &[(1, vec![new])]).unwrap();
             tx.execute(
                 "INSERT INTO miner_events (miner_id, ts, kind) VALUES (1, ?1, 'progress')",
                 [ts],
@@ -209,6 +213,11 @@ mod tests {
             .unwrap();
         assert!(oldest >= now - 7 * DAY_MS);
         assert_eq!(count(&c, "miner_logs"), 28);
+        assert_eq!(
+            count(&c, "miner_log_spans"),
+            28,
+            "spans go with their lines"
+        );
         assert_eq!(count(&c, "miner_events"), 8);
         assert_eq!(count(&c, "miner_minutes"), 5, "rollups are kept for a year");
     }
