@@ -37,13 +37,28 @@ fn stored(db: &Path, name: &str) -> (i64, i64, i64) {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
-    conn.query_row(
-        "SELECT count(*), coalesce(sum(truncated), 0), coalesce(max(length(line)), 0)
-         FROM miner_logs l JOIN miners m ON m.id = l.miner_id WHERE m.name = ?1",
-        [name],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
-    .unwrap()
+    // Counted through the miner's spans (how its log page finds them), and checked against a
+    // scan of the whole table in the same snapshot: no line may be outside its miner's spans.
+    let conn = conn.unchecked_transaction().unwrap();
+    let (n, truncated, longest) = conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(truncated), 0), coalesce(max(length(line)), 0)
+             FROM miners m JOIN miner_log_spans s ON s.miner_id = m.id
+             JOIN miner_logs l ON l.id BETWEEN s.first_id AND s.last_id AND l.miner_id = m.id
+             WHERE m.name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let scanned: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM miner_logs l JOIN miners m ON m.id = l.miner_id WHERE m.name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, scanned, "{name}: lines outside the miner's spans");
+    (n, truncated, longest)
 }
 
 fn wait_stored(run: &Running, name: &str, want: i64) {
