@@ -218,16 +218,19 @@ fn run_naive(
     drop(conn);
     let stop = Arc::new(AtomicBool::new(false));
     let stored = Arc::new(AtomicU64::new(0));
+    let failed: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut threads = Vec::new();
     for (port, id) in writers.paths.clone().into_iter().zip(ids) {
-        let (path, stop, stored) = (path.clone(), stop.clone(), stored.clone());
+        let (path, stop, stored, failed) =
+            (path.clone(), stop.clone(), stored.clone(), failed.clone());
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
-            let (conn, _) = db::open_writer(&path)?;
+            let (mut conn, _) = db::open_writer(&path)?;
             let mut port = serialport::new(&port, 115_200)
                 .timeout(Duration::from_millis(100))
                 .open()?;
             let mut framer = LineFramer::new(MAX_LINE_BYTES);
             let (mut buf, mut out) = (vec![0u8; 8192], Vec::new());
+            let mut broken = false;
             while !stop.load(Ordering::Relaxed) {
                 match port.read(&mut buf) {
                     Ok(n) => framer.push(&buf[..n], &mut out),
@@ -235,15 +238,35 @@ fn run_naive(
                     Err(e) => return Err(e.into()),
                 }
                 // Each line on its own, through the same storage as ingest (a row and its
-                // span), committed at once: what a straightforward reader would do.
+                // span), committed at once: what a straightforward reader would do. After a
+                // failure the port is still drained, so the simulators finish and the error
+                // is reported instead of a hang.
                 for line in out.drain(..) {
+                    if broken {
+                        continue;
+                    }
                     let new = db::logs::NewLine {
                         ts: crate::clock::now_ms(),
                         text: &line.text,
                         truncated: line.truncated,
                     };
-                    db::logs::append(&conn, &[(id, vec![new])])?;
-                    stored.fetch_add(1, Ordering::Relaxed);
+                    let result = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .and_then(|tx| {
+                            db::logs::append(&tx, &[(id, vec![new])])?;
+                            tx.commit()
+                        });
+                    match result {
+                        Ok(()) => {
+                            stored.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            broken = true;
+                            if let Ok(mut slot) = failed.lock() {
+                                slot.get_or_insert(e.to_string());
+                            }
+                        }
+                    }
                 }
             }
             Ok(())
@@ -252,6 +275,10 @@ fn run_naive(
     std::thread::sleep(Duration::from_millis(1500));
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let total: u64 = writers.go()?.iter().sum();
+    if let Some(e) = failed.lock().ok().and_then(|f| f.clone()) {
+        stop.store(true, Ordering::Relaxed);
+        bail!("the naive baseline failed to store a line: {e}");
+    }
     wait_done(total, || stored.load(Ordering::Relaxed))?;
     let m = Measurement {
         name: "naive (INSERT + commit per line)",

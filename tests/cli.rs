@@ -115,3 +115,33 @@ fn devices_lists_without_a_server_or_a_database() {
         "{out}"
     );
 }
+
+/// The benchmark command itself works (its figures are not checked here: timing belongs in
+/// docs/BENCHMARKS.md, not in tests): several miners at once through both paths, every line
+/// written is stored, none dropped.
+#[test]
+fn bench_ingest_stores_every_line_on_both_paths() {
+    let (ok, out, err) = shepherd(&[
+        "bench",
+        "ingest",
+        "--miners",
+        "3",
+        "--seconds",
+        "1",
+        "--baud",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("| shepherd") || l.starts_with("| naive"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for row in rows {
+        // | path | miners | lines written | stored/s | dropped | CPU | RSS |
+        assert_eq!(row[2], "3", "{row:?}");
+        let written: u64 = row[3].parse().unwrap();
+        assert!(written > 0, "{row:?}");
+        assert_eq!(row[5], "0", "nothing dropped: {row:?}");
+    }
+}

@@ -110,33 +110,9 @@ pub fn newest(
 ) -> rusqlite::Result<Vec<LogLine>> {
     let before = before.unwrap_or(i64::MAX);
     // Spans of one miner never overlap, so newest-first by start is newest-first by line.
-    let mut spans = conn.prepare_cached(
-        "SELECT first_id, last_id FROM miner_log_spans
-         WHERE miner_id = ?1 AND first_id < ?2 ORDER BY first_id DESC",
-    )?;
-    let mut lines = conn.prepare_cached(
-        "SELECT id, ts, line, truncated FROM miner_logs
-         WHERE id BETWEEN ?1 AND ?2 AND miner_id = ?3 ORDER BY id DESC LIMIT ?4",
-    )?;
-    let mut out = Vec::new();
-    let mut ranges = spans.query(params![miner_id, before])?;
-    while out.len() < limit {
-        let Some(r) = ranges.next()? else { break };
-        let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let rows = lines.query_map(
-            params![
-                first,
-                last.min(before - 1),
-                miner_id,
-                (limit - out.len()) as i64
-            ],
-            log_line,
-        )?;
-        for row in rows {
-            out.push(row?);
-        }
-    }
-    Ok(out)
+    let spans = "SELECT first_id, last_id FROM miner_log_spans
+                 WHERE miner_id = ?1 AND first_id < ?2 ORDER BY first_id DESC";
+    walk_spans(conn, miner_id, spans, Direction::Newest(before), limit)
 }
 
 /// Up to `limit` lines of `miner_id` newer than id `after`, oldest first.
@@ -147,32 +123,54 @@ pub fn after(
     limit: usize,
 ) -> rusqlite::Result<Vec<LogLine>> {
     // Starts at the span holding `after` (if any), then every later one.
-    let mut spans = conn.prepare_cached(
-        "SELECT first_id, last_id FROM miner_log_spans
-         WHERE miner_id = ?1 AND first_id >= coalesce((SELECT max(first_id) FROM miner_log_spans
-                                                      WHERE miner_id = ?1 AND first_id <= ?2), 0)
-           AND last_id > ?2
-         ORDER BY first_id",
-    )?;
-    let mut lines = conn.prepare_cached(
-        "SELECT id, ts, line, truncated FROM miner_logs
-         WHERE id BETWEEN ?1 AND ?2 AND miner_id = ?3 ORDER BY id LIMIT ?4",
-    )?;
+    let spans = "SELECT first_id, last_id FROM miner_log_spans
+                 WHERE miner_id = ?1
+                   AND first_id >= coalesce((SELECT max(first_id) FROM miner_log_spans
+                                             WHERE miner_id = ?1 AND first_id <= ?2), 0)
+                   AND last_id > ?2
+                 ORDER BY first_id";
+    walk_spans(conn, miner_id, spans, Direction::After(after), limit)
+}
+
+/// Which way a read walks, and the id it starts from (not included).
+#[derive(Clone, Copy)]
+enum Direction {
+    Newest(i64),
+    After(i64),
+}
+
+/// Reads the id ranges `spans` (SQL taking the miner and the start id) yields, in its order,
+/// until `limit` lines are found.
+fn walk_spans(
+    conn: &Connection,
+    miner_id: i64,
+    spans: &str,
+    dir: Direction,
+    limit: usize,
+) -> rusqlite::Result<Vec<LogLine>> {
+    let (Direction::Newest(from) | Direction::After(from)) = dir;
+    let mut spans = conn.prepare_cached(spans)?;
+    let mut lines = conn.prepare_cached(match dir {
+        Direction::Newest(_) => {
+            "SELECT id, ts, line, truncated FROM miner_logs
+             WHERE id BETWEEN ?1 AND ?2 AND miner_id = ?3 ORDER BY id DESC LIMIT ?4"
+        }
+        Direction::After(_) => {
+            "SELECT id, ts, line, truncated FROM miner_logs
+             WHERE id BETWEEN ?1 AND ?2 AND miner_id = ?3 ORDER BY id LIMIT ?4"
+        }
+    })?;
     let mut out = Vec::new();
-    let mut ranges = spans.query(params![miner_id, after])?;
+    let mut ranges = spans.query(params![miner_id, from])?;
     while out.len() < limit {
         let Some(r) = ranges.next()? else { break };
         let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let rows = lines.query_map(
-            params![
-                first.max(after + 1),
-                last,
-                miner_id,
-                (limit - out.len()) as i64
-            ],
-            log_line,
-        )?;
-        for row in rows {
+        let (first, last) = match dir {
+            Direction::Newest(before) => (first, last.min(before - 1)),
+            Direction::After(after) => (first.max(after + 1), last),
+        };
+        let left = (limit - out.len()) as i64;
+        for row in lines.query_map(params![first, last, miner_id, left], log_line)? {
             out.push(row?);
         }
     }
