@@ -103,8 +103,6 @@ pub fn series(
     rows.collect()
 }
 
-pub use super::logs::{newest as logs, LogLine};
-
 /// Event kinds that change what a miner is doing (the rest are per-second figures).
 pub const STATUS_KINDS: &[&str] = &[
     "boot",
@@ -264,12 +262,12 @@ mod tests {
             };
             crate::db::logs::append(&c, &[(id, vec![line])]).unwrap();
         }
-        let first = logs(&c, id, None, 2).unwrap();
+        let first = crate::db::logs::newest(&c, id, None, 2).unwrap();
         assert_eq!(
             first.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
             ["line 4", "line 3"]
         );
-        let next = logs(&c, id, Some(first[1].id), 10).unwrap();
+        let next = crate::db::logs::newest(&c, id, Some(first[1].id), 10).unwrap();
         assert_eq!(next.len(), 3);
         assert_eq!(next[0].line, "line 2");
         for kind in ["progress", "boot", "crash", "temperature"] {

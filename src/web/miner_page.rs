@@ -11,7 +11,8 @@ use super::api::blocking;
 use super::pages::{layout, status_badge};
 use super::{charts, format, AppState};
 use crate::clock::now_ms;
-use crate::db::history::{self, LogLine, Point, Range, StatusEvent};
+use crate::db::history::{self, Point, Range, StatusEvent};
+use crate::db::logs::{self, LogLine};
 use crate::db::queries::{self, MinerView};
 
 /// Log lines shown on the page.
@@ -79,7 +80,7 @@ fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, cra
             view,
             points: history::series(c, id, now / 1000 - range.secs(), range.bucket_secs())?,
             events: history::status_history(c, id, PAGE_EVENTS)?,
-            logs: history::logs(c, id, None, PAGE_LOG_LINES)?,
+            logs: logs::newest(c, id, None, PAGE_LOG_LINES)?,
         }))
     })
 }
@@ -243,7 +244,7 @@ pub async fn logs_json(
     let found = blocking(move || {
         pool.with(|c| match history::miner_name(c, id)? {
             None => Ok(None),
-            Some(_) => history::logs(c, id, before, limit).map(Some),
+            Some(_) => logs::newest(c, id, before, limit).map(Some),
         })
     })
     .await?;
