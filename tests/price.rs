@@ -55,6 +55,15 @@ struct Rig {
 }
 
 impl Rig {
+    /// Both feeds on `server`, database `s.db` in `dir`.
+    fn with_both_feeds(dir: &Path, server: &MockServer) -> Self {
+        Self::start(
+            &dir.join("s.db"),
+            price_config(server),
+            network_config(server),
+        )
+    }
+
     fn start(path: &Path, price: PriceConfig, network: NetworkConfig) -> Self {
         let (conn, _) = db::open_writer(path).unwrap();
         let db = DbActor::new(
@@ -91,6 +100,13 @@ impl Rig {
     }
 }
 
+/// A mock serving every provider fixture at its path.
+fn fixture_server() -> MockServer {
+    let server = MockServer::start();
+    server.serve_fixtures();
+    server
+}
+
 /// Runs `f` in a fresh actix system, as one process run of the program.
 fn run(f: impl std::future::Future<Output = ()>) {
     actix_rt::System::new().block_on(f);
@@ -102,15 +118,10 @@ fn last_error(r: &Option<shepherd::price::FeedOutcome>) -> String {
 
 #[test]
 fn good_responses_are_stored_and_shown_with_their_fetch_time() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let rig = Rig::start(
-            &dir.path().join("s.db"),
-            price_config(&server),
-            network_config(&server),
-        );
+        let rig = Rig::with_both_feeds(dir.path(), &server);
         let before = now_ms();
         let report = rig.refresh().await;
         assert!(report.price.as_ref().unwrap().stored, "{report:?}");
@@ -142,16 +153,11 @@ fn good_responses_are_stored_and_shown_with_their_fetch_time() {
 
 #[test]
 fn http_500_from_coincodex_falls_back_to_coingecko() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     server.set(COINCODEX, Reply::status(500));
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let rig = Rig::start(
-            &dir.path().join("s.db"),
-            price_config(&server),
-            network_config(&server),
-        );
+        let rig = Rig::with_both_feeds(dir.path(), &server);
         let report = rig.refresh().await;
         let err = last_error(&report.price);
         assert!(err.contains("coincodex: HTTP 500"), "{err}");
@@ -172,8 +178,7 @@ fn http_500_from_coincodex_falls_back_to_coingecko() {
 
 #[test]
 fn eur_comes_from_mempool_prices_without_asking_coincodex() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let price = PriceConfig {
@@ -198,15 +203,10 @@ fn eur_comes_from_mempool_prices_without_asking_coincodex() {
 
 #[test]
 fn a_timeout_is_reported_quickly_and_the_last_price_stays() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let rig = Rig::start(
-            &dir.path().join("s.db"),
-            price_config(&server),
-            network_config(&server),
-        );
+        let rig = Rig::with_both_feeds(dir.path(), &server);
         rig.refresh().await;
         let first = rig.price_view();
 
@@ -246,17 +246,12 @@ fn a_timeout_is_reported_quickly_and_the_last_price_stays() {
 
 #[test]
 fn http_429_backs_off_for_retry_after_and_uses_the_fallback_meanwhile() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     server.set(COINCODEX, Reply::with_header(429, "Retry-After", "2"));
     server.set(HASHRATE, Reply::with_header(429, "Retry-After", "2"));
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let rig = Rig::start(
-            &dir.path().join("s.db"),
-            price_config(&server),
-            network_config(&server),
-        );
+        let rig = Rig::with_both_feeds(dir.path(), &server);
         let t0 = now_ms();
         let report = rig.refresh().await;
         let err = last_error(&report.price);
@@ -298,18 +293,13 @@ fn http_429_backs_off_for_retry_after_and_uses_the_fallback_meanwhile() {
 
 #[test]
 fn malformed_bodies_are_errors_never_prices() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     server.set(COINCODEX, Reply::ok(r#"{"last_price_usd":"91876.42"}"#));
     server.set(COINGECKO, Reply::ok(r#"{"bitcoin":{"usd":-5}}"#));
     server.set(HASHRATE, Reply::ok("<html>maintenance</html>"));
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let rig = Rig::start(
-            &dir.path().join("s.db"),
-            price_config(&server),
-            network_config(&server),
-        );
+        let rig = Rig::with_both_feeds(dir.path(), &server);
         let report = rig.refresh().await;
         assert!(!report.price.as_ref().unwrap().stored);
         let err = last_error(&report.price);
@@ -335,8 +325,7 @@ fn malformed_bodies_are_errors_never_prices() {
 
 #[test]
 fn the_cache_survives_a_restart_and_a_dead_network() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let mut fetched_at = None;
@@ -388,8 +377,7 @@ fn the_cache_survives_a_restart_and_a_dead_network() {
 
 #[test]
 fn values_turn_stale_after_the_configured_age() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let price = PriceConfig {
@@ -419,8 +407,7 @@ fn values_turn_stale_after_the_configured_age() {
 
 #[test]
 fn disabled_feeds_ask_nobody() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let mut price = price_config(&server);
@@ -498,8 +485,7 @@ fn http_failures_are_classified() {
 
 #[test]
 fn herd_data_and_dashboard_show_price_network_and_odds() {
-    let server = MockServer::start();
-    server.serve_fixtures();
+    let server = fixture_server();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[price]\ncoincodex_url = \"{0}\"\nfallback_url = \"\"\ninterval_secs = 3600\n\
