@@ -71,6 +71,30 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Read-only check of a miner's flash link for bug reports: sync, chip, MAC, flash id and
+    /// size, USB wiring, partition table, SPIFFS, /config.json (secrets masked), read speed;
+    /// a verdict per step and a protocol trace file. Nothing is written to the miner.
+    Doctor {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// The miner's name.
+        name: String,
+        /// The board has no auto-reset circuit (or it is flaky): talk to it in download mode
+        /// that you entered by hand — hold BOOT while plugging it in (or hold BOOT, press and
+        /// release RESET, release BOOT) — like esptool's `--before no-reset`. Afterwards the
+        /// ROM is told to run the firmware ("run user code"), as esptool's `--after
+        /// soft-reset` does.
+        #[arg(long)]
+        no_reset: bool,
+        /// Where to write the protocol trace (JSON); default
+        /// `shepherd-doctor-NAME-<unix time>.json` in the current folder.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
     /// List the USB serial devices plugged in now and what each is to the herd (works
     /// without a running server).
     Devices {
@@ -211,6 +235,13 @@ pub enum ConfigAction {
         /// falling back to boot).
         #[arg(long, default_value = "auto", value_parser = ["auto", "flash", "boot"])]
         method: String,
+        /// The board has no auto-reset circuit (or it is flaky): talk to it in download mode
+        /// that you entered by hand — hold BOOT while plugging it in (or hold BOOT, press and
+        /// release RESET, release BOOT) — like esptool's `--before no-reset`. Afterwards the
+        /// ROM is told to run the firmware ("run user code"), as esptool's `--after
+        /// soft-reset` does.
+        #[arg(long)]
+        no_reset: bool,
         /// Give up waiting after this many seconds (a flash read takes minutes at 115200 baud).
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -223,6 +254,13 @@ pub enum ConfigAction {
         /// A JSON file with the configuration object (config.json keys; keys not given keep
         /// the miner's current values).
         file: PathBuf,
+        /// The board has no auto-reset circuit (or it is flaky): talk to it in download mode
+        /// that you entered by hand — hold BOOT while plugging it in (or hold BOOT, press and
+        /// release RESET, release BOOT) — like esptool's `--before no-reset`. Afterwards the
+        /// ROM is told to run the firmware ("run user code"), as esptool's `--after
+        /// soft-reset` does.
+        #[arg(long)]
+        no_reset: bool,
         /// Give up waiting after this many seconds (a read and a write take minutes).
         #[arg(long, default_value_t = 1800)]
         timeout: u64,

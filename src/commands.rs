@@ -45,21 +45,44 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 ConfigAction::Get {
                     name,
                     method,
+                    no_reset,
                     timeout,
                 } => crate::flash_commands::config_get(
                     &config.database.path,
                     &name,
                     &method,
+                    no_reset,
                     timeout,
                 ),
                 ConfigAction::Set {
                     name,
                     file,
+                    no_reset,
                     timeout,
-                } => {
-                    crate::flash_commands::config_set(&config.database.path, &name, &file, timeout)
-                }
+                } => crate::flash_commands::config_set(
+                    &config.database.path,
+                    &name,
+                    &file,
+                    no_reset,
+                    timeout,
+                ),
             }
+        }
+        Command::Doctor {
+            common,
+            name,
+            no_reset,
+            trace,
+            timeout,
+        } => {
+            let config = load_config(&common)?;
+            crate::flash_commands::doctor(
+                &config.database.path,
+                &name,
+                no_reset,
+                trace.as_deref(),
+                timeout,
+            )
         }
         Command::Bench { kind } => match kind {
             BenchKind::Ingest {

@@ -205,15 +205,18 @@ pub fn flash(action: FlashAction) -> anyhow::Result<()> {
 }
 
 /// `shepherd config get NAME`: queue GET_CONFIG, follow it, print the configuration.
-pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> anyhow::Result<()> {
-    let (conn, _) = db::open_writer(db_path)?;
-    let miner = miners::list(&conn)?
-        .into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| miners::MinerError::NotFound(name.to_owned()))?;
-    let payload = (method != "auto").then(|| serde_json::json!({ "method": method }).to_string());
-    let id = commands::insert(&conn, miner.id, "GET_CONFIG", payload.as_deref())?;
-    eprintln!("queued GET_CONFIG #{id} for {name}");
+pub fn config_get(
+    db_path: &Path,
+    name: &str,
+    method: &str,
+    no_reset: bool,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let mut payload = serde_json::Map::new();
+    if method != "auto" {
+        payload.insert("method".into(), method.into());
+    }
+    let (conn, id) = queue(db_path, name, "GET_CONFIG", payload, no_reset)?;
     let row = follow(&conn, db_path, id, timeout)?;
     if row.status != "complete" {
         bail!(
@@ -226,7 +229,13 @@ pub fn config_get(db_path: &Path, name: &str, method: &str, timeout: u64) -> any
 
 /// `shepherd config set NAME FILE`: check the file, queue SET_CONFIG, follow it, print the
 /// configuration written (password masked).
-pub fn config_set(db_path: &Path, name: &str, file: &Path, timeout: u64) -> anyhow::Result<()> {
+pub fn config_set(
+    db_path: &Path,
+    name: &str,
+    file: &Path,
+    no_reset: bool,
+    timeout: u64,
+) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let map = match serde_json::from_str::<serde_json::Value>(&text) {
@@ -250,20 +259,92 @@ pub fn config_set(db_path: &Path, name: &str, file: &Path, timeout: u64) -> anyh
             lines.join("\n")
         );
     }
-    let (conn, _) = db::open_writer(db_path)?;
-    let miner = miners::list(&conn)?
-        .into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| miners::MinerError::NotFound(name.to_owned()))?;
-    let payload = serde_json::Value::Object(map).to_string();
-    let id = commands::insert(&conn, miner.id, "SET_CONFIG", Some(&payload))?;
-    eprintln!("queued SET_CONFIG #{id} for {name}");
+    let (conn, id) = queue(db_path, name, "SET_CONFIG", map, no_reset)?;
     let row = follow(&conn, db_path, id, timeout)?;
     let detail = row.detail.clone().unwrap_or_default();
     if row.status != "complete" {
         bail!("writing {name}'s configuration failed: {detail}");
     }
     print_config(&row)
+}
+
+/// Queues `command` for miner `name` with `payload` (plus `"no_reset": true` when asked);
+/// says so on stderr, and in manual mode what the owner must do now.
+fn queue(
+    db_path: &Path,
+    name: &str,
+    command: &str,
+    mut payload: serde_json::Map<String, serde_json::Value>,
+    no_reset: bool,
+) -> anyhow::Result<(rusqlite::Connection, i64)> {
+    let (conn, _) = db::open_writer(db_path)?;
+    let miner = miners::list(&conn)?
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| miners::MinerError::NotFound(name.to_owned()))?;
+    if no_reset {
+        payload.insert("no_reset".into(), true.into());
+    }
+    let text = (!payload.is_empty()).then(|| serde_json::Value::Object(payload).to_string());
+    let id = commands::insert(&conn, miner.id, command, text.as_deref())?;
+    eprintln!("queued {command} #{id} for {name}");
+    if no_reset {
+        eprintln!(
+            "--no-reset: put {name} into download mode now if it is not yet (hold BOOT while \
+             plugging it in, or hold BOOT, press and release RESET, then release BOOT); shepherd \
+             waits for its SYNC"
+        );
+    }
+    Ok((conn, id))
+}
+
+/// `shepherd doctor NAME`: queue DOCTOR, follow it, print a verdict per step and write the
+/// protocol trace to a file the owner can attach to a bug report.
+pub fn doctor(
+    db_path: &Path,
+    name: &str,
+    no_reset: bool,
+    trace: Option<&Path>,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let (conn, id) = queue(db_path, name, "DOCTOR", serde_json::Map::new(), no_reset)?;
+    let row = follow(&conn, db_path, id, timeout)?;
+    let result = row.result.clone().unwrap_or(serde_json::Value::Null);
+    if let Some(verdicts) = result.get("verdicts").and_then(|v| v.as_array()) {
+        for v in verdicts {
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+            println!("{:<8} {:<17} {}", s("verdict"), s("step"), s("detail"));
+        }
+    }
+    let path = match trace {
+        Some(p) => p.to_path_buf(),
+        None => std::path::PathBuf::from(format!(
+            "shepherd-doctor-{}-{}.json",
+            name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+            crate::clock::now_ms() / 1000
+        )),
+    };
+    let report = serde_json::json!({
+        "miner": name,
+        "shepherd": env!("CARGO_PKG_VERSION"),
+        "status": row.status,
+        "detail": row.detail,
+        "result": result,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    eprintln!(
+        "protocol trace written to {} (commands, replies, timings; no flash contents, secrets \
+         masked): attach it to a bug report",
+        path.display()
+    );
+    if row.status != "complete" {
+        bail!(
+            "doctor found problems on {name}: {}",
+            row.detail.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// Prints the configuration a finished command reported (password already masked).

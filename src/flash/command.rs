@@ -14,8 +14,14 @@ pub const ROM_STATUS_LEN: usize = 4;
 const CHECKSUM_SEED: u8 = 0xEF;
 /// Largest read READ_FLASH_SLOW answers in one response.
 pub const READ_SLOW_MAX: u32 = 64;
-/// FLASH_DATA block size the ROM accepts (esptool's FLASH_WRITE_SIZE for the ROM).
+/// FLASH_DATA block size the ROM accepts (esptool's `ESPLoader.FLASH_WRITE_SIZE`).
 pub const FLASH_WRITE_BLOCK: u32 = 0x400;
+/// FLASH_DATA block size of the flasher stub (esptool's `StubMixin.FLASH_WRITE_SIZE`).
+pub const STUB_WRITE_BLOCK: u32 = 0x4000;
+/// MEM_DATA block size for uploading the stub (esptool's `ESPLoader.ESP_RAM_BLOCK`).
+pub const RAM_BLOCK: u32 = 0x1800;
+/// Status bytes the flasher stub appends to every response.
+pub const STUB_STATUS_LEN: usize = 2;
 /// Flash sector (erase unit).
 pub const SECTOR: u32 = 0x1000;
 
@@ -29,8 +35,16 @@ pub enum Op {
     FlashData = 0x03,
     /// Finish writing (optionally reboot).
     FlashEnd = 0x04,
+    /// Start an upload to RAM (the flasher stub).
+    MemBegin = 0x05,
+    /// Finish an upload to RAM and jump to its entry point.
+    MemEnd = 0x06,
+    /// One block of an upload to RAM.
+    MemData = 0x07,
     /// Synchronise: the first thing said to a freshly reset ROM.
     Sync = 0x08,
+    /// Write a 32-bit register (watchdogs, the SPI peripheral for the flash id).
+    WriteReg = 0x09,
     /// Read a 32-bit register (chip detection, eFuses).
     ReadReg = 0x0A,
     /// Tell the ROM the flash geometry.
@@ -43,6 +57,10 @@ pub enum Op {
     ChangeBaudrate = 0x0F,
     /// MD5 of a flash region.
     SpiFlashMd5 = 0x13,
+    /// Security flags and, on newer ROMs (ESP32-S3, C3), the chip id.
+    GetSecurityInfo = 0x14,
+    /// Stub only: stream a flash region in acknowledged blocks, then its MD5.
+    ReadFlash = 0xD2,
 }
 
 impl Op {
@@ -52,13 +70,19 @@ impl Op {
             0x02 => Op::FlashBegin,
             0x03 => Op::FlashData,
             0x04 => Op::FlashEnd,
+            0x05 => Op::MemBegin,
+            0x06 => Op::MemEnd,
+            0x07 => Op::MemData,
             0x08 => Op::Sync,
+            0x09 => Op::WriteReg,
             0x0A => Op::ReadReg,
             0x0B => Op::SpiSetParams,
             0x0D => Op::SpiAttach,
             0x0E => Op::ReadFlashSlow,
             0x0F => Op::ChangeBaudrate,
             0x13 => Op::SpiFlashMd5,
+            0x14 => Op::GetSecurityInfo,
+            0xD2 => Op::ReadFlash,
             _ => return None,
         })
     }
@@ -69,13 +93,19 @@ impl Op {
             Op::FlashBegin => "FLASH_BEGIN",
             Op::FlashData => "FLASH_DATA",
             Op::FlashEnd => "FLASH_END",
+            Op::MemBegin => "MEM_BEGIN",
+            Op::MemEnd => "MEM_END",
+            Op::MemData => "MEM_DATA",
             Op::Sync => "SYNC",
+            Op::WriteReg => "WRITE_REG",
             Op::ReadReg => "READ_REG",
             Op::SpiSetParams => "SPI_SET_PARAMS",
             Op::SpiAttach => "SPI_ATTACH",
             Op::ReadFlashSlow => "READ_FLASH_SLOW",
             Op::ChangeBaudrate => "CHANGE_BAUDRATE",
             Op::SpiFlashMd5 => "SPI_FLASH_MD5",
+            Op::GetSecurityInfo => "GET_SECURITY_INFO",
+            Op::ReadFlash => "READ_FLASH",
         }
     }
 }
@@ -91,7 +121,11 @@ pub enum Command {
         address: u32,
     },
     /// SPI_ATTACH with the default (SPI flash) pins.
-    SpiAttach,
+    SpiAttach {
+        /// Talking to the flasher stub, which takes one word (esptool `flash_spi_attach`: the
+        /// ROM takes a second, "is legacy", word).
+        stub: bool,
+    },
     /// SPI_SET_PARAMS for a flash of this many bytes.
     SpiSetParams {
         /// Total flash size.
@@ -121,6 +155,9 @@ pub enum Command {
         block_size: u32,
         /// Flash offset.
         offset: u32,
+        /// The 5th word (encrypted write: always 0 here), sent where the loader takes it:
+        /// every stub and every ROM but the ESP32's and ESP8266's (esptool `flash_begin`).
+        encrypted: Option<u32>,
     },
     /// FLASH_DATA.
     FlashData {
@@ -138,6 +175,54 @@ pub enum Command {
     ChangeBaudrate {
         /// New rate.
         baud: u32,
+        /// The rate now: the stub needs it, the ROM takes 0 (esptool `change_baud`).
+        old: u32,
+    },
+    /// WRITE_REG.
+    WriteReg {
+        /// Register address.
+        address: u32,
+        /// Value.
+        value: u32,
+        /// Bits to change.
+        mask: u32,
+    },
+    /// GET_SECURITY_INFO.
+    GetSecurityInfo,
+    /// MEM_BEGIN.
+    MemBegin {
+        /// Bytes to upload.
+        size: u32,
+        /// Number of MEM_DATA blocks.
+        blocks: u32,
+        /// Size of each block.
+        block_size: u32,
+        /// RAM address.
+        offset: u32,
+    },
+    /// MEM_DATA.
+    MemData {
+        /// Block number from 0.
+        sequence: u32,
+        /// The block.
+        data: Vec<u8>,
+    },
+    /// MEM_END: jump to `entry` (0: stay in the loader).
+    MemEnd {
+        /// Entry point.
+        entry: u32,
+    },
+    /// READ_FLASH (stub): the answer is followed by the data in `block_size` frames, each
+    /// acknowledged by the host, then a 16-byte MD5 frame.
+    ReadFlash {
+        /// Flash offset.
+        offset: u32,
+        /// Bytes.
+        size: u32,
+        /// Bytes per data frame.
+        block_size: u32,
+        /// Frames the stub may send before waiting for an acknowledgement.
+        in_flight: u32,
     },
 }
 
@@ -156,7 +241,7 @@ impl Command {
         match self {
             Command::Sync => Op::Sync,
             Command::ReadReg { .. } => Op::ReadReg,
-            Command::SpiAttach => Op::SpiAttach,
+            Command::SpiAttach { .. } => Op::SpiAttach,
             Command::SpiSetParams { .. } => Op::SpiSetParams,
             Command::ReadFlashSlow { .. } => Op::ReadFlashSlow,
             Command::FlashMd5 { .. } => Op::SpiFlashMd5,
@@ -164,6 +249,12 @@ impl Command {
             Command::FlashData { .. } => Op::FlashData,
             Command::FlashEnd { .. } => Op::FlashEnd,
             Command::ChangeBaudrate { .. } => Op::ChangeBaudrate,
+            Command::WriteReg { .. } => Op::WriteReg,
+            Command::GetSecurityInfo => Op::GetSecurityInfo,
+            Command::MemBegin { .. } => Op::MemBegin,
+            Command::MemData { .. } => Op::MemData,
+            Command::MemEnd { .. } => Op::MemEnd,
+            Command::ReadFlash { .. } => Op::ReadFlash,
         }
     }
 
@@ -181,6 +272,27 @@ impl Command {
         }
     }
 
+    /// Its arguments in words, for a protocol trace: never the data it carries.
+    pub fn summary(&self) -> String {
+        match self {
+            Command::FlashData { sequence, data } | Command::MemData { sequence, data } => {
+                format!("seq {sequence}, {} bytes", data.len())
+            }
+            Command::Sync => String::new(),
+            other => {
+                let p = other.payload();
+                p.chunks(4)
+                    .map(|w| {
+                        let mut b = [0u8; 4];
+                        b[..w.len()].copy_from_slice(w);
+                        format!("0x{:x}", u32::from_le_bytes(b))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        }
+    }
+
     /// The data field.
     pub fn payload(&self) -> Vec<u8> {
         match self {
@@ -191,7 +303,8 @@ impl Command {
             }
             Command::ReadReg { address } => words(&[*address]),
             // hspi_arg 0 = the default flash pins; the ROM (not the stub) takes a second word.
-            Command::SpiAttach => words(&[0, 0]),
+            Command::SpiAttach { stub: false } => words(&[0, 0]),
+            Command::SpiAttach { stub: true } => words(&[0]),
             Command::SpiSetParams { total_size } => {
                 words(&[0, *total_size, 0x1_0000, SECTOR, 0x100, 0xFFFF])
             }
@@ -202,14 +315,42 @@ impl Command {
                 blocks,
                 block_size,
                 offset,
-            } => words(&[*erase_size, *blocks, *block_size, *offset]),
-            Command::FlashData { sequence, data } => {
+                encrypted,
+            } => {
+                let mut d = words(&[*erase_size, *blocks, *block_size, *offset]);
+                if let Some(flag) = encrypted {
+                    d.extend_from_slice(&flag.to_le_bytes());
+                }
+                d
+            }
+            Command::FlashData { sequence, data } | Command::MemData { sequence, data } => {
                 let mut d = words(&[data.len() as u32, *sequence, 0, 0]);
                 d.extend_from_slice(data);
                 d
             }
             Command::FlashEnd { reboot } => words(&[u32::from(!*reboot)]),
-            Command::ChangeBaudrate { baud } => words(&[*baud, 0]),
+            Command::ChangeBaudrate { baud, old } => words(&[*baud, *old]),
+            // esptool `write_reg`: address, value, mask, delay in µs.
+            Command::WriteReg {
+                address,
+                value,
+                mask,
+            } => words(&[*address, *value, *mask, 0]),
+            Command::GetSecurityInfo => Vec::new(),
+            Command::MemBegin {
+                size,
+                blocks,
+                block_size,
+                offset,
+            } => words(&[*size, *blocks, *block_size, *offset]),
+            // esptool `mem_finish`: "no entry" flag, then the entry point.
+            Command::MemEnd { entry } => words(&[u32::from(*entry == 0), *entry]),
+            Command::ReadFlash {
+                offset,
+                size,
+                block_size,
+                in_flight,
+            } => words(&[*offset, *size, *block_size, *in_flight]),
         }
     }
 
@@ -217,7 +358,9 @@ impl Command {
     pub fn encode(&self) -> Vec<u8> {
         let payload = self.payload();
         let check = match self {
-            Command::FlashData { data, .. } => u32::from(checksum(data)),
+            Command::FlashData { data, .. } | Command::MemData { data, .. } => {
+                u32::from(checksum(data))
+            }
             _ => 0,
         };
         let mut out = Vec::with_capacity(8 + payload.len());
@@ -352,59 +495,8 @@ pub fn rom_error_name(code: u8) -> &'static str {
     }
 }
 
-/// Per-chip facts: how to recognise it and where its MAC is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChipInfo {
-    /// Name as Espressif writes it.
-    pub name: &'static str,
-    /// Values of the chip-detect register that mean this chip.
-    pub magic: &'static [u32],
-    /// eFuse words holding the MAC: (low word with the last 4 bytes, high word with the first 2).
-    pub mac_regs: (u32, u32),
-}
-
-/// Register whose value identifies the chip (the same address on every ESP32 family ROM).
-pub const CHIP_DETECT_MAGIC_REG: u32 = 0x4000_1000;
-
-/// Chips a NerdMiner runs on (esptool's tables).
-pub const CHIPS: &[ChipInfo] = &[
-    ChipInfo {
-        name: "ESP32",
-        magic: &[0x00F0_1D83],
-        mac_regs: (0x3FF5_A004, 0x3FF5_A008),
-    },
-    ChipInfo {
-        name: "ESP32-S2",
-        magic: &[0x0000_07C6],
-        mac_regs: (0x3F41_A044, 0x3F41_A048),
-    },
-    ChipInfo {
-        name: "ESP32-S3",
-        magic: &[0x0000_0009],
-        mac_regs: (0x6000_7044, 0x6000_7048),
-    },
-    ChipInfo {
-        name: "ESP32-C3",
-        magic: &[0x6921_506F, 0x1B31_506F, 0x4881_606F, 0x4361_606F],
-        mac_regs: (0x6000_8844, 0x6000_8848),
-    },
-];
-
-/// The chip a detect-register value names.
-pub fn chip_from_magic(magic: u32) -> Option<&'static ChipInfo> {
-    CHIPS.iter().find(|c| c.magic.contains(&magic))
-}
-
-/// MAC address from the two eFuse words, as esptool prints it.
-pub fn mac_from_words(low: u32, high: u32) -> String {
-    let h = high.to_be_bytes();
-    let l = low.to_be_bytes();
-    [h[2], h[3], l[0], l[1], l[2], l[3]]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+// Chip tables moved to `chips`; re-exported for the code that named them here.
+pub use super::chips::{chip_from_magic, mac_from_words, ChipInfo, CHIPS, CHIP_DETECT_MAGIC_REG};
 
 /// Parses SPI_FLASH_MD5's answer: 32 ASCII hex digits from the ROM, 16 raw bytes from a stub.
 pub fn parse_md5(data: &[u8]) -> Option<[u8; 16]> {
@@ -481,17 +573,6 @@ mod tests {
             assert!(Response::decode(&p[..n], 4).is_none());
         }
         assert!(Request::decode(&[0, 8, 200, 0, 0, 0, 0, 0, 1]).is_none());
-    }
-
-    #[test]
-    fn chip_and_mac_tables() {
-        assert_eq!(chip_from_magic(0x00F0_1D83).unwrap().name, "ESP32");
-        assert_eq!(chip_from_magic(0x1B31_506F).unwrap().name, "ESP32-C3");
-        assert!(chip_from_magic(0xDEAD_BEEF).is_none());
-        assert_eq!(
-            mac_from_words(0x1234_5678, 0x0000_24D7),
-            "24:d7:12:34:56:78"
-        );
     }
 
     #[test]

@@ -40,8 +40,12 @@ pub enum Wiring {
     UsbJtag,
 }
 
-/// Espressif's USB vendor id: a port with it is the chip's own USB-Serial/JTAG.
+/// Espressif's USB vendor id.
 pub const ESPRESSIF_VID: u16 = 0x303A;
+/// The USB-Serial/JTAG peripheral's product id (esp_pylib `USB_JTAG_SERIAL_PID`): only this
+/// one takes esptool's `USBJTAGSerialReset`; other Espressif ids (USB-OTG CDC, TinyUSB) are
+/// reset like a bridge.
+pub const USB_JTAG_SERIAL_PID: u16 = 0x1001;
 
 /// Which sequence to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub enum ResetKind {
     HardReset,
     /// Reset into the ROM serial bootloader (esptool `ClassicReset` / `USBJTAGSerialReset`).
     Bootloader,
+    /// The same, holding IO0 half a second longer after EN rises (esptool's `extra_delay`
+    /// variant; the USB-Serial/JTAG sequence has only one).
+    BootloaderSlow,
 }
 
 use LineStep::{Dtr, Rts, Sleep};
@@ -58,7 +65,8 @@ use LineStep::{Dtr, Rts, Sleep};
 const HARD_RESET: &[LineStep] = &[Dtr(false), Rts(true), Sleep(100), Rts(false)];
 /// esptool `hard_reset` on USB-Serial/JTAG (the peripheral needs a longer pulse).
 const HARD_RESET_USB: &[LineStep] = &[Dtr(false), Rts(true), Sleep(200), Rts(false)];
-/// esptool `ClassicReset`: hold EN low, then release it while IO0 is held low, then let IO0 go.
+/// esptool `ClassicReset` (esp_pylib `classic_bootloader_reset`): hold EN low, then release it
+/// while IO0 is held low, then let IO0 go after `DEFAULT_RESET_DELAY` (50 ms).
 const CLASSIC_BOOTLOADER: &[LineStep] = &[
     Dtr(false),
     Rts(true),
@@ -66,6 +74,17 @@ const CLASSIC_BOOTLOADER: &[LineStep] = &[
     Dtr(true),
     Rts(false),
     Sleep(50),
+    Dtr(false),
+];
+/// The same with esptool's extra delay (`DEFAULT_RESET_DELAY + 0.5`): boards whose EN
+/// capacitor is slow need IO0 held longer; esptool alternates the two on each attempt.
+const CLASSIC_BOOTLOADER_SLOW: &[LineStep] = &[
+    Dtr(false),
+    Rts(true),
+    Sleep(100),
+    Dtr(true),
+    Rts(false),
+    Sleep(550),
     Dtr(false),
 ];
 /// esptool `USBJTAGSerialReset`.
@@ -91,7 +110,10 @@ impl ResetKind {
             (ResetKind::HardReset, Wiring::Classic) => HARD_RESET,
             (ResetKind::HardReset, Wiring::UsbJtag) => HARD_RESET_USB,
             (ResetKind::Bootloader, Wiring::Classic) => CLASSIC_BOOTLOADER,
-            (ResetKind::Bootloader, Wiring::UsbJtag) => USB_JTAG_BOOTLOADER,
+            (ResetKind::BootloaderSlow, Wiring::Classic) => CLASSIC_BOOTLOADER_SLOW,
+            (ResetKind::Bootloader | ResetKind::BootloaderSlow, Wiring::UsbJtag) => {
+                USB_JTAG_BOOTLOADER
+            }
         }
     }
 }
@@ -202,7 +224,7 @@ impl LineControl for Recording {
     }
 }
 
-/// The wiring of a real port, from its USB vendor id (native USB = Espressif's own id).
+/// The wiring of a real port, from its USB ids (USB-Serial/JTAG = 303a:1001 only).
 pub fn wiring_of(path: &str) -> Wiring {
     let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
     let ports = serialport::available_ports().unwrap_or_default();
@@ -211,7 +233,7 @@ pub fn wiring_of(path: &str) -> Wiring {
             std::fs::canonicalize(&p.port_name).unwrap_or_else(|_| p.port_name.clone().into());
         if same == wanted {
             if let serialport::SerialPortType::UsbPort(info) = p.port_type {
-                if info.vid == ESPRESSIF_VID {
+                if info.vid == ESPRESSIF_VID && info.pid == USB_JTAG_SERIAL_PID {
                     return Wiring::UsbJtag;
                 }
             }

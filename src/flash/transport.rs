@@ -56,6 +56,26 @@ pub enum LoaderError {
         "unknown chip (detect register 0x{0:08x}): not an ESP32-family chip NerdMiner runs on"
     )]
     UnknownChip(u32),
+    /// An operation past the end of the flash the chip reported.
+    #[error(
+        "0x{size:x} bytes at 0x{offset:x} run past the end of this chip's {flash} KiB flash: \
+         the partition table does not match the flash chip; nothing was read or written there"
+    )]
+    OutOfFlash {
+        /// Region offset.
+        offset: u32,
+        /// Region size.
+        size: u32,
+        /// Flash size in KiB.
+        flash: u32,
+    },
+    /// The flash chip did not answer its id (RDID), so its size is unknown.
+    #[error(
+        "the SPI flash did not report its size (JEDEC id 0x{0:06x}); refusing to write to a \
+         flash of unknown size: run `shepherd doctor` on this miner and attach its trace to a bug \
+         report"
+    )]
+    UnknownFlash(u32),
     /// The data read does not match the MD5 the chip computed.
     #[error(
         "the read of 0x{size:x} bytes at 0x{offset:x} does not match the MD5 the chip computed \
@@ -77,6 +97,20 @@ pub enum LoaderError {
     Io(#[from] std::io::Error),
 }
 
+/// One line of a protocol trace: what was said to the loader and what it answered, with
+/// timings, for `shepherd doctor` (never the flash contents: data is given as a length).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TraceEntry {
+    /// Milliseconds since the trace started.
+    pub at_ms: u64,
+    /// `cmd`, `reply`, `timeout`, or `note`.
+    pub kind: &'static str,
+    /// Command name (empty for notes).
+    pub op: &'static str,
+    /// What it carried: arguments of a command, value/status of a reply, or a note's text.
+    pub detail: String,
+}
+
 /// SLIP transport over any byte stream (a serial port, a pseudo-terminal).
 pub struct Transport<T> {
     io: T,
@@ -85,7 +119,12 @@ pub struct Transport<T> {
     buf: Vec<u8>,
     status_len: usize,
     text: Vec<u8>,
+    trace: Option<(Instant, Vec<TraceEntry>)>,
 }
+
+/// Most entries a trace keeps (a whole partition read at 64 bytes a command would be
+/// thousands; the first ones say what a bug report needs).
+const MAX_TRACE: usize = 4000;
 
 /// Most text outside frames kept for [`Transport::take_text`].
 const MAX_TEXT: usize = 64 * 1024;
@@ -101,6 +140,76 @@ impl<T: Read + Write> Transport<T> {
             buf: vec![0; 4096],
             status_len: ROM_STATUS_LEN,
             text: Vec::new(),
+            trace: None,
+        }
+    }
+
+    /// Starts recording a trace of every command and reply.
+    pub fn start_trace(&mut self) {
+        self.trace = Some((Instant::now(), Vec::new()));
+    }
+
+    /// The trace recorded so far (empty when not tracing).
+    pub fn take_trace(&mut self) -> Vec<TraceEntry> {
+        self.trace
+            .as_mut()
+            .map(|(_, t)| std::mem::take(t))
+            .unwrap_or_default()
+    }
+
+    /// Adds an entry to the trace, if one is being recorded.
+    pub fn note(&mut self, kind: &'static str, op: &'static str, detail: impl FnOnce() -> String) {
+        if let Some((start, entries)) = self.trace.as_mut() {
+            if entries.len() < MAX_TRACE {
+                entries.push(TraceEntry {
+                    at_ms: start.elapsed().as_millis() as u64,
+                    kind,
+                    op,
+                    detail: detail(),
+                });
+            }
+        }
+    }
+
+    /// Status bytes per response from now on: 4 from a ROM, 2 once the flasher stub runs.
+    pub fn set_status_len(&mut self, len: usize) {
+        self.status_len = len;
+    }
+
+    /// The stream (to change its baud rate).
+    pub fn io_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// Drops frames and bytes received but not yet read (after a baud rate change).
+    pub fn discard_pending(&mut self) {
+        self.frames.clear();
+        self.decoder.reset();
+    }
+
+    /// Sends raw bytes as one SLIP frame (READ_FLASH acknowledgements).
+    pub fn send_frame(&mut self, payload: &[u8]) -> Result<(), LoaderError> {
+        self.io.write_all(&slip::encode(payload))?;
+        self.io.flush()?;
+        Ok(())
+    }
+
+    /// The next SLIP frame, whatever it holds (READ_FLASH data, the stub's "OHAI"), or a
+    /// timeout naming `op`.
+    pub fn frame_within(
+        &mut self,
+        op: &'static str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, LoaderError> {
+        match self.next_frame(Instant::now() + timeout)? {
+            Some(f) => Ok(f),
+            None => {
+                self.note("timeout", op, || format!("no frame within {timeout:?}"));
+                Err(LoaderError::Timeout {
+                    op,
+                    secs: timeout.as_secs_f64(),
+                })
+            }
         }
     }
 
@@ -117,6 +226,7 @@ impl<T: Read + Write> Transport<T> {
 
     /// Sends one command.
     pub fn send(&mut self, cmd: &Command) -> Result<(), LoaderError> {
+        self.note("cmd", cmd.op().name(), || cmd.summary());
         self.io.write_all(&slip::encode(&cmd.encode()))?;
         self.io.flush()?;
         Ok(())
@@ -183,6 +293,12 @@ impl<T: Read + Write> Transport<T> {
                     self.status_len = len;
                 }
             }
+            let status_len = self.status_len;
+            self.note("reply", op.name(), || {
+                let body = frame.len().saturating_sub(8);
+                let status = frame.get(frame.len().saturating_sub(status_len)..);
+                format!("{body} data bytes, status {status:02x?}")
+            });
             let Some(resp) = Response::decode(&frame, self.status_len) else {
                 return Err(LoaderError::BadResponse {
                     op: op.name(),
@@ -198,6 +314,9 @@ impl<T: Read + Write> Transport<T> {
             }
             return Ok(resp);
         }
+        self.note("timeout", op.name(), || {
+            format!("no answer within {timeout:?}")
+        });
         Err(LoaderError::Timeout {
             op: op.name(),
             secs: timeout.as_secs_f64(),

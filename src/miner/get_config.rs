@@ -26,6 +26,8 @@ use crate::flash::loader::Loader;
 use crate::flash::partitions::{
     hex, Partition, PartitionError, PartitionTable, TABLE_MAX_LEN, TABLE_OFFSET,
 };
+use crate::flash::port::LoaderPort;
+use crate::flash::session::{self as flash_session, Options};
 use crate::flash::spiffs::{self, SpiffsParams};
 use crate::flash::transport::LoaderError;
 
@@ -35,8 +37,6 @@ const BOOT_CAPTURE_WINDOW: Duration = Duration::from_secs(20);
 const RESUME_WINDOW: Duration = Duration::from_secs(10);
 /// Bytes read between checks for a stop request (2 s at 115200 baud).
 const STOP_CHECK_BYTES: u32 = 16 * 1024;
-/// Flash size assumed for SPI_SET_PARAMS (only bounds reads; the table says where things are).
-const FLASH_SIZE: u32 = 16 << 20;
 
 /// How to read the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,24 @@ impl Method {
                  \"flash\" (read the flash through the ROM bootloader)"
             )),
         }
+    }
+}
+
+/// How to reach the loader, from a command's payload: `"no_reset": true` for a board the owner
+/// put into download mode by hand (esptool `--before no-reset`).
+pub fn loader_options(payload: Option<&str>) -> Result<Options, String> {
+    let Some(text) = payload.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Options::default());
+    };
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| format!("the command's payload is not JSON: {e}"))?;
+    match v.get("no_reset") {
+        None | Some(Value::Bool(false)) | Some(Value::Null) => Ok(Options::default()),
+        Some(Value::Bool(true)) => Ok(Options {
+            reset: false,
+            fast: false,
+        }),
+        Some(other) => Err(format!("\"no_reset\" must be true or false, not {other}")),
     }
 }
 
@@ -105,7 +123,16 @@ pub(super) struct Reporter<'a> {
     pub(super) steps: std::cell::RefCell<Vec<String>>,
 }
 
-impl Reporter<'_> {
+impl<'a> Reporter<'a> {
+    /// Reports command `id`'s progress.
+    pub(super) fn new(db: &'a Addr<DbActor>, id: i64) -> Self {
+        Self {
+            db,
+            id,
+            steps: Default::default(),
+        }
+    }
+
     pub(super) fn detail(&self, text: impl Into<String>) {
         let (id, text) = (self.id, text.into());
         tracing::debug!(command = id, "{text}");
@@ -146,14 +173,10 @@ pub fn execute(
             let path = session.path().to_owned();
             let (db2, text) = (db.clone(), format!("running on {path}"));
             let _ = db_call(&db2, move |c| commands::start(c, id, &text));
-            let rep = Reporter {
-                db,
-                id,
-                steps: Default::default(),
-            };
-            let mut outcome = match Method::from_payload(payload) {
-                Err(e) => failed(e),
-                Ok(method) => run(session, &rep, method),
+            let rep = Reporter::new(db, id);
+            let mut outcome = match (Method::from_payload(payload), loader_options(payload)) {
+                (Err(e), _) | (_, Err(e)) => failed(e),
+                (Ok(method), Ok(opts)) => run(session, &rep, method, opts),
             };
             if !outcome.result.is_object() {
                 outcome.result = json!({});
@@ -194,19 +217,31 @@ pub(super) fn record_end(db: &Addr<DbActor>, id: i64, outcome: Outcome) {
 }
 
 fn failed(detail: String) -> Outcome {
-    Outcome {
-        ok: false,
-        detail,
-        result: Value::Null,
-        config: None,
+    Outcome::failed(detail)
+}
+
+impl Outcome {
+    /// A failure with nothing else to report.
+    pub(super) fn failed(detail: String) -> Outcome {
+        Outcome {
+            ok: false,
+            detail,
+            result: Value::Null,
+            config: None,
+        }
     }
 }
 
-fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, method: Method) -> Outcome {
+fn run(
+    session: &mut PortSession<'_>,
+    rep: &Reporter<'_>,
+    method: Method,
+    opts: Options,
+) -> Outcome {
     if method == Method::Boot {
         return boot_outcome(session, rep, None);
     }
-    match flash_read(session, rep) {
+    match flash_read(session, rep, opts) {
         Ok(read) => flash_outcome(session, rep, read),
         Err(FlashFailure::NoSpiffs(why)) => {
             rep.detail(format!("{why}; falling back to the boot capture"));
@@ -297,22 +332,37 @@ struct FlashRead {
     resumed: Result<(), String>,
 }
 
-/// Enters the bootloader, reads the SPIFFS partition, and always resets back into the
+/// Enters the bootloader, reads the SPIFFS partition, and always leaves the loader for the
 /// firmware afterwards, success or not.
 fn flash_read(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
+    opts: Options,
 ) -> Result<FlashRead, FlashFailure> {
-    rep.detail("entering the ROM bootloader (DTR/RTS bootloader sequence)");
-    session
-        .reset(ResetKind::Bootloader)
-        .map_err(FlashFailure::Other)?;
-    let read = talk_to_loader(session, rep);
+    rep.detail(if opts.reset {
+        "entering the ROM bootloader (DTR/RTS bootloader sequence)"
+    } else {
+        "talking to a miner put into download mode by hand (--no-reset)"
+    });
+    let stop = session.stop_flag();
+    let home = session.home_baud();
+    let (read, left, text) = {
+        let mut loader = Loader::new(session.loader_port());
+        let read = read_with_loader(&mut loader, rep, stop, opts);
+        rep.detail("leaving the bootloader for the firmware");
+        let left = flash_session::leave(&mut loader, opts, home);
+        (read, left, loader.take_text())
+    };
+    // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
+    // it did not enter the bootloader) is part of its log like any other line.
+    session.ingest_bytes(&text);
     if let Err(FlashFailure::Other(why)) | Err(FlashFailure::NoSpiffs(why)) = &read {
         tracing::info!(miner = session.miner_id(), "flash read failed: {why}");
     }
-    rep.detail("resetting the miner back into its firmware");
-    let resumed = back_to_firmware(session);
+    let resumed = match left {
+        Ok(()) => wait_for_boot(session),
+        Err(e) => Err(format!("could not leave the bootloader: {e}")),
+    };
     match read {
         Ok((chip, mac, partition, image)) => Ok(FlashRead {
             chip,
@@ -331,41 +381,31 @@ fn flash_read(
 
 pub(super) type LoaderRead = (String, String, Partition, Vec<u8>);
 
-fn talk_to_loader(
-    session: &mut PortSession<'_>,
-    rep: &Reporter<'_>,
-) -> Result<LoaderRead, FlashFailure> {
-    rep.detail("syncing with the ROM bootloader");
-    let stop = session.stop_flag();
-    let mut loader = Loader::new(session.port());
-    let result = read_with_loader(&mut loader, rep, stop);
-    // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
-    // it did not enter the bootloader) is part of its log like any other line.
-    let text = loader.take_text();
-    session.ingest_bytes(&text);
-    result
-}
-
-pub(super) fn read_with_loader<T: std::io::Read + std::io::Write>(
+/// Connects (reset, sync, chip, flash size, baud), reads the partition table and the whole
+/// SPIFFS partition, and checks it against the chip's MD5.
+pub(super) fn read_with_loader<T: LoaderPort>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     stop: &AtomicBool,
+    opts: Options,
 ) -> Result<LoaderRead, FlashFailure> {
     let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
-    match loader.sync() {
-        Ok(()) => {}
+    rep.detail("syncing with the ROM bootloader");
+    let info = match flash_session::open(loader, opts, &mut |s| rep.detail(s)) {
+        Ok(info) => info,
         Err(e @ LoaderError::NoSync { .. }) => {
             return Err(FlashFailure::Other(format!("bootloader not entered: {e}")))
         }
         Err(e) => return Err(other(e)),
-    }
-    let chip = loader.detect_chip().map_err(other)?;
-    let mac = loader.mac(chip).unwrap_or_else(|_| "unknown".into());
+    };
+    let (chip, mac) = (info.chip, info.mac.clone());
     rep.detail(format!(
-        "connected to an {} (MAC {mac}); reading the partition table at 0x8000",
-        chip.name
+        "connected to an {} (MAC {mac}, {} KiB flash, {} baud); reading the partition table at \
+         0x8000",
+        chip.name,
+        info.flash_size / 1024,
+        info.baud
     ));
-    loader.attach_flash(FLASH_SIZE).map_err(other)?;
     let table_bytes = loader
         .read_flash(TABLE_OFFSET, TABLE_MAX_LEN as u32, &mut |_, _| {})
         .map_err(other)?;
@@ -420,10 +460,15 @@ pub(super) fn read_with_loader<T: std::io::Read + std::io::Write>(
     Ok((chip.name.to_owned(), mac, part, image))
 }
 
-/// Hard-resets into the firmware and waits until it boots: its boot banner, not just any
-/// line (lines printed before the reset may still be buffered).
+/// Hard-resets into the firmware and waits until it boots (see [`wait_for_boot`]).
 pub(super) fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
     session.reset(ResetKind::HardReset)?;
+    wait_for_boot(session)
+}
+
+/// Waits until the firmware boots after a reset: its boot banner, not just any line (lines
+/// printed before the reset may still be buffered).
+pub(super) fn wait_for_boot(session: &mut PortSession<'_>) -> Result<(), String> {
     let mut any = false;
     let booted = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
         any |= !l.trim().is_empty();

@@ -4,6 +4,7 @@
 
 pub mod boot_config;
 pub mod dedupe;
+pub mod doctor;
 pub mod framing;
 pub mod get_config;
 pub mod parse;
@@ -121,6 +122,9 @@ impl Handler<CommandQueued> for MinerActor {
             }
             "SET_CONFIG" => {
                 Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
+            }
+            "DOCTOR" => {
+                Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
             }
             other => {
                 let detail = format!("{other} is not supported by this version of shepherd");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serialport::SerialPort;
+use serialport::TTYPort;
 
 use crate::db::LinkState;
 
@@ -16,11 +16,11 @@ pub struct OpenFailure {
 }
 
 /// Opens `path` for reading at `baud`, with a short read timeout so the reader can notice a
-/// stop request.
-pub fn open(path: &str, baud: u32) -> Result<Box<dyn SerialPort>, OpenFailure> {
+/// stop request. The native type, so a loader session can lend espflash a clone of it.
+pub fn open(path: &str, baud: u32) -> Result<TTYPort, OpenFailure> {
     serialport::new(path, baud)
         .timeout(Duration::from_millis(100))
-        .open()
+        .open_native()
         .map_err(|e| classify(path, &e))
 }
 

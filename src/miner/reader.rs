@@ -1,6 +1,7 @@
 //! The blocking reader a MinerActor runs on its own thread: open the port, frame and parse
 //! lines, hand batches to the DbActor, and reopen with backoff when the port goes away.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -16,6 +17,8 @@ use super::port;
 use crate::clock::now_ms;
 use crate::db::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState};
 use crate::flash::lines::{self, Forwarding, LineControl, ResetKind, SerialLines};
+use crate::flash::port::SessionPort;
+use serialport::TTYPort;
 
 /// What a reader needs to know.
 #[derive(Debug, Clone)]
@@ -197,7 +200,7 @@ pub fn run(
         }));
         backoff = Duration::from_secs(1);
         last_failure = None;
-        let ended = read_until_gone(port.as_mut(), &mut batcher, &stop, &jobs, &cfg);
+        let ended = read_until_gone(&mut port, &mut batcher, &stop, &jobs, &cfg);
         batcher.send(true);
         match ended {
             Ended::Stopped => break,
@@ -243,7 +246,7 @@ enum Ended {
 }
 
 fn read_until_gone(
-    port: &mut dyn serialport::SerialPort,
+    port: &mut TTYPort,
     batcher: &mut Batcher,
     stop: &AtomicBool,
     jobs: &Receiver<PortJob>,
@@ -318,7 +321,7 @@ fn read_until_gone(
 /// The port lent to a job: raw access for the loader, DTR/RTS resets, and reading lines into
 /// the normal ingest (so a boot log captured for its configuration is stored like any other).
 pub struct PortSession<'a> {
-    port: &'a mut dyn serialport::SerialPort,
+    port: &'a mut TTYPort,
     framer: &'a mut LineFramer,
     batcher: &'a mut Batcher,
     cfg: &'a ReaderConfig,
@@ -329,7 +332,7 @@ pub struct PortSession<'a> {
 impl<'a> PortSession<'a> {
     /// The port itself (for the ROM loader).
     pub fn port(&mut self) -> &mut dyn serialport::SerialPort {
-        &mut *self.port
+        self.port
     }
 
     /// Set when shepherd is stopping: a long job should give up, put the miner back into its
@@ -354,6 +357,22 @@ impl<'a> PortSession<'a> {
             self.cfg.backups_dir.join(self.cfg.miner_id.to_string()),
             self.cfg.backups_keep,
         )
+    }
+
+    /// The port as the ROM loader uses it: bytes, baud rate, and the reset lines (the
+    /// simulator's in demo/tests, the port's own otherwise).
+    pub fn loader_port(&mut self) -> SessionPort<'_> {
+        let (sim, wiring) = match &self.cfg.sim_lines {
+            Some(sim) => (Some(sim.clone()), sim.wiring()),
+            None => (None, lines::wiring_of(&self.cfg.port)),
+        };
+        SessionPort::new(&mut *self.port, sim, wiring)
+    }
+
+    /// The baud rate the reader talks to the firmware at (the port returns to it after a
+    /// loader session ran faster).
+    pub fn home_baud(&self) -> u32 {
+        self.cfg.baud
     }
 
     /// Runs a reset sequence: through the simulator in demo/tests, else on the port's lines.

@@ -36,6 +36,14 @@ use crate::db::DbActor;
 use crate::flash::command::SECTOR;
 use crate::flash::lines::ResetKind;
 use crate::flash::loader::Loader;
+use crate::flash::port::LoaderPort;
+use crate::flash::session::{self as flash_session, Options};
+
+/// The caller already reset the chip into its bootloader: only sync and identify.
+const ALREADY_RESET: Options = Options {
+    reset: false,
+    fast: false,
+};
 use crate::flash::nerd_config::{self, CONFIG_PATH};
 use crate::flash::partitions::{hex, Partition};
 use crate::flash::spiffs::{self, SpiffsFile, SpiffsParams};
@@ -263,7 +271,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     }
     rep.detail("syncing with the ROM bootloader");
     let stop = session.stop_flag();
-    let mut loader = Loader::new(session.port());
+    let mut loader = Loader::new(session.loader_port());
     let mut result = json!({});
 
     // 1. The current partition, as a backup.
@@ -407,12 +415,13 @@ fn finish_without_write(
     failed(format!("{why}.{note}"), result)
 }
 
-fn read_current(
-    loader: &mut Loader<&mut dyn serialport::SerialPort>,
+fn read_current<T: LoaderPort>(
+    loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<Current, String> {
-    let (chip, mac, partition, image) = match read_with_loader(loader, rep, stop) {
+    // The reset into the bootloader was done by the caller.
+    let (chip, mac, partition, image) = match read_with_loader(loader, rep, stop, ALREADY_RESET) {
         Ok(r) => r,
         Err(FlashFailure::NoSpiffs(why)) | Err(FlashFailure::Other(why)) => {
             return Err(format!("could not read the current partition: {why}"))
@@ -538,8 +547,8 @@ impl WriteError {
 }
 
 /// Writes `image` at `offset` and checks the chip's MD5 of the region; tries again once.
-fn write_verified(
-    loader: &mut Loader<&mut dyn serialport::SerialPort>,
+fn write_verified<T: LoaderPort>(
+    loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     offset: u32,
     image: &[u8],
@@ -689,14 +698,13 @@ fn rollback(
         );
     }
     let stop = session.stop_flag();
-    let mut loader = Loader::new(session.port());
+    let mut loader = Loader::new(session.loader_port());
     let restored = (|| {
         if stop.load(Ordering::Relaxed) {
             return Err(WriteError::Failed("shepherd is stopping".into()));
         }
-        loader
-            .sync()
-            .and_then(|()| loader.attach_flash(16 << 20))
+        flash_session::open(&mut loader, ALREADY_RESET, &mut |s| rep.detail(s))
+            .map(|_| ())
             .map_err(|e| match e {
                 LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
                 e => WriteError::Failed(format!("bootloader: {e}")),

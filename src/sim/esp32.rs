@@ -675,6 +675,7 @@ impl Rom {
                 }
                 Response::ok(op, 0, vec![])
             }
+            _ => Response::fail(op, ERR_INVALID),
         };
         vec![resp]
     }
