@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Status bytes a ROM loader appends to every response (the flasher stub sends 2).
 pub const ROM_STATUS_LEN: usize = 4;
+/// Status bytes the flasher stub appends (a big-endian response code, 0 = success).
+pub const STUB_STATUS_LEN: usize = 2;
 /// Seed of the FLASH_DATA / MEM_DATA checksum.
 const CHECKSUM_SEED: u8 = 0xEF;
 /// Largest read READ_FLASH_SLOW answers in one response.
@@ -20,8 +22,6 @@ pub const FLASH_WRITE_BLOCK: u32 = 0x400;
 pub const STUB_WRITE_BLOCK: u32 = 0x4000;
 /// MEM_DATA block size for uploading the stub (esptool's `ESPLoader.ESP_RAM_BLOCK`).
 pub const RAM_BLOCK: u32 = 0x1800;
-/// Status bytes the flasher stub appends to every response.
-pub const STUB_STATUS_LEN: usize = 2;
 /// Flash sector (erase unit).
 pub const SECTOR: u32 = 0x1000;
 
@@ -35,16 +35,8 @@ pub enum Op {
     FlashData = 0x03,
     /// Finish writing (optionally reboot).
     FlashEnd = 0x04,
-    /// Start an upload to RAM (the flasher stub).
-    MemBegin = 0x05,
-    /// Finish an upload to RAM and jump to its entry point.
-    MemEnd = 0x06,
-    /// One block of an upload to RAM.
-    MemData = 0x07,
     /// Synchronise: the first thing said to a freshly reset ROM.
     Sync = 0x08,
-    /// Write a 32-bit register (watchdogs, the SPI peripheral for the flash id).
-    WriteReg = 0x09,
     /// Read a 32-bit register (chip detection, eFuses).
     ReadReg = 0x0A,
     /// Tell the ROM the flash geometry.
@@ -57,10 +49,30 @@ pub enum Op {
     ChangeBaudrate = 0x0F,
     /// MD5 of a flash region.
     SpiFlashMd5 = 0x13,
-    /// Security flags and, on newer ROMs (ESP32-S3, C3), the chip id.
+    /// Start a RAM download (the stub upload).
+    MemBegin = 0x05,
+    /// Finish a RAM download, optionally jumping to an entry point.
+    MemEnd = 0x06,
+    /// One block of a RAM download.
+    MemData = 0x07,
+    /// Write a 32-bit register (address, value, mask, delay; repeatable).
+    WriteReg = 0x09,
+    /// Start a compressed (zlib) flash write.
+    FlashDeflBegin = 0x10,
+    /// One block of compressed data.
+    FlashDeflData = 0x11,
+    /// Finish a compressed write.
+    FlashDeflEnd = 0x12,
+    /// Security flags and chip id (ESP32-S2 and later ROMs).
     GetSecurityInfo = 0x14,
-    /// Stub only: stream a flash region in acknowledged blocks, then its MD5.
+    /// Erase the whole flash (flasher stub only).
+    EraseFlash = 0xD0,
+    /// Erase a sector-aligned region (flasher stub only).
+    EraseRegion = 0xD1,
+    /// Stream a flash region with acknowledgements and a final MD5 (flasher stub only).
     ReadFlash = 0xD2,
+    /// Leave the stub and run the firmware (flasher stub only).
+    RunUserCode = 0xD3,
 }
 
 impl Op {
@@ -70,19 +82,25 @@ impl Op {
             0x02 => Op::FlashBegin,
             0x03 => Op::FlashData,
             0x04 => Op::FlashEnd,
-            0x05 => Op::MemBegin,
-            0x06 => Op::MemEnd,
-            0x07 => Op::MemData,
             0x08 => Op::Sync,
-            0x09 => Op::WriteReg,
             0x0A => Op::ReadReg,
             0x0B => Op::SpiSetParams,
             0x0D => Op::SpiAttach,
             0x0E => Op::ReadFlashSlow,
             0x0F => Op::ChangeBaudrate,
             0x13 => Op::SpiFlashMd5,
+            0x05 => Op::MemBegin,
+            0x06 => Op::MemEnd,
+            0x07 => Op::MemData,
+            0x09 => Op::WriteReg,
+            0x10 => Op::FlashDeflBegin,
+            0x11 => Op::FlashDeflData,
+            0x12 => Op::FlashDeflEnd,
             0x14 => Op::GetSecurityInfo,
+            0xD0 => Op::EraseFlash,
+            0xD1 => Op::EraseRegion,
             0xD2 => Op::ReadFlash,
+            0xD3 => Op::RunUserCode,
             _ => return None,
         })
     }
@@ -93,19 +111,25 @@ impl Op {
             Op::FlashBegin => "FLASH_BEGIN",
             Op::FlashData => "FLASH_DATA",
             Op::FlashEnd => "FLASH_END",
-            Op::MemBegin => "MEM_BEGIN",
-            Op::MemEnd => "MEM_END",
-            Op::MemData => "MEM_DATA",
             Op::Sync => "SYNC",
-            Op::WriteReg => "WRITE_REG",
             Op::ReadReg => "READ_REG",
             Op::SpiSetParams => "SPI_SET_PARAMS",
             Op::SpiAttach => "SPI_ATTACH",
             Op::ReadFlashSlow => "READ_FLASH_SLOW",
             Op::ChangeBaudrate => "CHANGE_BAUDRATE",
             Op::SpiFlashMd5 => "SPI_FLASH_MD5",
+            Op::MemBegin => "MEM_BEGIN",
+            Op::MemEnd => "MEM_END",
+            Op::MemData => "MEM_DATA",
+            Op::WriteReg => "WRITE_REG",
+            Op::FlashDeflBegin => "FLASH_DEFL_BEGIN",
+            Op::FlashDeflData => "FLASH_DEFL_DATA",
+            Op::FlashDeflEnd => "FLASH_DEFL_END",
             Op::GetSecurityInfo => "GET_SECURITY_INFO",
+            Op::EraseFlash => "ERASE_FLASH",
+            Op::EraseRegion => "ERASE_REGION",
             Op::ReadFlash => "READ_FLASH",
+            Op::RunUserCode => "RUN_USER_CODE",
         }
     }
 }

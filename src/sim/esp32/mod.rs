@@ -1,12 +1,26 @@
-//! A simulated ESP32 NerdMiner on a pseudo-terminal, backed by a flash image.
+//! A simulated ESP32 or ESP32-S3 NerdMiner on a pseudo-terminal, backed by a flash image.
 //!
-//! In firmware mode it prints a NerdMiner boot log whose configuration it reads from its own
-//! flash (partition table at 0x8000, SPIFFS partition, `/config.json`) — an unreadable SPIFFS
-//! is formatted and the miner comes up in its setup portal, as real firmware does — then mining
-//! lines. It follows DTR/RTS changes delivered through [`Forwarding`] with a model of the board's
-//! auto-reset circuit, and in its ROM bootloader answers the serial loader protocol from the
-//! image: reads, MD5, and writes (FLASH_BEGIN/DATA/END change the image), with a hook that
-//! corrupts written data for tests of the writer's verification.
+//! In firmware mode it prints the ROM banner and a NerdMiner boot log whose configuration it
+//! reads from its own flash (partition table at 0x8000, SPIFFS partition, `/config.json`) — an
+//! unreadable SPIFFS is formatted and the miner comes up in its setup portal, as real firmware
+//! does — then mining lines. It follows DTR/RTS changes delivered through [`Forwarding`] with
+//! a model of the board's auto-reset circuit (or of the S3's USB-Serial/JTAG), and in download
+//! mode it answers the serial loader protocol as the chip's ROM does and, once uploaded, as
+//! esptool's flasher stub does (`rom.rs`, `stub.rs`): register reads and writes (eFuses, the
+//! SPI flash controller in `spi.rs`, the S3's watchdogs and FORCE_DOWNLOAD_BOOT), reads, MD5,
+//! plain and compressed writes that change the image. Per-chip facts are in `chips.rs`.
+//!
+//! The real esptool checks it: `tests/esptool.rs` runs esptool 5.6.0 against both chips,
+//! with and without its stub.
+
+mod chips;
+#[cfg(test)]
+mod protocol_tests;
+mod rom;
+mod spi;
+mod stub;
+
+pub use chips::{ResetReason, SimChip};
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -17,25 +31,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::nerdminer::{Board, SimMiner};
 use super::pty::Pty;
-use crate::flash::command::{checksum, Op, Request, Response, ROM_STATUS_LEN, SECTOR};
 use crate::flash::lines::{Forwarding, LineEvent, Wiring};
 use crate::flash::partitions::PartitionTable;
 use crate::flash::slip;
 use crate::flash::spiffs::{self, SpiffsFile, SpiffsParams};
+use rom::{Ctx, Exit, Loader, Watchdogs};
 
 /// Flash size of the boards NerdMiner runs on.
 pub const FLASH_SIZE: usize = 4 << 20;
 /// How long EN must stay high, with no further line change, before the chip leaves reset and
 /// samples IO0 (the RC delay on a real board's EN pin).
 const RELEASE_DELAY: Duration = Duration::from_millis(5);
-/// The ESP32's chip-detect value.
-const ESP32_MAGIC: u32 = 0x00F0_1D83;
+/// How long the S3's RTC watchdog runs after the firmware's last configuration before it
+/// resets the chip: ESP-IDF's bootloader arms it for 9 s (`CONFIG_BOOTLOADER_WDT_TIME_MS`).
+pub const S3_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// Where the firmware keeps its configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +63,8 @@ pub enum ConfigSource {
 /// How the simulated board is built.
 #[derive(Debug, Clone)]
 pub struct SimEsp32Config {
+    /// Which chip (default: classic ESP32).
+    pub chip: SimChip,
     /// Seed of the mining output.
     pub seed: u64,
     /// Display or not (what the mining lines include).
@@ -67,21 +83,43 @@ pub struct SimEsp32Config {
     pub mac: [u8; 6],
     /// Delay before each loader response (a slow link: tests of long reads).
     pub rom_delay: Duration,
+    /// Power on straight into download mode: the owner held BOOT while plugging it in (no
+    /// DTR/RTS involved).
+    pub start_in_download: bool,
+    /// ESP32-S3 on USB-Serial/JTAG: how long the watchdogs the firmware left running keep
+    /// counting in download mode before they reset the chip, unless the host disables them as
+    /// esptool's `disable_watchdogs` does. None: they never fire.
+    pub watchdog_timeout: Option<Duration>,
+    /// ESP32-S3: the firmware has set RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT after booting (as
+    /// Arduino's "restart into the bootloader" does). Every reset that keeps the RTC domain
+    /// (USB-Serial/JTAG, software, watchdog) then goes to download mode until a host clears
+    /// it, as esptool's `ESP32S3ROM.hard_reset` does first; EN or power-on clears it.
+    pub force_download_boot: bool,
 }
 
 impl SimEsp32Config {
     /// A classic ESP32 board with `flash`.
     pub fn new(seed: u64, flash: Vec<u8>) -> Self {
+        Self::for_chip(SimChip::Esp32, seed, flash)
+    }
+
+    /// A board with `chip`, wired the usual way for it (UART bridge for the ESP32,
+    /// USB-Serial/JTAG for the S3), with a MAC from `seed`.
+    pub fn for_chip(chip: SimChip, seed: u64, flash: Vec<u8>) -> Self {
         Self {
+            chip,
             seed,
             board: Board::NoDisplay,
             flash,
-            wiring: Wiring::Classic,
+            wiring: chip.default_wiring(),
             io0_wired: true,
             config_source: ConfigSource::Spiffs,
             line_interval: Duration::from_secs(1),
-            mac: [0x24, 0xD7, 0xEB, 0x10, 0x20, (seed & 0xFF) as u8],
+            mac: chip.default_mac(seed),
             rom_delay: Duration::ZERO,
+            start_in_download: false,
+            watchdog_timeout: (chip == SimChip::Esp32S3).then_some(S3_WATCHDOG_TIMEOUT),
+            force_download_boot: false,
         }
     }
 
@@ -131,8 +169,28 @@ pub struct SimState {
     pub firmware_boots: u32,
     /// Times the ROM bootloader was entered.
     pub bootloader_entries: u32,
-    /// Whether it is in its bootloader now.
+    /// Whether it is in its bootloader (ROM loader or stub) now.
     pub in_bootloader: bool,
+    /// Whether the flasher stub runs now (uploaded with MEM_* and started).
+    pub in_stub: bool,
+    /// Times a flasher stub started (greeted with OHAI).
+    pub stub_starts: u32,
+    /// Times an S3 watchdog reset the chip.
+    pub watchdog_resets: u32,
+    /// Why the chip last (re)started.
+    pub last_reset: Option<ResetReason>,
+    /// Every WRITE_REG entry applied, in order: (address, value, mask).
+    pub write_regs: Vec<(u32, u32, u32)>,
+    /// Every loader opcode received, in order (ROM and stub).
+    pub loader_ops: Vec<u8>,
+    /// SPI flash commands run through the controller's registers (0x9F RDID, …).
+    pub spi_commands: Vec<u8>,
+    /// ESP32-S3 FORCE_DOWNLOAD_BOOT now.
+    pub force_download_boot: bool,
+    /// Whether an S3 watchdog is counting now.
+    pub watchdog_active: bool,
+    /// The chip jumped to RAM holding no code and hangs until reset.
+    pub crashed: bool,
     /// Every line change received, in order.
     pub line_events: Vec<LineEvent>,
     /// Whether the last boot found a configuration (false: setup portal).
@@ -180,7 +238,8 @@ pub struct SimEsp32 {
 }
 
 impl SimEsp32 {
-    /// Powers the board on: it boots its firmware and starts printing.
+    /// Powers the board on: it boots its firmware (or, with `start_in_download`, its ROM
+    /// loader) and starts printing.
     pub fn spawn(config: SimEsp32Config) -> std::io::Result<SimEsp32> {
         let Pty {
             master,
@@ -203,6 +262,9 @@ impl SimEsp32 {
         let stop = Arc::new(AtomicBool::new(false));
         let lines = Forwarding::new(tx, config.wiring);
         let mut chip = Chip {
+            force_download: false,
+            latched_download: false,
+            loader: Loader::new(config.chip, Watchdogs::stopped()),
             cfg: config,
             master,
             rx,
@@ -217,7 +279,6 @@ impl SimEsp32 {
             miner: SimMiner::new(0, Board::NoDisplay),
             next_tick: Instant::now(),
             decoder: slip::Decoder::new(),
-            rom: Rom::default(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("sim-esp32-{}", chip.cfg.seed))
@@ -301,6 +362,8 @@ enum Mode {
     Firmware,
     SetupPortal,
     Bootloader,
+    /// Ran into RAM without code (a bad MEM_END entry): deaf until reset.
+    Crashed,
 }
 
 struct Chip {
@@ -318,23 +381,39 @@ struct Chip {
     miner: SimMiner,
     next_tick: Instant,
     decoder: slip::Decoder,
-    rom: Rom,
+    loader: Loader,
+    /// S3 RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT: an RTC register, kept across every reset but
+    /// power-on.
+    force_download: bool,
+    /// The boot mode the strapping pins gave at the last chip reset.
+    latched_download: bool,
 }
 
 impl Chip {
     fn run(&mut self) {
-        self.boot(false);
+        let download = self.cfg.start_in_download;
+        self.boot(download, ResetReason::PowerOn);
+        // As the firmware (or ROM) left it after that boot: power-on cleared the RTC domain.
+        self.force_download = self.cfg.force_download_boot && self.cfg.chip == SimChip::Esp32S3;
         let mut buf = [0u8; 4096];
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(ev) = self.rx.try_recv() {
                 self.line_event(ev);
             }
             if self.in_reset && !self.en_low() && self.last_event.elapsed() >= RELEASE_DELAY {
-                let download = match self.cfg.wiring {
-                    Wiring::Classic => self.io0_low(),
-                    Wiring::UsbJtag => self.download_requested,
+                let (requested, reason) = match self.cfg.wiring {
+                    Wiring::Classic => (self.io0_low(), ResetReason::PowerOn),
+                    Wiring::UsbJtag => (self.download_requested, ResetReason::UsbJtag),
                 };
-                self.boot(download && self.cfg.io0_wired);
+                self.boot(requested && self.cfg.io0_wired, reason);
+            }
+            if self.mode == Mode::Bootloader {
+                if let Some(reason) = self.loader.watchdogs.fired(Instant::now()) {
+                    // A watchdog reset is a chip reset: the strapping pins are sampled again
+                    // (IO0 is high by now), so flash boot unless FORCE_DOWNLOAD_BOOT.
+                    lock(&self.shared.state).watchdog_resets += 1;
+                    self.boot(false, reason);
+                }
             }
             let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(2u16));
@@ -350,6 +429,9 @@ impl Chip {
                                     h(&mut f);
                                 }
                                 self.request(&f);
+                                if self.mode != Mode::Bootloader {
+                                    break; // it left the loader: the rest goes unheard
+                                }
                             }
                         } // a running firmware ignores what the host sends
                     }
@@ -368,6 +450,8 @@ impl Chip {
         match self.cfg.wiring {
             // The two-transistor circuit: EN low only while RTS alone is asserted.
             Wiring::Classic => self.rts && !self.dtr,
+            // USB-Serial/JTAG decodes the same combination as "reset the chip" (esptool
+            // `USBJTAGSerialReset`, `HardReset`).
             Wiring::UsbJtag => self.rts && !self.dtr,
         }
     }
@@ -393,32 +477,63 @@ impl Chip {
         }
     }
 
-    fn boot(&mut self, download: bool) {
+    /// Starts the chip after a reset: the ROM prints its banner and either waits for the
+    /// download protocol or boots the firmware. `pins_download` is what the strapping pins
+    /// (IO0, or the USB-Serial/JTAG's request) say at a chip reset; a software reset keeps
+    /// the boot mode latched at the last chip reset. FORCE_DOWNLOAD_BOOT overrides both.
+    fn boot(&mut self, pins_download: bool, reason: ResetReason) {
+        if reason != ResetReason::Software {
+            self.latched_download = pins_download;
+        }
+        if reason == ResetReason::PowerOn {
+            // Power-on (or EN, which powers the chip down) clears the RTC registers.
+            self.force_download = false;
+        }
+        let download = self.latched_download || self.force_download;
         self.in_reset = false;
         self.download_requested = false;
         self.decoder.reset();
-        self.rom = Rom::default();
+        lock(&self.shared.state).last_reset = Some(reason);
+        let banner = self.cfg.chip.banner(reason, download);
         if download {
-            self.mode = Mode::Bootloader;
-            {
-                let mut st = lock(&self.shared.state);
-                st.bootloader_entries += 1;
-                st.in_bootloader = true;
-            }
-            self.print(&[
-                "ets Jun  8 2016 00:22:57".into(),
-                "".into(),
-                "rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))"
-                    .into(),
-                "waiting for download".into(),
-            ]);
+            self.enter_loader(reason);
+            self.print(&banner);
             return;
         }
+        self.print(&banner);
+        self.start_firmware();
+    }
+
+    fn enter_loader(&mut self, reason: ResetReason) {
+        // Only a USB-Serial/JTAG reset out of running firmware leaves the S3's watchdogs
+        // running (esptool `ESP32S3ROM.disable_watchdogs`); a power-on or a watchdog reset
+        // starts with them stopped.
+        let watchdogs = match (self.cfg.chip, reason, self.cfg.watchdog_timeout) {
+            (SimChip::Esp32S3, ResetReason::UsbJtag, Some(t)) => {
+                Watchdogs::running(Instant::now(), t)
+            }
+            _ => Watchdogs::stopped(),
+        };
+        self.loader = Loader::new(self.cfg.chip, watchdogs);
+        self.mode = Mode::Bootloader;
+        let mut st = lock(&self.shared.state);
+        st.bootloader_entries += 1;
+        st.in_bootloader = true;
+        st.in_stub = false;
+        st.crashed = false;
+        st.watchdog_active = self.loader.watchdogs.active();
+        st.force_download_boot = self.force_download;
+    }
+
+    fn start_firmware(&mut self) {
         let (config, lines) = self.firmware_boot_log();
         {
             let mut st = lock(&self.shared.state);
             st.firmware_boots += 1;
             st.in_bootloader = false;
+            st.in_stub = false;
+            st.crashed = false;
+            st.watchdog_active = false;
             st.configured = config;
         }
         self.mode = if config {
@@ -428,6 +543,62 @@ impl Chip {
         };
         self.next_tick = Instant::now() + self.cfg.line_interval;
         self.print(&lines);
+    }
+
+    fn request(&mut self, frame: &[u8]) {
+        if !self.cfg.rom_delay.is_zero() {
+            std::thread::sleep(self.cfg.rom_delay);
+        }
+        let reply = {
+            let mut flash = lock(&self.shared.flash);
+            let mut hook = lock(&self.shared.hook);
+            let mut ctx = Ctx {
+                chip: self.cfg.chip,
+                mac: self.cfg.mac,
+                flash: &mut flash,
+                hook: hook.as_mut(),
+                force_download: &mut self.force_download,
+                now: Instant::now(),
+            };
+            self.loader.handle(frame, &mut ctx)
+        };
+        {
+            let mut st = lock(&self.shared.state);
+            st.write_regs.append(&mut self.loader.write_regs);
+            st.loader_ops.append(&mut self.loader.ops);
+            st.spi_commands.append(&mut self.loader.spi.commands);
+            if self.loader.stub && !st.in_stub {
+                st.stub_starts += 1;
+            }
+            st.in_stub = self.loader.stub;
+            st.force_download_boot = self.force_download;
+            st.watchdog_active = self.loader.watchdogs.active();
+        }
+        for f in &reply.frames {
+            if !self.write(&slip::encode(f)) {
+                return;
+            }
+        }
+        match reply.exit {
+            Exit::Stay => {}
+            Exit::Reboot => {
+                // A software reset does not sample the strapping pins again: the chip restarts
+                // in the boot mode latched at its last chip reset — the ROM loader, if that is
+                // how it got here (esptool `soft_reset`: from the stub, FLASH_END(reboot)
+                // "will re-load the ROM bootloader"). A host that wants the firmware resets
+                // the chip through EN (RTS), or sends FLASH_END(1).
+                self.boot(false, ResetReason::Software);
+            }
+            Exit::RunUserCode => {
+                // The ROM jumps to the application without a reset: no banner.
+                self.decoder.reset();
+                self.start_firmware();
+            }
+            Exit::Crash => {
+                self.mode = Mode::Crashed;
+                lock(&self.shared.state).crashed = true;
+            }
+        }
     }
 
     /// The boot log, and whether a configuration was found.
@@ -447,8 +618,6 @@ impl Chip {
         let mut miner = SimMiner::new(self.cfg.seed, self.cfg.board);
         let Some(json) = parsed else {
             let mut lines: Vec<String> = [
-                "ets Jun  8 2016 00:22:57",
-                "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
                 "NerdMiner v2 starting......",
                 "SPIFS: Mounting File System...",
                 "SPIFS: Mounted",
@@ -487,7 +656,12 @@ impl Chip {
         }
         let pretty = serde_json::to_string_pretty(&json).unwrap_or_default();
         let config: Vec<String> = pretty.lines().map(str::to_owned).collect();
-        let lines = miner.boot_lines_with(&config);
+        // The ROM banner is the chip's (printed by `boot`), not the firmware's.
+        let lines = miner
+            .boot_lines_with(&config)
+            .into_iter()
+            .filter(|l| !l.starts_with("ets Jun") && !l.starts_with("rst:"))
+            .collect();
         self.miner = miner;
         (true, lines)
     }
@@ -546,192 +720,6 @@ impl Chip {
         }
         true
     }
-
-    fn request(&mut self, frame: &[u8]) {
-        let Some(req) = Request::decode(frame) else {
-            return; // the ROM ignores what it cannot parse
-        };
-        if !self.cfg.rom_delay.is_zero() {
-            std::thread::sleep(self.cfg.rom_delay);
-        }
-        let responses = {
-            let mut flash = lock(&self.shared.flash);
-            let mut hook = lock(&self.shared.hook);
-            self.rom
-                .handle(&req, &mut flash, hook.as_mut(), self.cfg.mac)
-        };
-        for r in responses {
-            if !self.write(&slip::encode(&r.encode(ROM_STATUS_LEN))) {
-                return;
-            }
-        }
-        if self.rom.reboot_requested {
-            self.boot(false);
-        }
-    }
-}
-
-/// The ROM loader's state between commands.
-#[derive(Debug, Default)]
-struct Rom {
-    synced: bool,
-    attached: bool,
-    write: Option<WriteState>,
-    reboot_requested: bool,
-}
-
-#[derive(Debug)]
-struct WriteState {
-    offset: u32,
-    blocks: u32,
-    block_size: u32,
-    next: u32,
-}
-
-/// ROM error codes (esptool's names in `command::rom_error_name`).
-const ERR_INVALID: u8 = 0x05;
-const ERR_FAILED: u8 = 0x06;
-const ERR_CRC: u8 = 0x07;
-const ERR_READ: u8 = 0x09;
-
-impl Rom {
-    fn handle(
-        &mut self,
-        req: &Request,
-        flash: &mut [u8],
-        hook: Option<&mut WriteHook>,
-        mac: [u8; 6],
-    ) -> Vec<Response> {
-        let op = req.op;
-        let Some(known) = Op::from_u8(op) else {
-            return vec![Response::fail(op, ERR_INVALID)];
-        };
-        if known == Op::Sync {
-            self.synced = true;
-            // The ROM answers one SYNC eight times.
-            return vec![Response::ok(op, 0, vec![]); 8];
-        }
-        if !self.synced {
-            return vec![]; // before SYNC the ROM is still autobauding: silence
-        }
-        let w = |i| req.word(i).unwrap_or(0);
-        let flash_len = flash.len();
-        let region = |off: u32, size: u32| -> Option<std::ops::Range<usize>> {
-            let start = off as usize;
-            let end = start.checked_add(size as usize)?;
-            (end <= flash_len).then_some(start..end)
-        };
-        let resp = match known {
-            Op::Sync => Response::ok(op, 0, vec![]),
-            Op::ReadReg => Response::ok(op, read_reg(w(0), mac), vec![]),
-            Op::SpiAttach => {
-                self.attached = true;
-                Response::ok(op, 0, vec![])
-            }
-            Op::SpiSetParams | Op::ChangeBaudrate => Response::ok(op, 0, vec![]),
-            Op::ReadFlashSlow if !self.attached => Response::fail(op, ERR_READ),
-            Op::ReadFlashSlow => match region(w(0), w(1).min(64)) {
-                Some(r) if w(1) <= 64 => {
-                    let mut data = flash[r].to_vec();
-                    data.resize(64, 0xFF);
-                    Response::ok(op, 0, data)
-                }
-                _ => Response::fail(op, ERR_READ),
-            },
-            Op::SpiFlashMd5 if !self.attached => Response::fail(op, ERR_READ),
-            Op::SpiFlashMd5 => match region(w(0), w(1)) {
-                Some(r) => {
-                    let hex: String = Md5::digest(&flash[r])
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    Response::ok(op, 0, hex.into_bytes())
-                }
-                None => Response::fail(op, ERR_READ),
-            },
-            Op::FlashBegin if !self.attached => Response::fail(op, ERR_FAILED),
-            Op::FlashBegin => {
-                let (erase, blocks, block_size, offset) = (w(0), w(1), w(2), w(3));
-                let end = erase.div_ceil(SECTOR).saturating_mul(SECTOR);
-                match region(offset, end) {
-                    Some(r) if offset % SECTOR == 0 && block_size > 0 => {
-                        flash[r].fill(0xFF);
-                        self.write = Some(WriteState {
-                            offset,
-                            blocks,
-                            block_size,
-                            next: 0,
-                        });
-                        Response::ok(op, 0, vec![])
-                    }
-                    _ => Response::fail(op, ERR_FAILED),
-                }
-            }
-            Op::FlashData => self.flash_data(req, flash, hook),
-            Op::FlashEnd => {
-                self.write = None;
-                if w(0) == 0 {
-                    self.reboot_requested = true;
-                }
-                Response::ok(op, 0, vec![])
-            }
-            _ => Response::fail(op, ERR_INVALID),
-        };
-        vec![resp]
-    }
-
-    fn flash_data(
-        &mut self,
-        req: &Request,
-        flash: &mut [u8],
-        hook: Option<&mut WriteHook>,
-    ) -> Response {
-        let op = req.op;
-        let Some(ws) = self.write.as_mut() else {
-            return Response::fail(op, ERR_FAILED);
-        };
-        let len = req.word(0).unwrap_or(0) as usize;
-        let seq = req.word(1).unwrap_or(u32::MAX);
-        let Some(data) = req.data.get(16..16 + len) else {
-            return Response::fail(op, ERR_INVALID);
-        };
-        if u32::from(checksum(data)) != req.checksum {
-            return Response::fail(op, ERR_CRC);
-        }
-        if seq != ws.next || seq >= ws.blocks || len as u32 != ws.block_size {
-            return Response::fail(op, ERR_FAILED);
-        }
-        ws.next += 1;
-        let Some(addr) = seq
-            .checked_mul(ws.block_size)
-            .and_then(|a| a.checked_add(ws.offset))
-        else {
-            return Response::fail(op, ERR_FAILED);
-        };
-        let mut block = data.to_vec();
-        if let Some(h) = hook {
-            h(addr, &mut block);
-        }
-        let start = addr as usize;
-        let end = (start + block.len()).min(flash.len());
-        if start < end {
-            // NOR flash: programming only clears bits.
-            for (f, b) in flash[start..end].iter_mut().zip(&block) {
-                *f &= *b;
-            }
-        }
-        Response::ok(op, 0, vec![])
-    }
-}
-
-/// The registers the loader reads: chip detect and the ESP32's MAC eFuses.
-fn read_reg(address: u32, mac: [u8; 6]) -> u32 {
-    match address {
-        crate::flash::command::CHIP_DETECT_MAGIC_REG => ESP32_MAGIC,
-        0x3FF5_A004 => u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
-        0x3FF5_A008 => u32::from_be_bytes([0, 0, mac[0], mac[1]]),
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
@@ -739,6 +727,7 @@ mod tests {
     use super::*;
     use crate::flash::lines::{run, ResetKind};
     use crate::flash::loader::Loader;
+    use md5::{Digest, Md5};
 
     fn config_file() -> SpiffsFile {
         SpiffsFile {
@@ -756,8 +745,19 @@ mod tests {
 
     /// Reads the port until `pred` holds on what was read, or panics.
     fn read_until(port: &mut dyn serialport::SerialPort, pred: impl Fn(&str) -> bool) -> String {
+        read_more(port, String::new(), pred)
+    }
+
+    /// The same, starting from `text` already read (a loader's `take_text`).
+    fn read_more(
+        port: &mut dyn serialport::SerialPort,
+        mut text: String,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
-        let mut text = String::new();
+        if pred(&text) {
+            return text;
+        }
         let mut buf = [0u8; 1024];
         while start.elapsed() < Duration::from_secs(5) {
             if let Ok(n) = port.read(&mut buf) {
@@ -817,16 +817,23 @@ mod tests {
             .unwrap();
         assert_eq!(&got[..], &flash[0x31_0000..0x31_4000]);
 
-        // Writes change the image; a corrupting hook is caught by the MD5.
+        // Writes change the image (FLASH_BEGIN + FLASH_DATA; no FLASH_END, which would leave
+        // the ROM loader); a corrupting hook is caught by the MD5.
         let block = vec![0x5Au8; 0x1000];
-        loader
-            .write_flash(0x20_0000, &block, &mut |_, _| {})
-            .unwrap();
+        fn write<T: Read + Write>(
+            loader: &mut Loader<T>,
+            block: &[u8],
+        ) -> Result<(), crate::flash::transport::LoaderError> {
+            let blocks = loader.flash_begin(0x20_0000, block.len() as u32)?;
+            for (seq, chunk) in block.chunks(0x400).enumerate().take(blocks as usize) {
+                loader.flash_data(seq as u32, chunk)?;
+            }
+            Ok(())
+        }
+        write(&mut loader, &block).unwrap();
         assert_eq!(&sim.flash()[0x20_0000..0x20_1000], &block[..]);
         sim.set_write_hook(Some(Box::new(|_, b: &mut [u8]| b[0] ^= 0xFF)));
-        loader
-            .write_flash(0x20_0000, &block, &mut |_, _| {})
-            .unwrap();
+        write(&mut loader, &block).unwrap();
         let md5 = loader.flash_md5(0x20_0000, 0x1000).unwrap();
         assert_ne!(md5.as_slice(), Md5::digest(&block).as_slice());
         sim.set_write_hook(None);
@@ -839,11 +846,10 @@ mod tests {
                 }
             }
         })));
-        let err = loader
-            .write_flash(0x20_0000, &block, &mut |_, _| {})
-            .unwrap_err();
+        let err = write(&mut loader, &block).unwrap_err();
         assert!(err.to_string().contains("invalid CRC"), "{err}");
         sim.set_transit_hook(None);
+        assert!(sim.state(|s| s.in_bootloader), "still in the ROM loader");
 
         let port = loader.into_inner();
         run(&mut lines, ResetKind::HardReset, Wiring::Classic).unwrap();
@@ -851,6 +857,56 @@ mod tests {
         assert_eq!(
             sim.state(|s| (s.firmware_boots, s.bootloader_entries)),
             (2, 1)
+        );
+    }
+
+    #[test]
+    fn flash_end_leaves_the_rom_loader_whatever_its_value() {
+        let flash = huge_app_flash(&[config_file()]).unwrap();
+        let mut cfg = SimEsp32Config::new(12, flash);
+        cfg.start_in_download = true;
+        let sim = SimEsp32::spawn(cfg).unwrap();
+        let mut port = open(&sim.path);
+        read_until(port.as_mut(), |t| t.contains("waiting for download"));
+        assert!(sim.state(|s| s.in_bootloader && s.firmware_boots == 0));
+
+        // FLASH_END(1): "run user code" — the firmware starts, without a reset banner.
+        let mut loader = Loader::connect(port.as_mut()).unwrap();
+        loader.flash_end(false).unwrap();
+        let port = loader.into_inner();
+        // The firmware runs (its mining lines follow; the boot log went to the loader's
+        // reader), and no reset happened: the last one is still the power-on.
+        read_until(port, |t| t.contains(">>> Completed"));
+        assert_eq!(
+            sim.state(|s| (
+                s.in_bootloader,
+                s.firmware_boots,
+                s.bootloader_entries,
+                s.last_reset
+            )),
+            (false, 1, 1, Some(ResetReason::PowerOn))
+        );
+    }
+
+    #[test]
+    fn flash_end_reboot_is_a_software_reset_into_the_latched_boot_mode() {
+        let flash = huge_app_flash(&[config_file()]).unwrap();
+        let mut cfg = SimEsp32Config::new(13, flash);
+        cfg.start_in_download = true;
+        let sim = SimEsp32::spawn(cfg).unwrap();
+        let mut port = open(&sim.path);
+        read_until(port.as_mut(), |t| t.contains("waiting for download"));
+        let mut loader = Loader::connect(port.as_mut()).unwrap();
+        loader.flash_end(true).unwrap();
+        let seen = String::from_utf8_lossy(&loader.take_text()).into_owned();
+        let port = loader.into_inner();
+        let text = read_more(port, seen, |t| {
+            t.contains("SW_CPU_RESET") && t.contains("waiting for download")
+        });
+        assert!(text.contains("rst:0xc (SW_CPU_RESET)"), "{text}");
+        assert_eq!(
+            sim.state(|s| (s.bootloader_entries, s.firmware_boots, s.last_reset)),
+            (2, 0, Some(ResetReason::Software))
         );
     }
 
@@ -866,27 +922,6 @@ mod tests {
         let err = Loader::connect(port.as_mut()).err().unwrap();
         assert!(err.to_string().contains("BOOT"), "{err}");
         assert_eq!(sim.state(|s| s.firmware_boots), 2);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn rom_answers_arbitrary_requests_without_panicking(
-            op in 0u8..0x20,
-            words in proptest::collection::vec(proptest::num::u32::ANY, 0..8),
-            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
-        ) {
-            let mut data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            data.extend_from_slice(&tail);
-            let mut flash = vec![0xFFu8; 0x4000];
-            let mut rom = Rom { synced: true, attached: true, ..Rom::default() };
-            let req = Request { op, checksum: 0, data };
-            let _ = rom.handle(&req, &mut flash, None, [0; 6]);
-            let begin = Request { op: 0x02, checksum: 0, data: [0x1000u32, 4, 0x400, 0x1000].iter().flat_map(|w| w.to_le_bytes()).collect() };
-            let _ = rom.handle(&begin, &mut flash, None, [0; 6]);
-            let huge = Request { op: 0x02, checksum: 0, data: [u32::MAX, u32::MAX, 4, 0].iter().flat_map(|w| w.to_le_bytes()).collect() };
-            let _ = rom.handle(&huge, &mut flash, None, [0; 6]);
-            let _ = rom.handle(&Request { op, checksum: 0xEF, data: tail.clone() }, &mut flash, None, [0; 6]);
-        }
     }
 
     #[test]
