@@ -70,6 +70,7 @@ fn get_config_over_http_by_flash_and_by_boot_log() {
     for step in [
         "entering the ROM bootloader",
         "syncing",
+        "through the flasher stub at 921600 baud",
         "partition table",
         "SPIFFS partition",
         "MD5",

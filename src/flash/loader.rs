@@ -124,7 +124,6 @@ impl<T: Read + Write> Loader<T> {
     /// bytes (esptool `StubMixin`), streamed reads, 16 KiB writes.
     pub fn stub_started(&mut self) {
         self.t.discard_pending();
-        self.t.take_text();
         self.t.set_status_len(STUB_STATUS_LEN);
         self.stub = true;
     }
@@ -272,7 +271,19 @@ impl<T: Read + Write> Loader<T> {
     /// Attaches the SPI flash and tells the loader its size (needed before any flash command;
     /// esptool `flash_spi_attach` + `flash_set_parameters`).
     pub fn attach_flash(&mut self, flash_size: u32) -> Result<(), LoaderError> {
+        self.spi_attach()?;
+        self.set_flash_params(flash_size)
+    }
+
+    /// SPI_ATTACH: puts the flash on the SPI controller's pins; before it the flash id reads
+    /// all ones (esptool's `attach_flash` attaches before `detect_flash_size`).
+    pub fn spi_attach(&mut self) -> Result<(), LoaderError> {
         self.t.command(&Command::SpiAttach { stub: self.stub })?;
+        Ok(())
+    }
+
+    /// SPI_SET_PARAMS: the flash geometry (esptool `flash_set_parameters`).
+    pub fn set_flash_params(&mut self, flash_size: u32) -> Result<(), LoaderError> {
         self.t.command(&Command::SpiSetParams {
             total_size: flash_size,
         })?;
@@ -497,6 +508,8 @@ impl<T: LoaderPort> Loader<T> {
         let old = if self.stub { old } else { 0 };
         self.t.command(&Command::ChangeBaudrate { baud, old })?;
         self.t.io_mut().set_baud(baud)?;
+        // esptool `change_baud`: "get rid of crap sent during baud rate change".
+        self.t.drain(Duration::from_millis(50))?;
         self.t.discard_pending();
         self.t.take_text();
         self.read_reg(CHIP_DETECT_MAGIC_REG).map(|_| ())

@@ -73,13 +73,7 @@ impl LineControl for SessionPort<'_> {
 
 impl LoaderPort for SessionPort<'_> {
     fn set_baud(&mut self, baud: u32) -> std::io::Result<()> {
-        self.port
-            .set_baud_rate(baud)
-            .map_err(std::io::Error::from)?;
-        // esptool `change_baud`: "get rid of crap sent during baud rate change".
-        std::thread::sleep(Duration::from_millis(50));
-        let _ = self.port.clear(serialport::ClearBuffer::Input);
-        Ok(())
+        self.port.set_baud_rate(baud).map_err(std::io::Error::from)
     }
     fn wiring(&self) -> Wiring {
         self.wiring

@@ -182,8 +182,9 @@ fn identify<T: LoaderPort>(loader: &mut Loader<T>) -> Result<Connected, LoaderEr
     if loader.port_mut().wiring() == Wiring::UsbJtag {
         loader.disable_watchdogs(chip)?;
     }
+    loader.spi_attach()?;
     let (flash_id, flash_size) = loader.detect_flash_size(chip)?;
-    loader.attach_flash(flash_size)?;
+    loader.set_flash_params(flash_size)?;
     Ok(Connected {
         chip,
         mac,
@@ -204,17 +205,18 @@ pub fn leave<T: LoaderPort>(
     opts: Options,
     home_baud: u32,
 ) -> Result<(), LoaderError> {
-    let chip = loader.chip();
-    let result = if opts.reset {
-        if let Some(chip) = chip {
-            // Best effort, as esptool: the chip may already have stopped answering.
-            let _ = loader.clear_force_download(chip);
-        }
-        let wiring = loader.port_mut().wiring();
-        lines::run(loader.port_mut(), ResetKind::HardReset, wiring).map_err(LoaderError::Io)
-    } else {
-        loader.run_user_code()
-    };
+    if !opts.reset {
+        // Manual sessions never leave the ROM's own rate.
+        let run = loader.run_user_code();
+        loader.port_mut().set_baud(home_baud)?;
+        return run;
+    }
+    if let Some(chip) = loader.chip() {
+        // Best effort, as esptool: the chip may already have stopped answering.
+        let _ = loader.clear_force_download(chip);
+    }
+    // Back to the firmware's rate before the reset: its boot log must be read at that rate.
     loader.port_mut().set_baud(home_baud)?;
-    result
+    let wiring = loader.port_mut().wiring();
+    lines::run(loader.port_mut(), ResetKind::HardReset, wiring).map_err(LoaderError::Io)
 }

@@ -108,7 +108,11 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, opts: Options) -> Outc
         if !stop.load(Ordering::Relaxed) {
             check(&mut loader, rep, opts, &mut report);
         }
-        rep.detail("leaving the bootloader for the firmware");
+        rep.detail(if opts.reset {
+            "resetting the miner back into its firmware"
+        } else {
+            "leaving the bootloader: telling the ROM to run the firmware (no reset lines)"
+        });
         let left = flash_session::leave(&mut loader, opts, home);
         (loader.take_trace(), loader.take_text(), left)
     };
@@ -198,7 +202,10 @@ fn check<T: LoaderPort>(
             Err(e) => report.fail("watchdogs", e.to_string()),
         }
     }
-    let size = match loader.detect_flash_size(chip) {
+    let size = match loader
+        .spi_attach()
+        .and_then(|()| loader.detect_flash_size(chip))
+    {
         Ok((id, size)) => {
             report.ok("flash", format!("JEDEC id 0x{id:06x}: {} KiB", size / 1024));
             size
@@ -208,8 +215,8 @@ fn check<T: LoaderPort>(
             return;
         }
     };
-    if let Err(e) = loader.attach_flash(size) {
-        report.fail("flash", format!("SPI_ATTACH: {e}"));
+    if let Err(e) = loader.set_flash_params(size) {
+        report.fail("flash", format!("SPI_SET_PARAMS: {e}"));
         return;
     }
     speeds(loader, rep, opts, size, report);

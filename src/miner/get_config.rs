@@ -349,7 +349,11 @@ fn flash_read(
     let (read, left, text) = {
         let mut loader = Loader::new(session.loader_port());
         let read = read_with_loader(&mut loader, rep, stop, opts);
-        rep.detail("leaving the bootloader for the firmware");
+        rep.detail(if opts.reset {
+            "resetting the miner back into its firmware"
+        } else {
+            "leaving the bootloader: telling the ROM to run the firmware (no reset lines)"
+        });
         let left = flash_session::leave(&mut loader, opts, home);
         (read, left, loader.take_text())
     };
@@ -400,10 +404,11 @@ pub(super) fn read_with_loader<T: LoaderPort>(
     };
     let (chip, mac) = (info.chip, info.mac.clone());
     rep.detail(format!(
-        "connected to an {} (MAC {mac}, {} KiB flash, {} baud); reading the partition table at \
-         0x8000",
+        "connected to an {} (MAC {mac}, {} KiB flash) through the {} at {} baud; reading the \
+         partition table at 0x8000",
         chip.name,
         info.flash_size / 1024,
+        if info.stub { "flasher stub" } else { "ROM loader" },
         info.baud
     ));
     let table_bytes = loader
