@@ -26,7 +26,7 @@ use super::command::{
 };
 use super::partitions::hex;
 use super::port::LoaderPort;
-use super::transport::{LoaderError, TraceEntry, Transport};
+use super::transport::{LoaderError, TraceEntry, Transport, WireStats};
 
 /// SYNC attempts before giving up (esptool `_connect_attempt` tries 5 per reset; a caller
 /// that resets retries with the next reset strategy).
@@ -108,6 +108,11 @@ impl<T: Read + Write> Loader<T> {
     /// The port back.
     pub fn into_inner(self) -> T {
         self.t.into_inner()
+    }
+
+    /// Bytes and round trips on the wire so far.
+    pub fn wire_stats(&self) -> WireStats {
+        self.t.stats()
     }
 
     /// The chip, once detected.

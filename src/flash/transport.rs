@@ -120,6 +120,18 @@ pub struct Transport<T> {
     status_len: usize,
     text: Vec<u8>,
     trace: Option<(Instant, Vec<TraceEntry>)>,
+    stats: WireStats,
+}
+
+/// What crossed the wire through this transport: the figures a speed estimate rests on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WireStats {
+    /// Bytes written (SLIP-framed).
+    pub bytes_out: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Commands that waited for their answer (each one a round trip).
+    pub round_trips: u64,
 }
 
 /// Most entries a trace keeps (a whole partition read at 64 bytes a command would be
@@ -141,6 +153,7 @@ impl<T: Read + Write> Transport<T> {
             status_len: ROM_STATUS_LEN,
             text: Vec::new(),
             trace: None,
+            stats: WireStats::default(),
         }
     }
 
@@ -171,6 +184,11 @@ impl<T: Read + Write> Transport<T> {
         }
     }
 
+    /// Bytes and round trips so far.
+    pub fn stats(&self) -> WireStats {
+        self.stats
+    }
+
     /// Status bytes per response from now on: 4 from a ROM, 2 once the flasher stub runs.
     pub fn set_status_len(&mut self, len: usize) {
         self.status_len = len;
@@ -189,7 +207,9 @@ impl<T: Read + Write> Transport<T> {
 
     /// Sends raw bytes as one SLIP frame (READ_FLASH acknowledgements).
     pub fn send_frame(&mut self, payload: &[u8]) -> Result<(), LoaderError> {
-        self.io.write_all(&slip::encode(payload))?;
+        let frame = slip::encode(payload);
+        self.stats.bytes_out += frame.len() as u64;
+        self.io.write_all(&frame)?;
         self.io.flush()?;
         Ok(())
     }
@@ -227,7 +247,9 @@ impl<T: Read + Write> Transport<T> {
     /// Sends one command.
     pub fn send(&mut self, cmd: &Command) -> Result<(), LoaderError> {
         self.note("cmd", cmd.op().name(), || cmd.summary());
-        self.io.write_all(&slip::encode(&cmd.encode()))?;
+        let frame = slip::encode(&cmd.encode());
+        self.stats.bytes_out += frame.len() as u64;
+        self.io.write_all(&frame)?;
         self.io.flush()?;
         Ok(())
     }
@@ -249,6 +271,7 @@ impl<T: Read + Write> Transport<T> {
                     )))
                 }
                 Ok(n) => {
+                    self.stats.bytes_in += n as u64;
                     let mut out = Vec::new();
                     let mut text = Vec::new();
                     self.decoder
@@ -280,6 +303,7 @@ impl<T: Read + Write> Transport<T> {
     ) -> Result<Response, LoaderError> {
         let op = cmd.op();
         self.send(cmd)?;
+        self.stats.round_trips += 1;
         let deadline = Instant::now() + timeout;
         while let Some(frame) = self.next_frame(deadline)? {
             if frame.len() < 8 || frame[0] != 0x01 || frame[1] != op as u8 {
