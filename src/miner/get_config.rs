@@ -459,6 +459,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
             size: i64::from(read.partition.size),
             sha256: sha.clone(),
             created_at: now_ms(),
+            config_ok: None,
         },
         &read.image,
     );
@@ -536,7 +537,9 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
     }
 }
 
-/// Writes the image under `dir`, records it, and prunes old backups (rows and files).
+/// Writes the image under `dir` (file and folder synced to disk), records it with whether it
+/// holds a configuration, and prunes old backups (rows and files; see
+/// [`commands::prune_backups`] for what is never pruned).
 pub(super) fn store_backup(
     db: &Addr<DbActor>,
     miner_id: i64,
@@ -545,11 +548,10 @@ pub(super) fn store_backup(
     mut row: Backup,
     image: &[u8],
 ) -> Result<i64, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let path = dir.join(format!("{stamp}.bin"));
-    std::fs::write(&path, image).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let path = super::backups::write_synced(dir, &format!("{stamp}.bin"), image)?;
     row.path = path.display().to_string();
+    row.config_ok = Some(super::backups::image_config(image).is_ok());
     let (id, old) = db_call(db, move |c| {
         let tx = c.transaction()?;
         let id = commands::insert_backup(&tx, &row)?;

@@ -142,14 +142,7 @@ pub async fn restore(
     let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
         return Ok(not_found(format!("no backup with id {id}")));
     };
-    let payload = RestorePayload {
-        backup_id: b.id,
-        path: b.path,
-        offset: b.offset,
-        size: b.size,
-        sha256: b.sha256,
-    };
-    let text = restore_payload(&payload);
+    let text = restore_payload(&RestorePayload::of(&b, false));
     queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
 }
 
