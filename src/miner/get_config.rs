@@ -464,7 +464,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
         &read.image,
     );
     let (backup_id, backup_note) = match backup {
-        Ok(id) => (Some(id), String::new()),
+        Ok((id, _)) => (Some(id), String::new()),
         Err(e) => (None, format!("; the backup could not be stored: {e}")),
     };
     let resumed_note = match &read.resumed {
@@ -538,7 +538,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
 }
 
 /// Writes the image under `dir` (file and folder synced to disk), records it with whether it
-/// holds a configuration, and prunes old backups (rows and files; see
+/// holds a configuration (returns its id and file), and prunes old backups (rows and files; see
 /// [`commands::prune_backups`] for what is never pruned).
 pub(super) fn store_backup(
     db: &Addr<DbActor>,
@@ -547,10 +547,11 @@ pub(super) fn store_backup(
     keep: usize,
     mut row: Backup,
     image: &[u8],
-) -> Result<i64, String> {
+) -> Result<(i64, String), String> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let path = super::backups::write_synced(dir, &format!("{stamp}.bin"), image)?;
     row.path = path.display().to_string();
+    let stored = row.path.clone();
     row.config_ok = Some(super::backups::image_config(image).is_ok());
     let (id, old) = db_call(db, move |c| {
         let tx = c.transaction()?;
@@ -564,7 +565,7 @@ pub(super) fn store_backup(
             tracing::warn!("cannot delete old backup {p}: {e}");
         }
     }
-    Ok(id)
+    Ok((id, stored))
 }
 
 #[cfg(test)]

@@ -167,9 +167,9 @@ pub const RESTORE_ON_REPLUG: &str = "restore_on_replug";
 
 fn replug_note(g: &GoodImage) -> String {
     format!(
-        "Backup #{} ({}) holds the configuration to go back to: it will be written back \
-         automatically when the miner's port opens again (at most {MAX_AUTO_RESTORES} times), or \
-         restore it from the manage page",
+        "Backup #{} ({}), the configuration to go back to, will be written back automatically \
+         when the miner's port opens again (at most {MAX_AUTO_RESTORES} times); or restore it \
+         from the manage page",
         g.backup_id, g.path
     )
 }
@@ -483,8 +483,8 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
         },
         &current.image,
     );
-    let backup_id = match backup {
-        Ok(id) => id,
+    let (backup_id, backup_path) = match backup {
+        Ok(stored) => stored,
         Err(e) => {
             let text = loader.take_text();
             drop(loader);
@@ -517,9 +517,12 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     result["config"] = Value::Object(mask_config(&target.config));
 
     // 3. What to fall back on, recorded before the first erase.
-    let fall_back = fall_backs(
-        rep, miner, &current, backup_id, &sha, &plan, &pending, &target,
-    );
+    let stored = Stored {
+        id: backup_id,
+        path: backup_path,
+        sha256: sha,
+    };
+    let fall_back = fall_backs(rep, miner, &current, &stored, &plan, &pending, &target);
     if let Some(g) = &fall_back.intent {
         let (good, cmd) = (g.backup_id, rep.id);
         let recorded = db_call(rep.db, move |c| {
@@ -613,6 +616,13 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     }
 }
 
+/// The backup just taken of the partition being replaced.
+struct Stored {
+    id: i64,
+    path: String,
+    sha256: String,
+}
+
 /// The images a write can fall back on (each one mounts and holds a `/config.json`).
 struct FallBack {
     /// Recorded as the restore intent before the first erase: what a cut-off write is undone
@@ -631,8 +641,7 @@ fn fall_backs(
     rep: &Reporter<'_>,
     miner: i64,
     current: &Current,
-    backup_id: i64,
-    sha: &str,
+    stored: &Stored,
     plan: &Plan,
     pending: &Option<(commands::RestoreIntent, Option<Backup>)>,
     target: &Target,
@@ -641,10 +650,10 @@ fn fall_backs(
     let current_config = current.files.as_deref().ok().and_then(config_of);
     match (current_config, pending) {
         (Some(config), None) => chain.push(GoodImage {
-            backup_id,
-            path: String::new(),
+            backup_id: stored.id,
+            path: stored.path.clone(),
             image: current.image.clone(),
-            sha256: sha.to_owned(),
+            sha256: stored.sha256.clone(),
             config,
         }),
         (Some(_), Some((i, _))) => rep.detail(format!(
@@ -682,7 +691,7 @@ fn fall_backs(
                         i64::from(current.partition.offset),
                         i64::from(current.partition.size),
                     ),
-                    &|b| b.id != backup_id && !have.contains(&b.sha256) && b.sha256 != target_sha,
+                    &|b| b.id != stored.id && !have.contains(&b.sha256) && b.sha256 != target_sha,
                     &|b| std::fs::read(&b.path),
                 );
                 for p in passed {
