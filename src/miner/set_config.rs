@@ -384,14 +384,14 @@ fn wrong_chip(p: &RestorePayload, chip_mac: &str) -> Option<String> {
         return None;
     }
     let later = if p.automatic {
-        " It stays to be restored when that miner is back on this port."
+        "; the restore stays pending until that miner is back on this port"
     } else {
         ""
     };
     Some(format!(
         "refused: backup #{} was read from the chip with MAC {}, but the chip on this port has \
          MAC {chip_mac}: a different miner, whose own configuration (and wallet) it would \
-         replace. Plug the right miner in, or restore one of this chip's own backups.{later}",
+         replace. Plug the right miner in, or restore one of this chip's own backups{later}",
         p.backup_id,
         p.mac.as_deref().unwrap_or("?"),
     ))
@@ -1291,7 +1291,7 @@ mod tests {
         p.automatic = true;
         assert!(wrong_chip(&p, "24:d7:eb:10:20:02")
             .unwrap()
-            .contains("stays to be restored"));
+            .contains("stays pending"));
         // A MAC that could not be read cannot be compared: not a mismatch.
         assert_eq!(wrong_chip(&p, "unknown"), None);
     }
