@@ -397,6 +397,23 @@ fn wrong_chip(p: &RestorePayload, chip_mac: &str) -> Option<String> {
     ))
 }
 
+/// Refuses a write while this miner has a restore pending of a backup from another chip:
+/// writing the chip now on the port would end that incident (and that miner's configuration
+/// would never be put back).
+fn pending_elsewhere(pending: Option<&Backup>, chip_mac: &str) -> Option<String> {
+    let b = pending?;
+    if backups::same_chip(b.mac.as_deref(), Some(chip_mac)) != Some(false) {
+        return None;
+    }
+    Some(format!(
+        "refused: this miner still has to get backup #{} back, read from the chip with MAC {}, \
+         but the chip on this port has MAC {chip_mac}: a different miner. Plug the right miner \
+         in (its backup is restored by itself), or add this one as a miner of its own",
+        b.id,
+        b.mac.as_deref().unwrap_or("?"),
+    ))
+}
+
 fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome {
     let miner = session.miner_id();
     let (dir, keep) = session.backups();
@@ -437,24 +454,10 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
             return finish_without_write(session, rep, e, result);
         }
     };
-    let refusal = match (&plan, &pending) {
-        (Plan::Restore(p, _), _) => wrong_chip(p, &current.mac),
-        // A restore of another chip's backup is pending on this miner: a write now would
-        // drop it (and with it that miner's configuration).
-        (Plan::Config(_), Some((_, Some(b))))
-            if backups::same_chip(b.mac.as_deref(), Some(&current.mac)) == Some(false) =>
-        {
-            Some(format!(
-                "refused: this miner still has to get backup #{} back, read from the chip with \
-                 MAC {}, but the chip on this port has MAC {}: a different miner. Plug the right \
-                 miner in (its backup is restored by itself), or add this one as a miner of its \
-                 own",
-                b.id,
-                b.mac.as_deref().unwrap_or("?"),
-                current.mac
-            ))
-        }
-        _ => None,
+    let pending_backup = pending.as_ref().and_then(|(_, b)| b.as_ref());
+    let refusal = match &plan {
+        Plan::Restore(p, _) => wrong_chip(p, &current.mac),
+        Plan::Config(_) => pending_elsewhere(pending_backup, &current.mac),
     };
     if let Some(why) = refusal {
         let text = loader.take_text();
@@ -671,7 +674,8 @@ fn fall_backs(
     }
     let chip_mac = Some(current.mac.as_str());
     if let Some((_, Some(b))) = pending {
-        if backups::same_chip(b.mac.as_deref(), chip_mac) != Some(false) {
+        let listed = chain.iter().any(|g| g.backup_id == b.id);
+        if !listed && backups::same_chip(b.mac.as_deref(), chip_mac) != Some(false) {
             match backups::load(b) {
                 Ok(g) => chain.push(g),
                 Err(e) => rep.detail(e),
@@ -679,8 +683,8 @@ fn fall_backs(
         }
     }
     let target_sha = hex(&Sha256::digest(&target.image));
-    let rollback_found = |chain: &[GoodImage]| chain.iter().any(|g| g.sha256 != target_sha);
-    if chain.is_empty() || !rollback_found(&chain) {
+    // Only when nothing listed so far could undo a failure of the target itself.
+    if !chain.iter().any(|g| g.sha256 != target_sha) {
         match db_call(rep.db, move |c| commands::backups(c, miner)) {
             Ok(all) => {
                 let have: Vec<String> = chain.iter().map(|g| g.sha256.clone()).collect();
@@ -1294,6 +1298,29 @@ mod tests {
             .contains("stays pending"));
         // A MAC that could not be read cannot be compared: not a mismatch.
         assert_eq!(wrong_chip(&p, "unknown"), None);
+    }
+
+    #[test]
+    fn a_write_is_refused_while_another_chips_restore_is_pending() {
+        let b = Backup {
+            id: 4,
+            miner_id: 1,
+            path: "/b/4.bin".into(),
+            chip: None,
+            mac: Some("24:d7:eb:10:20:01".into()),
+            offset: 0x31_0000,
+            size: 0xE_0000,
+            sha256: "00".into(),
+            created_at: 0,
+            config_ok: Some(true),
+        };
+        assert_eq!(pending_elsewhere(None, "24:d7:eb:10:20:02"), None);
+        assert_eq!(pending_elsewhere(Some(&b), "24:d7:eb:10:20:01"), None);
+        let why = pending_elsewhere(Some(&b), "24:d7:eb:10:20:02").unwrap();
+        assert!(
+            why.contains("backup #4") && why.contains("different miner"),
+            "{why}"
+        );
     }
 
     #[test]
