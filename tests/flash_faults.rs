@@ -91,7 +91,11 @@ fn backup_path(app: &App, id: i64) -> String {
 
 /// Plugs a board with `flash` in as miner `miner` (a new device node, as after a real replug).
 fn replug(app: &App, miner: i64, seed: u64, flash: Vec<u8>) -> SimEsp32 {
-    let back = sim(seed, flash);
+    replug_board(app, miner, sim(seed, flash))
+}
+
+/// Plugs `back` in as miner `miner`.
+fn replug_board(app: &App, miner: i64, back: SimEsp32) -> SimEsp32 {
     app.registry.register(&back.path, back.line_control());
     let (conn, _) = db::open_writer(&app.db).unwrap();
     conn.execute(
@@ -538,6 +542,47 @@ fn a_restore_cut_off_again_keeps_the_good_backup_and_stops_after_three_tries() {
     let (r, seen) = app.run(&format!("/api/backups/{good}/restore"), "");
     assert_eq!(r["status"], "complete", "{r:#}\n{seen:#?}");
     assert_eq!(sim_pool(&last_board.flash()).unwrap(), "pool.example.org");
+    assert_eq!(intent(&app, id), None);
+    app.stop();
+}
+
+#[test]
+fn a_restore_the_firmware_rejects_falls_back_on_an_older_good_backup_never_the_empty_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = good_sim(70, "pool.example.org");
+    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
+    let id = app.miner_id("m");
+    app.wait_lines_after(id, 0);
+    let path = format!("/api/miner/{id}/set_config");
+    let (first, seen) = app.run(&path, &new_config("solo.ckpool.org"));
+    assert_eq!(first["status"], "complete", "{first:#}\n{seen:#?}");
+    let original = first["result"]["backup_id"].as_i64().unwrap();
+    pull_mid_write(&chip);
+    let (row, _) = app.run(&path, &new_config("public-pool.io"));
+    let good = assert_left_for_replug(&app, id, &row);
+
+    // Back on the port, its partition formatted to an empty filesystem, and this firmware
+    // no longer takes the configuration being restored.
+    let back = sim(70, chip.flash());
+    back.set_boot_hook(Some(Box::new(|t: &str| !t.contains("solo.ckpool.org"))));
+    let back = replug_board(&app, id, back);
+    let (r, seen) = follow_restore(&app, id, row["id"].as_i64().unwrap());
+    assert_eq!(r["status"], "error", "{r:#}\n{seen:#?}");
+    let broken = r["result"]["backup_id"].as_i64().unwrap();
+    assert!(broken != good && broken != original);
+    let d = detail(&r);
+    assert!(d.contains("setup portal"), "{d}");
+    assert!(
+        d.contains(&format!(
+            "Backup #{original} (the previous configuration) was flashed back"
+        )),
+        "{d}"
+    );
+    assert!(d.contains("previous configuration and mining"), "{d}");
+    let steps = r["result"]["steps"].to_string();
+    assert!(!steps.contains(&format!("backup #{broken} at")), "{steps}");
+    assert_eq!(sim_pool(&back.flash()).unwrap(), "pool.example.org");
+    assert!(back.state(|s| s.configured && !s.in_bootloader));
     assert_eq!(intent(&app, id), None);
     app.stop();
 }
