@@ -537,6 +537,13 @@ fn a_restore_cut_off_again_keeps_the_good_backup_and_stops_after_three_tries() {
         "a restore that keeps failing is not queued forever"
     );
     assert!(sim_pool(&last_board.flash()).is_err() || !last_board.state(|s| s.configured));
+    // The manage page says the restore is still owed, and that it is now up to the user.
+    let (_, page) = app.get(&format!("/miners/manage/{id}"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(&format!("Backup #{good} still has to be written back")),
+        "{page}"
+    );
 
     // Restored by hand, it is back on its configuration and the incident is closed.
     let (r, seen) = app.run(&format!("/api/backups/{good}/restore"), "");
