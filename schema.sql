@@ -180,7 +180,24 @@ CREATE TABLE IF NOT EXISTS config_backups (
     offset      INTEGER NOT NULL,
     size        INTEGER NOT NULL,
     sha256      TEXT    NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- Whether the image mounts with the firmware's SPIFFS parameters and holds a /config.json
+    -- object (1) or not (0); NULL for backups stored before version 8. Pruning never deletes
+    -- the newest backup with 1.
+    config_ok   INTEGER
+);
+
+-- A write's promise to put a good backup back (version 8): recorded, and synced to disk, before
+-- the first command that erases flash; deleted once the miner is confirmed running a good
+-- configuration. While a row exists, the miner's port opening queues the restore of its backup
+-- (at most `attempts` = 3 times per incident).
+CREATE TABLE IF NOT EXISTS restore_intents (
+    miner_id    INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    backup_id   INTEGER NOT NULL,
+    command_id  INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
 );
 
 -- Alerts and their history (version 4): one row per alert; a condition stays 'active' until it

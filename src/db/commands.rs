@@ -143,14 +143,26 @@ pub fn finish(
     Ok(())
 }
 
-/// Commands left `running` by a shepherd that stopped: they can never finish now.
+/// Commands left `running` by a shepherd that stopped (or a Pi that lost power): they can
+/// never finish now. A write that had recorded a restore intent says which backup goes back
+/// when the miner's port opens (the reader queues it then).
 pub fn fail_interrupted(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.execute(
+    let writes = conn.execute(
+        "UPDATE miner_commands SET status = 'error', finished_at = ?1,
+           detail = 'interrupted: shepherd stopped (or lost power) during this write; backup #'
+             || (SELECT backup_id FROM restore_intents i WHERE i.miner_id = miner_commands.miner_id)
+             || ' will be written back when the miner''s port opens'
+         WHERE status = 'running' AND command = 'SET_CONFIG'
+           AND miner_id IN (SELECT miner_id FROM restore_intents)",
+        [now_ms()],
+    )?;
+    let others = conn.execute(
         "UPDATE miner_commands SET status = 'error', finished_at = ?1,
            detail = 'interrupted: shepherd stopped while this command ran; run it again'
          WHERE status = 'running'",
         [now_ms()],
-    )
+    )?;
+    Ok(writes + others)
 }
 
 /// Stores the configuration a miner was read with.
@@ -200,9 +212,13 @@ pub struct Backup {
     pub sha256: String,
     /// When it was read (Unix ms).
     pub created_at: i64,
+    /// Whether it mounts with the firmware's parameters and holds a `/config.json` object
+    /// (`None`: stored before that was recorded).
+    pub config_ok: Option<bool>,
 }
 
-const BACKUP_COLUMNS: &str = "id, miner_id, path, chip, mac, offset, size, sha256, created_at";
+const BACKUP_COLUMNS: &str =
+    "id, miner_id, path, chip, mac, offset, size, sha256, created_at, config_ok";
 
 fn backup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Backup> {
     Ok(Backup {
@@ -215,14 +231,16 @@ fn backup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Backup> {
         size: r.get(6)?,
         sha256: r.get(7)?,
         created_at: r.get(8)?,
+        config_ok: r.get(9)?,
     })
 }
 
 /// Records a backup (`id` is ignored); returns its id.
 pub fn insert_backup(conn: &Connection, b: &Backup) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO config_backups (miner_id, path, chip, mac, offset, size, sha256, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO config_backups
+           (miner_id, path, chip, mac, offset, size, sha256, created_at, config_ok)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             b.miner_id,
             b.path,
@@ -231,7 +249,8 @@ pub fn insert_backup(conn: &Connection, b: &Backup) -> rusqlite::Result<i64> {
             b.offset,
             b.size,
             b.sha256,
-            b.created_at
+            b.created_at,
+            b.config_ok
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -257,25 +276,136 @@ pub fn backup(conn: &Connection, id: i64) -> rusqlite::Result<Option<Backup>> {
 }
 
 /// Deletes all but the newest `keep` backup rows of a miner; returns the file paths of the
-/// deleted rows so the caller removes the files.
+/// deleted rows so the caller removes the files. Whatever `keep` says, two kinds stay: the
+/// newest backup known to hold a valid `/config.json` (else, for backups stored before that was
+/// recorded, the newest of those), so a run of writes that each backed up a broken partition
+/// never pushes the last good configuration out; and every backup a restore intent names.
 pub fn prune_backups(
     conn: &Connection,
     miner_id: i64,
     keep: usize,
 ) -> rusqlite::Result<Vec<String>> {
-    let old: Vec<(i64, String)> = {
+    let all: Vec<(i64, String, Option<bool>)> = {
         let mut stmt = conn.prepare_cached(
-            "SELECT id, path FROM config_backups WHERE miner_id = ?1 ORDER BY id DESC LIMIT -1 OFFSET ?2",
+            "SELECT id, path, config_ok FROM config_backups WHERE miner_id = ?1 ORDER BY id DESC",
         )?;
-        let rows = stmt.query_map(params![miner_id, keep as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        let rows = stmt.query_map([miner_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<Result<_, _>>()?
     };
-    for (id, _) in &old {
+    let referenced: Vec<i64> = {
+        let mut stmt = conn.prepare_cached("SELECT backup_id FROM restore_intents")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let flags: Vec<(i64, Option<bool>)> = all.iter().map(|(id, _, ok)| (*id, *ok)).collect();
+    let doomed = backups_to_prune(&flags, keep, &referenced);
+    let mut paths = Vec::with_capacity(doomed.len());
+    for (id, path, _) in all.into_iter().filter(|(id, _, _)| doomed.contains(id)) {
         conn.execute("DELETE FROM config_backups WHERE id = ?1", [id])?;
+        paths.push(path);
     }
-    Ok(old.into_iter().map(|(_, p)| p).collect())
+    Ok(paths)
+}
+
+/// Which of a miner's backups (`(id, config_ok)`, newest first) pruning deletes: all but the
+/// newest `keep`, the newest good one (see [`prune_backups`]) and those in `referenced`.
+pub fn backups_to_prune(
+    newest_first: &[(i64, Option<bool>)],
+    keep: usize,
+    referenced: &[i64],
+) -> Vec<i64> {
+    let good = newest_first
+        .iter()
+        .find(|(_, ok)| *ok == Some(true))
+        .or_else(|| newest_first.iter().find(|(_, ok)| ok.is_none()))
+        .map(|(id, _)| *id);
+    newest_first
+        .iter()
+        .skip(keep)
+        .map(|(id, _)| *id)
+        .filter(|id| Some(*id) != good && !referenced.contains(id))
+        .collect()
+}
+
+/// A write's durable promise to put backup `backup_id` back on a miner (see `restore_intents`
+/// in schema.sql): it outlives a cut cable, a crash and a power loss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreIntent {
+    /// The miner.
+    pub miner_id: i64,
+    /// The good backup to put back.
+    pub backup_id: i64,
+    /// The command that recorded it last.
+    pub command_id: Option<i64>,
+    /// Automatic restores queued for it so far.
+    pub attempts: i64,
+    /// When the incident began (Unix ms).
+    pub created_at: i64,
+}
+
+/// Records (or re-points) a miner's restore intent and makes it durable before returning:
+/// the commit is synced to disk (`synchronous = FULL` for this one transaction; the writer
+/// otherwise runs with NORMAL, whose last commits a power loss may roll back). The attempt count of an
+/// existing intent is kept, so re-pointing it never restarts the count (no restore loop).
+pub fn record_intent(
+    conn: &mut Connection,
+    miner_id: i64,
+    backup_id: i64,
+    command_id: i64,
+) -> rusqlite::Result<()> {
+    let before: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let done = (|| {
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO restore_intents (miner_id, backup_id, command_id, attempts, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4)
+             ON CONFLICT (miner_id) DO UPDATE SET backup_id = excluded.backup_id,
+               command_id = excluded.command_id, updated_at = excluded.updated_at",
+            params![miner_id, backup_id, command_id, now],
+        )?;
+        tx.commit()
+    })();
+    let back = conn.pragma_update(None, "synchronous", before);
+    done.and(back)
+}
+
+/// A miner's restore intent, if any.
+pub fn intent(conn: &Connection, miner_id: i64) -> rusqlite::Result<Option<RestoreIntent>> {
+    conn.query_row(
+        "SELECT miner_id, backup_id, command_id, attempts, created_at FROM restore_intents
+         WHERE miner_id = ?1",
+        [miner_id],
+        |r| {
+            Ok(RestoreIntent {
+                miner_id: r.get(0)?,
+                backup_id: r.get(1)?,
+                command_id: r.get(2)?,
+                attempts: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Counts one more automatic restore queued for a miner's intent.
+pub fn count_restore_attempt(conn: &Connection, miner_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE restore_intents SET attempts = attempts + 1, updated_at = ?2 WHERE miner_id = ?1",
+        params![miner_id, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The miner is confirmed running a good configuration: nothing to put back any more.
+pub fn clear_intent(conn: &Connection, miner_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM restore_intents WHERE miner_id = ?1",
+        [miner_id],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -343,6 +473,7 @@ mod tests {
                     size: 0xE_0000,
                     sha256: "00".into(),
                     created_at: i,
+                    config_ok: Some(true),
                 },
             )
             .unwrap();
@@ -355,5 +486,122 @@ mod tests {
             .map(|b| b.path)
             .collect();
         assert_eq!(left, ["/b/4.bin", "/b/3.bin"]);
+    }
+
+    fn backup_row(c: &Connection, m: i64, i: i64, ok: Option<bool>) -> i64 {
+        insert_backup(
+            c,
+            &Backup {
+                id: 0,
+                miner_id: m,
+                path: format!("/b/{i}.bin"),
+                chip: Some("ESP32".into()),
+                mac: None,
+                offset: 0x31_0000,
+                size: 0xE_0000,
+                sha256: "00".into(),
+                created_at: i,
+                config_ok: ok,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_good_backup_and_those_an_intent_names() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let good = backup_row(&c, m, 0, Some(true));
+        let named = backup_row(&c, m, 1, Some(false));
+        let cmd = insert(&c, m, "SET_CONFIG", None).unwrap();
+        record_intent(&mut c, m, named, cmd).unwrap();
+        // Four writes that each backed up a partition without a configuration.
+        for i in 2..6 {
+            backup_row(&c, m, i, Some(false));
+        }
+        let gone = prune_backups(&c, m, 2).unwrap();
+        assert_eq!(gone, ["/b/3.bin", "/b/2.bin"]);
+        let left: Vec<i64> = backups(&c, m).unwrap().iter().map(|b| b.id).collect();
+        assert!(left.contains(&good) && left.contains(&named), "{left:?}");
+        assert_eq!(left.len(), 4);
+        // Once the intent is gone and a newer good backup exists, the old ones go.
+        clear_intent(&c, m).unwrap();
+        backup_row(&c, m, 6, Some(true));
+        let gone = prune_backups(&c, m, 2).unwrap();
+        assert_eq!(gone, ["/b/4.bin", "/b/1.bin", "/b/0.bin"]);
+    }
+
+    #[test]
+    fn without_a_known_good_backup_the_newest_unknown_one_is_kept() {
+        assert_eq!(
+            backups_to_prune(
+                &[(5, Some(false)), (4, Some(false)), (3, None), (2, None)],
+                1,
+                &[]
+            ),
+            [4, 2]
+        );
+        assert_eq!(
+            backups_to_prune(&[(5, Some(false)), (4, Some(true)), (3, None)], 1, &[3]),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            backups_to_prune(&[(2, None), (1, Some(true))], 5, &[]),
+            Vec::<i64>::new()
+        );
+    }
+
+    #[test]
+    fn an_intent_keeps_its_attempts_when_re_pointed_and_is_cleared_once() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let a = backup_row(&c, m, 0, Some(true));
+        let b = backup_row(&c, m, 1, Some(true));
+        assert_eq!(intent(&c, m).unwrap(), None);
+        let cmd = insert(&c, m, "SET_CONFIG", None).unwrap();
+        record_intent(&mut c, m, a, cmd).unwrap();
+        count_restore_attempt(&c, m).unwrap();
+        record_intent(&mut c, m, b, cmd).unwrap();
+        let i = intent(&c, m).unwrap().unwrap();
+        assert_eq!((i.backup_id, i.attempts, i.command_id), (b, 1, Some(cmd)));
+        c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        record_intent(&mut c, m, b, cmd).unwrap();
+        let sync: i64 = c
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "back to NORMAL after the synced commit");
+        clear_intent(&c, m).unwrap();
+        assert_eq!(intent(&c, m).unwrap(), None);
+    }
+
+    #[test]
+    fn an_interrupted_write_with_an_intent_names_its_backup() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let other = miners::add(&c, "shed", "/dev/ttyUSB1", "serial").unwrap();
+        let b = backup_row(&c, m, 0, Some(true));
+        let write = insert(&c, m, "SET_CONFIG", Some("{}")).unwrap();
+        start(&c, write, "writing").unwrap();
+        record_intent(&mut c, m, b, write).unwrap();
+        let read = insert(&c, other, "GET_CONFIG", None).unwrap();
+        start(&c, read, "reading").unwrap();
+        assert_eq!(fail_interrupted(&c).unwrap(), 2);
+        let w = get(&c, write).unwrap().unwrap();
+        assert_eq!(w.status, "error");
+        assert!(
+            w.detail
+                .as_deref()
+                .unwrap()
+                .contains(&format!("backup #{b} will be written back")),
+            "{w:?}"
+        );
+        assert!(get(&c, read)
+            .unwrap()
+            .unwrap()
+            .detail
+            .unwrap()
+            .contains("run it again"));
+        // The intent itself stays for the reader to act on.
+        assert!(intent(&c, m).unwrap().is_some());
     }
 }

@@ -13,6 +13,8 @@
 //! 5 — `alerts` (alert rules' history). 6 — `alert_settings` (rules changed on `/settings`).
 //! 7 — `miner_logs` without its `(miner_id, id)` index and foreign key, found per miner
 //! through `miner_log_spans` (see [`super::logs`]); upgrading rewrites the log table once.
+//! 8 — `restore_intents` (a write's durable promise to put a good backup back) and
+//! `config_backups.config_ok`.
 
 use std::path::Path;
 
@@ -22,7 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,6 +539,38 @@ mod tests {
             .unwrap();
         assert_eq!(left, 4);
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_7_gains_restore_intents_and_backup_config_flags() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE miners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL);
+             INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/ttyUSB0');
+             CREATE TABLE config_backups (id INTEGER PRIMARY KEY,
+                 miner_id INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+                 path TEXT NOT NULL, chip TEXT, mac TEXT, offset INTEGER NOT NULL,
+                 size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_at INTEGER NOT NULL);
+             INSERT INTO config_backups VALUES (1, 1, '/b/1.bin', 'ESP32', NULL, 1, 2, '00', 0);
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
+        let Migration::Upgraded { from: 7, added } = migrate(&mut conn).unwrap() else {
+            panic!("not upgraded from 7");
+        };
+        assert!(
+            added.contains(&"config_backups.config_ok".to_owned()),
+            "{added:?}"
+        );
+        assert!(table_names(&conn).contains(&"restore_intents".to_owned()));
+        let ok: Option<i64> = conn
+            .query_row(
+                "SELECT config_ok FROM config_backups WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ok, None, "an old backup's content is unknown");
     }
 
     #[test]

@@ -509,11 +509,12 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
             size: i64::from(read.partition.size),
             sha256: sha.clone(),
             created_at: now_ms(),
+            config_ok: None,
         },
         &read.image,
     );
     let (backup_id, backup_note) = match backup {
-        Ok(id) => (Some(id), String::new()),
+        Ok((id, _)) => (Some(id), String::new()),
         Err(e) => (None, format!("; the backup could not be stored: {e}")),
     };
     let resumed_note = match &read.resumed {
@@ -586,7 +587,9 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
     }
 }
 
-/// Writes the image under `dir`, records it, and prunes old backups (rows and files).
+/// Writes the image under `dir` (file and folder synced to disk), records it with whether it
+/// holds a configuration (returns its id and file), and prunes old backups (rows and files; see
+/// [`commands::prune_backups`] for what is never pruned).
 pub(super) fn store_backup(
     db: &Addr<DbActor>,
     miner_id: i64,
@@ -594,12 +597,12 @@ pub(super) fn store_backup(
     keep: usize,
     mut row: Backup,
     image: &[u8],
-) -> Result<i64, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+) -> Result<(i64, String), String> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let path = dir.join(format!("{stamp}.bin"));
-    std::fs::write(&path, image).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let path = super::backups::write_synced(dir, &format!("{stamp}.bin"), image)?;
     row.path = path.display().to_string();
+    let stored = row.path.clone();
+    row.config_ok = Some(super::backups::image_config(image).is_ok());
     let (id, old) = db_call(db, move |c| {
         let tx = c.transaction()?;
         let id = commands::insert_backup(&tx, &row)?;
@@ -612,7 +615,7 @@ pub(super) fn store_backup(
             tracing::warn!("cannot delete old backup {p}: {e}");
         }
     }
-    Ok(id)
+    Ok((id, stored))
 }
 
 #[cfg(test)]

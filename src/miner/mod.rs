@@ -2,6 +2,7 @@
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
 //! with the port (GET_CONFIG, SET_CONFIG).
 
+pub mod backups;
 pub mod boot_config;
 pub mod dedupe;
 pub mod doctor;

@@ -1,16 +1,24 @@
 //! SET_CONFIG (a new configuration, or a stored backup put back): write a miner's SPIFFS partition, run on its reader thread
 //! with the port lent to it, so nothing else touches the port meanwhile.
 //!
-//! The protocol never leaves a miner worse off than it was:
+//! The protocol never leaves a miner worse off than it was, and recovery never goes backwards:
 //! 1. enter the ROM bootloader, read the whole SPIFFS partition (MD5-checked), keep it as a
-//!    backup; refuse when it does not mount with the firmware's parameters or its size is not
-//!    one the builder can fill exactly (our image would be formatted at boot);
+//!    backup (file and folder synced); refuse when it does not mount with the firmware's
+//!    parameters or its size is not one the builder can fill exactly (our image would be
+//!    formatted at boot), and a restore whose backup came from another chip (factory MAC);
 //! 2. build the new image in memory (every other file kept), read it back with our own reader
 //!    and compare every file;
-//! 3. flash only that partition, verify with the chip's MD5 of the region (one retry);
-//! 4. hard-reset and watch the boot log: success only when the miner prints the configuration
-//!    written and starts talking to its pool;
-//! 5. otherwise flash the backup back, verify, reset, and say what happened.
+//! 3. choose the image to fall back on — only one that mounts and holds a `/config.json`: the
+//!    partition just read when it is good and the miner has no restore pending, else the backup
+//!    a restore puts back, else the newest intact backup of this chip — and record it durably
+//!    as the miner's restore intent (`restore_intents`, synced) before the first command that
+//!    erases flash;
+//! 4. flash only that partition, verify with the chip's MD5 of the region (one retry);
+//! 5. hard-reset and watch the boot log: success only when the miner prints the configuration
+//!    written and starts talking to its pool; the intent is then cleared;
+//! 6. otherwise flash the fall-back image back, verify, reset, watch it boot, and say what
+//!    happened. A chip that cannot be reached keeps its intent: the restore is queued when its
+//!    port opens again, at most [`MAX_AUTO_RESTORES`] times.
 //!
 //! Every step goes to the command's `detail` for the manage page and `shepherd config set`.
 
@@ -24,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+use super::backups::{self, GoodImage};
 use super::boot_config::{BootConfig, BootConfigCapture};
 use super::get_config::{
     back_to_firmware, db_call, mask_config, read_with_loader, record_end, store_backup,
@@ -55,6 +64,9 @@ const CONFIG_WINDOW: Duration = Duration::from_secs(20);
 const POOL_WINDOW: Duration = Duration::from_secs(45);
 /// Write attempts before the writer gives up and restores the backup.
 const WRITE_ATTEMPTS: u32 = 2;
+/// Automatic restores queued for one incident (a restore intent) before shepherd stops
+/// retrying by itself and says so: a restore that keeps failing is not a loop.
+pub const MAX_AUTO_RESTORES: i64 = 3;
 
 /// What a restoring SET_CONFIG carries under [`RESTORE_KEY`] (the API fills it from the `config_backups` row).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -69,14 +81,52 @@ pub struct RestorePayload {
     pub size: i64,
     /// SHA-256 of the file when it was stored.
     pub sha256: String,
+    /// Factory MAC of the chip it was read from (absent in payloads queued by older versions:
+    /// then taken from the backup's row).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Queued by shepherd for a restore intent: a backup damaged on disk is replaced by the
+    /// newest intact one of the same chip instead of failing.
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+impl RestorePayload {
+    /// The payload that restores backup `b`.
+    pub fn of(b: &Backup, automatic: bool) -> Self {
+        Self {
+            backup_id: b.id,
+            path: b.path.clone(),
+            offset: b.offset,
+            size: b.size,
+            sha256: b.sha256.clone(),
+            mac: b.mac.clone(),
+            automatic,
+        }
+    }
+
+    fn row(&self) -> Backup {
+        Backup {
+            id: self.backup_id,
+            miner_id: 0,
+            path: self.path.clone(),
+            chip: None,
+            mac: self.mac.clone(),
+            offset: self.offset,
+            size: self.size,
+            sha256: self.sha256.clone(),
+            created_at: 0,
+            config_ok: None,
+        }
+    }
 }
 
 /// What to put on the miner.
 enum Plan {
     /// New configuration values (merged into the current `/config.json`).
     Config(Map<String, Value>),
-    /// A stored partition image.
-    Restore(RestorePayload, Vec<u8>),
+    /// A stored partition image, checked (see [`backups::check_backup`]).
+    Restore(RestorePayload, GoodImage),
 }
 
 fn failed(detail: impl Into<String>, result: Value) -> Outcome {
@@ -117,60 +167,76 @@ pub fn restore_payload(p: &RestorePayload) -> String {
     json!({ RESTORE_KEY: p }).to_string()
 }
 
-/// Result key of a write cut off by a lost port or a chip that stopped answering: the backup
-/// to put back when the miner's port opens again ([`queue_restore_after_replug`]).
+/// Result key of a write that could not finish and left a restore intent: the backup put back
+/// when the miner's port opens again ([`queue_restore_after_replug`]).
 pub const RESTORE_ON_REPLUG: &str = "restore_on_replug";
 
-fn replug_note(backup_id: i64) -> String {
+fn replug_note(g: &GoodImage) -> String {
     format!(
-        "Backup #{backup_id} (the configuration it had) will be written back automatically when \
-         its port opens again; or restore it from the manage page"
+        "Backup #{} ({}), the configuration to go back to, will be written back automatically \
+         when the miner's port opens again (at most {MAX_AUTO_RESTORES} times); or restore it \
+         from the manage page",
+        g.backup_id, g.path
     )
 }
 
-/// Called when a miner's port opens: if the miner's last command is a write that was cut
-/// off ([`RESTORE_ON_REPLUG`] in its result), queues the restore of that backup, once (the
-/// restore is then the last command). Returns the new command's id.
+/// Called when a miner's port opens: if the miner has a restore intent (a write that could not
+/// finish, or shepherd stopped in the middle of one), queues the restore of its backup —
+/// unless a command for the miner is already queued or running (it goes first; the next
+/// opening decides again), or [`MAX_AUTO_RESTORES`] were already queued for this intent.
+/// Returns the new command's id.
 pub fn queue_restore_after_replug(
     c: &rusqlite::Connection,
     miner_id: i64,
 ) -> rusqlite::Result<Option<i64>> {
     use rusqlite::OptionalExtension;
-    let last: Option<(i64, String, String, Option<String>)> = c
+    let Some(intent) = commands::intent(c, miner_id)? else {
+        return Ok(None);
+    };
+    let busy: Option<i64> = c
         .query_row(
-            "SELECT id, command, status, result_json FROM miner_commands
-             WHERE miner_id = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM miner_commands WHERE miner_id = ?1 AND status IN ('pending', 'running')
+             LIMIT 1",
             [miner_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| r.get(0),
         )
         .optional()?;
-    let Some((cut_off, command, status, Some(result))) = last else {
-        return Ok(None);
-    };
-    if command != "SET_CONFIG" || status != "error" {
+    if busy.is_some() {
         return Ok(None);
     }
-    let Some(backup_id) = serde_json::from_str::<Value>(&result)
-        .ok()
-        .and_then(|r| r.get(RESTORE_ON_REPLUG).and_then(Value::as_i64))
-    else {
+    if intent.attempts >= MAX_AUTO_RESTORES {
+        tracing::warn!(
+            miner = miner_id,
+            "backup #{} still has to be restored, but {MAX_AUTO_RESTORES} automatic restores \
+             failed: restore it by hand from the manage page",
+            intent.backup_id
+        );
+        return Ok(None);
+    }
+    let Some(b) = commands::backup(c, intent.backup_id)? else {
+        tracing::error!(
+            miner = miner_id,
+            "the restore intent names backup #{}, which no longer exists",
+            intent.backup_id
+        );
         return Ok(None);
     };
-    let Some(b) = commands::backup(c, backup_id)? else {
-        return Ok(None);
-    };
-    let payload = restore_payload(&RestorePayload {
-        backup_id: b.id,
-        path: b.path,
-        offset: b.offset,
-        size: b.size,
-        sha256: b.sha256,
-    });
+    commands::count_restore_attempt(c, miner_id)?;
+    let payload = restore_payload(&RestorePayload::of(&b, true));
     let id = commands::insert(c, miner_id, "SET_CONFIG", Some(&payload))?;
+    let since = intent
+        .command_id
+        .map(|w| format!(" since write #{w}"))
+        .unwrap_or_default();
     commands::set_detail(
         c,
         id,
-        &format!("queued: restore of backup #{backup_id} after write #{cut_off} was cut off"),
+        &format!(
+            "queued: automatic restore of backup #{} (attempt {} of {MAX_AUTO_RESTORES}): the \
+             miner has not been confirmed on a good configuration{since}",
+            b.id,
+            intent.attempts + 1
+        ),
     )?;
     Ok(Some(id))
 }
@@ -202,14 +268,23 @@ pub fn execute(
             let restore = payload
                 .and_then(|t| serde_json::from_str::<Value>(t).ok())
                 .and_then(|v| v.get(RESTORE_KEY).cloned());
+            let automatic = restore
+                .as_ref()
+                .and_then(|r| r.get("automatic"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let miner = session.miner_id();
             let plan = match restore {
-                Some(r) => restore_plan(r),
+                Some(r) => restore_plan(&rep, miner, r),
                 None => config_from_payload(payload).map(Plan::Config),
             };
             let mut outcome = match plan {
                 Err(e) => failed(e, json!({})),
                 Ok(plan) => run(session, &rep, plan),
             };
+            if automatic && !outcome.ok {
+                outcome.detail.push_str(&give_up_note(db, miner));
+            }
             if !outcome.result.is_object() {
                 outcome.result = json!({});
             }
@@ -220,27 +295,76 @@ pub fn execute(
     record_end(db, id, outcome);
 }
 
-fn restore_plan(payload: Value) -> Result<Plan, String> {
-    let p: RestorePayload = serde_json::from_value(payload)
+/// After a failed automatic restore: says so when it was the last one shepherd queues.
+fn give_up_note(db: &Addr<DbActor>, miner: i64) -> String {
+    let found = db_call(db, move |c| {
+        let Some(i) = commands::intent(c, miner)? else {
+            return Ok(None);
+        };
+        Ok(commands::backup(c, i.backup_id)?.map(|b| (i, b)))
+    });
+    match found {
+        Ok(Some((i, b))) if i.attempts >= MAX_AUTO_RESTORES => format!(
+            " Automatic restores stop here ({MAX_AUTO_RESTORES} failed): restore backup #{} \
+             by hand from the manage page once the miner is reachable, or flash its file with \
+             `esptool.py write_flash 0x{:x} {}`",
+            b.id, b.offset, b.path
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Loads and checks the backup a restore names; a damaged one is refused by name and the
+/// newest intact backup of the same chip is proposed (or, for an automatic restore, used).
+fn restore_plan(rep: &Reporter<'_>, miner: i64, payload: Value) -> Result<Plan, String> {
+    let mut p: RestorePayload = serde_json::from_value(payload)
         .map_err(|e| format!("the restore command's payload is not valid: {e}"))?;
-    let image = std::fs::read(&p.path)
-        .map_err(|e| format!("cannot read backup #{} ({}): {e}", p.backup_id, p.path))?;
-    let sha = hex(&Sha256::digest(&image));
-    if sha != p.sha256 {
-        return Err(format!(
-            "backup #{} ({}) changed on disk since it was stored (SHA-256 {sha}, recorded {}): \
-             refusing to write it",
-            p.backup_id, p.path, p.sha256
-        ));
+    let (named, all) = {
+        let id = p.backup_id;
+        db_call(rep.db, move |c| {
+            Ok((commands::backup(c, id)?, commands::backups(c, miner)?))
+        })?
+    };
+    if p.mac.is_none() {
+        p.mac = named.and_then(|b| b.mac);
     }
-    if let Err(e) = spiffs::read_image(&image, &SpiffsParams::ARDUINO) {
-        return Err(format!(
-            "backup #{} does not mount as SPIFFS ({e}): the firmware would format it, so it is \
-             not written",
-            p.backup_id
-        ));
+    let problem = match backups::load(&p.row()) {
+        Ok(g) => return Ok(Plan::Restore(p, g)),
+        Err(e) => e,
+    };
+    let (next, _) = backups::newest_good(
+        &all,
+        p.mac.as_deref(),
+        (p.offset, p.size),
+        &|b| b.id != p.backup_id,
+        &|b| std::fs::read(&b.path),
+    );
+    match next {
+        Some(g) if p.automatic => {
+            rep.detail(format!(
+                "{problem}; restoring backup #{} instead, the newest intact one of this chip",
+                g.backup_id
+            ));
+            p.backup_id = g.backup_id;
+            p.path = g.path.clone();
+            p.sha256 = g.sha256.clone();
+            Ok(Plan::Restore(p, g))
+        }
+        Some(g) => Err(format!(
+            "{problem}: refusing to write it. Backup #{} ({}) of the same chip is intact and \
+             holds a configuration (pool {}): restore that one instead",
+            g.backup_id,
+            g.path,
+            g.config
+                .get("poolString")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        )),
+        None => Err(format!(
+            "{problem}: refusing to write it, and no other backup of this chip is intact with a \
+             configuration in it"
+        )),
     }
-    Ok(Plan::Restore(p, image))
 }
 
 /// The partition as it was before the write.
@@ -259,6 +383,43 @@ struct Target {
     config: Map<String, Value>,
 }
 
+/// Ends a restore before anything is written when the chip on the port is not the one the
+/// backup came from.
+fn wrong_chip(p: &RestorePayload, chip_mac: &str) -> Option<String> {
+    if backups::same_chip(p.mac.as_deref(), Some(chip_mac)) != Some(false) {
+        return None;
+    }
+    let later = if p.automatic {
+        "; the restore stays pending until that miner is back on this port"
+    } else {
+        ""
+    };
+    Some(format!(
+        "refused: backup #{} was read from the chip with MAC {}, but the chip on this port has \
+         MAC {chip_mac}: a different miner, whose own configuration (and wallet) it would \
+         replace. Plug the right miner in, or restore one of this chip's own backups{later}",
+        p.backup_id,
+        p.mac.as_deref().unwrap_or("?"),
+    ))
+}
+
+/// Refuses a write while this miner has a restore pending of a backup from another chip:
+/// writing the chip now on the port would end that incident (and that miner's configuration
+/// would never be put back).
+fn pending_elsewhere(pending: Option<&Backup>, chip_mac: &str) -> Option<String> {
+    let b = pending?;
+    if backups::same_chip(b.mac.as_deref(), Some(chip_mac)) != Some(false) {
+        return None;
+    }
+    Some(format!(
+        "refused: this miner still has to get backup #{} back, read from the chip with MAC {}, \
+         but the chip on this port has MAC {chip_mac}: a different miner. Plug the right miner \
+         in (its backup is restored by itself), or add this one as a miner of its own",
+        b.id,
+        b.mac.as_deref().unwrap_or("?"),
+    ))
+}
+
 fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome {
     let miner = session.miner_id();
     let (dir, keep) = session.backups();
@@ -274,7 +435,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     let mut loader = Loader::new(session.loader_port());
     let mut result = json!({});
 
-    // 1. The current partition, as a backup.
+    // 1. The current partition, from the right chip, as a backup.
     let current = match read_current(&mut loader, rep, stop) {
         Ok(c) => c,
         Err(why) => {
@@ -284,6 +445,32 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
             return finish_without_write(session, rep, why, result);
         }
     };
+    let pending = db_call(rep.db, move |c| {
+        let Some(i) = commands::intent(c, miner)? else {
+            return Ok(None);
+        };
+        Ok(Some((i.clone(), commands::backup(c, i.backup_id)?)))
+    });
+    let pending = match pending {
+        Ok(p) => p,
+        Err(e) => {
+            let text = loader.take_text();
+            drop(loader);
+            session.ingest_bytes(&text);
+            return finish_without_write(session, rep, e, result);
+        }
+    };
+    let pending_backup = pending.as_ref().and_then(|(_, b)| b.as_ref());
+    let refusal = match &plan {
+        Plan::Restore(p, _) => wrong_chip(p, &current.mac),
+        Plan::Config(_) => pending_elsewhere(pending_backup, &current.mac),
+    };
+    if let Some(why) = refusal {
+        let text = loader.take_text();
+        drop(loader);
+        session.ingest_bytes(&text);
+        return finish_without_write(session, rep, why, result);
+    }
     rep.detail("storing the current partition image as a backup");
     let sha = hex(&Sha256::digest(&current.image));
     let backup = store_backup(
@@ -299,13 +486,14 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
             mac: Some(current.mac.clone()),
             offset: i64::from(current.partition.offset),
             size: i64::from(current.partition.size),
-            sha256: sha,
+            sha256: sha.clone(),
             created_at: now_ms(),
+            config_ok: None,
         },
         &current.image,
     );
-    let backup_id = match backup {
-        Ok(id) => id,
+    let (backup_id, backup_path) = match backup {
+        Ok(stored) => stored,
         Err(e) => {
             let text = loader.take_text();
             drop(loader);
@@ -337,7 +525,43 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     };
     result["config"] = Value::Object(mask_config(&target.config));
 
-    // 3. Flash and verify.
+    // 3. What to fall back on, recorded before the first erase.
+    let stored = Stored {
+        id: backup_id,
+        path: backup_path,
+        sha256: sha,
+    };
+    let fall_back = fall_backs(rep, miner, &current, &stored, &plan, &pending, &target);
+    if let Some(g) = &fall_back.intent {
+        let (good, cmd) = (g.backup_id, rep.id);
+        let recorded = db_call(rep.db, move |c| {
+            commands::record_intent(c, miner, good, cmd)
+        });
+        if let Err(e) = recorded {
+            let text = loader.take_text();
+            drop(loader);
+            session.ingest_bytes(&text);
+            return finish_without_write(
+                session,
+                rep,
+                format!(
+                    "cannot record which backup to restore should the write be cut off ({e}); \
+                     nothing was written"
+                ),
+                result,
+            );
+        }
+        rep.detail(format!(
+            "recorded backup #{good} as the configuration to restore should the write not finish"
+        ));
+    } else {
+        rep.detail(
+            "no intact configuration of this chip to fall back on (the miner holds none and no \
+             backup of it does): writing without one",
+        );
+    }
+
+    // 4. Flash and verify.
     let offset = current.partition.offset;
     let written = write_verified(&mut loader, rep, offset, &target.image, "the new image");
     let text = loader.take_text();
@@ -346,24 +570,23 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     if let Err(why) = written {
         if let WriteError::PortGone(e) = &why {
             let msg = session.lost(e.clone());
-            result[RESTORE_ON_REPLUG] = json!(backup_id);
-            return failed(
+            return left_pending(
                 format!(
                     "{msg}. The write was interrupted: the partition may be half written and the \
-                     miner may come up in its setup portal. {}",
-                    replug_note(backup_id)
+                     miner may come up in its setup portal"
                 ),
+                fall_back.intent.as_ref(),
                 result,
             );
         }
         rep.detail(format!(
-            "{}; restoring the backup taken before the write",
+            "{}; putting the previous configuration back",
             why.text()
         ));
-        return rollback(session, rep, &current, backup_id, why.text(), result);
+        return rollback(session, rep, offset, &fall_back, why.text(), result);
     }
 
-    // 4. Reset and watch the miner come back with the new configuration.
+    // 5. Reset and watch the miner come back with the new configuration.
     rep.detail("written and verified; resetting the miner into its firmware");
     match confirm_boot(session, rep, &target.config) {
         Ok(()) => {
@@ -372,33 +595,128 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
                 Plan::Restore(p, _) => format!("backup #{} restored", p.backup_id),
             };
             result["confirmed"] = json!(true);
+            let cleared = db_call(rep.db, move |c| commands::clear_intent(c, miner));
+            let note = match cleared {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (its pending restore could not be cleared: {e})"),
+            };
             Outcome {
                 ok: true,
                 detail: format!(
                     "{what}: MD5 verified, the miner booted with it and connected to its pool \
-                     (backup of the previous partition: #{backup_id})"
+                     (backup of the previous partition: #{backup_id}){note}"
                 ),
                 result,
                 config: Some(target.config),
             }
         }
-        Err(BootFailure::PortGone(msg)) => failed(
+        Err(BootFailure::PortGone(msg)) => left_pending(
             format!(
                 "{msg}. The new image was written and verified, but the miner went away before \
-                 it confirmed it; check it when it is back (backup #{backup_id} holds the \
-                 previous partition)"
+                 it confirmed it"
             ),
+            fall_back.intent.as_ref(),
             result,
         ),
-        Err(BootFailure::Rejected(why)) => {
-            rep.detail(format!(
-                "{why}; restoring the backup taken before the write"
-            ));
-            rollback(session, rep, &current, backup_id, why, result)
+        Err(BootFailure::Rejected(why)) | Err(BootFailure::NoPool(why)) => {
+            rep.detail(format!("{why}; putting the previous configuration back"));
+            rollback(session, rep, offset, &fall_back, why, result)
         }
     }
 }
 
+/// The backup just taken of the partition being replaced.
+struct Stored {
+    id: i64,
+    path: String,
+    sha256: String,
+}
+
+/// The images a write can fall back on (each one mounts and holds a `/config.json`).
+struct FallBack {
+    /// Recorded as the restore intent before the first erase: what a cut-off write is undone
+    /// with.
+    intent: Option<GoodImage>,
+    /// Written back when the write itself fails or the firmware rejects it: never the image
+    /// that just failed.
+    rollback: Option<GoodImage>,
+}
+
+/// Picks the fall-backs, in order of preference: the partition just read when it is good and
+/// no restore is pending (a pending one means the miner was never confirmed on it); the backup
+/// a restore writes; the backup the pending intent names; the newest intact backup of this
+/// chip. Backups damaged on disk are passed over, each reported.
+fn fall_backs(
+    rep: &Reporter<'_>,
+    miner: i64,
+    current: &Current,
+    stored: &Stored,
+    plan: &Plan,
+    pending: &Option<(commands::RestoreIntent, Option<Backup>)>,
+    target: &Target,
+) -> FallBack {
+    let mut chain: Vec<GoodImage> = Vec::new();
+    let current_config = current.files.as_deref().ok().and_then(config_of);
+    match (current_config, pending) {
+        (Some(config), None) => chain.push(GoodImage {
+            backup_id: stored.id,
+            path: stored.path.clone(),
+            image: current.image.clone(),
+            sha256: stored.sha256.clone(),
+            config,
+        }),
+        (Some(_), Some((i, _))) => rep.detail(format!(
+            "the partition read mounts, but backup #{} is still pending a restore: the miner was \
+             not confirmed on what it holds, so it is not what a failure falls back on",
+            i.backup_id
+        )),
+        (None, _) => rep.detail(
+            "the partition read holds no usable configuration: a failure falls back on a stored \
+             backup instead",
+        ),
+    }
+    if let Plan::Restore(_, g) = plan {
+        chain.push(g.clone());
+    }
+    let chip_mac = Some(current.mac.as_str());
+    if let Some((_, Some(b))) = pending {
+        let listed = chain.iter().any(|g| g.backup_id == b.id);
+        if !listed && backups::same_chip(b.mac.as_deref(), chip_mac) != Some(false) {
+            match backups::load(b) {
+                Ok(g) => chain.push(g),
+                Err(e) => rep.detail(e),
+            }
+        }
+    }
+    let target_sha = hex(&Sha256::digest(&target.image));
+    // Only when nothing listed so far could undo a failure of the target itself.
+    if !chain.iter().any(|g| g.sha256 != target_sha) {
+        match db_call(rep.db, move |c| commands::backups(c, miner)) {
+            Ok(all) => {
+                let have: Vec<String> = chain.iter().map(|g| g.sha256.clone()).collect();
+                let (found, passed) = backups::newest_good(
+                    &all,
+                    chip_mac,
+                    (
+                        i64::from(current.partition.offset),
+                        i64::from(current.partition.size),
+                    ),
+                    &|b| b.id != stored.id && !have.contains(&b.sha256) && b.sha256 != target_sha,
+                    &|b| std::fs::read(&b.path),
+                );
+                for p in passed {
+                    rep.detail(format!("{p}: passed over"));
+                }
+                chain.extend(found);
+            }
+            Err(e) => rep.detail(format!("cannot list the stored backups: {e}")),
+        }
+    }
+    FallBack {
+        intent: chain.first().cloned(),
+        rollback: chain.iter().find(|g| g.sha256 != target_sha).cloned(),
+    }
+}
 /// Refusals before anything was written: the chip still goes back into its firmware.
 fn finish_without_write(
     session: &mut PortSession<'_>,
@@ -494,7 +812,7 @@ fn build_target(current: &Current, plan: &Plan, rep: &Reporter<'_>) -> Result<Ta
             check_image(&image, &files)?;
             image
         }
-        Plan::Restore(p, image) => {
+        Plan::Restore(p, good) => {
             if p.offset != i64::from(current.partition.offset) || p.size != size as i64 {
                 return Err(format!(
                     "backup #{} was read from 0x{:x} ({} bytes) but this miner's SPIFFS \
@@ -502,7 +820,7 @@ fn build_target(current: &Current, plan: &Plan, rep: &Reporter<'_>) -> Result<Ta
                     p.backup_id, p.offset, p.size, current.partition.offset
                 ));
             }
-            image.clone()
+            good.image.clone()
         }
     };
     let files = spiffs::read_image(&image, &SpiffsParams::ARDUINO)
@@ -534,7 +852,9 @@ fn check_image(image: &[u8], files: &[SpiffsFile]) -> Result<(), String> {
 }
 
 enum WriteError {
+    /// The port failed (the USB device went away).
     PortGone(String),
+    /// The chip stopped answering, or the write or its check failed.
     Failed(String),
 }
 
@@ -546,7 +866,39 @@ impl WriteError {
     }
 }
 
-/// Writes `image` at `offset` and checks the chip's MD5 of the region; tries again once.
+// The loader calls this writer makes, kept together: the loader's API is being reworked
+// (it will no longer send FLASH_END after a write — on a real ROM that leaves the loader, and
+// esptool never sends it — and the writer hard-resets after the MD5 check, in `confirm_boot`).
+
+/// Re-enters the loader after a reset into the bootloader (rollback).
+fn loader_reconnect<T: LoaderPort>(
+    loader: &mut Loader<T>,
+    rep: &Reporter<'_>,
+) -> Result<(), LoaderError> {
+    flash_session::open(loader, ALREADY_RESET, &mut |s| rep.detail(s)).map(|_| ())
+}
+
+/// Erases and writes `image` at `offset` (FLASH_BEGIN, FLASH_DATA…).
+fn loader_write<T: LoaderPort>(
+    loader: &mut Loader<T>,
+    offset: u32,
+    image: &[u8],
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<(), LoaderError> {
+    loader.write_flash(offset, image, progress)
+}
+
+/// The chip's MD5 of `[offset, offset + size)`.
+fn loader_md5<T: LoaderPort>(
+    loader: &mut Loader<T>,
+    offset: u32,
+    size: u32,
+) -> Result<[u8; 16], LoaderError> {
+    loader.flash_md5(offset, size)
+}
+
+/// Writes `image` at `offset` and checks the chip's MD5 of the region; tries again once
+/// unless the chip stopped answering (a pulled cable does not answer a second erase either).
 fn write_verified<T: LoaderPort>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
@@ -557,11 +909,15 @@ fn write_verified<T: LoaderPort>(
     let size = image.len() as u32;
     let ours = Md5::digest(image);
     let mut last = String::new();
+    let gone = |e: LoaderError, during: &str| match e {
+        LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
+        e => WriteError::Failed(format!("the write was cut off {during}: {e}")),
+    };
     for attempt in 1..=WRITE_ATTEMPTS {
         let label = format!("writing {what} at 0x{offset:x} (attempt {attempt})");
         rep.detail(format!("{label}: 0%"));
         let mut last_pct = 0;
-        let written = loader.write_flash(offset, image, &mut |done, total| {
+        let written = loader_write(loader, offset, image, &mut |done, total| {
             let pct = u64::from(done) * 100 / u64::from(total.max(1));
             if pct >= last_pct + 10 {
                 last_pct = pct;
@@ -569,17 +925,16 @@ fn write_verified<T: LoaderPort>(
             }
         });
         let problem = match written {
-            Err(LoaderError::Io(e)) => return Err(WriteError::PortGone(e.to_string())),
-            // A chip that stopped answering (cable pulled, power lost) will not answer a
-            // second erase either: the caller's restore attempt tells whether it is back.
-            Err(e @ LoaderError::Timeout { .. }) => {
-                return Err(WriteError::Failed(format!("the write was cut off: {e}")))
+            Err(e @ (LoaderError::Io(_) | LoaderError::Timeout { .. })) => {
+                return Err(gone(e, "while writing"))
             }
             Err(e) => format!("the write failed: {e}"),
             Ok(()) => {
                 rep.detail("verifying the write against the chip's MD5 of the partition");
-                match loader.flash_md5(offset, size) {
-                    Err(LoaderError::Io(e)) => return Err(WriteError::PortGone(e.to_string())),
+                match loader_md5(loader, offset, size) {
+                    Err(e @ (LoaderError::Io(_) | LoaderError::Timeout { .. })) => {
+                        return Err(gone(e, "while verifying"))
+                    }
                     Err(e) => format!("the MD5 check failed: {e}"),
                     Ok(chip) if chip == ours.as_slice() => return Ok(()),
                     Ok(chip) => format!(
@@ -597,8 +952,12 @@ fn write_verified<T: LoaderPort>(
 }
 
 enum BootFailure {
+    /// The port failed while watching.
     PortGone(String),
+    /// No configuration, another one, or the setup portal.
     Rejected(String),
+    /// The configuration expected was printed, but the pool was not reached in time.
+    NoPool(String),
 }
 
 /// Hard-resets and watches the boot: the configuration printed must be `expected` and the
@@ -668,7 +1027,7 @@ fn confirm_boot(
         ));
     }
     if !connected {
-        return Err(BootFailure::Rejected(format!(
+        return Err(BootFailure::NoPool(format!(
             "the miner did not contact its pool within {} s (wrong pool, port or Wi-Fi?)",
             POOL_WINDOW.as_secs()
         )));
@@ -676,24 +1035,68 @@ fn confirm_boot(
     Ok(())
 }
 
-/// Puts the partition read before the write back, verifies it, and watches the miner boot.
+/// Ends a write the chip could not be brought back from: its restore intent stays, and the
+/// message names the backup restored when the port opens again.
+fn left_pending(why: String, intent: Option<&GoodImage>, mut result: Value) -> Outcome {
+    let next = match intent {
+        Some(g) => {
+            result[RESTORE_ON_REPLUG] = json!(g.backup_id);
+            replug_note(g)
+        }
+        None => "No intact configuration of this chip exists to put back: configure the miner \
+                 through its setup portal (NerdMinerAP) or write a configuration again"
+            .to_owned(),
+    };
+    failed(format!("{why}. {next}"), result)
+}
+
+/// Writes the fall-back image back, verifies it, and watches the miner boot with it; the
+/// restore intent is re-pointed at it first (durably) and cleared once the miner runs it.
 fn rollback(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
-    current: &Current,
-    backup_id: i64,
+    offset: u32,
+    fall_back: &FallBack,
     why: String,
     mut result: Value,
 ) -> Outcome {
     result["rolled_back"] = json!(false);
-    rep.detail("entering the ROM bootloader to restore the backup");
-    if let Err(e) = session.reset(ResetKind::Bootloader) {
-        result[RESTORE_ON_REPLUG] = json!(backup_id);
-        return failed(
+    let miner = session.miner_id();
+    let Some(good) = &fall_back.rollback else {
+        let _ = back_to_firmware(session);
+        return left_pending(
             format!(
-                "{why}; the backup could not be restored ({e}). {}",
-                replug_note(backup_id)
+                "not written: {why}. There is no other intact configuration of this chip to put \
+                 back (the image that failed is the only one)"
             ),
+            fall_back.intent.as_ref(),
+            result,
+        );
+    };
+    let id = good.backup_id;
+    let intent = if fall_back.intent.as_ref().map(|g| g.backup_id) == Some(id) {
+        fall_back.intent.as_ref()
+    } else {
+        // From now on this is the image being relied on.
+        let cmd = rep.id;
+        let recorded = db_call(rep.db, move |c| commands::record_intent(c, miner, id, cmd));
+        match recorded {
+            Ok(()) => Some(good),
+            Err(e) => {
+                rep.detail(format!(
+                    "cannot re-point the restore intent at backup #{id}: {e}"
+                ));
+                fall_back.intent.as_ref()
+            }
+        }
+    };
+    rep.detail(format!(
+        "entering the ROM bootloader to write backup #{id} back"
+    ));
+    if let Err(e) = session.reset(ResetKind::Bootloader) {
+        return left_pending(
+            format!("{why}; the previous configuration could not be written back ({e})"),
+            intent,
             result,
         );
     }
@@ -703,18 +1106,16 @@ fn rollback(
         if stop.load(Ordering::Relaxed) {
             return Err(WriteError::Failed("shepherd is stopping".into()));
         }
-        flash_session::open(&mut loader, ALREADY_RESET, &mut |s| rep.detail(s))
-            .map(|_| ())
-            .map_err(|e| match e {
-                LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
-                e => WriteError::Failed(format!("bootloader: {e}")),
-            })?;
+        loader_reconnect(&mut loader, rep).map_err(|e| match e {
+            LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
+            e => WriteError::Failed(format!("bootloader: {e}")),
+        })?;
         write_verified(
             &mut loader,
             rep,
-            current.partition.offset,
-            &current.image,
-            "the backup",
+            offset,
+            &good.image,
+            &format!("backup #{id}"),
         )
     })();
     let text = loader.take_text();
@@ -723,51 +1124,62 @@ fn rollback(
     match restored {
         Err(WriteError::PortGone(e)) => {
             let msg = session.lost(e);
-            result[RESTORE_ON_REPLUG] = json!(backup_id);
-            return failed(
-                format!(
-                    "{why}; restoring the backup was interrupted: {msg}. {}",
-                    replug_note(backup_id)
-                ),
+            return left_pending(
+                format!("{why}; writing the previous configuration back was interrupted: {msg}"),
+                intent,
                 result,
             );
         }
         Err(WriteError::Failed(e)) => {
             let _ = back_to_firmware(session);
-            result[RESTORE_ON_REPLUG] = json!(backup_id);
-            return failed(
+            return left_pending(
                 format!(
-                    "{why}; restoring the backup failed too ({e}). {} (or flash it with \
-                     esptool)",
-                    replug_note(backup_id)
+                    "{why}; writing the previous configuration back failed too ({e}); the miner \
+                     may be unreachable"
                 ),
+                intent,
                 result,
             );
         }
         Ok(()) => {}
     }
     result["rolled_back"] = json!(true);
-    rep.detail("backup restored and verified; resetting the miner into its firmware");
-    let old = current.files.as_deref().ok().and_then(config_of);
-    let back = match &old {
-        Some(old) => match confirm_boot(session, rep, old) {
-            Ok(()) => "the miner is back on its previous configuration and mining".to_owned(),
-            Err(BootFailure::PortGone(m)) | Err(BootFailure::Rejected(m)) => {
-                format!("after the restore: {m}")
-            }
-        },
-        None => match back_to_firmware(session) {
-            Ok(()) => "the miner was reset (it had no configuration before either)".to_owned(),
-            Err(e) => e,
-        },
+    rep.detail(format!(
+        "backup #{id} written back and verified; resetting the miner into its firmware"
+    ));
+    let back = match confirm_boot(session, rep, &good.config) {
+        Ok(()) => Ok("the miner is back on its previous configuration and mining".to_owned()),
+        // Its own configuration, printed at boot: as good as it was before the write.
+        Err(BootFailure::NoPool(m)) => Ok(format!(
+            "the miner is back on its previous configuration, but {}",
+            m.trim_start_matches("the miner ")
+        )),
+        Err(BootFailure::PortGone(m)) | Err(BootFailure::Rejected(m)) => Err(m),
     };
-    failed(
-        format!(
-            "not written: {why}. The backup #{backup_id} taken before the write was flashed back \
-             and verified; {back}"
+    match back {
+        Ok(back) => {
+            let cleared = db_call(rep.db, move |c| commands::clear_intent(c, miner));
+            let note = match cleared {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (its pending restore could not be cleared: {e})"),
+            };
+            failed(
+                format!(
+                    "not written: {why}. Backup #{id} (the previous configuration) was flashed \
+                     back and verified; {back}{note}"
+                ),
+                result,
+            )
+        }
+        Err(m) => left_pending(
+            format!(
+                "not written: {why}. Backup #{id} was flashed back and verified, but after the \
+                 reset {m}"
+            ),
+            intent,
+            result,
         ),
-        result,
-    )
+    }
 }
 
 #[cfg(test)]
@@ -783,7 +1195,8 @@ mod tests {
         c
     }
 
-    fn cut_off_write(c: &rusqlite::Connection, m: i64) -> i64 {
+    /// A write that recorded backup `b` as its intent and then ended without confirmation.
+    fn cut_off_write(c: &mut rusqlite::Connection, m: i64) -> (i64, i64) {
         let b = commands::insert_backup(
             c,
             &Backup {
@@ -791,48 +1204,137 @@ mod tests {
                 miner_id: m,
                 path: "/b/1.bin".into(),
                 chip: None,
-                mac: None,
+                mac: Some("24:d7:eb:10:20:01".into()),
                 offset: 0x31_0000,
                 size: 0xE_0000,
                 sha256: "00".into(),
                 created_at: 0,
+                config_ok: Some(true),
             },
         )
         .unwrap();
         let id = commands::insert(c, m, "SET_CONFIG", Some("{}")).unwrap();
-        commands::finish(
-            c,
-            id,
-            false,
-            "cut off",
-            Some(&json!({ RESTORE_ON_REPLUG: b })),
-        )
-        .unwrap();
-        b
+        commands::record_intent(c, m, b, id).unwrap();
+        commands::finish(c, id, false, "cut off", None).unwrap();
+        (b, id)
     }
 
-    #[test]
-    fn a_cut_off_write_queues_its_restore_once_when_the_port_returns() {
-        let c = db();
-        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        let b = cut_off_write(&c, m);
-        let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
-        let row = commands::get(&c, id).unwrap().unwrap();
+    fn payload_of(c: &rusqlite::Connection, id: i64) -> RestorePayload {
+        let row = commands::get(c, id).unwrap().unwrap();
         assert_eq!(row.command, "SET_CONFIG");
-        let payload: Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
-        assert_eq!(payload[RESTORE_KEY]["backup_id"], b);
-        // Reopening again does not queue a second one.
-        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        let v: Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+        serde_json::from_value(v[RESTORE_KEY].clone()).unwrap()
     }
 
     #[test]
-    fn no_restore_when_something_ran_since_or_nothing_was_cut_off() {
-        let c = db();
+    fn a_cut_off_write_queues_its_restore_once_per_opening_while_it_is_pending() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let (b, _) = cut_off_write(&mut c, m);
+        let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
+        let p = payload_of(&c, id);
+        assert_eq!(p.backup_id, b);
+        assert!(p.automatic);
+        assert_eq!(p.mac.as_deref(), Some("24:d7:eb:10:20:01"));
+        assert!(commands::get(&c, id)
+            .unwrap()
+            .unwrap()
+            .detail
+            .unwrap()
+            .contains("attempt 1 of 3"));
+        // Reopening while it is still queued does not queue a second one.
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        assert_eq!(commands::intent(&c, m).unwrap().unwrap().attempts, 1);
+    }
+
+    #[test]
+    fn a_restore_that_keeps_failing_is_queued_three_times_then_no_more() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let (b, _) = cut_off_write(&mut c, m);
+        for attempt in 1..=MAX_AUTO_RESTORES {
+            let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
+            assert_eq!(payload_of(&c, id).backup_id, b, "attempt {attempt}");
+            // It fails again, and re-records the same intent before its own write.
+            commands::record_intent(&mut c, m, b, id).unwrap();
+            commands::finish(&c, id, false, "cut off again", None).unwrap();
+        }
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        assert_eq!(
+            commands::intent(&c, m).unwrap().unwrap().attempts,
+            MAX_AUTO_RESTORES
+        );
+    }
+
+    #[test]
+    fn nothing_is_queued_without_an_intent_or_while_a_command_is_queued() {
+        let mut c = db();
         let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
         assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
-        cut_off_write(&c, m);
-        commands::insert(&c, m, "GET_CONFIG", None).unwrap();
+        cut_off_write(&mut c, m);
+        let get = commands::insert(&c, m, "GET_CONFIG", None).unwrap();
         assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        commands::finish(&c, get, true, "read", None).unwrap();
+        assert!(queue_restore_after_replug(&c, m).unwrap().is_some());
+        // Confirmed on a good configuration: nothing more to restore.
+        let mut c2 = db();
+        let m2 = miners::add(&c2, "shed", "/dev/ttyUSB1", "serial").unwrap();
+        cut_off_write(&mut c2, m2);
+        commands::clear_intent(&c2, m2).unwrap();
+        assert_eq!(queue_restore_after_replug(&c2, m2).unwrap(), None);
+    }
+
+    #[test]
+    fn a_restore_onto_another_chip_is_refused_naming_both_macs() {
+        let mut p = RestorePayload {
+            backup_id: 7,
+            path: "/b/7.bin".into(),
+            offset: 0x31_0000,
+            size: 0xE_0000,
+            sha256: "00".into(),
+            mac: Some("24:d7:eb:10:20:01".into()),
+            automatic: false,
+        };
+        assert_eq!(wrong_chip(&p, "24:D7:EB:10:20:01"), None);
+        let why = wrong_chip(&p, "24:d7:eb:10:20:02").unwrap();
+        assert!(why.contains("24:d7:eb:10:20:01") && why.contains("24:d7:eb:10:20:02"));
+        assert!(why.contains("backup #7"), "{why}");
+        p.automatic = true;
+        assert!(wrong_chip(&p, "24:d7:eb:10:20:02")
+            .unwrap()
+            .contains("stays pending"));
+        // A MAC that could not be read cannot be compared: not a mismatch.
+        assert_eq!(wrong_chip(&p, "unknown"), None);
+    }
+
+    #[test]
+    fn a_write_is_refused_while_another_chips_restore_is_pending() {
+        let b = Backup {
+            id: 4,
+            miner_id: 1,
+            path: "/b/4.bin".into(),
+            chip: None,
+            mac: Some("24:d7:eb:10:20:01".into()),
+            offset: 0x31_0000,
+            size: 0xE_0000,
+            sha256: "00".into(),
+            created_at: 0,
+            config_ok: Some(true),
+        };
+        assert_eq!(pending_elsewhere(None, "24:d7:eb:10:20:02"), None);
+        assert_eq!(pending_elsewhere(Some(&b), "24:d7:eb:10:20:01"), None);
+        let why = pending_elsewhere(Some(&b), "24:d7:eb:10:20:02").unwrap();
+        assert!(
+            why.contains("backup #4") && why.contains("different miner"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn payloads_from_older_versions_still_parse() {
+        let v = json!({"backup_id": 1, "path": "/b", "offset": 1, "size": 2, "sha256": "00"});
+        let p: RestorePayload = serde_json::from_value(v).unwrap();
+        assert_eq!((p.mac, p.automatic), (None, false));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
 use crate::miner::get_config::{mask_config, Method};
-use crate::miner::set_config::{restore_payload, RestorePayload};
+use crate::miner::set_config::{restore_payload, RestorePayload, MAX_AUTO_RESTORES};
 use crate::rollout::{self, Rollout};
 use crate::supervisor::DispatchCommands;
 
@@ -142,14 +142,7 @@ pub async fn restore(
     let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
         return Ok(not_found(format!("no backup with id {id}")));
     };
-    let payload = RestorePayload {
-        backup_id: b.id,
-        path: b.path,
-        offset: b.offset,
-        size: b.size,
-        sha256: b.sha256,
-    };
-    let text = restore_payload(&payload);
+    let text = restore_payload(&RestorePayload::of(&b, false));
     queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
 }
 
@@ -273,6 +266,8 @@ struct ManageData {
     config: Option<(String, Option<i64>)>,
     commands: Vec<CommandRow>,
     backups: Vec<Backup>,
+    /// The restore still owed to the miner after a write that did not finish.
+    intent: Option<commands::RestoreIntent>,
     /// `/settings` pools: (name, host, port).
     pools: Vec<(String, String, i64)>,
     /// `/settings` coin addresses: (label, address).
@@ -314,6 +309,7 @@ fn load(state: &AppState, id: i64) -> Result<Option<ManageData>, DbError> {
             config: commands::last_config(c, id)?,
             commands: commands::recent(c, id, 10)?,
             backups: commands::backups(c, id)?,
+            intent: commands::intent(c, id)?,
             miner,
         }))
     })
@@ -547,13 +543,23 @@ pub async fn page(
         }
         section.card #backups {
             h2 { "Backups of its SPIFFS partition" }
+            @if let Some(i) = &d.intent {
+                @if i.attempts >= MAX_AUTO_RESTORES {
+                    p.notice { "Backup #" (i.backup_id) " still has to be written back, but "
+                        (MAX_AUTO_RESTORES) " automatic restores failed: restore it by hand below once the miner is reachable." }
+                } @else {
+                    p.notice { "Backup #" (i.backup_id) " is to be written back: the miner has not been confirmed on a good configuration since a write did not finish. It is restored automatically when its port opens ("
+                        (i.attempts) " of " (MAX_AUTO_RESTORES) " automatic attempts used)." }
+                }
+            }
             @if d.backups.is_empty() { p { "None yet: every read from flash and every write keeps one." } } @else {
                 p.muted { "Restore writes a backup back with the same checks as a configuration write (and keeps a backup of what it replaces)." }
                 div.table-wrap { table {
                     thead { tr { th { "Read" } th { "Chip" } th { "MAC" } th { "Offset" } th.num { "Size" } th { "SHA-256" } th {} } }
                     tbody { @for b in &d.backups { tr {
                         td { (time_cell(Some(b.created_at))) }
-                        td { (b.chip.as_deref().unwrap_or("unknown")) }
+                        td { (b.chip.as_deref().unwrap_or("unknown"))
+                            @if b.config_ok == Some(false) { " (no configuration in it)" } }
                         td { (b.mac.as_deref().unwrap_or("unknown")) }
                         td { code { (format!("0x{:x}", b.offset)) } }
                         td.num { (b.size) }

@@ -41,7 +41,16 @@ impl App {
         {
             let (conn, _) = db::open_writer(&db_path).unwrap();
             for (name, sim) in sims {
-                miners::add(&conn, name, &sim.path, "serial").unwrap();
+                // A database from an earlier run (a restart) keeps its miners: re-point them.
+                let moved = conn
+                    .execute(
+                        "UPDATE miners SET port = ?1 WHERE name = ?2",
+                        rusqlite::params![sim.path, name],
+                    )
+                    .unwrap();
+                if moved == 0 {
+                    miners::add(&conn, name, &sim.path, "serial").unwrap();
+                }
                 registry.register(&sim.path, sim.line_control());
             }
         }
