@@ -69,6 +69,9 @@ impl Method {
     }
 }
 
+/// The payload key asking for a manual-mode session.
+pub const NO_RESET_KEY: &str = "no_reset";
+
 /// How to reach the loader, from a command's payload: `"no_reset": true` for a board the owner
 /// put into download mode by hand (esptool `--before no-reset`).
 pub fn loader_options(payload: Option<&str>) -> Result<Options, String> {
@@ -77,7 +80,7 @@ pub fn loader_options(payload: Option<&str>) -> Result<Options, String> {
     };
     let v: Value = serde_json::from_str(text)
         .map_err(|e| format!("the command's payload is not JSON: {e}"))?;
-    match v.get("no_reset") {
+    match v.get(NO_RESET_KEY) {
         None | Some(Value::Bool(false)) | Some(Value::Null) => Ok(Options::default()),
         Some(Value::Bool(true)) => Ok(Options {
             reset: false,
@@ -408,7 +411,11 @@ pub(super) fn read_with_loader<T: LoaderPort>(
          partition table at 0x8000",
         chip.name,
         info.flash_size / 1024,
-        if info.stub { "flasher stub" } else { "ROM loader" },
+        if info.stub {
+            "flasher stub"
+        } else {
+            "ROM loader"
+        },
         info.baud
     ));
     let table_bytes = loader

@@ -35,24 +35,18 @@ use sha2::Sha256;
 use super::backups::{self, GoodImage};
 use super::boot_config::{BootConfig, BootConfigCapture};
 use super::get_config::{
-    back_to_firmware, db_call, mask_config, read_with_loader, record_end, store_backup,
-    FlashFailure, Outcome, Reporter,
+    back_to_firmware, db_call, loader_options, mask_config, read_with_loader, record_end,
+    store_backup, wait_for_boot, FlashFailure, Outcome, Reporter, NO_RESET_KEY,
 };
 use super::reader::PortSession;
 use crate::clock::now_ms;
 use crate::db::commands::{self, Backup};
 use crate::db::DbActor;
 use crate::flash::command::SECTOR;
-use crate::flash::lines::ResetKind;
 use crate::flash::loader::Loader;
-use crate::flash::port::LoaderPort;
+use crate::flash::port::{LoaderPort, SessionPort};
 use crate::flash::session::{self as flash_session, Options};
 
-/// The caller already reset the chip into its bootloader: only sync and identify.
-const ALREADY_RESET: Options = Options {
-    reset: false,
-    fast: false,
-};
 use crate::flash::nerd_config::{self, CONFIG_PATH};
 use crate::flash::partitions::{hex, Partition};
 use crate::flash::spiffs::{self, SpiffsFile, SpiffsParams};
@@ -142,11 +136,13 @@ fn failed(detail: impl Into<String>, result: Value) -> Outcome {
 /// it before the miner is touched; the merged configuration is checked in full later.
 pub fn config_from_payload(payload: Option<&str>) -> Result<Map<String, Value>, String> {
     let text = payload.unwrap_or_default();
-    let map = match serde_json::from_str::<Value>(text) {
+    let mut map = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err("the configuration must be a JSON object".into()),
         Err(e) => return Err(format!("the configuration is not JSON: {e}")),
     };
+    // How to reach the loader, not a firmware key (see `loader_options`).
+    map.remove(NO_RESET_KEY);
     let errors = nerd_config::validate_change(&map);
     if !errors.is_empty() {
         return Err(format!(
@@ -278,9 +274,9 @@ pub fn execute(
                 Some(r) => restore_plan(&rep, miner, r),
                 None => config_from_payload(payload).map(Plan::Config),
             };
-            let mut outcome = match plan {
-                Err(e) => failed(e, json!({})),
-                Ok(plan) => run(session, &rep, plan),
+            let mut outcome = match (plan, loader_options(payload)) {
+                (Err(e), _) | (_, Err(e)) => failed(e, json!({})),
+                (Ok(plan), Ok(opts)) => run(session, &rep, plan, opts),
             };
             if automatic && !outcome.ok {
                 outcome.detail.push_str(&give_up_note(db, miner));
@@ -420,29 +416,25 @@ fn pending_elsewhere(pending: Option<&Backup>, chip_mac: &str) -> Option<String>
     ))
 }
 
-fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome {
+fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Options) -> Outcome {
     let miner = session.miner_id();
     let (dir, keep) = session.backups();
-    rep.detail("entering the ROM bootloader (DTR/RTS bootloader sequence)");
-    if let Err(e) = session.reset(ResetKind::Bootloader) {
-        return failed(
-            format!("could not reset the miner into its bootloader, nothing was written: {e}"),
-            json!({}),
-        );
-    }
-    rep.detail("syncing with the ROM bootloader");
+    let home = session.home_baud();
+    rep.detail(if opts.reset {
+        "entering the ROM bootloader (DTR/RTS bootloader sequence)"
+    } else {
+        "talking to a miner put into download mode by hand (--no-reset)"
+    });
     let stop = session.stop_flag();
     let mut loader = Loader::new(session.loader_port());
     let mut result = json!({});
 
     // 1. The current partition, from the right chip, as a backup.
-    let current = match read_current(&mut loader, rep, stop) {
+    let current = match read_current(&mut loader, rep, stop, opts) {
         Ok(c) => c,
         Err(why) => {
-            let text = loader.take_text();
-            drop(loader);
-            session.ingest_bytes(&text);
-            return finish_without_write(session, rep, why, result);
+            let closed = close(loader, opts, home);
+            return finish_without_write(session, rep, closed, why, result);
         }
     };
     let pending = db_call(rep.db, move |c| {
@@ -454,10 +446,8 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     let pending = match pending {
         Ok(p) => p,
         Err(e) => {
-            let text = loader.take_text();
-            drop(loader);
-            session.ingest_bytes(&text);
-            return finish_without_write(session, rep, e, result);
+            let closed = close(loader, opts, home);
+            return finish_without_write(session, rep, closed, e, result);
         }
     };
     let pending_backup = pending.as_ref().and_then(|(_, b)| b.as_ref());
@@ -466,10 +456,8 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
         Plan::Config(_) => pending_elsewhere(pending_backup, &current.mac),
     };
     if let Some(why) = refusal {
-        let text = loader.take_text();
-        drop(loader);
-        session.ingest_bytes(&text);
-        return finish_without_write(session, rep, why, result);
+        let closed = close(loader, opts, home);
+        return finish_without_write(session, rep, closed, why, result);
     }
     rep.detail("storing the current partition image as a backup");
     let sha = hex(&Sha256::digest(&current.image));
@@ -495,12 +483,11 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     let (backup_id, backup_path) = match backup {
         Ok(stored) => stored,
         Err(e) => {
-            let text = loader.take_text();
-            drop(loader);
-            session.ingest_bytes(&text);
+            let closed = close(loader, opts, home);
             return finish_without_write(
                 session,
                 rep,
+                closed,
                 format!("the backup could not be stored ({e}); nothing was written"),
                 result,
             );
@@ -517,10 +504,8 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     let target = match build_target(&current, &plan, rep) {
         Ok(t) => t,
         Err(why) => {
-            let text = loader.take_text();
-            drop(loader);
-            session.ingest_bytes(&text);
-            return finish_without_write(session, rep, why, result);
+            let closed = close(loader, opts, home);
+            return finish_without_write(session, rep, closed, why, result);
         }
     };
     result["config"] = Value::Object(mask_config(&target.config));
@@ -538,12 +523,11 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
             commands::record_intent(c, miner, good, cmd)
         });
         if let Err(e) = recorded {
-            let text = loader.take_text();
-            drop(loader);
-            session.ingest_bytes(&text);
+            let closed = close(loader, opts, home);
             return finish_without_write(
                 session,
                 rep,
+                closed,
                 format!(
                     "cannot record which backup to restore should the write be cut off ({e}); \
                      nothing was written"
@@ -564,10 +548,11 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
     // 4. Flash and verify.
     let offset = current.partition.offset;
     let written = write_verified(&mut loader, rep, offset, &target.image, "the new image");
-    let text = loader.take_text();
-    drop(loader);
-    session.ingest_bytes(&text);
     if let Err(why) = written {
+        // Not left for the firmware: a half-written partition must not boot; the rollback
+        // re-enters the loader from here.
+        let text = abandon(loader);
+        session.ingest_bytes(&text);
         if let WriteError::PortGone(e) = &why {
             let msg = session.lost(e.clone());
             return left_pending(
@@ -583,12 +568,14 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
             "{}; putting the previous configuration back",
             why.text()
         ));
-        return rollback(session, rep, offset, &fall_back, why.text(), result);
+        return rollback(session, rep, offset, &fall_back, why.text(), result, opts);
     }
 
     // 5. Reset and watch the miner come back with the new configuration.
     rep.detail("written and verified; resetting the miner into its firmware");
-    match confirm_boot(session, rep, &target.config) {
+    let closed = close(loader, opts, home);
+    session.ingest_bytes(&closed.text);
+    match confirm_boot(session, rep, &target.config, closed.left) {
         Ok(()) => {
             let what = match &plan {
                 Plan::Config(_) => "configuration written".to_owned(),
@@ -620,7 +607,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan) -> Outcome
         ),
         Err(BootFailure::Rejected(why)) | Err(BootFailure::NoPool(why)) => {
             rep.detail(format!("{why}; putting the previous configuration back"));
-            rollback(session, rep, offset, &fall_back, why, result)
+            rollback(session, rep, offset, &fall_back, why, result, opts)
         }
     }
 }
@@ -717,15 +704,39 @@ fn fall_backs(
         rollback: chain.iter().find(|g| g.sha256 != target_sha).cloned(),
     }
 }
+/// A loader session that ended: what the chip printed around it, and whether leaving the
+/// loader for the firmware worked.
+struct Closed {
+    text: Vec<u8>,
+    left: Result<(), String>,
+}
+
+/// Leaves the loader for the firmware (see `flash::session::leave`) and ends the session.
+fn close(mut loader: Loader<SessionPort<'_>>, opts: Options, home: u32) -> Closed {
+    let left = flash_session::leave(&mut loader, opts, home)
+        .map_err(|e| format!("could not leave the bootloader for the firmware: {e}"));
+    Closed {
+        text: loader.take_text(),
+        left,
+    }
+}
+
+/// Ends a session without leaving the loader (the port is gone, or a rollback re-enters it).
+fn abandon(mut loader: Loader<SessionPort<'_>>) -> Vec<u8> {
+    loader.take_text()
+}
+
 /// Refusals before anything was written: the chip still goes back into its firmware.
 fn finish_without_write(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
+    closed: Closed,
     why: String,
     result: Value,
 ) -> Outcome {
-    rep.detail("resetting the miner back into its firmware (nothing was written)");
-    let resumed = back_to_firmware(session);
+    rep.detail("waiting for the miner to boot its firmware again (nothing was written)");
+    session.ingest_bytes(&closed.text);
+    let resumed = closed.left.and_then(|()| wait_for_boot(session));
     let note = match resumed {
         Ok(()) => " Nothing was written; the miner was reset back into its firmware.".to_owned(),
         Err(e) => format!(" Nothing was written; then {e}"),
@@ -737,9 +748,9 @@ fn read_current<T: LoaderPort>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     stop: &std::sync::atomic::AtomicBool,
+    opts: Options,
 ) -> Result<Current, String> {
-    // The reset into the bootloader was done by the caller.
-    let (chip, mac, partition, image) = match read_with_loader(loader, rep, stop, ALREADY_RESET) {
+    let (chip, mac, partition, image) = match read_with_loader(loader, rep, stop, opts) {
         Ok(r) => r,
         Err(FlashFailure::NoSpiffs(why)) | Err(FlashFailure::Other(why)) => {
             return Err(format!("could not read the current partition: {why}"))
@@ -870,14 +881,6 @@ impl WriteError {
 // (it will no longer send FLASH_END after a write — on a real ROM that leaves the loader, and
 // esptool never sends it — and the writer hard-resets after the MD5 check, in `confirm_boot`).
 
-/// Re-enters the loader after a reset into the bootloader (rollback).
-fn loader_reconnect<T: LoaderPort>(
-    loader: &mut Loader<T>,
-    rep: &Reporter<'_>,
-) -> Result<(), LoaderError> {
-    flash_session::open(loader, ALREADY_RESET, &mut |s| rep.detail(s)).map(|_| ())
-}
-
 /// Erases and writes `image` at `offset` (FLASH_BEGIN, FLASH_DATA…).
 fn loader_write<T: LoaderPort>(
     loader: &mut Loader<T>,
@@ -966,10 +969,9 @@ fn confirm_boot(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
     expected: &Map<String, Value>,
+    left: Result<(), String>,
 ) -> Result<(), BootFailure> {
-    session
-        .reset(ResetKind::HardReset)
-        .map_err(BootFailure::Rejected)?;
+    left.map_err(BootFailure::Rejected)?;
     rep.detail("waiting for the miner to print its configuration at boot");
     let mut capture = BootConfigCapture::new();
     let mut outcome = None;
@@ -1059,6 +1061,7 @@ fn rollback(
     fall_back: &FallBack,
     why: String,
     mut result: Value,
+    opts: Options,
 ) -> Outcome {
     result["rolled_back"] = json!(false);
     let miner = session.miner_id();
@@ -1093,20 +1096,14 @@ fn rollback(
     rep.detail(format!(
         "entering the ROM bootloader to write backup #{id} back"
     ));
-    if let Err(e) = session.reset(ResetKind::Bootloader) {
-        return left_pending(
-            format!("{why}; the previous configuration could not be written back ({e})"),
-            intent,
-            result,
-        );
-    }
     let stop = session.stop_flag();
+    let home = session.home_baud();
     let mut loader = Loader::new(session.loader_port());
     let restored = (|| {
         if stop.load(Ordering::Relaxed) {
             return Err(WriteError::Failed("shepherd is stopping".into()));
         }
-        loader_reconnect(&mut loader, rep).map_err(|e| match e {
+        flash_session::open(&mut loader, opts, &mut |s| rep.detail(s)).map_err(|e| match e {
             LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
             e => WriteError::Failed(format!("bootloader: {e}")),
         })?;
@@ -1118,9 +1115,14 @@ fn rollback(
             &format!("backup #{id}"),
         )
     })();
-    let text = loader.take_text();
-    drop(loader);
-    session.ingest_bytes(&text);
+    let closed = match &restored {
+        Err(WriteError::PortGone(_)) => Closed {
+            text: abandon(loader),
+            left: Err("the port is gone".into()),
+        },
+        _ => close(loader, opts, home),
+    };
+    session.ingest_bytes(&closed.text);
     match restored {
         Err(WriteError::PortGone(e)) => {
             let msg = session.lost(e);
@@ -1131,7 +1133,7 @@ fn rollback(
             );
         }
         Err(WriteError::Failed(e)) => {
-            let _ = back_to_firmware(session);
+            let _ = closed.left.and_then(|()| wait_for_boot(session));
             return left_pending(
                 format!(
                     "{why}; writing the previous configuration back failed too ({e}); the miner \
@@ -1147,7 +1149,7 @@ fn rollback(
     rep.detail(format!(
         "backup #{id} written back and verified; resetting the miner into its firmware"
     ));
-    let back = match confirm_boot(session, rep, &good.config) {
+    let back = match confirm_boot(session, rep, &good.config, closed.left) {
         Ok(()) => Ok("the miner is back on its previous configuration and mining".to_owned()),
         // Its own configuration, printed at boot: as good as it was before the write.
         Err(BootFailure::NoPool(m)) => Ok(format!(
