@@ -83,7 +83,9 @@ fn run(esptool: &Path, port: &str, stub: bool, args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")
         .env("COLUMNS", "200");
-    let out = cmd.output().expect("esptool runs");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (is ESPTOOL right?)", esptool.display()));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
