@@ -169,12 +169,22 @@ fn suite(chip: SimChip, stub: bool, seed: u64, size: usize, size_name: &str) {
 
     // read-flash: the partition table, byte for byte.
     let table = dir.path().join("table.bin");
+    // At 460800 Bd: CHANGE_BAUDRATE first (the pty ignores the rate; the simulated UART
+    // divider follows it).
     let out = ok(
         &esptool,
         &port,
         stub,
-        &["read-flash", "0x8000", "0x1000", table.to_str().unwrap()],
+        &[
+            "--baud",
+            "460800",
+            "read-flash",
+            "0x8000",
+            "0x1000",
+            table.to_str().unwrap(),
+        ],
     );
+    assert!(out.contains("Changing baud rate to 460800"), "{out}");
     assert_eq!(
         std::fs::read(&table).unwrap(),
         sim.flash()[0x8000..0x9000],
@@ -238,6 +248,21 @@ fn suite(chip: SimChip, stub: bool, seed: u64, size: usize, size_name: &str) {
         )),
         hex(&Md5::digest(&image))
     );
+    // erase-region: the stub's ERASE_REGION, or (ROM) a FLASH_BEGIN that erases.
+    ok(
+        &esptool,
+        &port,
+        stub,
+        &["erase-region", "0x240000", "0x2000"],
+    );
+    assert!(sim.flash()[0x24_0000..0x24_2000].iter().all(|&b| b == 0xFF));
+    assert_eq!(sim.flash()[0x24_2000], image[0x2000]);
+
+    if chip == SimChip::Esp32S3 {
+        let out = ok(&esptool, &port, stub, &["get-security-info"]);
+        assert!(out.contains("Chip ID: 9"), "{out}");
+    }
+
     // Still in download mode, as --after no-reset leaves it.
     assert!(sim.state(|s| s.in_bootloader && s.firmware_boots == 0));
 }
