@@ -986,7 +986,8 @@ mod tests {
     #[test]
     fn s3_watchdogs_reset_the_chip_unless_the_host_disables_them() {
         let mut cfg = s3_config(14);
-        cfg.watchdog_timeout = Some(Duration::from_millis(300));
+        // Long enough for the host to sync and send six WRITE_REGs on a busy machine.
+        cfg.watchdog_timeout = Some(Duration::from_millis(1000));
         let sim = SimEsp32::spawn(cfg).unwrap();
         let mut port = open(&sim.path);
         let text = read_until(port.as_mut(), |t| t.contains("Initiating tasks"));
@@ -996,9 +997,10 @@ mod tests {
         // Into download mode through the USB-Serial/JTAG: the watchdogs keep running and,
         // with nobody disabling them, reset the chip back into its firmware.
         run(&mut lines, ResetKind::Bootloader, Wiring::UsbJtag).unwrap();
-        let loader = Loader::connect(port.as_mut()).unwrap();
+        let text = read_until(port.as_mut(), |t| t.contains("waiting for download"));
+        assert!(text.contains("rst:0x15 (USB_UART_CHIP_RESET)"), "{text}");
         assert!(sim.state(|s| s.in_bootloader && s.watchdog_active));
-        let port = loader.into_inner();
+        let port = port.as_mut();
         let text = read_until(port, |t| t.contains("Initiating tasks"));
         assert!(text.contains("rst:0x10 (RTCWDT_RTC_RST)"), "{text}");
         assert_eq!(
@@ -1019,7 +1021,7 @@ mod tests {
         write_reg(port, SWD_WPROTECT, 0, u32::MAX);
         assert!(sim.state(|s| !s.watchdog_active));
         assert_eq!(sim.state(|s| s.write_regs.len()), 6);
-        std::thread::sleep(Duration::from_millis(900));
+        std::thread::sleep(Duration::from_millis(2500));
         assert_eq!(
             sim.state(|s| (s.in_bootloader, s.watchdog_resets)),
             (true, 1)
