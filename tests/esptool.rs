@@ -4,8 +4,8 @@
 //!
 //! The chips start in download mode (BOOT held at power-on) and esptool runs with
 //! `--before no-reset --after no-reset`: a pseudo-terminal has no DTR/RTS, and in that mode
-//! esptool never drives them (`ESPLoader._connect_attempt` skips the reset strategy; pyserial
-//! ignores the ENOTTY its own open-time DTR/RTS update gets). A pty has no USB VID/PID either,
+//! esptool never drives them (`ESPLoader._connect_attempt` skips the reset strategy; pyserial's
+//! `serialposix.Serial.open` ignores the EINVAL/ENOTTY its own open-time DTR/RTS update gets). A pty has no USB VID/PID either,
 //! so esptool takes it for neither USB-Serial/JTAG nor USB-OTG: on the S3 it does not run
 //! `disable_watchdogs` (the simulated watchdogs only run after a USB-Serial/JTAG reset out of
 //! firmware, not after a power-on into download mode, so nothing fires here), and it caps ROM
