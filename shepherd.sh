@@ -28,6 +28,18 @@ install_rust() {
   fi
 }
 
+# esptool 5.6.0 in its own virtualenv under target/ (tests/esptool.rs looks there).
+install_esptool() {
+  local venv=target/esptool-venv
+  if [ -x "$venv/bin/esptool" ] && "$venv/bin/esptool" version 2>/dev/null | grep -q "5\.6\.0"; then
+    return
+  fi
+  echo "installing esptool 5.6.0 into $venv (for the simulator's esptool test)"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q esptool==5.6.0
+}
+
 case "${1:-demo}" in
   demo)
     install_system_packages
@@ -38,9 +50,15 @@ case "${1:-demo}" in
     ;;
   test)
     # mosquitto: the broker the MQTT tests start on a loopback port; chromium and its driver
-    # for the browser test.
-    install_system_packages mosquitto chromium chromium-driver
+    # for the browser test; python3-venv (and pip) for esptool, which tests/esptool.rs runs
+    # against the simulated ESP32s.
+    install_system_packages mosquitto chromium chromium-driver python3-venv python3-pip
     install_rust
+    install_esptool
+    # In CI a missing esptool is a failure, not a skip.
+    if [ "${CI:-}" = "true" ]; then
+      export SHEPHERD_REQUIRE_ESPTOOL=1
+    fi
     cargo test --all-targets -- --test-threads 2
     ;;
   *)

@@ -940,4 +940,125 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(sim.state(|s| !s.in_bootloader && s.firmware_boots == 2));
     }
+
+    /// Sends one request and returns the ROM's answer to it.
+    fn raw_command(
+        port: &mut dyn serialport::SerialPort,
+        op: u8,
+        data: &[u8],
+    ) -> crate::flash::command::Response {
+        let mut p = vec![0, op];
+        p.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.extend_from_slice(data);
+        port.write_all(&slip::encode(&p)).unwrap();
+        let mut d = slip::Decoder::new();
+        let mut buf = [0u8; 256];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            let n = port.read(&mut buf).unwrap_or(0);
+            let mut frames = Vec::new();
+            d.push(&buf[..n], &mut frames);
+            for f in frames {
+                if let Some(r) = crate::flash::command::Response::decode(&f, 4) {
+                    if r.op == op {
+                        return r;
+                    }
+                }
+            }
+        }
+        panic!("no answer to {op:#x}");
+    }
+
+    fn write_reg(port: &mut dyn serialport::SerialPort, address: u32, value: u32, mask: u32) {
+        let data: Vec<u8> = [address, value, mask, 0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(raw_command(port, 0x09, &data).status, 0);
+    }
+
+    fn s3_config(seed: u64) -> SimEsp32Config {
+        let flash = huge_app_flash(&[config_file()]).unwrap();
+        SimEsp32Config::for_chip(SimChip::Esp32S3, seed, flash)
+    }
+
+    #[test]
+    fn s3_watchdogs_reset_the_chip_unless_the_host_disables_them() {
+        let mut cfg = s3_config(14);
+        // Long enough for the host to sync and send six WRITE_REGs on a busy machine.
+        cfg.watchdog_timeout = Some(Duration::from_millis(1000));
+        let sim = SimEsp32::spawn(cfg).unwrap();
+        let mut port = open(&sim.path);
+        let text = read_until(port.as_mut(), |t| t.contains("Initiating tasks"));
+        assert!(text.contains("ESP-ROM:esp32s3"), "{text}");
+        let mut lines = sim.line_control();
+
+        // Into download mode through the USB-Serial/JTAG: the watchdogs keep running and,
+        // with nobody disabling them, reset the chip back into its firmware.
+        run(&mut lines, ResetKind::Bootloader, Wiring::UsbJtag).unwrap();
+        let text = read_until(port.as_mut(), |t| t.contains("waiting for download"));
+        assert!(text.contains("rst:0x15 (USB_UART_CHIP_RESET)"), "{text}");
+        assert!(sim.state(|s| s.in_bootloader && s.watchdog_active));
+        let port = port.as_mut();
+        let text = read_until(port, |t| t.contains("Initiating tasks"));
+        assert!(text.contains("rst:0x10 (RTCWDT_RTC_RST)"), "{text}");
+        assert_eq!(
+            sim.state(|s| (s.watchdog_resets, s.firmware_boots, s.last_reset)),
+            (1, 2, Some(ResetReason::RtcWatchdog))
+        );
+
+        // Again, now disabling them as esptool's `disable_watchdogs` does.
+        run(&mut lines, ResetKind::Bootloader, Wiring::UsbJtag).unwrap();
+        let loader = Loader::connect(&mut *port).unwrap();
+        let port = loader.into_inner();
+        use chips::s3_rtc::*;
+        write_reg(port, WDTWPROTECT, WDT_WKEY, u32::MAX);
+        write_reg(port, WDTCONFIG0, 0, u32::MAX);
+        write_reg(port, WDTWPROTECT, 0, u32::MAX);
+        write_reg(port, SWD_WPROTECT, SWD_WKEY, u32::MAX);
+        write_reg(port, SWD_CONF, SWD_AUTO_FEED_EN, u32::MAX);
+        write_reg(port, SWD_WPROTECT, 0, u32::MAX);
+        assert!(sim.state(|s| !s.watchdog_active));
+        assert_eq!(sim.state(|s| s.write_regs.len()), 6);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(
+            sim.state(|s| (s.in_bootloader, s.watchdog_resets)),
+            (true, 1)
+        );
+    }
+
+    #[test]
+    fn s3_force_download_boot_holds_it_in_download_mode_until_cleared() {
+        let mut cfg = s3_config(15);
+        cfg.watchdog_timeout = None;
+        cfg.force_download_boot = true;
+        let sim = SimEsp32::spawn(cfg).unwrap();
+        let mut port = open(&sim.path);
+        read_until(port.as_mut(), |t| t.contains("Initiating tasks"));
+        let mut lines = sim.line_control();
+
+        // A hard reset (RTS through the USB-Serial/JTAG) keeps the RTC register: download.
+        run(&mut lines, ResetKind::HardReset, Wiring::UsbJtag).unwrap();
+        let text = read_until(port.as_mut(), |t| t.contains("waiting for download"));
+        assert!(text.contains("rst:0x15 (USB_UART_CHIP_RESET)"), "{text}");
+        assert!(sim.state(|s| s.in_bootloader && s.force_download_boot));
+
+        // esptool `ESP32S3ROM.hard_reset` clears the bit first; then the reset boots the app.
+        let loader = Loader::connect(port.as_mut()).unwrap();
+        let port = loader.into_inner();
+        write_reg(
+            port,
+            chips::s3_rtc::OPTION1,
+            0,
+            chips::s3_rtc::FORCE_DOWNLOAD_BOOT,
+        );
+        assert!(sim.state(|s| !s.force_download_boot));
+        run(&mut lines, ResetKind::HardReset, Wiring::UsbJtag).unwrap();
+        read_until(port, |t| t.contains("Initiating tasks"));
+        assert_eq!(
+            sim.state(|s| (s.firmware_boots, s.bootloader_entries)),
+            (2, 1)
+        );
+    }
 }

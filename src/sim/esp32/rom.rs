@@ -649,6 +649,9 @@ impl Loader {
         }
         self.stub = true;
         self.write = None;
+        // The stub sets up the flash itself before greeting (esp-flasher-stub `esp_main`:
+        // `stub_lib_flash_init`), so esptool sends it no SPI_ATTACH (`attach_flash`).
+        self.attached = true;
         frames.push(b"OHAI".to_vec());
         self.reply(frames)
     }
