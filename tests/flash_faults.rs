@@ -315,6 +315,7 @@ fn shepherd_killed_mid_write_restores_when_it_starts_again() {
             let _ = tx.send(());
         }
     })));
+    let before = chip.flash();
     let (post, v) = app.post(
         &format!("/api/miner/{id}/set_config"),
         &new_config("solo.ckpool.org"),
@@ -323,7 +324,13 @@ fn shepherd_killed_mid_write_restores_when_it_starts_again() {
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the write never reached the middle of the partition");
     let half = chip.flash();
-    assert!(sim_pool(&half).is_err(), "the partition is half written");
+    // Half written. The flasher stub erases as it writes (esptool `flash_defl_begin`: the
+    // stub "manages erasing internally"), so past the cut the old image is still there and
+    // the mix may even mount: only a confirmed boot says which configuration is good.
+    assert_ne!(
+        half[SPIFFS], before[SPIFFS],
+        "the partition is half written"
+    );
     let dir2 = tempfile::tempdir().unwrap();
     let crashed = dir2.path().join("shepherd.db");
     {
@@ -536,7 +543,11 @@ fn a_restore_cut_off_again_keeps_the_good_backup_and_stops_after_three_tries() {
         newer, 0,
         "a restore that keeps failing is not queued forever"
     );
-    assert!(sim_pool(&last_board.flash()).is_err() || !last_board.state(|s| s.configured));
+    assert_eq!(
+        last_board.state(|s| s.bootloader_entries),
+        0,
+        "nothing entered the loader at the fourth replug"
+    );
     // The manage page says the restore is still owed, and that it is now up to the user.
     let (_, page) = app.get(&format!("/miners/manage/{id}"));
     let page = String::from_utf8_lossy(&page);

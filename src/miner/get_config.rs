@@ -609,7 +609,10 @@ pub(super) fn store_backup(
     let path = super::backups::write_synced(dir, &format!("{stamp}.bin"), image)?;
     row.path = path.display().to_string();
     let stored = row.path.clone();
-    row.config_ok = Some(super::backups::image_config(image).is_ok());
+    // A caller that knows better (a partition the miner was never confirmed on) says so.
+    if row.config_ok.is_none() {
+        row.config_ok = Some(super::backups::image_config(image).is_ok());
+    }
     let (id, old) = db_call(db, move |c| {
         let tx = c.transaction()?;
         let id = commands::insert_backup(&tx, &row)?;

@@ -476,7 +476,10 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Opti
             size: i64::from(current.partition.size),
             sha256: sha.clone(),
             created_at: now_ms(),
-            config_ok: None,
+            // With a restore pending, the miner was never confirmed on what this partition
+            // holds (a write cut off by the flasher stub, which erases as it writes, can leave
+            // a mix of old and new that still mounts): never a configuration to go back to.
+            config_ok: pending.is_some().then_some(false),
         },
         &current.image,
     );
