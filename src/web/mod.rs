@@ -14,6 +14,7 @@ pub mod manage;
 pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+pub mod security;
 pub mod settings;
 
 use std::sync::Arc;
@@ -44,8 +45,16 @@ pub struct AppState {
     pub discovery: Option<Addr<DiscoveryActor>>,
     /// Alert delivery counters (for `/metrics`).
     pub notify_stats: Arc<NotifyStats>,
+    /// The login password's hash (none: no login).
+    pub password: auth::Password,
     /// Logged-in sessions (used only when `[web] password` is set).
     pub sessions: auth::Sessions,
+    /// Failed logins per client.
+    pub throttle: auth::Throttle,
+    /// Live read-only tokens (kiosks, Prometheus).
+    pub read_tokens: auth::ReadTokens,
+    /// Names this server answers to (DNS-rebinding check).
+    pub allowed_hosts: security::AllowedHosts,
     /// Canary rollouts started in this process.
     pub rollouts: crate::rollout::Rollouts,
 }
@@ -130,8 +139,8 @@ pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            // Every POST passes the login gate (a no-op while no password is set).
-            .wrap(actix_web::middleware::from_fn(auth::gate))
+            // Host check, login gate and frame/CSP headers for every request.
+            .wrap(actix_web::middleware::from_fn(security::layer))
             .configure(configure_routes)
     })
     .workers(2)

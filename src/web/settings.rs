@@ -767,7 +767,7 @@ fn render_with(
     alerts_saved: bool,
     alerts_refused: Option<&AlertsRefused>,
 ) -> Markup {
-    let login_needed = !state.config.web.password.is_empty();
+    let login_needed = state.password.is_set();
     let logged_in = login_needed && auth::allowed(state, req);
     let saved_note = |k: Kind| html! { @if saved == Some(k) { p.notice.ok { "Saved." } } };
     layout(
