@@ -263,7 +263,12 @@ pub fn allowed(state: &AppState, req: &HttpRequest) -> bool {
 
 /// Paths that a read-only token opens: the kiosk pages, what they poll, and `/metrics`.
 pub fn token_may_read(path: &str) -> bool {
+    let miner_logs = path
+        .strip_prefix("/api/miners/")
+        .and_then(|rest| rest.strip_suffix("/logs"))
+        .is_some_and(|id| id.chars().all(|c| c.is_ascii_digit()));
     security::is_kiosk(path)
+        || miner_logs
         || matches!(
             path,
             "/api/herd_data"

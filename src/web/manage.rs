@@ -226,13 +226,33 @@ pub async fn rollout(
 
 /// `GET /api/commands/{id}`: a command's status, detail and result.
 pub async fn command(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> actix_web::Result<HttpResponse> {
     let id = path.into_inner();
     let pool = state.pool.clone();
     match blocking(move || pool.with(|c| commands::get(c, id))).await? {
-        Some(row) => Ok(super::api::fresh_json(&row)),
+        Some(mut row) => {
+            // Secrets are masked for everyone; the payload (a whole configuration to write)
+            // is shown only to a logged-in user when a password is set.
+            row.payload = if super::auth::allowed(&state, &req) {
+                row.payload
+                    .map(|p| match serde_json::from_str::<Value>(&p) {
+                        Ok(mut v) => {
+                            super::security::mask_secrets(&mut v);
+                            v.to_string()
+                        }
+                        Err(_) => "(not JSON; hidden)".to_owned(),
+                    })
+            } else {
+                None
+            };
+            if let Some(r) = row.result.as_mut() {
+                super::security::mask_secrets(r);
+            }
+            Ok(super::api::fresh_json(&row))
+        }
         None => Ok(not_found(format!("no command with id {id}"))),
     }
 }

@@ -16,6 +16,7 @@ pub mod onboarding;
 pub mod pages;
 pub mod security;
 pub mod settings;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -119,6 +120,11 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/settings/alerts/reset",
             web::post().to(settings::reset_alerts),
+        )
+        .route("/settings/tokens", web::post().to(tokens::create))
+        .route(
+            "/settings/tokens/{id}/revoke",
+            web::post().to(tokens::revoke),
         )
         .route("/settings/{kind}", web::post().to(settings::create))
         .route("/settings/{kind}/{id}", web::post().to(settings::update))

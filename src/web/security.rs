@@ -146,6 +146,31 @@ pub fn csp(frame_ancestors: &str) -> String {
     )
 }
 
+/// Whether a JSON key names a secret (a pool password, a token).
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("pass") || k.contains("token") || k.contains("secret")
+}
+
+/// Replaces, at any depth, every string under a key that names a secret with `***` (an empty
+/// one stays empty: it says "none", which is no secret).
+pub fn mask_secrets(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                match item {
+                    serde_json::Value::String(s) if secret_key(k) && !s.is_empty() => {
+                        *s = "***".into()
+                    }
+                    _ => mask_secrets(item),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
 /// Whether `path` is a kiosk page (the only pages that may be framed, when configured).
 pub fn is_kiosk(path: &str) -> bool {
     path == "/kiosk" || path.starts_with("/kiosk/")
@@ -304,6 +329,22 @@ mod tests {
         web.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
         assert!(over_https(&r, &web));
         assert_eq!(client_ip(&r, &web), Some("10.0.0.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn secrets_are_masked_at_any_depth() {
+        let mut v = serde_json::json!({
+            "poolString": "public-pool.io", "poolPassword": "hunter2",
+            "config": {"poolPassword": "x", "btcString": "bc1q"},
+            "steps": [{"token": "t0k"}], "empty_pass": ""
+        });
+        mask_secrets(&mut v);
+        assert_eq!(v["poolPassword"], "***");
+        assert_eq!(v["config"]["poolPassword"], "***");
+        assert_eq!(v["config"]["btcString"], "bc1q");
+        assert_eq!(v["steps"][0]["token"], "***");
+        assert_eq!(v["empty_pass"], "");
+        assert_eq!(v["poolString"], "public-pool.io");
     }
 
     #[test]
