@@ -180,6 +180,7 @@ impl App {
             let addr = AlertActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 AlertActor::new(&c, p, d, s)
             });
+            addr.do_send(crate::alerts::WatchWrites(stats.clone()));
             (arbiter, addr)
         };
 
@@ -199,6 +200,7 @@ impl App {
             throttle: web::auth::Throttle::default(),
             read_tokens,
             allowed_hosts,
+            events: Arc::new(web::events::Hub::new(config.web.max_event_streams)),
             rollouts: Default::default(),
         })?;
         let server_handle = server.handle();

@@ -56,6 +56,8 @@ pub struct AppState {
     pub read_tokens: auth::ReadTokens,
     /// Names this server answers to (DNS-rebinding check).
     pub allowed_hosts: security::AllowedHosts,
+    /// The live-update streams' shared producer.
+    pub events: Arc<events::Hub>,
     /// Canary rollouts started in this process.
     pub rollouts: crate::rollout::Rollouts,
 }
@@ -142,6 +144,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
 pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
     let bind = state.config.server.bind;
     let data = web::Data::new(state);
+    let producer = data.clone().into_inner();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -160,5 +163,6 @@ pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
         )
     })?
     .run();
+    actix_rt::spawn(events::produce(producer));
     Ok(server)
 }
