@@ -647,4 +647,74 @@ mod tests {
             .to_string();
         assert!(err.contains("/nonexistent-dir/x/s.db"), "{err}");
     }
+
+    #[test]
+    fn new_and_upgraded_files_carry_our_application_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (conn, m) = open_writer(&path).unwrap();
+        assert_eq!(m, Migration::Created);
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+        let mut proto = Connection::open_in_memory().unwrap();
+        proto.execute_batch(PROTOTYPE).unwrap();
+        migrate(&mut proto).unwrap();
+        let id: i32 = proto
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+    }
+
+    /// Opens `path` as the Shepherd would, expecting a refusal that names it, and checks the
+    /// file is byte for byte what it was.
+    fn refused_untouched(path: &Path, needle: &str) {
+        let before = std::fs::read(path).unwrap();
+        let err = open_writer(path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(std::fs::read(path).unwrap(), before, "{err}");
+    }
+
+    #[test]
+    fn files_of_other_programs_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("photos.db");
+        {
+            let c = Connection::open(&other).unwrap();
+            c.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT); INSERT INTO photos (path) VALUES ('a.jpg');")
+                .unwrap();
+        }
+        refused_untouched(&other, "photos");
+        let tagged = dir.path().join("tagged.db");
+        {
+            let c = Connection::open(&tagged).unwrap();
+            c.execute_batch("PRAGMA application_id = 1234; CREATE TABLE miners (id INTEGER);")
+                .unwrap();
+        }
+        refused_untouched(&tagged, "application_id is 0x000004d2");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(
+            &text,
+            "this is not a database, it is a text file of some length
+"
+            .repeat(20),
+        )
+        .unwrap();
+        refused_untouched(&text, "not an SQLite database");
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let (c, _) = open_writer(&path).unwrap();
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        refused_untouched(&path, "newer than this program's");
+    }
 }
