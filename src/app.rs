@@ -227,6 +227,11 @@ impl App {
         self.alerts.1.clone()
     }
 
+    /// The database writer (tests drill a full disk through it, [`db::actor::CapSize`]).
+    pub fn db(&self) -> Addr<DbActor> {
+        self.db.clone()
+    }
+
     /// Device discovery, where device events can be sent (None when it is disabled).
     pub fn discovery(&self) -> Option<Addr<DiscoveryActor>> {
         self.discovery.clone()

@@ -470,6 +470,13 @@ fn time_cell(ms: Option<i64>) -> Markup {
     html! { span.ts data-ts=[ms] { (ms.map_or_else(|| "—".to_owned(), |m| m.to_string())) } }
 }
 
+/// A copy of `v` with its secrets masked (defence in depth: results are stored masked).
+fn masked(v: &Value) -> Value {
+    let mut v = v.clone();
+    super::security::mask_secrets(&mut v);
+    v
+}
+
 fn command_result(row: &CommandRow) -> Markup {
     let Some(result) = &row.result else {
         return html! {};
@@ -477,7 +484,7 @@ fn command_result(row: &CommandRow) -> Markup {
     let files = result["files"].as_array().cloned().unwrap_or_default();
     html! {
         @if let Some(config) = result.get("config").filter(|c| c.is_object()) {
-            pre.config { (serde_json::to_string_pretty(config).unwrap_or_default()) }
+            pre.config { (serde_json::to_string_pretty(&masked(config)).unwrap_or_default()) }
         }
         @if !files.is_empty() {
             p { "Files in SPIFFS:" }
