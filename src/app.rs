@@ -75,6 +75,7 @@ impl App {
         let db_path = config.database.path.clone();
         // Before anything touches the database: a second instance must change nothing.
         let lock = InstanceLock::take(&db_path, config.server.bind)?;
+        let listener = web::bind(config.server.bind)?;
         let (password, plain) =
             web::auth::Password::from_config(&config.web.password).map_err(anyhow::Error::msg)?;
         if plain {
@@ -187,7 +188,7 @@ impl App {
         let allowed_hosts =
             web::security::AllowedHosts::for_this_machine(config.server.bind, &config.web);
         let config = Arc::new(config);
-        let server = web::server(AppState {
+        let state = AppState {
             pool,
             db: db.clone(),
             supervisor: supervisor.clone(),
@@ -202,7 +203,8 @@ impl App {
             allowed_hosts,
             events: Arc::new(web::events::Hub::new(config.web.max_event_streams)),
             rollouts: Default::default(),
-        })?;
+        };
+        let server = web::server(state, listener)?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);
         Ok(App {

@@ -37,7 +37,9 @@ struct Shepherd {
 
 fn config_in(dir: &Path, change: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::default();
-    config.server.bind = format!("127.0.0.1:{}", common::free_port()).parse().unwrap();
+    config.server.bind = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     config.database.path = dir.join("shepherd.db");
     config.ingest.batch_millis = 100;
     config.summarizer.interval_secs = 1;
@@ -95,7 +97,10 @@ impl Shepherd {
         };
         let start = Instant::now();
         while app.get("/healthz").status != 200 {
-            assert!(start.elapsed() < Duration::from_secs(30), "app did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "app did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(app)
@@ -192,7 +197,14 @@ impl Reply {
             .expect("no header end");
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -225,7 +237,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < eol + 2 + size {
             return out;
         }
@@ -336,11 +349,18 @@ fn a_foreign_host_is_refused_and_says_which_setting_to_change() {
         .unwrap();
     assert_eq!(queued, 0, "nothing was queued");
     // Reading through a foreign name is refused too, and so is a proxy's forwarded name.
-    assert_eq!(app.get_with("/api/herd_data", &[("Host", &evil)]).status, 421);
+    assert_eq!(
+        app.get_with("/api/herd_data", &[("Host", &evil)]).status,
+        421
+    );
     let r = app.get_with("/", &[("X-Forwarded-Host", "evil.example")]);
     assert_eq!(r.status, 421);
     // Our own names pass.
-    for host in [app.host(), format!("localhost:{}", app.port), format!("[::1]:{}", app.port)] {
+    for host in [
+        app.host(),
+        format!("localhost:{}", app.port),
+        format!("[::1]:{}", app.port),
+    ] {
         assert_eq!(app.get_with("/", &[("Host", &host)]).status, 200, "{host}");
     }
 }
@@ -349,10 +369,15 @@ fn a_foreign_host_is_refused_and_says_which_setting_to_change() {
 fn allowed_hosts_adds_a_name() {
     let dir = tempfile::tempdir().unwrap();
     let app = Shepherd::start(
-        config_in(dir.path(), |c| c.web.allowed_hosts = vec!["miners.example.com".into()]),
+        config_in(dir.path(), |c| {
+            c.web.allowed_hosts = vec!["miners.example.com".into()]
+        }),
         0,
     );
-    assert_eq!(app.get_with("/", &[("Host", "miners.example.com")]).status, 200);
+    assert_eq!(
+        app.get_with("/", &[("Host", "miners.example.com")]).status,
+        200
+    );
     assert_eq!(app.get_with("/", &[("Host", "evil.example")]).status, 421);
 }
 
@@ -360,10 +385,17 @@ fn allowed_hosts_adds_a_name() {
 fn no_secret_in_any_response_without_the_login() {
     let dir = tempfile::tempdir().unwrap();
     let (miner, cmd, backup) = plant_secrets(dir.path());
-    let app = Shepherd::start(config_in(dir.path(), |c| c.web.password = PASSWORD.into()), 0);
+    let app = Shepherd::start(
+        config_in(dir.path(), |c| c.web.password = PASSWORD.into()),
+        0,
+    );
     for path in read_routes(miner, cmd, backup) {
         let r = app.get(&path);
-        assert!(!r.body.contains(SECRET), "{path} leaks the pool password: {}", r.body);
+        assert!(
+            !r.body.contains(SECRET),
+            "{path} leaks the pool password: {}",
+            r.body
+        );
         assert!(r.status != 500, "{path}: {}", r.body);
     }
     assert_eq!(app.get(&format!("/api/backups/{backup}")).status, 401);
@@ -399,9 +431,11 @@ fn no_secret_in_any_response_without_the_login() {
     assert_eq!(r.status, 303, "{}", r.body);
     let (url, pw): (String, String) = db::open_reader(&app.db_path)
         .unwrap()
-        .query_row("SELECT url, password FROM pools WHERE id = ?1", [pool_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT url, password FROM pools WHERE id = ?1",
+            [pool_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((url.as_str(), pw.as_str()), ("pool2.example", SECRET));
 }
@@ -425,7 +459,11 @@ fn protect_all_needs_the_login_or_a_read_only_token() {
         };
         assert_eq!(app.get(&path).status, want, "{path}");
     }
-    assert_eq!(app.get("/assets/app.css").status, 200, "the login page needs its CSS");
+    assert_eq!(
+        app.get("/assets/app.css").status,
+        200,
+        "the login page needs its CSS"
+    );
 
     let cookie = app.login();
     assert_eq!(app.get_with("/", &[("Cookie", &cookie)]).status, 200);
@@ -447,13 +485,26 @@ fn protect_all_needs_the_login_or_a_read_only_token() {
 
     let bearer = format!("Bearer {token}");
     assert_eq!(app.get(&format!("/kiosk/clock?token={token}")).status, 200);
-    assert_eq!(app.get_with("/api/herd_data", &[("Authorization", &bearer)]).status, 200);
+    assert_eq!(
+        app.get_with("/api/herd_data", &[("Authorization", &bearer)])
+            .status,
+        200
+    );
     let metrics = app.get_with("/metrics", &[("Authorization", &bearer)]);
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.contains("shepherd_"));
     // A token reads the kiosks' data, nothing else.
-    for path in ["/settings", "/", &format!("/api/backups/{backup}"), &format!("/api/commands/{cmd}")] {
-        assert_eq!(app.get_with(path, &[("Authorization", &bearer)]).status, 401, "{path}");
+    for path in [
+        "/settings",
+        "/",
+        &format!("/api/backups/{backup}"),
+        &format!("/api/commands/{cmd}"),
+    ] {
+        assert_eq!(
+            app.get_with(path, &[("Authorization", &bearer)]).status,
+            401,
+            "{path}"
+        );
     }
     assert_eq!(app.get("/kiosk/clock?token=0000").status, 401);
 
@@ -464,7 +515,11 @@ fn protect_all_needs_the_login_or_a_read_only_token() {
         .unwrap();
     let r = app.post_form(&format!("/settings/tokens/{id}/revoke"), "", Some(&cookie));
     assert_eq!(r.status, 303);
-    assert_eq!(app.get_with("/metrics", &[("Authorization", &bearer)]).status, 401);
+    assert_eq!(
+        app.get_with("/metrics", &[("Authorization", &bearer)])
+            .status,
+        401
+    );
 }
 
 #[test]
@@ -514,7 +569,10 @@ fn failed_logins_are_throttled_per_client_and_cookies_follow_the_proxy() {
 #[test]
 fn an_untrusted_forwarded_proto_gets_no_secure_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let app = Shepherd::start(config_in(dir.path(), |c| c.web.password = PASSWORD.into()), 0);
+    let app = Shepherd::start(
+        config_in(dir.path(), |c| c.web.password = PASSWORD.into()),
+        0,
+    );
     let origin = format!("http://{}", app.host());
     let r = app.request(
         "POST",
@@ -529,7 +587,10 @@ fn an_untrusted_forwarded_proto_gets_no_secure_flag() {
     assert_eq!(r.status, 303);
     let cookie = r.header("set-cookie").unwrap();
     assert!(!cookie.contains("Secure"), "{cookie}");
-    assert!(cookie.contains("Max-Age=2592000"), "30 days by default: {cookie}");
+    assert!(
+        cookie.contains("Max-Age=2592000"),
+        "30 days by default: {cookie}"
+    );
 }
 
 /// Inline scripts, event-handler attributes and style attributes, which the CSP forbids.
@@ -541,7 +602,15 @@ fn inline_code(html: &str) -> Vec<String> {
             found.push(tag.to_owned());
         }
     }
-    for needle in [" style=\"", " onclick=", " onload=", " onchange=", " onsubmit=", " oninput=", "javascript:"] {
+    for needle in [
+        " style=\"",
+        " onclick=",
+        " onload=",
+        " onchange=",
+        " onsubmit=",
+        " oninput=",
+        "javascript:",
+    ] {
         if html.contains(needle) {
             found.push(needle.to_owned());
         }
@@ -566,7 +635,9 @@ fn every_page_forbids_frames_and_inline_code() {
         );
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
-        if r.header("content-type").is_some_and(|t| t.starts_with("text/html")) {
+        if r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+        {
             assert_eq!(inline_code(&r.body), Vec::<String>::new(), "{path}");
         }
     }
@@ -580,7 +651,10 @@ fn every_page_forbids_frames_and_inline_code() {
 fn kiosks_may_be_framed_only_where_configured() {
     let dir = tempfile::tempdir().unwrap();
     let ha = "http://homeassistant.local:8123";
-    let app = Shepherd::start(config_in(dir.path(), |c| c.web.kiosk_frame_ancestors = ha.into()), 0);
+    let app = Shepherd::start(
+        config_in(dir.path(), |c| c.web.kiosk_frame_ancestors = ha.into()),
+        0,
+    );
     let r = app.get("/kiosk/clock");
     assert!(r
         .header("content-security-policy")
@@ -588,7 +662,10 @@ fn kiosks_may_be_framed_only_where_configured() {
         .ends_with(&format!("frame-ancestors {ha}")));
     assert_eq!(r.header("x-frame-options"), None);
     let r = app.get("/settings");
-    assert!(r.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(r
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
 }
 
@@ -598,14 +675,24 @@ fn a_second_instance_on_the_same_database_changes_nothing() {
     let first = Shepherd::start(config_in(dir.path(), |_| {}), 2);
     let names = || -> Vec<String> {
         let conn = db::open_reader(&first.db_path).unwrap();
-        let mut stmt = conn.prepare("SELECT name FROM miners ORDER BY name").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let mut stmt = conn
+            .prepare("SELECT name FROM miners ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let before = names();
     assert_eq!(before, ["demo-1", "demo-2"]);
     // In this process: refused before the database is opened (no demo miners removed).
-    let err = Shepherd::try_start(config_in(dir.path(), |_| {}), 0).err().unwrap();
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    let err = Shepherd::try_start(config_in(dir.path(), |_| {}), 0)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     assert!(err.contains(&first.host()), "{err}");
     assert_eq!(names(), before);
 
@@ -619,9 +706,24 @@ fn a_second_instance_on_the_same_database_changes_nothing() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("in use by another shepherd") && stderr.contains(&first.host()), "{stderr}");
+    assert!(
+        stderr.contains("in use by another shepherd") && stderr.contains(&first.host()),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(names(), before);
+    // Another database on the same port: refused before that database is even created.
+    let other = dir.path().join("other.db");
+    let out = std::process::Command::new(common::bin())
+        .args(["run", "--demo", "1", "--database"])
+        .arg(&other)
+        .args(["--bind", &first.host()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!other.exists());
     assert_eq!(first.get("/healthz").status, 200);
 }
 
@@ -635,13 +737,21 @@ fn a_full_disk_is_seen_on_healthz_the_dashboard_and_as_an_alert() {
     let wait = |what: &str, f: &dyn Fn() -> bool| {
         let start = Instant::now();
         while !f() {
-            assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out: {what}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    wait("lines written", &|| herd(&app)["ingest"]["written_lines"].as_u64() > Some(0));
+    wait("lines written", &|| {
+        herd(&app)["ingest"]["written_lines"].as_u64() > Some(0)
+    });
     assert!(herd(&app)["ingest"]["write_failure"].is_null());
-    assert!(app.get("/").body.contains("id=\"write-failure\" role=\"alert\" hidden"));
+    assert!(app
+        .get("/")
+        .body
+        .contains("id=\"write-failure\" role=\"alert\" hidden"));
 
     let rt = actix_rt::System::new();
     rt.block_on(app.db.send(shepherd::db::actor::CapSize(true)))
@@ -649,10 +759,17 @@ fn a_full_disk_is_seen_on_healthz_the_dashboard_and_as_an_alert() {
         .unwrap();
     wait("/healthz says 503", &|| app.get("/healthz").status == 503);
     let r = app.get("/healthz");
-    assert!(r.body.contains("database writes failing since"), "{}", r.body);
+    assert!(
+        r.body.contains("database writes failing since"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("full"), "SQLite's own reason: {}", r.body);
     let doc = herd(&app);
-    assert!(doc["ingest"]["write_failure"]["error"].as_str().is_some(), "{doc}");
+    assert!(
+        doc["ingest"]["write_failure"]["error"].as_str().is_some(),
+        "{doc}"
+    );
     assert!(doc["ingest"]["write_errors"].as_u64() > Some(0));
     let page = app.get("/").body;
     assert!(page.contains("The database cannot be written since"));
@@ -691,8 +808,13 @@ fn databases_of_other_programs_are_refused_by_path_and_left_alone() {
             .unwrap();
     }
     let before = std::fs::read(&other).unwrap();
-    let err = Shepherd::try_start(config_in(dir.path(), |_| {}), 1).err().unwrap();
-    assert!(err.contains(&other.display().to_string()) && err.contains("not a Shepherd database"), "{err}");
+    let err = Shepherd::try_start(config_in(dir.path(), |_| {}), 1)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains(&other.display().to_string()) && err.contains("not a Shepherd database"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&other).unwrap(), before);
     let out = std::process::Command::new(common::bin())
         .args(["miners", "list", "--database"])
@@ -708,7 +830,11 @@ fn databases_of_other_programs_are_refused_by_path_and_left_alone() {
 fn invisible_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let app = Shepherd::start(config_in(dir.path(), |_| {}), 0);
-    for name in ["%E2%80%8B", "%E2%80%AE%E2%80%AD", "%E2%81%A6%E2%81%A9+%EF%BB%BF"] {
+    for name in [
+        "%E2%80%8B",
+        "%E2%80%AE%E2%80%AD",
+        "%E2%81%A6%E2%81%A9+%EF%BB%BF",
+    ] {
         let r = app.post_form(
             "/settings/miners",
             &format!("name={name}&port=%2Fdev%2FttyUSB0&pool_id=&address_id="),
@@ -716,11 +842,23 @@ fn invisible_names_are_refused() {
         );
         assert_eq!(r.status, 422, "{name}: {}", r.body);
         assert!(r.body.contains("visible character"), "{}", r.body);
-        let r = app.post_form("/settings/pools", &format!("name={name}&url=p.example&port=1"), None);
+        let r = app.post_form(
+            "/settings/pools",
+            &format!("name={name}&url=p.example&port=1"),
+            None,
+        );
         assert_eq!(r.status, 422, "{name}");
     }
     let out = std::process::Command::new(common::bin())
-        .args(["miners", "add", "--name", "\u{200B}\u{200D}", "--port", "/dev/ttyUSB0", "--database"])
+        .args([
+            "miners",
+            "add",
+            "--name",
+            "\u{200B}\u{200D}",
+            "--port",
+            "/dev/ttyUSB0",
+            "--database",
+        ])
         .arg(dir.path().join("cli.db"))
         .output()
         .unwrap();
@@ -735,7 +873,12 @@ fn live_update_streams_are_capped_with_a_clear_503() {
     let open = || {
         let mut s = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET /api/events HTTP/1.1\r\nHost: {}\r\n\r\n", app.host()).unwrap();
+        write!(
+            s,
+            "GET /api/events HTTP/1.1\r\nHost: {}\r\n\r\n",
+            app.host()
+        )
+        .unwrap();
         // Read until the first herd frame.
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
@@ -758,13 +901,21 @@ fn live_update_streams_are_capped_with_a_clear_503() {
     loop {
         let mut s = TcpStream::connect(("127.0.0.1", app.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET /api/events HTTP/1.1\r\nHost: {}\r\n\r\n", app.host()).unwrap();
+        write!(
+            s,
+            "GET /api/events HTTP/1.1\r\nHost: {}\r\n\r\n",
+            app.host()
+        )
+        .unwrap();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap();
         if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "the seat was not given back");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the seat was not given back"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -140,8 +140,22 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 
-/// Binds the server (fails early with a clear message if the address is taken).
-pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
+/// Takes the dashboard's address first thing, so that a busy port stops a start before
+/// anything else has been touched (and says what to do).
+pub fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {e} (is another shepherd or web server using it? \
+             choose another with --bind 0.0.0.0:8081)"
+        )
+    })
+}
+
+/// Starts serving on `listener` (from [`bind`]).
+pub fn server(
+    state: AppState,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<actix_web::dev::Server> {
     let bind = state.config.server.bind;
     let data = web::Data::new(state);
     let producer = data.clone().into_inner();
@@ -155,13 +169,8 @@ pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
     .workers(2)
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(bind)
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {bind}: {e} (is another shepherd or web server using it? \
-                 choose another with --bind 0.0.0.0:8081)"
-        )
-    })?
+    .listen(listener)
+    .map_err(|e| anyhow::anyhow!("cannot serve on {bind}: {e}"))?
     .run();
     actix_rt::spawn(events::produce(producer));
     Ok(server)
