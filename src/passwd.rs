@@ -141,7 +141,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         _ => std::path::PathBuf::from("."),
     };
     let mut tmp = tempfile_in(&dir, path)?;
+    // Run as root on a file the service user owns (mode 600 needs that): keep its owner.
+    let owner = std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.uid(), m.gid())
+    });
     let result = (|| -> std::io::Result<()> {
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&tmp.1, Some(uid), Some(gid))?;
+        }
         tmp.1
             .set_permissions(std::fs::Permissions::from_mode(0o600))?;
         tmp.1.write_all(text.as_bytes())?;

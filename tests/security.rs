@@ -722,7 +722,10 @@ fn a_second_instance_on_the_same_database_changes_nothing() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot listen on") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     assert!(!other.exists());
     assert_eq!(first.get("/healthz").status, 200);
 }

@@ -521,6 +521,31 @@ impl<R: Send + 'static> Handler<Write<R>> for DbActor {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_run_of_failed_writes_is_logged_once_a_minute_and_ends_with_a_success() {
+        let stats = IngestStats::default();
+        let t0 = std::time::Instant::now();
+        assert!(stats.write_failed("database or disk is full", t0));
+        let since = stats.write_failure().unwrap().since;
+        // Retried four times a second: quiet until a minute has passed.
+        for i in 1..240u64 {
+            assert!(!stats.write_failed(
+                "database or disk is full",
+                t0 + Duration::from_millis(250 * i)
+            ));
+        }
+        assert!(stats.write_failed("disk I/O error", t0 + FAILURE_LOG_EVERY));
+        let f = stats.write_failure().unwrap();
+        assert_eq!(
+            (f.since, f.error.as_str(), f.attempts),
+            (since, "disk I/O error", 241)
+        );
+        assert_eq!(stats.snapshot().write_failure.map(|f| f.since), Some(since));
+        assert_eq!(stats.write_succeeded().map(|f| f.attempts), Some(241));
+        assert_eq!(stats.write_failure(), None);
+        assert_eq!(stats.write_succeeded(), None);
+    }
+
     fn line(ts: i64, text: &str) -> IngestLine {
         IngestLine {
             ts,
