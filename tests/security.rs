@@ -355,6 +355,12 @@ fn a_foreign_host_is_refused_and_says_which_setting_to_change() {
     );
     let r = app.get_with("/", &[("X-Forwarded-Host", "evil.example")]);
     assert_eq!(r.status, 421);
+    // The liveness check answers whatever name a watchdog uses.
+    assert_eq!(
+        app.get_with("/healthz", &[("Host", "shepherd-container:8080")])
+            .status,
+        200
+    );
     // Our own names pass.
     for host in [
         app.host(),
@@ -921,4 +927,68 @@ fn live_update_streams_are_capped_with_a_clear_503() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn passwd_writes_a_hash_the_login_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        "[web]\npassword = \"plain old\"\nprotect = \"all\"\n",
+    )
+    .unwrap();
+    let run = |input: &str| {
+        let mut child = std::process::Command::new(common::bin())
+            .args(["passwd", "--config"])
+            .arg(&config_path)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("short\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let out = run(&format!("{PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    assert!(
+        text.contains("password = \"$argon2id$v=19$") && !text.contains(PASSWORD),
+        "{text}"
+    );
+    assert!(
+        text.contains("protect = \"all\""),
+        "the rest is kept: {text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let mut config = Config::load(Some(&config_path)).unwrap();
+    let fast = config_in(dir.path(), |_| {});
+    config.server = fast.server;
+    config.database = fast.database;
+    config.price = fast.price;
+    config.network = fast.network;
+    config.discovery = fast.discovery;
+    let app = Shepherd::start(config, 0);
+    assert_eq!(app.get("/").status, 401);
+    let cookie = app.login();
+    assert_eq!(app.get_with("/", &[("Cookie", &cookie)]).status, 200);
 }

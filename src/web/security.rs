@@ -212,7 +212,11 @@ pub async fn layer<B: MessageBody + 'static>(
     };
     let web = &state.config.web;
     let path = req.path().to_owned();
-    if let Some(host) = foreign_host(req.request(), &state.allowed_hosts) {
+    // `/healthz` tells nothing but ok / why not, so watchdogs may use any name for it.
+    let foreign = (path != "/healthz")
+        .then(|| foreign_host(req.request(), &state.allowed_hosts))
+        .flatten();
+    if let Some(host) = foreign {
         tracing::warn!(
             host,
             client = ?req.peer_addr(),
