@@ -307,7 +307,8 @@ pub fn needs_login(method: &Method, path: &str, web: &WebConfig) -> bool {
     if always_open(path) {
         return false;
     }
-    if *method == Method::POST || path.starts_with("/api/backups/") {
+    let reading = matches!(*method, Method::GET | Method::HEAD);
+    if !reading || path.starts_with("/api/backups/") {
         return true;
     }
     web.protect == Protect::All
@@ -557,6 +558,8 @@ mod tests {
         assert!(needs_login(&get, "/api/backups/3", &web));
         assert!(!needs_login(&get, "/settings", &web));
         assert!(!needs_login(&post, "/login", &web));
+        assert!(needs_login(&Method::DELETE, "/settings/pools/1", &web));
+        assert!(!needs_login(&Method::HEAD, "/", &web));
         web.protect = Protect::All;
         assert!(needs_login(&get, "/", &web) && needs_login(&get, "/api/herd_data", &web));
         assert!(!needs_login(&get, "/login", &web) && !needs_login(&get, "/assets/app.css", &web));
