@@ -222,3 +222,12 @@ CREATE TABLE IF NOT EXISTS alert_settings (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+
+-- Read-only access tokens for kiosks and Prometheus (version 8; see src/web/auth.rs): only the
+-- SHA-256 of each token is kept, the token itself is shown once when it is made.
+CREATE TABLE IF NOT EXISTS read_tokens (
+    id            INTEGER PRIMARY KEY,
+    label         TEXT    NOT NULL,
+    token_sha256  TEXT    NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL
+);

@@ -127,8 +127,19 @@
     } catch (e) { /* next minute */ }
   }
 
+  // The database cannot be written (a full disk): say so above everything else.
+  function renderWriteFailure(f) {
+    const banner = document.getElementById("write-failure");
+    if (!banner) return;
+    banner.hidden = !f;
+    if (!f) return;
+    banner.querySelector('[data-f="since"]').textContent = new Date(f.since).toLocaleString();
+    banner.querySelector('[data-f="error"]').textContent = f.error;
+  }
+
   function render(data) {
     skew = data.server_time - Date.now();
+    renderWriteFailure(data.ingest && data.ingest.write_failure);
     const seen = new Set();
     byId = new Map(data.miners.map((m) => [String(m.id), m]));
     for (const m of data.miners) {

@@ -87,7 +87,7 @@
   // Block templates are not in herd_data (only boards without a display print them).
   async function fetchTemplates() {
     try {
-      const r = await fetch("/api/block_templates", { cache: "no-store" });
+      const r = await K.api("/api/block_templates");
       if (r.ok) { templates = (await r.json()).block_templates; draw(); }
     } catch (e) { /* keep the last figure */ }
   }

@@ -68,7 +68,7 @@
     turn = n ? (turn + batch.length) % n : 0;
     for (const m of batch) {
       try {
-        const r = await fetch("/api/miners/" + encodeURIComponent(m.id) + "/logs?limit=20", { cache: "no-store" });
+        const r = await K.api("/api/miners/" + encodeURIComponent(m.id) + "/logs?limit=20");
         if (!r.ok) continue;
         const body = await r.json();
         const seen = lastSeen.get(m.id) || 0;

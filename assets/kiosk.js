@@ -8,6 +8,14 @@
   const handlers = [];
   let lastOk = Date.now(), lastData = null;
   const version = document.body.dataset.version;
+  // A kiosk opened as /kiosk/clock?token=… (read-only token, [web] protect = "all") sends it
+  // with every request, as a header so it stays out of logs.
+  const token = new URLSearchParams(location.search).get("token");
+  function api(path, opts) {
+    const o = Object.assign({ cache: "no-store" }, opts || {});
+    if (token) o.headers = Object.assign({}, o.headers, { Authorization: "Bearer " + token });
+    return fetch(path, o);
+  }
 
   const fmt = {
     ...window.ShepherdFormat,
@@ -33,7 +41,7 @@
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
     try {
-      const r = await fetch("/api/herd_data", { cache: "no-store", signal: ctl.signal });
+      const r = await api("/api/herd_data", { signal: ctl.signal });
       if (r.ok) {
         const data = await r.json();
         if (version && data.version && data.version !== version) { location.reload(); return; }
@@ -47,7 +55,7 @@
   }
 
   window.Kiosk = {
-    fmt, set,
+    fmt, set, api,
     onData(fn) { handlers.push(fn); if (lastData) fn(lastData); },
     last() { return lastData; },
   };

@@ -55,6 +55,7 @@ pub fn run(config: Config, demo: usize) -> anyhow::Result<()> {
 /// Everything `shepherd run` starts, running inside the current actix system.
 pub struct App {
     config: Arc<Config>,
+    _lock: InstanceLock,
     sims: Vec<SimEsp32>,
     db: Addr<DbActor>,
     db_arbiter: Arbiter,
@@ -72,6 +73,17 @@ impl App {
     /// Opens the database, starts the actors and binds the web server.
     pub async fn start(config: Config, options: Options) -> anyhow::Result<App> {
         let db_path = config.database.path.clone();
+        // Before anything touches the database: a second instance must change nothing.
+        let lock = InstanceLock::take(&db_path, config.server.bind)?;
+        let listener = web::bind(config.server.bind)?;
+        let (password, plain) =
+            web::auth::Password::from_config(&config.web.password).map_err(anyhow::Error::msg)?;
+        if plain {
+            tracing::warn!(
+                "[web] password is stored in plain text in the config file: run `shepherd passwd \
+                 --config <file>` to replace it with its Argon2id hash"
+            );
+        }
         let (mut conn, migration) = db::open_writer(&db_path)?;
         tracing::info!(database = %db_path.display(), ?migration, "database ready");
         let interrupted = commands::fail_interrupted(&conn)?;
@@ -95,6 +107,9 @@ impl App {
         if demo > 0 {
             tracing::info!("demo: {demo} simulated NerdMiners on pseudo-terminals");
         }
+
+        let read_tokens = web::auth::ReadTokens::default();
+        read_tokens.replace(db::read_tokens::digests(&conn)?);
 
         let stats = Arc::new(IngestStats::default());
         let db_arbiter = Arbiter::new();
@@ -166,11 +181,14 @@ impl App {
             let addr = AlertActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 AlertActor::new(&c, p, d, s)
             });
+            addr.do_send(crate::alerts::WatchWrites(stats.clone()));
             (arbiter, addr)
         };
 
+        let allowed_hosts =
+            web::security::AllowedHosts::for_this_machine(config.server.bind, &config.web);
         let config = Arc::new(config);
-        let server = web::server(AppState {
+        let state = AppState {
             pool,
             db: db.clone(),
             supervisor: supervisor.clone(),
@@ -178,13 +196,20 @@ impl App {
             config: config.clone(),
             discovery: discovery.clone(),
             notify_stats,
+            password,
             sessions: web::auth::Sessions::default(),
+            throttle: web::auth::Throttle::default(),
+            read_tokens,
+            allowed_hosts,
+            events: Arc::new(web::events::Hub::new(config.web.max_event_streams)),
             rollouts: Default::default(),
-        })?;
+        };
+        let server = web::server(state, listener)?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);
         Ok(App {
             config,
+            _lock: lock,
             sims,
             db,
             db_arbiter,
@@ -202,6 +227,11 @@ impl App {
     /// The alert rules' actor (tests evaluate on demand through it).
     pub fn alerts(&self) -> Addr<AlertActor> {
         self.alerts.1.clone()
+    }
+
+    /// The database writer (tests drill a full disk through it, [`db::actor::CapSize`]).
+    pub fn db(&self) -> Addr<DbActor> {
+        self.db.clone()
     }
 
     /// Device discovery, where device events can be sent (None when it is disabled).
@@ -274,5 +304,119 @@ async fn wait_for_signal() {
             tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// An exclusive lock on `<database>.lock`, held while `shepherd run` runs, so that a second
+/// instance on the same database stops before it changes anything (it would otherwise remove
+/// the first one's demo miners and fight over the serial ports). The kernel releases it when
+/// the process ends, however it ends; the file itself says who holds it.
+pub struct InstanceLock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl InstanceLock {
+    /// Takes the lock beside `db_path`, or says which process holds it.
+    pub fn take(db_path: &std::path::Path, bind: std::net::SocketAddr) -> anyhow::Result<Self> {
+        use std::io::{Seek as _, Write as _};
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = lock_path(db_path);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "cannot create the lock file {} (is its folder writable by this user?)",
+                    path.display()
+                )
+            })?;
+        let mut file =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(f) => f,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    anyhow::bail!(
+                        "the database {} is in use by another shepherd ({}): stop that one first, \
+                         or give this one another --database",
+                        db_path.display(),
+                        describe_holder(&holder)
+                    );
+                }
+                Err((_, e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+                }
+            };
+        let me = format!("pid {}\nbind {bind}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(me.as_bytes()))
+            .with_context(|| format!("cannot write the lock file {}", path.display()))?;
+        Ok(InstanceLock { _file: file })
+    }
+}
+
+/// `<database>.lock`, beside the database.
+pub fn lock_path(db_path: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".lock");
+    std::path::PathBuf::from(name)
+}
+
+/// "pid 4242, dashboard on 0.0.0.0:8080" from the lock file's text.
+fn describe_holder(text: &str) -> String {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).map(str::trim).map(str::to_owned))
+    };
+    match (field("pid "), field("bind ")) {
+        (Some(pid), Some(bind)) => format!("pid {pid}, dashboard on {bind}"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "a process that has not written its details yet".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_file_names_its_holder() {
+        assert_eq!(
+            describe_holder("pid 4242\nbind 0.0.0.0:8080\n"),
+            "pid 4242, dashboard on 0.0.0.0:8080"
+        );
+        assert_eq!(
+            describe_holder(""),
+            "a process that has not written its details yet"
+        );
+        assert_eq!(
+            lock_path(std::path::Path::new("/var/lib/shepherd/shepherd.db")),
+            std::path::PathBuf::from("/var/lib/shepherd/shepherd.db.lock")
+        );
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_with_the_first_ones_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let first = InstanceLock::take(&db, "127.0.0.1:8081".parse().unwrap()).unwrap();
+        let err = InstanceLock::take(&db, "127.0.0.1:8082".parse().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        assert!(
+            err.contains("127.0.0.1:8081") && err.contains("s.db"),
+            "{err}"
+        );
+        drop(first);
+        InstanceLock::take(&db, "127.0.0.1:8082".parse().unwrap()).unwrap();
     }
 }

@@ -119,6 +119,13 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 10)]
         lines: usize,
     },
+    /// Set the dashboard's login password: asks for it (or reads one line from standard input)
+    /// and writes its Argon2id hash as `[web] password` into the config file (mode 600).
+    Passwd {
+        /// The config file to write (created if missing).
+        #[arg(long, short = 'c', env = "SHEPHERD_CONFIG")]
+        config: PathBuf,
+    },
     /// Measure speed and memory (results go to docs/BENCHMARKS.md).
     Bench {
         /// Which benchmark.

@@ -115,6 +115,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             let (conn, _) = db::open_writer(&config.database.path)?;
             miners_command(&conn, action)
         }
+        Command::Passwd { config } => crate::passwd::run(&config),
         Command::Devices { common, json } => {
             let config = load_config(&common)?;
             devices_command(&config, json)

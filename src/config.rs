@@ -45,12 +45,55 @@ pub struct Config {
     pub web: WebConfig,
 }
 
-/// `[web]`
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// `[web]`: who may reach the pages and what needs the login.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
-    /// When not empty, every POST (settings, onboarding) needs a login with this password.
+    /// When not empty, changes (and, with `protect = "all"`, everything) need a login. An
+    /// Argon2id hash as written by `shepherd passwd` (`$argon2id$…`), or, still accepted with a
+    /// warning, the password itself.
     pub password: String,
+    /// What the password protects: `writes` (every change, backups, command payloads) or
+    /// `all` (every page and API; kiosks and Prometheus use read-only tokens).
+    pub protect: Protect,
+    /// Extra names the server is reached by (a reverse proxy's public name, a DNS alias); the
+    /// bind address, `localhost`, this machine's hostname, `hostname.local` and any IP address
+    /// are always accepted. `"*"` accepts any name (turns the DNS-rebinding check off).
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-Proto` / `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Days a login lasts.
+    pub session_days: u64,
+    /// CSP `frame-ancestors` for the kiosk pages only ("" = they cannot be framed either), e.g.
+    /// `"http://homeassistant.local:8123"` for a Home Assistant panel.
+    pub kiosk_frame_ancestors: String,
+    /// Live-update streams (`/api/events`) served at once; more get a 503.
+    pub max_event_streams: usize,
+}
+
+/// `[web] protect`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Protect {
+    /// Changes need the login; reading does not (backups and command payloads do).
+    #[default]
+    Writes,
+    /// Every page and API needs the login or a read-only token.
+    All,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            password: String::new(),
+            protect: Protect::Writes,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            session_days: 30,
+            kiosk_frame_ancestors: String::new(),
+            max_event_streams: 256,
+        }
+    }
 }
 
 /// `[backups]`
@@ -658,6 +701,8 @@ impl Config {
             ("alerts.queue_size", self.alerts.queue_size as u64),
             ("alerts.timeout_secs", self.alerts.timeout_secs),
             ("mqtt.interval_secs", self.mqtt.interval_secs),
+            ("web.session_days", self.web.session_days),
+            ("web.max_event_streams", self.web.max_event_streams as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -669,7 +714,33 @@ impl Config {
         }
         self.validate_price()?;
         self.validate_network()?;
+        self.validate_web()?;
         self.validate_alerts()
+    }
+
+    fn validate_web(&self) -> Result<(), String> {
+        let w = &self.web;
+        if w.session_days > 3650 {
+            return Err("web.session_days must be at most 3650".into());
+        }
+        if let Some(h) = w.allowed_hosts.iter().find(|h| {
+            h.is_empty() || h.contains(['/', ' ', '@']) || (h.contains('*') && h.as_str() != "*")
+        }) {
+            return Err(format!(
+                "web.allowed_hosts: {h:?} is not a host name (give names like \"shepherd.example.com\", \
+                 without scheme, path or port; \"*\" alone accepts any)"
+            ));
+        }
+        if w.kiosk_frame_ancestors
+            .contains([';', ',', '\'', '"', '\n', '\r'])
+        {
+            return Err(
+                "web.kiosk_frame_ancestors: give origins separated by spaces, e.g. \
+                 \"http://homeassistant.local:8123\""
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn validate_alerts(&self) -> Result<(), String> {

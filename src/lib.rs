@@ -40,6 +40,10 @@ pub mod metrics;
 pub mod miner;
 /// MQTT: miners' state and Home Assistant discovery on a broker.
 pub mod mqtt;
+/// Names people type must be visible.
+pub mod names;
+/// `shepherd passwd`: the login password's hash into the config file.
+pub mod passwd;
 /// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
 pub mod price;
 /// Canary rollout: one pool/address change to many miners, canary first, stop on failure.

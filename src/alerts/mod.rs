@@ -66,7 +66,17 @@ pub struct AlertActor {
     mqtt: Option<MqttBridge>,
     mqtt_every: Duration,
     mqtt_last: Option<Instant>,
+    /// The writer's counters, once [`WatchWrites`] arrived: a run of failed writes (a full
+    /// disk) is an alert of its own.
+    writes: Option<Arc<crate::db::IngestStats>>,
+    /// Whether the failed-writes alert is out.
+    writes_alerted: bool,
 }
+
+/// Watch these counters for failed database writes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchWrites(pub Arc<crate::db::IngestStats>);
 
 /// Evaluate now (tests); answers with what was sent, once it is stored.
 #[derive(Message)]
@@ -123,7 +133,44 @@ impl AlertActor {
             mqtt,
             mqtt_every: Duration::from_secs(config.mqtt.interval_secs),
             mqtt_last: None,
+            writes: None,
+            writes_alerted: false,
         }
+    }
+
+    /// Fires when database writes fail, resolves when they work again: sent and logged, not
+    /// stored (the database is what fails).
+    fn check_writes(&mut self, now: i64) -> Option<Notice> {
+        // Alerts off: no alert (the banner and /healthz still say it).
+        self.engine.as_ref()?;
+        let failure = self.writes.as_ref()?.write_failure();
+        let (kind, severity, message) = match (&failure, self.writes_alerted) {
+            (Some(f), false) => (
+                NoticeKind::Fired,
+                rules::Severity::Warning,
+                format!(
+                    "the Shepherd cannot write its database: {}. Free disk space; lines are kept \
+                     in memory and retried meanwhile",
+                    f.error
+                ),
+            ),
+            (None, true) => (
+                NoticeKind::Resolved,
+                rules::Severity::Info,
+                "the Shepherd writes its database again".to_owned(),
+            ),
+            _ => return None,
+        };
+        self.writes_alerted = failure.is_some();
+        Some(Notice {
+            miner_id: 0,
+            miner: "shepherd".into(),
+            rule: rules::Rule::DatabaseWrites,
+            kind,
+            severity,
+            message,
+            at: now,
+        })
     }
 
     /// One run: read, evaluate, publish; returns the notices (already queued for sending)
@@ -160,12 +207,21 @@ impl AlertActor {
         self.watermark = Some(mark);
         self.apply_overrides(overrides);
         self.publish_mqtt(&miners);
+        let writes = self.check_writes(now);
+        if let Some(n) = &writes {
+            match n.kind {
+                NoticeKind::Resolved => tracing::info!("alert resolved: {}", n.title()),
+                _ => tracing::warn!("alert: {}", n.message),
+            }
+            self.notifier.notify(n);
+        }
         let Some(engine) = self.engine.as_mut() else {
             return Ok((Vec::new(), None));
         };
         let snaps: Vec<MinerSnapshot> = miners.iter().map(snapshot).collect();
-        let notices = engine.evaluate(now, &snaps, &signs);
+        let mut notices = engine.evaluate(now, &snaps, &signs);
         if notices.is_empty() {
+            notices.extend(writes);
             return Ok((notices, None));
         }
         for n in &notices {
@@ -177,6 +233,7 @@ impl AlertActor {
         }
         let stored = notices.clone();
         let req = self.db.send(Write::new(move |c| sql::store(c, &stored)));
+        notices.extend(writes);
         Ok((notices, Some(req)))
     }
 
@@ -253,6 +310,14 @@ impl Handler<EvaluateNow> for AlertActor {
             }
             Ok(notices)
         })
+    }
+}
+
+impl Handler<WatchWrites> for AlertActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchWrites, _: &mut Self::Context) {
+        self.writes = Some(msg.0);
     }
 }
 

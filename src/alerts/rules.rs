@@ -36,6 +36,9 @@ pub enum Rule {
     Rebooted,
     /// The miner found a block.
     BlockFound,
+    /// The Shepherd's own database cannot be written (a full disk); herd-wide, miner id 0.
+    /// Not stored in `alerts` (the database is what fails), only sent and logged.
+    DatabaseWrites,
 }
 
 impl Rule {
@@ -49,6 +52,7 @@ impl Rule {
             Rule::SharesRejected => "shares_rejected",
             Rule::Rebooted => "rebooted",
             Rule::BlockFound => "block_found",
+            Rule::DatabaseWrites => "database_writes",
         }
     }
 
@@ -128,6 +132,7 @@ impl Notice {
             Rule::SharesRejected => "shares rejected",
             Rule::Rebooted => "rebooted",
             Rule::BlockFound => "BLOCK FOUND",
+            Rule::DatabaseWrites => "database writes failing",
         };
         match self.kind {
             NoticeKind::Resolved => format!("{}: {what} resolved", self.miner),

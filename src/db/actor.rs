@@ -101,6 +101,13 @@ impl<R> Write<R> {
 #[rtype(result = "()")]
 pub struct StartPruning(pub super::retention::RetentionConfig);
 
+/// Caps the database file at its current size (`Some(true)`) or lifts the cap, with SQLite's
+/// own `max_page_count`: every write that needs a new page then fails with SQLITE_FULL, exactly
+/// as on a full disk. For fire drills and the full-disk tests.
+#[derive(Debug, Message)]
+#[rtype(result = "rusqlite::Result<()>")]
+pub struct CapSize(pub bool);
+
 /// Batches one pruning tick may run before yielding back to ingest.
 const PRUNE_STEPS_PER_TICK: usize = 4;
 
@@ -117,7 +124,27 @@ pub struct IngestStats {
     pub write_errors: AtomicU64,
     /// Lines dropped by readers because the queue was full.
     pub dropped_lines: AtomicU64,
+    /// Set while batch writes fail (a full disk): since when and why.
+    pub write_failure: std::sync::Mutex<Option<WriteFailure>>,
 }
+
+/// Writes are failing: what `/healthz`, the dashboard banner and the alert say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteFailure {
+    /// When the first write of this run of failures failed (Unix ms).
+    pub since: i64,
+    /// The last error, as SQLite put it.
+    pub error: String,
+    /// Failed attempts in this run.
+    #[serde(skip)]
+    pub attempts: u64,
+    /// When it was last logged (at most once a minute).
+    #[serde(skip)]
+    pub logged_at: Option<std::time::Instant>,
+}
+
+/// A failing write is logged at most this often (it is retried 4 times a second).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters as plain numbers, for JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +159,8 @@ pub struct IngestSnapshot {
     pub write_errors: u64,
     /// See [`IngestStats::dropped_lines`].
     pub dropped_lines: u64,
+    /// Null while writes succeed; `{since, error}` while they fail.
+    pub write_failure: Option<WriteFailure>,
 }
 
 impl IngestStats {
@@ -143,7 +172,40 @@ impl IngestStats {
             batches: self.batches.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
             dropped_lines: self.dropped_lines.load(Ordering::Relaxed),
+            write_failure: self.write_failure(),
         }
+    }
+
+    /// The current write failure, if writes are failing.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.write_failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Records a failed write; true when it should be logged (first, then once a minute).
+    pub fn write_failed(&self, error: &str, now: std::time::Instant) -> bool {
+        let Ok(mut slot) = self.write_failure.lock() else {
+            return true;
+        };
+        let f = slot.get_or_insert_with(|| WriteFailure {
+            since: now_ms(),
+            error: String::new(),
+            attempts: 0,
+            logged_at: None,
+        });
+        f.error = error.to_owned();
+        f.attempts += 1;
+        let log = f
+            .logged_at
+            .is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY);
+        if log {
+            f.logged_at = Some(now);
+        }
+        log
+    }
+
+    /// A write succeeded: ends a run of failures; returns it (to log the recovery).
+    pub fn write_succeeded(&self) -> Option<WriteFailure> {
+        self.write_failure.lock().ok().and_then(|mut f| f.take())
     }
 }
 
@@ -202,6 +264,14 @@ impl DbActor {
                     .written_lines
                     .fetch_add(stored as u64, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                if let Some(f) = self.stats.write_succeeded() {
+                    tracing::warn!(
+                        "database writes work again after {} failed attempts since {}; nothing \
+                         was lost",
+                        f.attempts,
+                        crate::web::format::utc_time(Some(f.since))
+                    );
+                }
                 Ok(stored)
             }
             Err(e) => {
@@ -209,10 +279,17 @@ impl DbActor {
                 // must not lose data. Readers see the queue grow and drop (counted) beyond
                 // their limit, so memory stays bounded.
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    "writing {} log lines failed, will retry: {e}",
-                    self.pending_lines
-                );
+                if self
+                    .stats
+                    .write_failed(&e.to_string(), std::time::Instant::now())
+                {
+                    tracing::error!(
+                        "writing {} log lines failed, will retry (said at most once a minute \
+                         while it lasts): {e}. Free some disk space, or lower [retention] \
+                         logs_max_mb",
+                        self.pending_lines
+                    );
+                }
                 Err(e.to_string())
             }
         }
@@ -413,6 +490,17 @@ impl Handler<StartPruning> for DbActor {
     }
 }
 
+impl Handler<CapSize> for DbActor {
+    type Result = rusqlite::Result<()>;
+
+    fn handle(&mut self, msg: CapSize, _: &mut Self::Context) -> Self::Result {
+        // Setting it below the file's size sets it to the size; the default is 2^32 - 2.
+        let pages: i64 = if msg.0 { 1 } else { 4_294_967_294 };
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+    }
+}
+
 impl Handler<Flush> for DbActor {
     type Result = Result<usize, String>;
 
@@ -432,6 +520,31 @@ impl<R: Send + 'static> Handler<Write<R>> for DbActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_failed_writes_is_logged_once_a_minute_and_ends_with_a_success() {
+        let stats = IngestStats::default();
+        let t0 = std::time::Instant::now();
+        assert!(stats.write_failed("database or disk is full", t0));
+        let since = stats.write_failure().unwrap().since;
+        // Retried four times a second: quiet until a minute has passed.
+        for i in 1..240u64 {
+            assert!(!stats.write_failed(
+                "database or disk is full",
+                t0 + Duration::from_millis(250 * i)
+            ));
+        }
+        assert!(stats.write_failed("disk I/O error", t0 + FAILURE_LOG_EVERY));
+        let f = stats.write_failure().unwrap();
+        assert_eq!(
+            (f.since, f.error.as_str(), f.attempts),
+            (since, "disk I/O error", 241)
+        );
+        assert_eq!(stats.snapshot().write_failure.map(|f| f.since), Some(since));
+        assert_eq!(stats.write_succeeded().map(|f| f.attempts), Some(241));
+        assert_eq!(stats.write_failure(), None);
+        assert_eq!(stats.write_succeeded(), None);
+    }
 
     fn line(ts: i64, text: &str) -> IngestLine {
         IngestLine {

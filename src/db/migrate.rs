@@ -14,7 +14,11 @@
 //! 7 — `miner_logs` without its `(miner_id, id)` index and foreign key, found per miner
 //! through `miner_log_spans` (see [`super::logs`]); upgrading rewrites the log table once.
 //! 8 — `restore_intents` (a write's durable promise to put a good backup back) and
-//! `config_backups.config_ok`.
+//! `config_backups.config_ok`. 9 — `read_tokens` (read-only tokens for kiosks and Prometheus).
+//!
+//! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
+//! to a file, [`check_identity`] refuses one that belongs to another program and one written by
+//! a newer Shepherd, so such a file is left byte for byte as it was.
 
 use std::path::Path;
 
@@ -24,7 +28,10 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
+
+/// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
+pub const APPLICATION_ID: i32 = 0x5348_5044;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +57,26 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     /// The file was written by a newer Shepherd.
     #[error(
-        "the database has schema version {found}, newer than this program's {SCHEMA_VERSION}: \
-         upgrade shepherd, or point --database at another file"
+        "the database {path} has schema version {found}, newer than this program's \
+         {SCHEMA_VERSION}: upgrade shepherd, or point --database at another file (nothing in it \
+         was changed)"
     )]
     TooNew {
+        /// The file.
+        path: String,
         /// Version in the file.
         found: i64,
+    },
+    /// The file is an SQLite database of some other program.
+    #[error(
+        "{path} is not a Shepherd database ({reason}): point --database (or [database] path) \
+         at the Shepherd's own file; nothing in this one was changed"
+    )]
+    Foreign {
+        /// The file.
+        path: String,
+        /// What gave it away.
+        reason: String,
     },
     /// The file could not be opened at all.
     #[error("cannot open database {path}: {source} (check the path and that its folder exists and is writable)")]
@@ -67,12 +88,69 @@ pub enum DbError {
     },
 }
 
+fn path_of(conn: &Connection) -> String {
+    match conn.path() {
+        Some(p) if !p.is_empty() => p.to_owned(),
+        _ => ":memory:".into(),
+    }
+}
+
+/// Refuses, before anything is written, a file that is not ours or is newer than us. Reads
+/// only the header fields and the table list.
+pub fn check_identity(conn: &Connection) -> Result<(), DbError> {
+    let path = path_of(conn);
+    let not_db = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => DbError::Foreign {
+            path: path.clone(),
+            reason: "it is not an SQLite database at all".into(),
+        },
+        _ => DbError::Open {
+            path: path.clone(),
+            source: e,
+        },
+    };
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(not_db)?;
+    if app_id != 0 && app_id != APPLICATION_ID {
+        return Err(DbError::Foreign {
+            path,
+            reason: format!("its application_id is 0x{app_id:08x}, another program's"),
+        });
+    }
+    if app_id == 0 {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .map_err(not_db)?;
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        // A file of ours from before application_id (or the prototype's) has `miners`.
+        if !tables.is_empty() && !tables.iter().any(|t| t == "miners") {
+            let mut shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+            if tables.len() > shown.len() {
+                shown.push("…");
+            }
+            return Err(DbError::Foreign {
+                path,
+                reason: format!("it holds tables {} and none of ours", shown.join(", ")),
+            });
+        }
+    }
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(DbError::TooNew { path, found });
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) the database for writing and upgrades its schema.
 pub fn open_writer(path: &Path) -> Result<(Connection, Migration), DbError> {
     let mut conn = Connection::open(path).map_err(|source| DbError::Open {
         path: path.display().to_string(),
         source,
     })?;
+    check_identity(&conn)?;
     // WAL lets the web's readers run while ingest writes; NORMAL is durable across app
     // crashes and costs far fewer SD-card syncs than FULL.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -101,12 +179,14 @@ pub fn open_reader(path: &Path) -> Result<Connection, DbError> {
 
 /// Brings `conn` to `SCHEMA_VERSION`; safe to run on every start.
 pub fn migrate(conn: &mut Connection) -> Result<Migration, DbError> {
+    check_identity(conn)?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(DbError::TooNew { found });
-    }
     let has_tables = table_exists(conn, "miners")?;
     if found == SCHEMA_VERSION {
+        let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if app_id != APPLICATION_ID {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
         return Ok(Migration::Current);
     }
     // Rebuilding a table with foreign keys on would check every row it drops; they are
@@ -153,6 +233,7 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
         )?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.commit()?;
     Ok(added)
 }
@@ -598,5 +679,75 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent-dir/x/s.db"), "{err}");
+    }
+
+    #[test]
+    fn new_and_upgraded_files_carry_our_application_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (conn, m) = open_writer(&path).unwrap();
+        assert_eq!(m, Migration::Created);
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+        let mut proto = Connection::open_in_memory().unwrap();
+        proto.execute_batch(PROTOTYPE).unwrap();
+        migrate(&mut proto).unwrap();
+        let id: i32 = proto
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+    }
+
+    /// Opens `path` as the Shepherd would, expecting a refusal that names it, and checks the
+    /// file is byte for byte what it was.
+    fn refused_untouched(path: &Path, needle: &str) {
+        let before = std::fs::read(path).unwrap();
+        let err = open_writer(path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(std::fs::read(path).unwrap(), before, "{err}");
+    }
+
+    #[test]
+    fn files_of_other_programs_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("photos.db");
+        {
+            let c = Connection::open(&other).unwrap();
+            c.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT); INSERT INTO photos (path) VALUES ('a.jpg');")
+                .unwrap();
+        }
+        refused_untouched(&other, "photos");
+        let tagged = dir.path().join("tagged.db");
+        {
+            let c = Connection::open(&tagged).unwrap();
+            c.execute_batch("PRAGMA application_id = 1234; CREATE TABLE miners (id INTEGER);")
+                .unwrap();
+        }
+        refused_untouched(&tagged, "application_id is 0x000004d2");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(
+            &text,
+            "this is not a database, it is a text file of some length
+"
+            .repeat(20),
+        )
+        .unwrap();
+        refused_untouched(&text, "not an SQLite database");
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let (c, _) = open_writer(&path).unwrap();
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        refused_untouched(&path, "newer than this program's");
     }
 }

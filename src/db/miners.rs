@@ -82,6 +82,13 @@ pub fn validate(name: &str, port: &str) -> Result<(), MinerError> {
             "a miner name cannot contain control characters".into(),
         ));
     }
+    if crate::names::looks_empty(name) {
+        return Err(MinerError::Invalid(
+            "a miner name must have a visible character (zero-width and text-direction \
+             characters alone show as nothing)"
+                .into(),
+        ));
+    }
     if !port.starts_with('/') {
         return Err(MinerError::Invalid(format!(
             "port {port:?} must be a device path such as /dev/ttyUSB0 or /dev/serial/by-id/…"

@@ -93,9 +93,19 @@ pub async fn herd_data(state: web::Data<AppState>) -> actix_web::Result<HttpResp
     Ok(fresh_json(&data))
 }
 
-/// `GET /healthz`: 200 while the database answers.
+/// `GET /healthz`: 200 `ok` while the database answers and takes writes; 503 with the reason
+/// while writes fail (a full disk), so a watchdog sees what the dashboard shows.
 pub async fn healthz(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let pool = state.pool.clone();
     blocking(move || pool.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))).await?;
+    if let Some(f) = state.stats.write_failure() {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "database writes failing since {}: {} (free disk space)",
+                super::format::utc_time(Some(f.since)),
+                f.error
+            )));
+    }
     Ok(HttpResponse::Ok().body("ok"))
 }

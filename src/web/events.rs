@@ -1,10 +1,13 @@
 //! `GET /api/events`: server-sent events. Pages subscribe once and get the herd document
 //! whenever it changes, instead of polling; polling stays as the fallback.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use futures_util::stream;
+use tokio::sync::watch;
 
 use super::api::herd;
 use super::AppState;
@@ -12,14 +15,98 @@ use super::AppState;
 /// How often the herd is looked at for changes.
 const TICK: Duration = Duration::from_secs(1);
 /// A comment line at least this often keeps proxies and browsers from closing an idle stream.
-const KEEPALIVE_TICKS: u32 = 15;
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// State of one subscriber's stream.
-struct Subscriber {
-    state: std::sync::Arc<AppState>,
-    last: Option<String>,
-    idle: u32,
-    first: bool,
+/// One producer for every subscriber: the herd document is built once per change and the
+/// same frame handed to all streams, and the number of streams is capped
+/// (`[web] max_event_streams`), so a room full of screens costs what one does.
+pub struct Hub {
+    tx: watch::Sender<Option<Arc<str>>>,
+    streams: AtomicUsize,
+    max: usize,
+}
+
+impl Hub {
+    /// A hub serving at most `max` streams at once.
+    pub fn new(max: usize) -> Self {
+        Hub {
+            tx: watch::channel(None).0,
+            streams: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A place for one more stream, or None when `max` are open.
+    pub fn join(self: &Arc<Self>) -> Option<Seat> {
+        self.streams
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Seat {
+            hub: self.clone(),
+            rx: self.tx.subscribe(),
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.streams.load(Ordering::SeqCst)
+    }
+
+    /// Hands `frame` to every stream.
+    fn publish(&self, frame: String) {
+        self.tx.send_replace(Some(Arc::from(frame)));
+    }
+
+    /// Forgets the last frame (nobody listens), so the next subscriber gets a fresh one.
+    fn clear(&self) {
+        self.tx.send_replace(None);
+    }
+
+    fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// One open stream: its receiver and its place in the count (given back when dropped).
+pub struct Seat {
+    hub: Arc<Hub>,
+    rx: watch::Receiver<Option<Arc<str>>>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.hub.streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The producer: while anybody listens, looks at the herd every second and publishes the
+/// document when anything but the clock changed. Runs until the process ends.
+pub async fn produce(state: Arc<AppState>) {
+    let mut last: Option<String> = None;
+    loop {
+        actix_rt::time::sleep(TICK).await;
+        if state.events.listeners() == 0 {
+            if last.take().is_some() {
+                state.events.clear();
+            }
+            continue;
+        }
+        let st = state.clone();
+        let doc = web::block(move || herd(&st))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|d| serde_json::to_value(d).ok());
+        if let Some(doc) = doc {
+            let fp = fingerprint(&doc);
+            if last.as_deref() != Some(fp.as_str()) {
+                last = Some(fp);
+                state.events.publish(frame("herd", &doc.to_string()));
+            }
+        }
+    }
 }
 
 /// The part of the herd document that says whether anything changed (not the clock).
@@ -43,14 +130,27 @@ pub fn frame(event: &str, data: &str) -> String {
     out
 }
 
-/// `GET /api/events`
+/// State of one subscriber's stream.
+struct Subscriber {
+    seat: Seat,
+    first: bool,
+}
+
+/// `GET /api/events`: 503 when `[web] max_event_streams` are open (pages then poll).
 pub async fn events(state: web::Data<AppState>) -> HttpResponse {
-    let sub = Subscriber {
-        state: state.into_inner(),
-        last: None,
-        idle: 0,
-        first: true,
+    let Some(mut seat) = state.events.join() else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "30"))
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "503: {} live-update streams are open, the most allowed ([web] \
+                 max_event_streams); this page keeps itself current by polling instead.",
+                state.config.web.max_event_streams
+            ));
     };
+    // A herd already published is sent at once; otherwise the producer's next one comes.
+    seat.rx.mark_changed();
+    let sub = Subscriber { seat, first: true };
     let body = stream::unfold(sub, |mut sub| async move {
         if sub.first {
             sub.first = false;
@@ -61,25 +161,15 @@ pub async fn events(state: web::Data<AppState>) -> HttpResponse {
             ));
         }
         loop {
-            actix_rt::time::sleep(TICK).await;
-            let st = sub.state.clone();
-            let doc = web::block(move || herd(&st))
-                .await
-                .ok()
-                .and_then(Result::ok);
-            let doc = doc.and_then(|d| serde_json::to_value(d).ok());
-            if let Some(doc) = doc {
-                let fp = fingerprint(&doc);
-                if sub.last.as_deref() != Some(fp.as_str()) {
-                    sub.last = Some(fp);
-                    sub.idle = 0;
-                    return Some((Ok(web::Bytes::from(frame("herd", &doc.to_string()))), sub));
+            match tokio::time::timeout(KEEPALIVE, sub.seat.rx.changed()).await {
+                Err(_) => return Some((Ok(web::Bytes::from_static(b": keepalive\n\n")), sub)),
+                Ok(Err(_)) => return None,
+                Ok(Ok(())) => {
+                    let frame = sub.seat.rx.borrow_and_update().clone();
+                    if let Some(frame) = frame {
+                        return Some((Ok(web::Bytes::copy_from_slice(frame.as_bytes())), sub));
+                    }
                 }
-            }
-            sub.idle += 1;
-            if sub.idle >= KEEPALIVE_TICKS {
-                sub.idle = 0;
-                return Some((Ok(web::Bytes::from_static(b": keepalive\n\n")), sub));
             }
         }
     });
@@ -101,6 +191,22 @@ mod tests {
             "event: herd\ndata: {\"a\":1}\n\n"
         );
         assert_eq!(frame("x", "a\nb"), "event: x\ndata: a\ndata: b\n\n");
+    }
+
+    #[test]
+    fn the_hub_caps_streams_and_gives_seats_back() {
+        let hub = Arc::new(Hub::new(2));
+        let a = hub.join().unwrap();
+        let b = hub.join().unwrap();
+        assert!(hub.join().is_none());
+        assert_eq!((hub.open_streams(), hub.listeners()), (2, 2));
+        drop(a);
+        let mut c = hub.join().unwrap();
+        drop(b);
+        assert_eq!(hub.open_streams(), 1);
+        hub.publish("x".into());
+        assert!(c.rx.has_changed().unwrap());
+        assert_eq!(c.rx.borrow_and_update().as_deref(), Some("x"));
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                     span data-f="online" { (d.totals.online) " / " (d.totals.miners) " online" }
                     span data-f="hashrate" { (format::hashrate(Some(d.totals.hashrate_khs))) }
                 }
-                div #k-grid.k-grid style={ "--n:" (d.miners.len().max(1)) } {
+                div #k-grid.k-grid data-n=(d.miners.len().max(1)) {
                     @for m in &d.miners {
                         div class={ "k-tile status-" (status_name(m.status)) } data-id=(m.id) {
                             div.k-name { (m.name) }

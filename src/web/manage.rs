@@ -219,13 +219,33 @@ pub async fn rollout(
 
 /// `GET /api/commands/{id}`: a command's status, detail and result.
 pub async fn command(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> actix_web::Result<HttpResponse> {
     let id = path.into_inner();
     let pool = state.pool.clone();
     match blocking(move || pool.with(|c| commands::get(c, id))).await? {
-        Some(row) => Ok(super::api::fresh_json(&row)),
+        Some(mut row) => {
+            // Secrets are masked for everyone; the payload (a whole configuration to write)
+            // is shown only to a logged-in user when a password is set.
+            row.payload = if super::auth::allowed(&state, &req) {
+                row.payload
+                    .map(|p| match serde_json::from_str::<Value>(&p) {
+                        Ok(mut v) => {
+                            super::security::mask_secrets(&mut v);
+                            v.to_string()
+                        }
+                        Err(_) => "(not JSON; hidden)".to_owned(),
+                    })
+            } else {
+                None
+            };
+            if let Some(r) = row.result.as_mut() {
+                super::security::mask_secrets(r);
+            }
+            Ok(super::api::fresh_json(&row))
+        }
         None => Ok(not_found(format!("no command with id {id}"))),
     }
 }
@@ -446,6 +466,13 @@ fn time_cell(ms: Option<i64>) -> Markup {
     html! { span.ts data-ts=[ms] { (ms.map_or_else(|| "—".to_owned(), |m| m.to_string())) } }
 }
 
+/// A copy of `v` with its secrets masked (defence in depth: results are stored masked).
+fn masked(v: &Value) -> Value {
+    let mut v = v.clone();
+    super::security::mask_secrets(&mut v);
+    v
+}
+
 fn command_result(row: &CommandRow) -> Markup {
     let Some(result) = &row.result else {
         return html! {};
@@ -453,7 +480,7 @@ fn command_result(row: &CommandRow) -> Markup {
     let files = result["files"].as_array().cloned().unwrap_or_default();
     html! {
         @if let Some(config) = result.get("config").filter(|c| c.is_object()) {
-            pre.config { (serde_json::to_string_pretty(config).unwrap_or_default()) }
+            pre.config { (serde_json::to_string_pretty(&masked(config)).unwrap_or_default()) }
         }
         @if !files.is_empty() {
             p { "Files in SPIFFS:" }

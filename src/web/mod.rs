@@ -14,7 +14,9 @@ pub mod manage;
 pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+pub mod security;
 pub mod settings;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -44,8 +46,18 @@ pub struct AppState {
     pub discovery: Option<Addr<DiscoveryActor>>,
     /// Alert delivery counters (for `/metrics`).
     pub notify_stats: Arc<NotifyStats>,
+    /// The login password's hash (none: no login).
+    pub password: auth::Password,
     /// Logged-in sessions (used only when `[web] password` is set).
     pub sessions: auth::Sessions,
+    /// Failed logins per client.
+    pub throttle: auth::Throttle,
+    /// Live read-only tokens (kiosks, Prometheus).
+    pub read_tokens: auth::ReadTokens,
+    /// Names this server answers to (DNS-rebinding check).
+    pub allowed_hosts: security::AllowedHosts,
+    /// The live-update streams' shared producer.
+    pub events: Arc<events::Hub>,
     /// Canary rollouts started in this process.
     pub rollouts: crate::rollout::Rollouts,
 }
@@ -111,6 +123,11 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             "/settings/alerts/reset",
             web::post().to(settings::reset_alerts),
         )
+        .route("/settings/tokens", web::post().to(tokens::create))
+        .route(
+            "/settings/tokens/{id}/revoke",
+            web::post().to(tokens::revoke),
+        )
         .route("/settings/{kind}", web::post().to(settings::create))
         .route("/settings/{kind}/{id}", web::post().to(settings::update))
         .route(
@@ -123,27 +140,38 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/assets/{path:.*}", web::get().to(assets::serve));
 }
 
-/// Binds the server (fails early with a clear message if the address is taken).
-pub fn server(state: AppState) -> anyhow::Result<actix_web::dev::Server> {
+/// Takes the dashboard's address first thing, so that a busy port stops a start before
+/// anything else has been touched (and says what to do).
+pub fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {e} (is another shepherd or web server using it? \
+             choose another with --bind 0.0.0.0:8081)"
+        )
+    })
+}
+
+/// Starts serving on `listener` (from [`bind`]).
+pub fn server(
+    state: AppState,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<actix_web::dev::Server> {
     let bind = state.config.server.bind;
     let data = web::Data::new(state);
+    let producer = data.clone().into_inner();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            // Every POST passes the login gate (a no-op while no password is set).
-            .wrap(actix_web::middleware::from_fn(auth::gate))
+            // Host check, login gate and frame/CSP headers for every request.
+            .wrap(actix_web::middleware::from_fn(security::layer))
             .configure(configure_routes)
     })
     .workers(2)
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(bind)
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {bind}: {e} (is another shepherd or web server using it? \
-                 choose another with --bind 0.0.0.0:8081)"
-        )
-    })?
+    .listen(listener)
+    .map_err(|e| anyhow::anyhow!("cannot serve on {bind}: {e}"))?
     .run();
+    actix_rt::spawn(events::produce(producer));
     Ok(server)
 }

@@ -168,6 +168,19 @@ fn alerts_panel() -> Markup {
     }
 }
 
+/// Shown while the database cannot be written (a full disk), kept current by assets/app.js:
+/// miners then look stalled, and the owner must know why.
+fn write_failure_banner(f: Option<&crate::db::actor::WriteFailure>) -> Markup {
+    html! {
+        p.stale #write-failure role="alert" hidden[f.is_none()] {
+            "⚠ The database cannot be written since "
+            span data-f="since" data-ts=[f.map(|f| f.since)] { (format::utc_time(f.map(|f| f.since))) }
+            ": " span data-f="error" { (f.map(|f| f.error.as_str()).unwrap_or_default()) }
+            ". New lines are kept in memory and retried (none are lost until the queue is full); miners look stalled meanwhile. Free disk space on the Shepherd's machine."
+        }
+    }
+}
+
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let state = state.into_inner();
@@ -194,6 +207,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                     }
                 }
             }
+            (write_failure_banner(data.ingest.write_failure.as_ref()))
             (totals(&data))
             (alerts_panel())
             (market(&data))

@@ -8,6 +8,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
+use rusqlite::OptionalExtension;
 use serde::Deserialize;
 
 use super::api::blocking;
@@ -59,7 +60,8 @@ enum Valid {
         name: String,
         url: String,
         port: u16,
-        password: String,
+        /// None: keep the stored one (`x` for a new pool), since the form never shows it.
+        password: Option<String>,
     },
     Address {
         label: String,
@@ -100,6 +102,12 @@ fn check_name(what: &str, v: &str) -> Result<String, String> {
     }
     if v.chars().any(char::is_control) {
         return Err(format!("{what} cannot contain control characters"));
+    }
+    if crate::names::looks_empty(v) {
+        return Err(format!(
+            "{what} must have a visible character (zero-width and text-direction characters \
+             alone show as nothing)"
+        ));
     }
     Ok(v.to_owned())
 }
@@ -146,11 +154,7 @@ fn validate(kind: Kind, f: &SettingsForm) -> Result<Valid, String> {
                 .ok_or_else(|| {
                     format!("port {:?} must be a number from 1 to 65535", f.port.trim())
                 })?;
-            let password = if f.password.is_empty() {
-                "x".to_owned()
-            } else {
-                f.password.clone()
-            };
+            let password = f.password.clone();
             if password.chars().count() > 64 || password.chars().any(char::is_control) {
                 return Err(
                     "the pool password must be at most 64 characters, without control characters"
@@ -161,7 +165,7 @@ fn validate(kind: Kind, f: &SettingsForm) -> Result<Valid, String> {
                 name,
                 url,
                 port,
-                password,
+                password: (!password.is_empty()).then_some(password),
             })
         }
         Kind::Address => {
@@ -201,7 +205,19 @@ fn store(
             url,
             port,
             password,
-        } => db::save_pool(conn, id, name, url, *port, password),
+        } => {
+            let password = match (password, id) {
+                (Some(p), _) => p.clone(),
+                (None, Some(id)) => conn
+                    .query_row("SELECT password FROM pools WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or_else(|| "x".to_owned()),
+                (None, None) => "x".to_owned(),
+            };
+            db::save_pool(conn, id, name, url, *port, &password)
+        }
         Valid::Address { label, address } => db::save_address(conn, id, label, address),
     };
     match saved {
@@ -225,6 +241,8 @@ struct PageData {
     addresses: Vec<AddressRow>,
     /// Alert rule keys changed on this page (key, value).
     alert_overrides: Vec<(String, String)>,
+    /// Read-only tokens.
+    tokens: Vec<crate::db::read_tokens::TokenRow>,
 }
 
 fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
@@ -234,6 +252,7 @@ fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
             pools: db::pools(c)?,
             addresses: db::addresses(c)?,
             alert_overrides: alert_settings::overrides(c)?,
+            tokens: crate::db::read_tokens::list(c)?,
         })
     })
 }
@@ -608,21 +627,13 @@ fn miner_form(d: &PageData, m: Option<&MinerRow>, r: Option<&Refused>) -> Markup
 
 fn pool_form(p: Option<&PoolRow>, r: Option<&Refused>) -> Markup {
     let id = p.map(|p| p.id);
-    let (name, url, port, password) = match (r, p) {
-        (Some(r), _) => (
-            r.form.name.clone(),
-            r.form.url.clone(),
-            r.form.port.clone(),
-            r.form.password.clone(),
-        ),
-        (None, Some(p)) => (
-            p.name.clone(),
-            p.url.clone(),
-            p.port.to_string(),
-            p.password.clone(),
-        ),
-        (None, None) => (String::new(), String::new(), "3333".into(), "x".into()),
+    // The password is a secret: never sent back, not even as typed into a refused form.
+    let (name, url, port) = match (r, p) {
+        (Some(r), _) => (r.form.name.clone(), r.form.url.clone(), r.form.port.clone()),
+        (None, Some(p)) => (p.name.clone(), p.url.clone(), p.port.to_string()),
+        (None, None) => (String::new(), String::new(), "3333".into()),
     };
+    let placeholder = if id.is_some() { "unchanged" } else { "x" };
     let action = match id {
         Some(id) => format!("/settings/pools/{id}"),
         None => "/settings/pools".into(),
@@ -632,7 +643,7 @@ fn pool_form(p: Option<&PoolRow>, r: Option<&Refused>) -> Markup {
             label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
             label { "URL" input type="text" name="url" value=(url) placeholder="public-pool.io" required; }
             label { "Port" input type="number" name="port" value=(port) min="1" max="65535" required; }
-            label { "Password" input type="text" name="password" value=(password) maxlength="64"; }
+            label { "Password" input type="password" name="password" value="" placeholder=(placeholder) maxlength="64" autocomplete="off"; }
             button type="submit" { @if id.is_some() { "Save" } @else { "Add pool" } }
             (error_line(r))
         }
@@ -767,7 +778,7 @@ fn render_with(
     alerts_saved: bool,
     alerts_refused: Option<&AlertsRefused>,
 ) -> Markup {
-    let login_needed = !state.config.web.password.is_empty();
+    let login_needed = state.password.is_set();
     let logged_in = login_needed && auth::allowed(state, req);
     let saved_note = |k: Kind| html! { @if saved == Some(k) { p.notice.ok { "Saved." } } };
     layout(
@@ -817,6 +828,7 @@ fn render_with(
                     @if alerts_saved { p.notice.ok { "Saved." } }
                     (alerts_form(&state.config.alerts, &d.alert_overrides, alerts_refused))
                 }
+                (super::tokens::section(state, &d.tokens))
             }
         },
     )
@@ -844,7 +856,7 @@ mod tests {
                 name: "public".into(),
                 url: "public-pool.io".into(),
                 port: 3333,
-                password: "x".into()
+                password: None
             })
         );
         for port in ["0", "65536", "abc", ""] {
