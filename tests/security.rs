@@ -279,6 +279,7 @@ fn plant_secrets(dir: &Path) -> (i64, i64, i64) {
             size: 64,
             sha256: "00".into(),
             created_at: 1,
+            config_ok: None,
         },
     )
     .unwrap();
