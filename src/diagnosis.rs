@@ -432,7 +432,7 @@ pub fn describe(event: &MinerEvent) -> String {
 }
 
 /// The answer to "why is it not mining?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Hashing (a fresh hashrate report) and nothing upstream broken.
@@ -459,6 +459,7 @@ pub enum Verdict {
     /// The port is open and nothing arrives.
     Silent,
     /// Not enough lines to say.
+    #[default]
     Unknown,
 }
 
@@ -480,7 +481,7 @@ pub struct LinkView {
 }
 
 /// The answer with its reasons.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Diagnosis {
     /// The verdict.
     pub verdict: Verdict,

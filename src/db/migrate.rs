@@ -13,6 +13,8 @@
 //! 5 — `alerts` (alert rules' history). 6 — `alert_settings` (rules changed on `/settings`).
 //! 7 — `miner_logs` without its `(miner_id, id)` index and foreign key, found per miner
 //! through `miner_log_spans` (see [`super::logs`]); upgrading rewrites the log table once.
+//! 8 — `miner_reboots` (reboot history with crash context) and the firmware-truth columns
+//! of `miner_summary` (boot time, lifetime time mining, NVS restore, diagnosis evidence).
 
 use std::path::Path;
 
@@ -22,7 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +282,7 @@ mod tests {
             "miner_commands",
             "alerts",
             "alert_settings",
+            "miner_reboots",
         ] {
             assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
         }

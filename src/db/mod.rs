@@ -13,6 +13,7 @@ pub mod miners;
 pub mod pool;
 pub mod price_cache;
 pub mod queries;
+pub mod reboots;
 pub mod retention;
 pub mod settings;
 pub mod summaries;
