@@ -73,6 +73,9 @@ impl Link {
 pub struct Proof {
     /// Unix ms.
     pub at: i64,
+    /// Order of arrival: lines of one serial read share one timestamp.
+    #[serde(default)]
+    pub seq: u64,
     /// The line as parsed (rebuilt from the event: events do not keep the raw text).
     pub line: String,
 }
@@ -104,6 +107,9 @@ pub struct Evidence {
     /// Last line of any pool traffic (job, difficulty, pool answer): proves mining goes on
     /// on boards that print no hashrate on their current screen.
     pub pool_traffic: Option<Proof>,
+    /// Events observed (orders proofs that share a timestamp).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// Arduino-ESP32 `wl_status_t` (WiFiType.h), as `[Error] - current status: %d` prints it
@@ -137,8 +143,9 @@ pub fn stratum_error_meaning(code: i64) -> &'static str {
 
 impl Evidence {
     fn mark(&mut self, link: Link, at: i64, line: String, ok: bool, reason: Option<String>) {
+        let seq = self.seq;
         let e = &mut self.links[link.index()];
-        let proof = Some(Proof { at, line });
+        let proof = Some(Proof { at, seq, line });
         if ok {
             e.ok = proof;
         } else {
@@ -147,9 +154,27 @@ impl Evidence {
         }
     }
 
+    /// Like `mark`, for the once-a-second status flags: a failure already explained by a
+    /// more telling line (`[Error] - current status: 5`) keeps that explanation.
+    fn mark_flag(&mut self, link: Link, at: i64, line: String, ok: bool, reason: &str) {
+        let e = &self.links[link.index()];
+        let failed = match (&e.ok, &e.fail) {
+            (Some(o), Some(f)) => (f.at, f.seq) > (o.at, o.seq),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let reason = if !ok && failed {
+            e.reason.clone()
+        } else {
+            Some(reason.to_owned())
+        };
+        self.mark(link, at, line, ok, reason);
+    }
+
     fn traffic(&mut self, at: i64, line: &str) {
         self.pool_traffic = Some(Proof {
             at,
+            seq: self.seq,
             line: line.to_owned(),
         });
     }
@@ -157,7 +182,12 @@ impl Evidence {
     /// The board booted at `at`: every link must be proved again.
     pub fn rebooted(&mut self, at: i64, line: String) {
         *self = Evidence {
-            boot: Some(Proof { at, line }),
+            boot: Some(Proof {
+                at,
+                seq: self.seq,
+                line,
+            }),
+            seq: self.seq,
             ..Evidence::default()
         };
     }
@@ -166,6 +196,7 @@ impl Evidence {
     pub fn observe(&mut self, at: i64, event: &MinerEvent) {
         use Link::*;
         use MinerEvent as E;
+        self.seq += 1;
         let line = describe(event);
         match event {
             E::WifiConnected { .. } => {
@@ -186,6 +217,7 @@ impl Evidence {
             E::SetupMode | E::ConfigButton => {
                 self.setup_portal = Some(Proof {
                     at,
+                    seq: self.seq,
                     line: line.clone(),
                 });
                 self.mark(
@@ -212,38 +244,26 @@ impl Evidence {
                 ..
             } => {
                 // monitor in mining.cpp:1250, printed only in a second without hashes.
-                self.mark(
-                    Wifi,
-                    at,
-                    line.clone(),
-                    *wifi,
-                    Some("wificonnected>false".into()),
-                );
+                self.mark_flag(Wifi, at, line.clone(), *wifi, "wificonnected>false");
                 if *wifi {
-                    self.mark(
+                    self.mark_flag(
                         PoolReachable,
                         at,
                         line.clone(),
                         *connected,
-                        Some("connected>false: no connection to the pool".into()),
+                        "connected>false: no connection to the pool",
                     );
                 }
                 if *connected {
-                    self.mark(
+                    self.mark_flag(
                         Subscribed,
                         at,
                         line.clone(),
                         *subscribed,
-                        Some("subscribed>false: the pool has not answered mining.subscribe".into()),
+                        "subscribed>false: the pool has not answered mining.subscribe",
                     );
                 }
-                self.mark(
-                    Hashing,
-                    at,
-                    line,
-                    false,
-                    Some("no hashes in the last second".into()),
-                );
+                self.mark_flag(Hashing, at, line, false, "no hashes in the last second");
             }
             E::PoolConnecting => {}
             E::PoolUnreachable { pool } => {
@@ -508,7 +528,7 @@ fn fresh_for(link: Link) -> Option<i64> {
 
 fn link_view(e: &LinkEvidence, link: Link, now: i64) -> LinkView {
     let newer_fail = match (&e.ok, &e.fail) {
-        (Some(ok), Some(fail)) => fail.at > ok.at,
+        (Some(ok), Some(fail)) => (fail.at, fail.seq) > (ok.at, ok.seq),
         (None, Some(_)) => true,
         _ => false,
     };
@@ -841,6 +861,23 @@ mod tests {
         let d = diagnose(&e, Status::Online, Some(NOW), NOW);
         assert_eq!(d.links[5].state, "ok");
         assert_eq!(d.links[3].state, "ok");
+    }
+
+    #[test]
+    fn lines_of_one_read_share_a_timestamp_and_keep_their_order() {
+        let e = feed(&[
+            (
+                NOW,
+                E::WifiConnected {
+                    ip: "1.2.3.4".into(),
+                },
+            ),
+            (NOW, E::WifiError { status: 5 }),
+        ]);
+        assert_eq!(
+            diagnose(&e, Status::Online, Some(NOW), NOW).verdict,
+            Verdict::NoWifi
+        );
     }
 
     #[test]

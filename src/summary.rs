@@ -277,7 +277,7 @@ impl MinerState {
                 let m = minutes.entry(minute).or_default();
                 m.hashrate_sum += hashrate_khs;
                 m.samples += 1;
-                m.shares += new_shares;
+                m.shares = m.shares.saturating_add(new_shares);
                 match event {
                     MinerEvent::CompactStatus { best_diff, .. } => self.best(*best_diff),
                     MinerEvent::SparkStats { best_diff, .. } => {
@@ -311,10 +311,14 @@ impl MinerState {
             // Display boards never print "Valid blocks"; count the banner for them. The
             // banner is printed live when the pool accepts the block (mining.cpp:448), never
             // from restored counters.
-            MinerEvent::BlockFound if !self.reports_extended => self.blocks_session += 1,
+            MinerEvent::BlockFound if !self.reports_extended => {
+                self.blocks_session = self.blocks_session.saturating_add(1)
+            }
             MinerEvent::TimeMining { secs } => {
                 let since_boot = self.boot_at.map(|b| (ts - b).max(0) / 1000);
-                if self.uptime_secs.is_some_and(|u| *secs + 5 < u) && !self.baseline_pending {
+                if self.uptime_secs.is_some_and(|u| secs.saturating_add(5) < u)
+                    && !self.baseline_pending
+                {
                     // Going back without a banner: a reboot we did not see (the restored
                     // value is the last save, older than what was printed before).
                     self.reboot(ts, None, "Time mining went back".into());
@@ -331,7 +335,7 @@ impl MinerState {
                 self.uptime_secs = Some(*secs);
                 self.uptime_at = Some(ts);
             }
-            MinerEvent::ShareRejected { .. } => self.rejected += 1,
+            MinerEvent::ShareRejected { .. } => self.rejected = self.rejected.saturating_add(1),
             MinerEvent::Boot { reset_reason } => {
                 self.reboot(
                     ts,
@@ -451,8 +455,12 @@ impl MinerState {
 
     /// Moves this session's counted values into the totals before.
     fn bank(&mut self) {
-        self.shares_before += self.shares_session.saturating_sub(self.shares_base);
-        self.blocks_before += self.blocks_session.saturating_sub(self.blocks_base);
+        self.shares_before = self
+            .shares_before
+            .saturating_add(self.shares_session.saturating_sub(self.shares_base));
+        self.blocks_before = self
+            .blocks_before
+            .saturating_add(self.blocks_session.saturating_sub(self.blocks_base));
         self.shares_session = 0;
         self.blocks_session = 0;
     }
@@ -507,7 +515,9 @@ impl MinerState {
     /// `Time mining` at `now`, extrapolated from the last report (at most a minute old).
     pub fn uptime_at_time(&self, now: i64) -> Option<u64> {
         let (secs, at) = (self.uptime_secs?, self.uptime_at.unwrap_or(now));
-        Some(secs + u64::try_from((now - at).max(0) / 1000).unwrap_or(0))
+        Some(
+            secs.saturating_add(u64::try_from((now.saturating_sub(at)).max(0) / 1000).unwrap_or(0)),
+        )
     }
 
     /// Uptime since the last boot at `now` (s): from the boot we saw, or, on a miner known
@@ -533,12 +543,14 @@ impl MinerState {
 
     /// Accepted shares over all sessions.
     pub fn shares(&self) -> u64 {
-        self.shares_before + self.shares_session.saturating_sub(self.shares_base)
+        self.shares_before
+            .saturating_add(self.shares_session.saturating_sub(self.shares_base))
     }
 
     /// Blocks found over all sessions.
     pub fn blocks(&self) -> u64 {
-        self.blocks_before + self.blocks_session.saturating_sub(self.blocks_base)
+        self.blocks_before
+            .saturating_add(self.blocks_session.saturating_sub(self.blocks_base))
     }
 
     /// What `shares` means for this firmware: pool-accepted from 1.8.0 (mining.cpp
@@ -936,5 +948,93 @@ mod tests {
         s.apply(0, &progress(3, 50.0), &mut BTreeMap::new());
         let back: MinerState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+}
+
+#[cfg(test)]
+mod sim_tests {
+    use super::*;
+    use crate::miner::dedupe::EventFilter;
+    use crate::miner::parse::parse_line;
+    use crate::sim::nerdminer::{Board, SimMiner};
+
+    /// The simulated firmware's own lines, through the parser, the ingest filter and the
+    /// summary: the total equals the shares the pool accepted over the miner's life.
+    #[test]
+    fn simulated_nvs_miner_through_ingest_keeps_exact_totals() {
+        let mut sim = SimMiner::new(11, Board::NoDisplay).with_saved_stats();
+        let mut lines = sim.boot_lines();
+        let tick = |sim: &mut SimMiner, n: usize| -> Vec<String> {
+            (0..n).flat_map(|_| sim.tick()).collect()
+        };
+        lines.extend(tick(&mut sim, 60));
+        lines.extend(sim.find_block());
+        lines.extend(tick(&mut sim, 5));
+        lines.extend(sim.save_stats());
+        lines.extend(tick(&mut sim, 30));
+        for _ in 0..3 {
+            lines.extend(sim.reboot("SW_CPU_RESET"));
+            lines.extend(tick(&mut sim, 40));
+            lines.extend(sim.save_stats());
+            lines.extend(tick(&mut sim, 10));
+        }
+        let mut filter = EventFilter::default();
+        let mut s = MinerState::default();
+        let mut m = BTreeMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            for e in parse_line(l) {
+                if filter.keep(&e) {
+                    s.apply(i as i64 * 10, &e, &mut m);
+                }
+            }
+        }
+        assert_eq!(s.restarts, 3);
+        assert_eq!(s.shares(), sim.accepted_total(), "{s:#?}");
+        assert_eq!(s.blocks(), 1);
+    }
+}
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use crate::miner::parse::parse_line;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any sequence of lines (made of the markers the parser knows), at any times, folds
+        /// into a state and a diagnosis without panicking, and totals never go down.
+        #[test]
+        fn any_line_sequence_folds_and_diagnoses_without_panic(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![
+                    Just(">>> Completed "), Just(" share(s), "), Just(" Khashes, avg. hashrate "),
+                    Just(" KH/s"), Just(">>> Valid blocks: "), Just(">>> Time mining: "),
+                    Just(">>> Temperature: "), Just("rst:0x"), Just("f (RTCWDT_BROWN_OUT_RESET)"),
+                    Just("NerdMiner v2 starting"), Just("Brownout detector was triggered"),
+                    Just("Guru Meditation Error"), Just("[Error] - current status: "),
+                    Just("  Receiving: {\"id\":2,\"result\":false}"), Just("ERROR: 24 | reason: x"),
+                    Just(">>> Hashrate: "), Just(" | Shares: "), Just(" | Best diff: "),
+                    Just("[STATS] Hashrate: "), Just(" H/s"), Just("\"saveStatsToNVS\": true"),
+                    Just("[MONITOR] Resetting NVS stats"), Just("0"), Just("7"), Just("53"),
+                    Just("18446744073709551615"), Just("1.5"), Just("0  01:02:03"), Just("/"),
+                ], 0..8).prop_map(|p| p.concat()),
+                0..60,
+            ),
+            times in proptest::collection::vec(-1_000_000i64..1_000_000_000_000, 60),
+        ) {
+            let mut s = MinerState::default();
+            let mut m = BTreeMap::new();
+            let mut shares = 0;
+            for (l, t) in lines.iter().zip(&times) {
+                for e in parse_line(l) {
+                    s.apply(*t, &e, &mut m);
+                    prop_assert!(s.shares() >= shares, "total went down");
+                    shares = s.shares();
+                }
+                let _ = crate::diagnosis::diagnose(&s.evidence, Status::Online, Some(*t), *t);
+                let _ = s.uptime_since_boot(*t);
+                let _ = s.temperature_no_sensor(*t);
+            }
+        }
     }
 }
