@@ -939,13 +939,13 @@ mod tests {
             worker_rejected: Some("unauthorized worker (24): Unauthorized worker".into()),
             ..miner(Status::Online)
         };
-        let n = e.evaluate(0, &[bad.clone()], &[]);
+        let n = e.evaluate(0, std::slice::from_ref(&bad), &[]);
         assert!(n.iter().any(|n| n.rule == Rule::WorkerRejected
             && n.kind == NoticeKind::Fired
             && n.message.contains("Unauthorized worker")));
         assert!(e.evaluate(1_000, &[bad], &[]).is_empty());
         let good = miner(Status::Online);
-        e.evaluate(2_000, &[good.clone()], &[]);
+        e.evaluate(2_000, std::slice::from_ref(&good), &[]);
         let n = e.evaluate(2_000 + 121_000, &[good], &[]);
         assert!(n
             .iter()
@@ -957,7 +957,7 @@ mod tests {
         let mut e = Engine::new(thresholds());
         let m = miner(Status::Online);
         let t0 = REBOOT_GRACE_MS;
-        e.evaluate(0, &[m.clone()], &[]);
+        e.evaluate(0, std::slice::from_ref(&m), &[]);
         // Two reboots, each a banner and its "starting" line: no storm yet.
         let two = [
             seen(t0, Sign::Boot),
@@ -965,19 +965,19 @@ mod tests {
             seen(t0 + 60_000, Sign::Boot),
             seen(t0 + 61_000, Sign::Starting),
         ];
-        let n = e.evaluate(t0 + 62_000, &[m.clone()], &two);
+        let n = e.evaluate(t0 + 62_000, std::slice::from_ref(&m), &two);
         assert!(n.iter().all(|n| n.rule != Rule::RebootStorm));
         // A third (native USB: "starting" alone) within ten minutes is a storm.
         let n = e.evaluate(
             t0 + 5 * MIN,
-            &[m.clone()],
+            std::slice::from_ref(&m),
             &[seen(t0 + 5 * MIN - 1_000, Sign::Starting)],
         );
         let storm: Vec<&Notice> = n.iter().filter(|n| n.rule == Rule::RebootStorm).collect();
         assert_eq!(storm.len(), 1, "{n:?}");
         assert!(storm[0].message.contains("3 times"), "{}", storm[0].message);
         // Quiet for longer than the window: resolved.
-        e.evaluate(t0 + 20 * MIN, &[m.clone()], &[]);
+        e.evaluate(t0 + 20 * MIN, std::slice::from_ref(&m), &[]);
         let n = e.evaluate(t0 + 23 * MIN, &[m], &[]);
         assert!(n
             .iter()
@@ -991,7 +991,7 @@ mod tests {
         // Also right after the Shepherd starts: a brown-out is never caused by opening a port.
         let n = e.evaluate(
             1_000,
-            &[m.clone()],
+            std::slice::from_ref(&m),
             &[
                 seen(500, Sign::Brownout),
                 seen(600, Sign::Brownout),
