@@ -228,6 +228,9 @@ pub struct MinerState {
     /// A line that may explain the next reboot.
     #[serde(default)]
     pub hint: Option<RebootHint>,
+    /// SparkMiner's reject count last seen (its `Shares: a/b` line).
+    #[serde(default)]
+    pub spark_rejected: u64,
     /// Reboots seen since the summarizer last stored them (taken by the summarizer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_reboots: Vec<RebootRecord>,
@@ -280,8 +283,20 @@ impl MinerState {
                 m.shares = m.shares.saturating_add(new_shares);
                 match event {
                     MinerEvent::CompactStatus { best_diff, .. } => self.best(*best_diff),
-                    MinerEvent::SparkStats { best_diff, .. } => {
+                    MinerEvent::SparkStats {
+                        best_diff,
+                        accepted,
+                        answered,
+                        ..
+                    } => {
                         self.firmware_family = Some("SparkMiner".into());
+                        // `Shares: accepted/answered`: the difference is its rejects.
+                        let rej = answered.saturating_sub(*accepted);
+                        if rej < self.spark_rejected {
+                            self.spark_rejected = 0;
+                        }
+                        self.rejected = self.rejected.saturating_add(rej - self.spark_rejected);
+                        self.spark_rejected = rej;
                         if let Some(d) = best_diff {
                             self.best(*d);
                         }
@@ -902,6 +917,17 @@ mod tests {
             &mut m,
         );
         assert_eq!(s.firmware_family.as_deref(), Some("SparkMiner"));
+        s.apply(
+            10_000,
+            &E::SparkStats {
+                hashrate_khs: 712.0,
+                accepted: 3,
+                answered: 5,
+                best_diff: None,
+            },
+            &mut m,
+        );
+        assert_eq!((s.shares(), s.rejected), (3, 2));
         assert_eq!(s.hashrate_khs, Some(712.0));
         let mut s = MinerState::default();
         s.apply(0, &E::HighestHashedDifficulty(0.25), &mut m);

@@ -327,4 +327,36 @@ mod tests {
         assert_eq!(last, 4);
         assert_eq!(event_watermark(&c).unwrap(), 4);
     }
+
+    #[test]
+    fn brownouts_and_starting_lines_are_signs_of_their_own() {
+        let c = db();
+        for (kind, detail) in [
+            ("brownout", r#"{"kind":"brownout"}"#),
+            (
+                "boot",
+                r#"{"kind":"boot","reset_reason":"RTCWDT_BROWN_OUT_RESET"}"#,
+            ),
+            ("starting", r#"{"kind":"starting"}"#),
+            ("boot", r#"{"kind":"boot","reset_reason":"POWERON_RESET"}"#),
+        ] {
+            c.execute(
+                "INSERT INTO miner_events (miner_id, ts, kind, detail) VALUES (1, 5, ?1, ?2)",
+                [kind, detail],
+            )
+            .unwrap();
+        }
+        let (signs, _) = signs_after(&c, 0, 100).unwrap();
+        let got: Vec<Sign> = signs.iter().map(|s| s.sign).collect();
+        assert_eq!(
+            got,
+            vec![
+                Sign::Brownout,
+                Sign::Brownout,
+                Sign::Boot,
+                Sign::Starting,
+                Sign::Boot
+            ]
+        );
+    }
 }

@@ -325,4 +325,50 @@ mod tests {
         assert_eq!(views[0].shares_last_hour, 3);
         assert_eq!(views[0].status, Status::Offline);
     }
+
+    #[test]
+    fn a_quiet_board_with_live_pool_traffic_is_online_not_stalled() {
+        let c = crate::db::memory_db();
+        c.execute(
+            "INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/x')",
+            [],
+        )
+        .unwrap();
+        let now = 10_000_000_000;
+        let evidence = |traffic_at: i64| {
+            let mut e = Evidence::default();
+            e.observe(traffic_at, &crate::miner::parse::MinerEvent::NewJob);
+            serde_json::to_string(&e).unwrap()
+        };
+        // Silent for 60 s (stall after 30 s), but a job came 60 s ago: still mining.
+        c.execute(
+            "INSERT INTO miner_summary (miner_id, link_state, last_seen, evidence_json, boot_at,
+               temperature, temperature_since)
+             VALUES (1, 'connected', ?1, ?2, ?3, 53.0, ?4)",
+            rusqlite::params![
+                now - 60_000,
+                evidence(now - 60_000),
+                now - 3_600_000,
+                now - 3_600_000
+            ],
+        )
+        .unwrap();
+        let v = &miner_views(&c, now, 30_000).unwrap()[0];
+        assert_eq!(v.status, Status::Online);
+        assert_eq!(v.diagnosis.verdict, Verdict::MiningUnreported);
+        assert!(v
+            .status_detail
+            .as_deref()
+            .is_some_and(|d| d.contains("hashrate not reported")));
+        assert_eq!(v.uptime_secs, Some(3600), "since the boot we saw");
+        assert!(v.temperature_no_sensor, "a flat 53 °C for an hour");
+        // Pool traffic too old: stalled after all.
+        c.execute(
+            "UPDATE miner_summary SET evidence_json = ?1",
+            [evidence(now - 600_000)],
+        )
+        .unwrap();
+        let v = &miner_views(&c, now, 30_000).unwrap()[0];
+        assert_eq!(v.status, Status::Stalled);
+    }
 }

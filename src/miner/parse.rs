@@ -1439,6 +1439,8 @@ mod tests {
                 }],
             ),
             ("ChipRevision: 3", vec![]),
+            // The 0.42" OLED C3/S3 boards print the same full block as noDisplayDriver.cpp
+            // (oled042DisplayDriver.cpp:53-63 serialPrint()), covered by the cases above.
             // drivers/displays/ssd1306DisplayDriver.cpp:22 (LilyGo T3 after V1.8.3; e3a04b7)
             (
                 ">>> Hashrate: 61.69 KH/s | Shares: 3 | Best diff: 1.23K",
