@@ -132,7 +132,21 @@ CREATE TABLE IF NOT EXISTS miner_summary (
     lines_truncated   INTEGER NOT NULL DEFAULT 0,
     last_event_id     INTEGER NOT NULL DEFAULT 0,
     state_json        TEXT,
-    updated_at        INTEGER NOT NULL DEFAULT 0
+    updated_at        INTEGER NOT NULL DEFAULT 0,
+    -- Version 8 (firmware truth, diagnosis): when the board last booted as we saw it; the
+    -- firmware's lifetime `Time mining`; whether it restores its counters from NVS (1/0/NULL
+    -- unknown); since when the temperature has not changed (a flat ~53 °C is no sensor);
+    -- what `shares` means for its version; other firmware family; display driver; the
+    -- firmware's own valid-blocks figure; the diagnosis evidence (src/diagnosis.rs) as JSON.
+    boot_at           INTEGER,
+    time_mining_secs  INTEGER,
+    restores_stats    INTEGER,
+    temperature_since INTEGER,
+    shares_meaning    TEXT,
+    firmware_family   TEXT,
+    display           TEXT,
+    blocks_reported   INTEGER,
+    evidence_json     TEXT
 );
 
 -- Per-miner per-minute history for charts; small and kept long.
@@ -223,7 +237,7 @@ CREATE TABLE IF NOT EXISTS alert_settings (
     value  TEXT NOT NULL
 );
 
--- Read-only access tokens for kiosks and Prometheus (version 8; see src/web/auth.rs): only the
+-- Read-only access tokens for kiosks and Prometheus (version 9; see src/web/auth.rs): only the
 -- SHA-256 of each token is kept, the token itself is shown once when it is made.
 CREATE TABLE IF NOT EXISTS read_tokens (
     id            INTEGER PRIMARY KEY,
@@ -231,3 +245,18 @@ CREATE TABLE IF NOT EXISTS read_tokens (
     token_sha256  TEXT    NOT NULL UNIQUE,
     created_at    INTEGER NOT NULL
 );
+
+-- Reboots of each miner (version 10): when, the ROM reset reason, what it means (cause), the
+-- line that explains it, how long the board had run, and the last raw lines before it (at
+-- most 200 lines / 64 KiB, oldest first) — the crash context. At most 100 rows per miner.
+CREATE TABLE IF NOT EXISTS miner_reboots (
+    id                  INTEGER PRIMARY KEY,
+    miner_id            INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+    at                  INTEGER NOT NULL,
+    reset_reason        TEXT,
+    cause               TEXT    NOT NULL,
+    detail              TEXT,
+    uptime_before_secs  INTEGER,
+    context             TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS miner_reboots_miner ON miner_reboots(miner_id, at);

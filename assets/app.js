@@ -150,11 +150,25 @@
       const badge = document.createElement("span");
       badge.className = "badge status-" + m.status;
       badge.textContent = m.status.replace("_", " ");
-      if (m.status_detail) badge.title = m.status_detail;
-      cell(row, "status").replaceChildren(badge);
+      badge.title = m.status_detail || "";
+      const why = document.createElement("small");
+      why.className = "why";
+      const words = {
+        worker_rejected: "pool rejects worker", mining_unreported: "mining, hashrate not reported",
+        setup_portal: "setup portal", no_wifi: "no Wi-Fi", pool_unreachable: "pool unreachable",
+        not_subscribed: "not subscribed", not_hashing: "not hashing", starting: "starting",
+      }[m.diagnosis && m.diagnosis.verdict];
+      if (words) {
+        why.textContent = " " + words;
+        why.title = m.diagnosis.summary;
+        cell(row, "status").replaceChildren(badge, why);
+      } else {
+        cell(row, "status").replaceChildren(badge);
+      }
       cell(row, "hashrate").textContent = fmt.hashrate(m.hashrate_khs);
       cell(row, "avg24").textContent = fmt.hashrate(m.hashrate_avg_24h);
-      cell(row, "temp").textContent = fmt.temp(m.temperature);
+      // A flat ~53 °C is the uncalibrated sensor of a classic ESP32, not a reading.
+      cell(row, "temp").textContent = m.temperature_no_sensor ? "no sensor" : fmt.temp(m.temperature);
       cell(row, "shares").textContent = m.accepted + " / " + m.rejected;
       cell(row, "best").textContent = fmt.diff(m.best_diff);
       cell(row, "uptime").textContent = fmt.uptime(m.uptime_secs);

@@ -113,7 +113,9 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         Command::Miners { common, action } => {
             let config = load_config(&common)?;
             let (conn, _) = db::open_writer(&config.database.path)?;
-            miners_command(&conn, action)
+            let stall_ms = i64::try_from(config.summarizer.stall_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+            miners_command(&conn, action, stall_ms)
         }
         Command::Passwd { config } => crate::passwd::run(&config),
         Command::Devices { common, json } => {
@@ -123,16 +125,34 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn miners_command(conn: &rusqlite::Connection, action: MinersAction) -> anyhow::Result<()> {
+fn miners_command(
+    conn: &rusqlite::Connection,
+    action: MinersAction,
+    stall_ms: i64,
+) -> anyhow::Result<()> {
     match action {
         MinersAction::List => {
             let all = miners::list(conn)?;
             if all.is_empty() {
                 println!("no miners yet: add one with `shepherd miners add --name NAME --port /dev/ttyUSB0`");
             }
+            let views = crate::db::queries::miner_views(conn, crate::clock::now_ms(), stall_ms)?;
             for m in all {
                 let state = if m.enabled { "" } else { " (disabled)" };
-                println!("{}\t{}\t{}\t{}{state}", m.id, m.name, m.port, m.kind);
+                let view = views.iter().find(|v| v.id == m.id);
+                let status = view.map_or("disabled".to_string(), |v| {
+                    serde_json::to_value(v.status)
+                        .ok()
+                        .and_then(|s| s.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                });
+                println!(
+                    "{}\t{}\t{}\t{}{state}\t{status}",
+                    m.id, m.name, m.port, m.kind
+                );
+                if let Some(v) = view {
+                    println!("{}", why_lines(&v.diagnosis));
+                }
             }
         }
         MinersAction::Add { name, port } => {
@@ -145,6 +165,36 @@ fn miners_command(conn: &rusqlite::Connection, action: MinersAction) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// The diagnosis under a miner's line in `shepherd miners list`: the verdict, what it rests
+/// on, and each link of the chain with its last line and age.
+pub fn why_lines(d: &crate::diagnosis::Diagnosis) -> String {
+    let verdict = serde_json::to_value(d.verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default();
+    let mut out = format!(
+        "    why: {verdict} — {}\n    rests on: {}",
+        d.summary, d.basis
+    );
+    for l in &d.links {
+        let line = match (&l.line, l.age_secs) {
+            (Some(line), Some(age)) => format!("{line:?} {age} s ago"),
+            _ => "—".into(),
+        };
+        let why = l
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n      {:<16} {:<8} {line}{why}",
+            l.link.label(),
+            l.state
+        ));
+    }
+    out
 }
 
 fn devices_command(config: &Config, json: bool) -> anyhow::Result<()> {

@@ -250,6 +250,16 @@ pub struct AlertsConfig {
     pub reboot: bool,
     /// Rule: the miner found a block.
     pub block_found: bool,
+    /// Rule: the pool refuses the miner's worker (the firmware hashes on regardless).
+    pub worker_rejected: bool,
+    /// Rule: a reboot storm...
+    pub reboot_storm: bool,
+    /// ...this many reboots...
+    pub reboot_storm_count: u64,
+    /// ...within this many minutes.
+    pub reboot_storm_minutes: u64,
+    /// Rule: a brown-out reset (weak power supply or cable).
+    pub brownout: bool,
     /// Resend an alert that is still active this often (0: never).
     pub repeat_minutes: u64,
     /// A condition must stay clear this long before "resolved" is sent (against flapping).
@@ -286,6 +296,11 @@ impl Default for AlertsConfig {
             rejects_window_minutes: 60,
             reboot: true,
             block_found: true,
+            worker_rejected: true,
+            reboot_storm: true,
+            reboot_storm_count: 3,
+            reboot_storm_minutes: 10,
+            brownout: true,
             repeat_minutes: 60,
             clear_secs: 120,
             retry_attempts: 5,
@@ -299,7 +314,7 @@ impl Default for AlertsConfig {
 
 /// The `[alerts]` keys the owner may also change on `/settings`: each rule's switch and
 /// thresholds, and the repeat/clear timings (not evaluation or delivery settings).
-pub const ALERT_RULE_KEYS: [&str; 17] = [
+pub const ALERT_RULE_KEYS: [&str; 22] = [
     "offline",
     "offline_minutes",
     "hashrate",
@@ -315,6 +330,11 @@ pub const ALERT_RULE_KEYS: [&str; 17] = [
     "rejects_window_minutes",
     "reboot",
     "block_found",
+    "worker_rejected",
+    "reboot_storm",
+    "reboot_storm_count",
+    "reboot_storm_minutes",
+    "brownout",
     "repeat_minutes",
     "clear_secs",
 ];
@@ -356,6 +376,11 @@ impl AlertsConfig {
             "rejects_window_minutes" => Whole(&mut self.rejects_window_minutes),
             "reboot" => Switch(&mut self.reboot),
             "block_found" => Switch(&mut self.block_found),
+            "worker_rejected" => Switch(&mut self.worker_rejected),
+            "reboot_storm" => Switch(&mut self.reboot_storm),
+            "reboot_storm_count" => Whole(&mut self.reboot_storm_count),
+            "reboot_storm_minutes" => Whole(&mut self.reboot_storm_minutes),
+            "brownout" => Switch(&mut self.brownout),
             "repeat_minutes" => Whole(&mut self.repeat_minutes),
             "clear_secs" => Whole(&mut self.clear_secs),
             _ => return None,
@@ -430,6 +455,7 @@ impl AlertsConfig {
             ("hashrate_minutes", self.hashrate_minutes),
             ("pool_minutes", self.pool_minutes),
             ("rejects_window_minutes", self.rejects_window_minutes),
+            ("reboot_storm_minutes", self.reboot_storm_minutes),
             ("repeat_minutes", self.repeat_minutes),
         ] {
             if v > MAX_RULE_MINUTES {
@@ -437,6 +463,9 @@ impl AlertsConfig {
                     "alerts.{key} must be at most {MAX_RULE_MINUTES} (a year)"
                 ));
             }
+        }
+        if !(2..=1000).contains(&self.reboot_storm_count) {
+            return Err("alerts.reboot_storm_count must be from 2 to 1000".into());
         }
         if self.clear_secs > MAX_RULE_MINUTES * 60 {
             return Err(format!(

@@ -25,6 +25,9 @@ pub mod commands;
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
 pub mod db;
+/// "Why is it not mining?": the chain Wi-Fi → pool → subscribed → authorized → hashing →
+/// shares, with the line that proves each link.
+pub mod diagnosis;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;

@@ -517,6 +517,15 @@ mod tests {
             lines_truncated: 0,
             shares_last_hour: 0,
             odds: None,
+            time_mining_secs: None,
+            stats_restored: None,
+            shares_meaning: None,
+            blocks_reported: None,
+            temperature_no_sensor: false,
+            firmware_family: None,
+            display: None,
+            reboots_last_hour: 0,
+            diagnosis: Default::default(),
         }
     }
 

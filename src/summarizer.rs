@@ -67,6 +67,13 @@ impl SummarizerActor {
                     &e.event,
                     update.minutes.entry(e.miner_id).or_default(),
                 );
+                if !state.new_reboots.is_empty() {
+                    update
+                        .reboots
+                        .entry(e.miner_id)
+                        .or_default()
+                        .append(&mut state.new_reboots);
+                }
                 update.states.insert(e.miner_id, state.clone());
             }
             self.watermark = last;

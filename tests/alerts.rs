@@ -366,6 +366,15 @@ fn metrics_with_awkward_names_still_parse() {
         lines_truncated: 1,
         shares_last_hour: 0,
         odds: None,
+        time_mining_secs: None,
+        stats_restored: None,
+        shares_meaning: None,
+        blocks_reported: None,
+        temperature_no_sensor: false,
+        firmware_family: None,
+        display: None,
+        reboots_last_hour: 0,
+        diagnosis: Default::default(),
     };
     let miners = vec![
         mk(1, "desk \"big\" one"),

@@ -488,6 +488,11 @@ fn alert_rules_form(temperature: &str) -> Vec<(&str, &str)> {
         ("rejects_window_minutes", "60"),
         ("reboot", "true"),
         ("block_found", "true"),
+        ("worker_rejected", "true"),
+        ("reboot_storm", "true"),
+        ("reboot_storm_count", "3"),
+        ("reboot_storm_minutes", "10"),
+        ("brownout", "true"),
         ("repeat_minutes", "60"),
         ("clear_secs", "120"),
     ]

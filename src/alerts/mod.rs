@@ -42,6 +42,8 @@ pub fn snapshot(m: &MinerView) -> MinerSnapshot {
         rejected: m.rejected,
         restarts: m.restarts,
         blocks_found: m.blocks_found,
+        worker_rejected: (m.diagnosis.verdict == crate::diagnosis::Verdict::WorkerRejected)
+            .then(|| m.diagnosis.summary.clone()),
     }
 }
 

@@ -39,6 +39,12 @@ pub enum Rule {
     /// The Shepherd's own database cannot be written (a full disk); herd-wide, miner id 0.
     /// Not stored in `alerts` (the database is what fails), only sent and logged.
     DatabaseWrites,
+    /// The pool refuses the worker; the firmware hashes on for nothing.
+    WorkerRejected,
+    /// Many reboots in a short time.
+    RebootStorm,
+    /// A brown-out reset.
+    Brownout,
 }
 
 impl Rule {
@@ -53,6 +59,9 @@ impl Rule {
             Rule::Rebooted => "rebooted",
             Rule::BlockFound => "block_found",
             Rule::DatabaseWrites => "database_writes",
+            Rule::WorkerRejected => "worker_rejected",
+            Rule::RebootStorm => "reboot_storm",
+            Rule::Brownout => "brownout",
         }
     }
 
@@ -63,12 +72,12 @@ impl Rule {
 
     /// A happening is sent once; a condition stays active until it clears.
     pub fn is_happening(self) -> bool {
-        matches!(self, Rule::Rebooted | Rule::BlockFound)
+        matches!(self, Rule::Rebooted | Rule::BlockFound | Rule::Brownout)
     }
 }
 
 /// Every rule, in display order.
-pub const ALL_RULES: [Rule; 7] = [
+pub const ALL_RULES: [Rule; 10] = [
     Rule::Offline,
     Rule::HashrateLow,
     Rule::Temperature,
@@ -76,6 +85,9 @@ pub const ALL_RULES: [Rule; 7] = [
     Rule::SharesRejected,
     Rule::Rebooted,
     Rule::BlockFound,
+    Rule::WorkerRejected,
+    Rule::RebootStorm,
+    Rule::Brownout,
 ];
 
 /// How urgent a notification is (ntfy priority, Home Assistant, the dashboard colour).
@@ -133,6 +145,9 @@ impl Notice {
             Rule::Rebooted => "rebooted",
             Rule::BlockFound => "BLOCK FOUND",
             Rule::DatabaseWrites => "database writes failing",
+            Rule::WorkerRejected => "pool rejects worker",
+            Rule::RebootStorm => "reboot storm",
+            Rule::Brownout => "brown-out reset",
         };
         match self.kind {
             NoticeKind::Resolved => format!("{}: {what} resolved", self.miner),
@@ -164,6 +179,8 @@ pub struct MinerSnapshot {
     pub restarts: i64,
     /// Blocks found.
     pub blocks_found: i64,
+    /// Why the pool refuses the worker, when the diagnosis says it does.
+    pub worker_rejected: Option<String>,
 }
 
 /// What a stored event says, reduced to what the rules use.
@@ -177,6 +194,10 @@ pub enum Sign {
     PoolDown,
     /// The pool connection works (status `connected=true`, subscribe, new job).
     PoolUp,
+    /// "NerdMiner v2 starting" without a ROM banner just before (native-USB boards lose it).
+    Starting,
+    /// A brown-out: the detector's line, or a ROM reset reason naming it.
+    Brownout,
 }
 
 /// One event since the last evaluation.
@@ -209,6 +230,10 @@ pub struct Thresholds {
     pub reject_min_shares: i64,
     /// The window for rejects (ms).
     pub reject_window_ms: i64,
+    /// A reboot storm is this many reboots...
+    pub storm_count: usize,
+    /// ...within this long (ms).
+    pub storm_window_ms: i64,
     /// Repeat an active alert this often (ms); 0 never.
     pub repeat_ms: i64,
     /// A condition must stay clear this long before it is resolved (ms).
@@ -230,6 +255,9 @@ impl Thresholds {
             (c.rejects, Rule::SharesRejected),
             (c.reboot, Rule::Rebooted),
             (c.block_found, Rule::BlockFound),
+            (c.worker_rejected, Rule::WorkerRejected),
+            (c.reboot_storm, Rule::RebootStorm),
+            (c.brownout, Rule::Brownout),
         ] {
             if on {
                 enabled.push(rule);
@@ -244,6 +272,8 @@ impl Thresholds {
             reject_pct: c.rejects_above_percent,
             reject_min_shares: i64::try_from(c.rejects_min_shares).unwrap_or(i64::MAX),
             reject_window_ms: min(c.rejects_window_minutes),
+            storm_count: usize::try_from(c.reboot_storm_count).unwrap_or(usize::MAX),
+            storm_window_ms: min(c.reboot_storm_minutes),
             repeat_ms: min(c.repeat_minutes),
             clear_ms: i64::try_from(c.clear_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             enabled,
@@ -278,6 +308,10 @@ struct MinerMemory {
     pool_down_since: Option<i64>,
     /// (time, accepted, rejected) samples over the reject window, oldest first.
     shares: VecDeque<(i64, i64, i64)>,
+    /// Times of the reboots within the storm window, oldest first.
+    boots: VecDeque<i64>,
+    /// Last ROM banner (a "starting" right after it is the same boot).
+    last_banner: Option<i64>,
 }
 
 /// An active alert as stored, to carry on after a restart without notifying again.
@@ -526,6 +560,15 @@ impl Engine {
                 ));
             }
         }
+        if let Some(why) = &m.worker_rejected {
+            out.push((
+                Rule::WorkerRejected,
+                format!(
+                    "{}: the pool rejects the worker, hashing for nothing ({why})",
+                    m.name
+                ),
+            ));
+        }
         let mem = self.memory.entry(m.id).or_default();
         for s in signs {
             match s.sign {
@@ -533,8 +576,38 @@ impl Engine {
                     mem.pool_down_since.get_or_insert(s.ts);
                 }
                 Sign::PoolUp => mem.pool_down_since = None,
+                Sign::Boot => {
+                    mem.boots.push_back(s.ts);
+                    mem.last_banner = Some(s.ts);
+                }
+                // The banner's own "starting" line is the same reboot.
+                Sign::Starting
+                    if !mem
+                        .last_banner
+                        .is_some_and(|b| (0..=30_000).contains(&(s.ts - b))) =>
+                {
+                    mem.boots.push_back(s.ts);
+                }
                 _ => {}
             }
+        }
+        while mem
+            .boots
+            .front()
+            .is_some_and(|at| now - at > t.storm_window_ms)
+        {
+            mem.boots.pop_front();
+        }
+        if mem.boots.len() >= t.storm_count.max(2) {
+            out.push((
+                Rule::RebootStorm,
+                format!(
+                    "{} rebooted {} times in {} min: check its power supply and the crash context on its page",
+                    m.name,
+                    mem.boots.len(),
+                    t.storm_window_ms / 60_000
+                ),
+            ));
         }
         // An unplugged miner's pool is not the pool's fault: the offline rule covers it.
         if let (Some(since), false) = (mem.pool_down_since, down) {
@@ -577,14 +650,21 @@ impl Engine {
         let clear_ms = self.t.clear_ms;
         let in_grace = self.started.is_some_and(|s| now - s < REBOOT_GRACE_MS);
         let mem = self.memory.entry(m.id).or_default();
-        let rebooted = signs.iter().any(|s| s.sign == Sign::Boot)
+        let rebooted = signs
+            .iter()
+            .any(|s| matches!(s.sign, Sign::Boot | Sign::Starting))
             || mem.restarts.is_some_and(|r| m.restarts > r);
+        let brownout = signs.iter().any(|s| s.sign == Sign::Brownout);
         let block = signs.iter().any(|s| s.sign == Sign::BlockFound)
             || mem.blocks.is_some_and(|b| m.blocks_found > b);
         // On the first look the counters are only a baseline: history is not news.
         mem.restarts = Some(m.restarts);
         mem.blocks = Some(m.blocks_found);
-        for (happened, rule) in [(rebooted, Rule::Rebooted), (block, Rule::BlockFound)] {
+        for (happened, rule) in [
+            (rebooted, Rule::Rebooted),
+            (block, Rule::BlockFound),
+            (brownout, Rule::Brownout),
+        ] {
             if !happened || !self.t.enabled.contains(&rule) {
                 continue;
             }
@@ -603,6 +683,13 @@ impl Engine {
                 Rule::BlockFound => (
                     Severity::Celebrate,
                     format!("{} FOUND A BLOCK! Check your wallet.", m.name),
+                ),
+                Rule::Brownout => (
+                    Severity::Warning,
+                    format!(
+                        "{} reset on a brown-out: the supply voltage dipped (weak USB port, cable or power supply)",
+                        m.name
+                    ),
                 ),
                 _ => (
                     Severity::Warning,
@@ -644,6 +731,7 @@ mod tests {
             rejected: 0,
             restarts: 0,
             blocks_found: 0,
+            worker_rejected: None,
         }
     }
 
@@ -839,6 +927,86 @@ mod tests {
         assert_eq!(n.len(), 1);
         // Happenings never stay active.
         assert!(e.active().is_empty());
+    }
+
+    fn seen(ts: i64, sign: Sign) -> Seen {
+        Seen {
+            miner_id: 1,
+            ts,
+            sign,
+        }
+    }
+
+    #[test]
+    fn pool_rejecting_the_worker_fires_at_once_and_resolves() {
+        let mut e = Engine::new(thresholds());
+        let bad = MinerSnapshot {
+            worker_rejected: Some("unauthorized worker (24): Unauthorized worker".into()),
+            ..miner(Status::Online)
+        };
+        let n = e.evaluate(0, std::slice::from_ref(&bad), &[]);
+        assert!(n.iter().any(|n| n.rule == Rule::WorkerRejected
+            && n.kind == NoticeKind::Fired
+            && n.message.contains("Unauthorized worker")));
+        assert!(e.evaluate(1_000, &[bad], &[]).is_empty());
+        let good = miner(Status::Online);
+        e.evaluate(2_000, std::slice::from_ref(&good), &[]);
+        let n = e.evaluate(2_000 + 121_000, &[good], &[]);
+        assert!(n
+            .iter()
+            .any(|n| n.rule == Rule::WorkerRejected && n.kind == NoticeKind::Resolved));
+    }
+
+    #[test]
+    fn three_reboots_in_ten_minutes_are_a_storm_banner_and_starting_count_once() {
+        let mut e = Engine::new(thresholds());
+        let m = miner(Status::Online);
+        let t0 = REBOOT_GRACE_MS;
+        e.evaluate(0, std::slice::from_ref(&m), &[]);
+        // Two reboots, each a banner and its "starting" line: no storm yet.
+        let two = [
+            seen(t0, Sign::Boot),
+            seen(t0 + 1_000, Sign::Starting),
+            seen(t0 + 60_000, Sign::Boot),
+            seen(t0 + 61_000, Sign::Starting),
+        ];
+        let n = e.evaluate(t0 + 62_000, std::slice::from_ref(&m), &two);
+        assert!(n.iter().all(|n| n.rule != Rule::RebootStorm));
+        // A third (native USB: "starting" alone) within ten minutes is a storm.
+        let n = e.evaluate(
+            t0 + 5 * MIN,
+            std::slice::from_ref(&m),
+            &[seen(t0 + 5 * MIN - 1_000, Sign::Starting)],
+        );
+        let storm: Vec<&Notice> = n.iter().filter(|n| n.rule == Rule::RebootStorm).collect();
+        assert_eq!(storm.len(), 1, "{n:?}");
+        assert!(storm[0].message.contains("3 times"), "{}", storm[0].message);
+        // Quiet for longer than the window: resolved.
+        e.evaluate(t0 + 20 * MIN, std::slice::from_ref(&m), &[]);
+        let n = e.evaluate(t0 + 23 * MIN, &[m], &[]);
+        assert!(n
+            .iter()
+            .any(|n| n.rule == Rule::RebootStorm && n.kind == NoticeKind::Resolved));
+    }
+
+    #[test]
+    fn a_brownout_is_its_own_alert_once_per_reset() {
+        let mut e = Engine::new(thresholds());
+        let m = miner(Status::Online);
+        // Also right after the Shepherd starts: a brown-out is never caused by opening a port.
+        let n = e.evaluate(
+            1_000,
+            std::slice::from_ref(&m),
+            &[
+                seen(500, Sign::Brownout),
+                seen(600, Sign::Brownout),
+                seen(600, Sign::Boot),
+            ],
+        );
+        let b: Vec<&Notice> = n.iter().filter(|n| n.rule == Rule::Brownout).collect();
+        assert_eq!(b.len(), 1);
+        assert!(b[0].message.contains("brown-out"));
+        assert!(n.iter().all(|n| n.rule != Rule::Rebooted), "grace period");
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub fn signs_after(
     let mut stmt = conn.prepare_cached(
         "SELECT id, miner_id, ts, kind, detail FROM miner_events WHERE id > ?1 AND id <= ?3 AND kind IN
          ('boot', 'starting', 'block_found', 'pool_unreachable', 'pool_timeout', 'miner_status',
-          'subscribe', 'new_job') ORDER BY id LIMIT ?2",
+          'subscribe', 'new_job', 'brownout') ORDER BY id LIMIT ?2",
     )?;
     let mut count = 0;
     let rows = stmt.query_map(params![after, limit as i64, upto], |r| {
@@ -189,7 +189,30 @@ pub fn signs_after(
         last = id;
         count += 1;
         let sign = match kind.as_str() {
-            "boot" | "starting" => Sign::Boot,
+            "boot" => {
+                // A ROM reset reason naming the brown-out detector (RTCWDT_BROWN_OUT_RESET,
+                // 0xf) is a brown-out even when its detector line was lost.
+                let reason = detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                    .and_then(|v| {
+                        v.get("reset_reason")
+                            .and_then(|r| r.as_str().map(str::to_owned))
+                    })
+                    .unwrap_or_default();
+                if crate::summary::RebootCause::from_reset_reason(&reason)
+                    == crate::summary::RebootCause::Brownout
+                {
+                    out.push(Seen {
+                        miner_id,
+                        ts,
+                        sign: Sign::Brownout,
+                    });
+                }
+                Sign::Boot
+            }
+            "starting" => Sign::Starting,
+            "brownout" => Sign::Brownout,
             "block_found" => Sign::BlockFound,
             "pool_unreachable" | "pool_timeout" => Sign::PoolDown,
             "subscribe" | "new_job" => Sign::PoolUp,
@@ -303,5 +326,37 @@ mod tests {
         assert_eq!(got, vec![Sign::Boot, Sign::PoolDown, Sign::PoolUp]);
         assert_eq!(last, 4);
         assert_eq!(event_watermark(&c).unwrap(), 4);
+    }
+
+    #[test]
+    fn brownouts_and_starting_lines_are_signs_of_their_own() {
+        let c = db();
+        for (kind, detail) in [
+            ("brownout", r#"{"kind":"brownout"}"#),
+            (
+                "boot",
+                r#"{"kind":"boot","reset_reason":"RTCWDT_BROWN_OUT_RESET"}"#,
+            ),
+            ("starting", r#"{"kind":"starting"}"#),
+            ("boot", r#"{"kind":"boot","reset_reason":"POWERON_RESET"}"#),
+        ] {
+            c.execute(
+                "INSERT INTO miner_events (miner_id, ts, kind, detail) VALUES (1, 5, ?1, ?2)",
+                [kind, detail],
+            )
+            .unwrap();
+        }
+        let (signs, _) = signs_after(&c, 0, 100).unwrap();
+        let got: Vec<Sign> = signs.iter().map(|s| s.sign).collect();
+        assert_eq!(
+            got,
+            vec![
+                Sign::Brownout,
+                Sign::Brownout,
+                Sign::Boot,
+                Sign::Starting,
+                Sign::Boot
+            ]
+        );
     }
 }

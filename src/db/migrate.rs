@@ -15,6 +15,8 @@
 //! through `miner_log_spans` (see [`super::logs`]); upgrading rewrites the log table once.
 //! 8 — `restore_intents` (a write's durable promise to put a good backup back) and
 //! `config_backups.config_ok`. 9 — `read_tokens` (read-only tokens for kiosks and Prometheus).
+//! 10 — `miner_reboots` (reboot history with crash context) and the firmware-truth columns
+//! of `miner_summary` (boot time, lifetime time mining, NVS restore, diagnosis evidence).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -28,7 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
@@ -363,6 +365,7 @@ mod tests {
             "miner_commands",
             "alerts",
             "alert_settings",
+            "miner_reboots",
         ] {
             assert!(tables.contains(&t.to_string()), "missing {t} in {tables:?}");
         }

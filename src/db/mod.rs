@@ -14,6 +14,7 @@ pub mod pool;
 pub mod price_cache;
 pub mod queries;
 pub mod read_tokens;
+pub mod reboots;
 pub mod retention;
 pub mod settings;
 pub mod summaries;

@@ -3,8 +3,9 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::diagnosis::{self, Diagnosis, Evidence, Verdict};
 use crate::lottery::Odds;
-use crate::summary::{derive_status, Status};
+use crate::summary::{derive_status, Status, NO_SENSOR_AFTER_MS};
 
 /// One miner as dashboards show it.
 #[derive(Debug, Clone, Serialize)]
@@ -47,8 +48,29 @@ pub struct MinerView {
     pub temperature: Option<f64>,
     /// Highest temperature in 24 h.
     pub temp_max_24h: Option<f64>,
-    /// Time mining since boot (s).
+    /// Uptime since the last boot (s): from the boot we saw, or the firmware's `Time mining`
+    /// on miners that do not restore it from NVS; null when unknown.
     pub uptime_secs: Option<i64>,
+    /// The firmware's `Time mining` (s): monitor seconds, also when not hashing, and a
+    /// lifetime figure on miners that restore their stats from NVS.
+    pub time_mining_secs: Option<i64>,
+    /// Whether the miner restores its counters from NVS at boot (`saveStatsToNVS`); null
+    /// until known.
+    pub stats_restored: Option<bool>,
+    /// What `shares` counts: `pool_accepted` (firmware 1.8.0 on) or `local` (up to 1.7);
+    /// null until the version is known.
+    pub shares_meaning: Option<String>,
+    /// The firmware's own valid-blocks figure (lifetime where restored); `blocks_found`
+    /// counts only blocks found while watched.
+    pub blocks_reported: Option<i64>,
+    /// The temperature reads a flat ~53 °C: a classic ESP32 without a working sensor.
+    pub temperature_no_sensor: bool,
+    /// Firmware family when not NerdMiner_v2 (`SparkMiner`, `LeafMiner`).
+    pub firmware_family: Option<String>,
+    /// The display driver the firmware announced at boot.
+    pub display: Option<String>,
+    /// Reboots in the last hour.
+    pub reboots_last_hour: i64,
     /// Reboots seen.
     pub restarts: i64,
     /// Pool it mines on.
@@ -66,6 +88,9 @@ pub struct MinerView {
     /// Lottery odds at its current hashrate (null unless online and the network difficulty
     /// is known); filled in by the API, not by SQL.
     pub odds: Option<Odds>,
+    /// Why it is (not) mining: the chain Wi-Fi → pool → subscribed → authorized → hashing →
+    /// shares, each link with the line that proves it (see [`crate::diagnosis`]).
+    pub diagnosis: Diagnosis,
 }
 
 /// Herd-wide figures.
@@ -95,7 +120,10 @@ const MINER_VIEW_SQL: &str = "
            s.uptime_secs, coalesce(s.restarts, 0), s.pool, s.firmware, coalesce(s.lines_total, 0),
            coalesce(s.lines_dropped, 0), coalesce(s.lines_truncated, 0),
            (SELECT coalesce(sum(mm.shares), 0) FROM miner_minutes mm
-             WHERE mm.miner_id = m.id AND mm.minute >= ?1)
+             WHERE mm.miner_id = m.id AND mm.minute >= ?1),
+           s.boot_at, s.time_mining_secs, s.restores_stats, s.temperature_since, s.shares_meaning,
+           s.firmware_family, s.display, s.blocks_reported, s.evidence_json,
+           (SELECT count(*) FROM miner_reboots r WHERE r.miner_id = m.id AND r.at >= ?1 * 1000)
     FROM miners m LEFT JOIN miner_summary s ON s.miner_id = m.id
     WHERE m.enabled = 1";
 
@@ -106,8 +134,23 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
     let rows = stmt.query_map([hour_ago], |r| {
         let link: String = r.get(4)?;
         let last_seen: Option<i64> = r.get(6)?;
-        let status = derive_status(&link, last_seen, now, stall_ms);
+        let mut status = derive_status(&link, last_seen, now, stall_ms);
         let link_detail: Option<String> = r.get(5)?;
+        let evidence: Evidence = r
+            .get::<_, Option<String>>(35)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        let diagnosis = diagnosis::diagnose(&evidence, status, last_seen, now);
+        // Boards that print no hashrate on their current screen still talk to their pool:
+        // that is mining, not a stall.
+        if status == Status::Stalled && diagnosis.verdict == Verdict::MiningUnreported {
+            status = Status::Online;
+        }
+        let boot_at: Option<i64> = r.get(27)?;
+        let temperature: Option<f64> = r.get(17)?;
+        let temperature_since: Option<i64> = r.get(30)?;
+        let no_sensor = matches!((temperature, temperature_since),
+            (Some(t), Some(since)) if (t - 53.0).abs() <= 0.5 && now - since >= NO_SENSOR_AFTER_MS);
         Ok(MinerView {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -117,7 +160,8 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             status_detail: match status {
                 Status::Stalled => Some("connected, but nothing received lately".into()),
                 Status::NoData => Some("connected, waiting for the first line".into()),
-                Status::Online => None,
+                Status::Online if diagnosis.verdict == Verdict::Mining => None,
+                Status::Online => Some(diagnosis.summary.clone()),
                 _ => link_detail,
             },
             last_seen,
@@ -131,9 +175,21 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             best_diff: r.get(14)?,
             best_diff_session: r.get(15)?,
             blocks_found: r.get(16)?,
-            temperature: r.get(17)?,
+            temperature,
             temp_max_24h: r.get(18)?,
-            uptime_secs: r.get(19)?,
+            // Counted from the boot we saw, so it runs on between summarizer passes.
+            uptime_secs: match boot_at {
+                Some(b) => Some((now - b).max(0) / 1000),
+                None => r.get(19)?,
+            },
+            time_mining_secs: r.get(28)?,
+            stats_restored: r.get(29)?,
+            shares_meaning: r.get(31)?,
+            blocks_reported: r.get(34)?,
+            temperature_no_sensor: no_sensor,
+            firmware_family: r.get(32)?,
+            display: r.get(33)?,
+            reboots_last_hour: r.get(36)?,
             restarts: r.get(20)?,
             pool: r.get(21)?,
             firmware: r.get(22)?,
@@ -142,6 +198,7 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             lines_truncated: r.get(25)?,
             shares_last_hour: r.get(26)?,
             odds: None,
+            diagnosis,
         })
     })?;
     rows.collect()
@@ -267,5 +324,51 @@ mod tests {
         let views = miner_views(&c, now_ms, 30_000).unwrap();
         assert_eq!(views[0].shares_last_hour, 3);
         assert_eq!(views[0].status, Status::Offline);
+    }
+
+    #[test]
+    fn a_quiet_board_with_live_pool_traffic_is_online_not_stalled() {
+        let c = crate::db::memory_db();
+        c.execute(
+            "INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/x')",
+            [],
+        )
+        .unwrap();
+        let now = 10_000_000_000;
+        let evidence = |traffic_at: i64| {
+            let mut e = Evidence::default();
+            e.observe(traffic_at, &crate::miner::parse::MinerEvent::NewJob);
+            serde_json::to_string(&e).unwrap()
+        };
+        // Silent for 60 s (stall after 30 s), but a job came 60 s ago: still mining.
+        c.execute(
+            "INSERT INTO miner_summary (miner_id, link_state, last_seen, evidence_json, boot_at,
+               temperature, temperature_since)
+             VALUES (1, 'connected', ?1, ?2, ?3, 53.0, ?4)",
+            rusqlite::params![
+                now - 60_000,
+                evidence(now - 60_000),
+                now - 3_600_000,
+                now - 3_600_000
+            ],
+        )
+        .unwrap();
+        let v = &miner_views(&c, now, 30_000).unwrap()[0];
+        assert_eq!(v.status, Status::Online);
+        assert_eq!(v.diagnosis.verdict, Verdict::MiningUnreported);
+        assert!(v
+            .status_detail
+            .as_deref()
+            .is_some_and(|d| d.contains("hashrate not reported")));
+        assert_eq!(v.uptime_secs, Some(3600), "since the boot we saw");
+        assert!(v.temperature_no_sensor, "a flat 53 °C for an hour");
+        // Pool traffic too old: stalled after all.
+        c.execute(
+            "UPDATE miner_summary SET evidence_json = ?1",
+            [evidence(now - 600_000)],
+        )
+        .unwrap();
+        let v = &miner_views(&c, now, 30_000).unwrap()[0];
+        assert_eq!(v.status, Status::Stalled);
     }
 }

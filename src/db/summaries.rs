@@ -86,6 +86,8 @@ pub struct SummaryUpdate {
     pub minutes: HashMap<i64, BTreeMap<i64, MinuteDelta>>,
     /// Highest event id included.
     pub watermark: i64,
+    /// Reboots seen, per miner, to store with their context.
+    pub reboots: HashMap<i64, Vec<crate::summary::RebootRecord>>,
 }
 
 /// Writes summaries, rollups and averages in one transaction (runs on the writer).
@@ -120,8 +122,11 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
         let mut summary_stmt = tx.prepare_cached(
             "INSERT INTO miner_summary (miner_id, hashrate_khs, shares, accepted, rejected, best_diff,
                best_diff_session, blocks_found, temperature, uptime_secs, restarts, pool, firmware,
-               last_event_id, state_json, updated_at)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+               last_event_id, state_json, updated_at, boot_at, time_mining_secs, restores_stats,
+               temperature_since, shares_meaning, firmware_family, display, blocks_reported,
+               evidence_json)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT (miner_id) DO UPDATE SET hashrate_khs = excluded.hashrate_khs,
                shares = excluded.shares, accepted = excluded.accepted, rejected = excluded.rejected,
                best_diff = excluded.best_diff, best_diff_session = excluded.best_diff_session,
@@ -129,7 +134,13 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                uptime_secs = excluded.uptime_secs, restarts = excluded.restarts,
                pool = coalesce(excluded.pool, pool), firmware = coalesce(excluded.firmware, firmware),
                last_event_id = excluded.last_event_id, state_json = excluded.state_json,
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, boot_at = excluded.boot_at,
+               time_mining_secs = excluded.time_mining_secs, restores_stats = excluded.restores_stats,
+               temperature_since = excluded.temperature_since,
+               shares_meaning = coalesce(excluded.shares_meaning, shares_meaning),
+               firmware_family = coalesce(excluded.firmware_family, firmware_family),
+               display = coalesce(excluded.display, display),
+               blocks_reported = excluded.blocks_reported, evidence_json = excluded.evidence_json",
         )?;
         let mut avg_stmt = tx.prepare_cached(
             "UPDATE miner_summary SET
@@ -154,15 +165,27 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                 s.best_diff_session,
                 s.blocks() as i64,
                 s.temperature,
-                s.uptime_at_time(now).map(|u| u as i64),
+                s.uptime_since_boot(now).map(|u| u as i64),
                 s.restarts as i64,
                 s.pool,
                 s.firmware,
                 update.watermark,
                 json,
-                now
+                now,
+                s.boot_at,
+                s.uptime_at_time(now).map(|u| u as i64),
+                s.restores_stats,
+                s.temperature_since,
+                s.shares_meaning(),
+                s.firmware_family,
+                s.display,
+                s.blocks_reported.map(|b| b as i64),
+                serde_json::to_string(&s.evidence).ok(),
             ])?;
             avg_stmt.execute(params![miner_id, now_s - 600, now_s - 3600, now_s - 86_400])?;
+        }
+        for (miner_id, records) in &update.reboots {
+            super::reboots::store(&tx, *miner_id, records)?;
         }
     }
     tx.commit()

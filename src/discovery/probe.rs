@@ -67,7 +67,10 @@ impl Findings {
                     self.nerdminer = true;
                     self.firmware = firmware.or(self.firmware.take());
                 }
-                MinerEvent::Progress { hashrate_khs, .. } => {
+                // The LilyGo T3 prints its own status line instead of `Completed`
+                // (ssd1306DisplayDriver.cpp:22).
+                MinerEvent::Progress { hashrate_khs, .. }
+                | MinerEvent::CompactStatus { hashrate_khs, .. } => {
                     self.nerdminer = true;
                     self.hashrate_khs = Some(hashrate_khs);
                 }
@@ -276,6 +279,18 @@ mod tests {
         }
         let r = f.finish(Duration::from_secs(8), 115_200);
         assert_eq!((r.firmware, r.pool), (None, None));
+        assert!(r.detail.contains("KH/s"), "{}", r.detail);
+    }
+
+    #[test]
+    fn a_running_lilygo_t3_is_recognised_by_its_own_line() {
+        // ssd1306DisplayDriver.cpp:22: the T3 never prints `Completed`.
+        let mut f = Findings::default();
+        for _ in 0..3 {
+            f.feed(">>> Hashrate: 61.69 KH/s | Shares: 0 | Best diff: 0.0312");
+        }
+        let r = f.finish(Duration::from_secs(8), 115_200);
+        assert!(r.detail.starts_with("NerdMiner"), "{}", r.detail);
         assert!(r.detail.contains("KH/s"), "{}", r.detail);
     }
 

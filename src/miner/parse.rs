@@ -168,6 +168,50 @@ pub enum MinerEvent {
         /// The `result` the pool gave.
         accepted: bool,
     },
+    /// The LilyGo T3 (SSD1306, after V1.8.3) prints this once a second instead of
+    /// `Completed …` (`>>> Hashrate: %s KH/s | Shares: %s | Best diff: %s`).
+    CompactStatus {
+        /// 10-s average hashrate in KH/s.
+        hashrate_khs: f64,
+        /// The firmware's share counter (as in `Completed`).
+        shares: u64,
+        /// Best difficulty, suffix applied.
+        best_diff: f64,
+    },
+    /// SparkMiner's ten-second summary (`[STATS] Hashrate: %.2f H/s | … | Shares: %u/%u | …`),
+    /// converted to KH/s.
+    SparkStats {
+        /// Hashrate in KH/s (the line prints H/s).
+        hashrate_khs: f64,
+        /// Shares the pool accepted.
+        accepted: u64,
+        /// Shares the pool answered (accepted + rejected).
+        answered: u64,
+        /// Best difficulty.
+        best_diff: Option<f64>,
+    },
+    /// LeafMiner's `New highest hashed difficulty: %.12f`: its own best, not the pool's.
+    HighestHashedDifficulty(#[serde(with = "value_field")] f64),
+    /// WiFiManager gave up connecting; the firmware restarts (`wManager.cpp`).
+    WifiTimeout,
+    /// The button forced the setup portal (`Button pressed to force start config mode`).
+    ConfigButton,
+    /// The button erased the configuration; a restart into setup mode follows.
+    ConfigErased,
+    /// The NVS statistics were reset to zero (`[MONITOR] Resetting NVS stats`).
+    StatsReset,
+    /// `"saveStatsToNVS": true|false` in the boot configuration dump: whether the firmware
+    /// restores its counters from NVS at boot.
+    SaveStatsSetting {
+        /// The setting.
+        on: bool,
+    },
+    /// The display driver the firmware runs (`SSD1306 128x64 display driver initialized`,
+    /// `No display driver initialized`, …): tells what the board prints on serial.
+    DisplayDriver {
+        /// The driver's words before `display driver` (e.g. `SSD1306 128x64`, `No`).
+        name: String,
+    },
 }
 
 /// Tagged enums can't hold a bare number: it travels as `{"value": n}` beside the tag.
@@ -419,6 +463,71 @@ static RULES: &[Rule] = &[
         needle: "[MONITOR] Saving stats",
         handler: |_, _, _| Some(MinerEvent::StatsSaved),
     },
+    // mining.cpp resetStat() (e3a04b7 mining.cpp:1199)
+    Rule {
+        needle: "[MONITOR] Resetting NVS stats",
+        handler: |_, _, _| Some(MinerEvent::StatsReset),
+    },
+    // drivers/displays/ssd1306DisplayDriver.cpp:22 (LilyGo T3, after V1.8.3)
+    Rule {
+        needle: ">>> Hashrate:",
+        handler: compact_status,
+    },
+    // SparkMiner (not NerdMiner_v2): `[STATS] Hashrate: %.2f H/s | Shares: %u/%u | …`
+    Rule {
+        needle: "[STATS] Hashrate:",
+        handler: spark_stats,
+    },
+    // LeafMiner (not NerdMiner_v2): current.cpp current_setHighestDifficulty()
+    Rule {
+        needle: "New highest hashed difficulty:",
+        handler: |l, _, e| float_at(l, e).map(MinerEvent::HighestHashedDifficulty),
+    },
+    // wManager.cpp:276 (setup portal timed out) and wManager.cpp:307 (saved Wi-Fi failed);
+    // both end in ESP.restart().
+    Rule {
+        needle: "failed to connect and hit timeout",
+        handler: |_, _, _| Some(MinerEvent::WifiTimeout),
+    },
+    Rule {
+        needle: "Failed to connect to configured WIFI, and hit timeout",
+        handler: |_, _, _| Some(MinerEvent::WifiTimeout),
+    },
+    // wManager.cpp:156 and reset_configuration() wManager.cpp:124
+    Rule {
+        needle: "Button pressed to force start config mode",
+        handler: |_, _, _| Some(MinerEvent::ConfigButton),
+    },
+    Rule {
+        needle: "Erasing Config, restarting",
+        handler: |_, _, _| Some(MinerEvent::ConfigErased),
+    },
+    // drivers/storage/nvMemory.cpp: the pretty-printed /config.json at boot.
+    Rule {
+        needle: "\"saveStatsToNVS\"",
+        handler: |l, _, e| {
+            let v = l[e..].trim_start().strip_prefix(':')?.trim_start();
+            let on = if v.starts_with("true") {
+                true
+            } else if v.starts_with("false") {
+                false
+            } else {
+                return None;
+            };
+            Some(MinerEvent::SaveStatsSetting { on })
+        },
+    },
+    // drivers/displays/*DisplayDriver.cpp *_Init(): `<name> display driver initialized`
+    Rule {
+        needle: " display driver initialized",
+        handler: |l, s, _| {
+            let name = l[..s].trim();
+            let name = name.rsplit(['>', ']']).next().unwrap_or(name).trim();
+            (!name.is_empty() && name.len() <= 40).then(|| MinerEvent::DisplayDriver {
+                name: name.to_owned(),
+            })
+        },
+    },
 ];
 
 /// Events found in one cleaned line (usually 0 or 1; interleaved task output can hold two).
@@ -549,7 +658,10 @@ fn suggest_difficulty(line: &str, _start: usize, _end: usize) -> Option<MinerEve
 /// `    difficulty: %.12f` from SET DIFFICULTY, but not `>>> Best difficulty:`.
 fn set_difficulty(line: &str, start: usize, end: usize) -> Option<MinerEvent> {
     let before = &line[..start];
-    if !word_start(line, start) || before.trim_end().ends_with("Best") {
+    // `>>> Best difficulty:` (monitor) and LeafMiner's `New highest hashed difficulty:` are
+    // the miner's own bests, never the pool's difficulty.
+    let prev = before.trim_end();
+    if !word_start(line, start) || prev.ends_with("Best") || prev.ends_with("hashed") {
         return None;
     }
     float_at(line, end).map(MinerEvent::PoolDifficulty)
@@ -576,6 +688,43 @@ fn pool_response(line: &str, _start: usize, end: usize) -> Option<MinerEvent> {
     };
     let (id, _) = parse_i64(json_value_after_key(r, "id")?)?;
     Some(MinerEvent::PoolResponse { id, accepted })
+}
+
+/// `>>> Hashrate: %s KH/s | Shares: %s | Best diff: %s` (ssd1306DisplayDriver.cpp:22-23; the
+/// hashrate string is monitor.cpp getCurrentHashRate(), best diff suffix_string()).
+fn compact_status(line: &str, _start: usize, end: usize) -> Option<MinerEvent> {
+    let (hashrate_khs, r) = parse_f64(&line[end..])?;
+    let r = r.trim_start().strip_prefix("KH/s")?.trim_start();
+    let r = r.strip_prefix('|')?.trim_start().strip_prefix("Shares:")?;
+    let (shares, r) = parse_u64(r)?;
+    let r = r.trim_start().strip_prefix('|')?.trim_start();
+    let best_diff = parse_suffixed(r.strip_prefix("Best diff:")?)?;
+    Some(MinerEvent::CompactStatus {
+        hashrate_khs,
+        shares,
+        best_diff,
+    })
+}
+
+/// SparkMiner prints two variants: `[STATS] Hashrate: %.2f H/s | Shares: %u/%u | Ping: %u ms
+/// | Best: %.4f` and `[STATS] Hashrate: %.2f H/s | Hashes: %llu | Shares: %u/%u | Best: %.4f`.
+/// Fields are found by name; the rate is in H/s.
+fn spark_stats(line: &str, _start: usize, end: usize) -> Option<MinerEvent> {
+    let (hs, r) = parse_f64(&line[end..])?;
+    let r = r.trim_start().strip_prefix("H/s")?;
+    let shares = &r[r.find("Shares:")? + "Shares:".len()..];
+    let (accepted, sr) = parse_u64(shares)?;
+    let (answered, _) = parse_u64(sr.strip_prefix('/')?)?;
+    let best_diff = r
+        .find("Best:")
+        .and_then(|i| parse_f64(&r[i + "Best:".len()..]))
+        .map(|(v, _)| v);
+    Some(MinerEvent::SparkStats {
+        hashrate_khs: hs / 1000.0,
+        accepted,
+        answered,
+        best_diff,
+    })
 }
 
 /// `rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)`
@@ -1290,6 +1439,110 @@ mod tests {
                 }],
             ),
             ("ChipRevision: 3", vec![]),
+            // The 0.42" OLED C3/S3 boards print the same full block as noDisplayDriver.cpp
+            // (oled042DisplayDriver.cpp:53-63 serialPrint()), covered by the cases above.
+            // drivers/displays/ssd1306DisplayDriver.cpp:22 (LilyGo T3 after V1.8.3; e3a04b7)
+            (
+                ">>> Hashrate: 61.69 KH/s | Shares: 3 | Best diff: 1.23K",
+                vec![E::CompactStatus {
+                    hashrate_khs: 61.69,
+                    shares: 3,
+                    best_diff: 1230.0,
+                }],
+            ),
+            (
+                ">>> Hashrate: 345 KH/s | Shares: 0 | Best diff: 0.0312",
+                vec![E::CompactStatus {
+                    hashrate_khs: 345.0,
+                    shares: 0,
+                    best_diff: 0.0312,
+                }],
+            ),
+            (
+                "SSD1306 128x64 display driver initialized",
+                vec![E::DisplayDriver {
+                    name: "SSD1306 128x64".into(),
+                }],
+            ),
+            // drivers/displays/noDisplayDriver.cpp:14, oled042DisplayDriver.cpp:68
+            (
+                "No display driver initialized",
+                vec![E::DisplayDriver { name: "No".into() }],
+            ),
+            (
+                "OLED 0.42 display driver initialized",
+                vec![E::DisplayDriver {
+                    name: "OLED 0.42".into(),
+                }],
+            ),
+            // SparkMiner: both variants of its 10-s line (H/s, not KH/s)
+            (
+                "[STATS] Hashrate: 712345.50 H/s | Shares: 7/8 | Ping: 41 ms | Best: 0.0312",
+                vec![E::SparkStats {
+                    hashrate_khs: 712.3455,
+                    accepted: 7,
+                    answered: 8,
+                    best_diff: Some(0.0312),
+                }],
+            ),
+            (
+                "D (123) SparkMiner: [STATS] Hashrate: 1000.00 H/s | Hashes: 123456 | Shares: 0/0 | Best: 0.0001",
+                vec![E::SparkStats {
+                    hashrate_khs: 1.0,
+                    accepted: 0,
+                    answered: 0,
+                    best_diff: Some(0.0001),
+                }],
+            ),
+            ("[STATS] Core0: 123 hashes, Core1: 456 hashes", vec![]),
+            // LeafMiner current.cpp: its own best, NOT the pool difficulty
+            (
+                "I (5000) current: New highest hashed difficulty: 0.000123000000",
+                vec![E::HighestHashedDifficulty(0.000123)],
+            ),
+            // wManager.cpp:276, :307, :156, :124; mining.cpp:1199
+            ("failed to connect and hit timeout", vec![E::WifiTimeout]),
+            (
+                "Failed to connect to configured WIFI, and hit timeout",
+                vec![E::WifiTimeout],
+            ),
+            (
+                "Button pressed to force start config mode",
+                vec![E::ConfigButton],
+            ),
+            ("Erasing Config, restarting", vec![E::ConfigErased]),
+            ("[MONITOR] Resetting NVS stats", vec![E::StatsReset]),
+            // nvMemory.cpp: the /config.json dump at boot
+            (
+                r#"  "saveStatsToNVS": true,"#,
+                vec![E::SaveStatsSetting { on: true }],
+            ),
+            (
+                r#"  "saveStatsToNVS": false,"#,
+                vec![E::SaveStatsSetting { on: false }],
+            ),
+            // stratum.cpp:144 + checkError() stratum.cpp:42: the pool refuses the worker
+            (
+                r#"  Receiving: {"id":2,"result":false,"error":[24,"Unauthorized worker",null]}"#,
+                vec![E::PoolResponse {
+                    id: 2,
+                    accepted: false,
+                }],
+            ),
+            (
+                "ERROR: 24 | reason: Unauthorized worker ",
+                vec![E::StratumError {
+                    code: 24,
+                    reason: "Unauthorized worker".into(),
+                }],
+            ),
+            (
+                "ERROR: 25 | reason: Not subscribed ",
+                vec![E::StratumError {
+                    code: 25,
+                    reason: "Not subscribed".into(),
+                }],
+            ),
             // lines that must stay raw
             ("WiFi connected", vec![]),
             ("portNumber: 21496", vec![]),
@@ -1418,6 +1671,24 @@ mod tests {
                 id: 2,
                 accepted: true,
             },
+            E::CompactStatus {
+                hashrate_khs: 1.0,
+                shares: 2,
+                best_diff: 3.0,
+            },
+            E::SparkStats {
+                hashrate_khs: 1.0,
+                accepted: 1,
+                answered: 2,
+                best_diff: None,
+            },
+            E::HighestHashedDifficulty(0.5),
+            E::WifiTimeout,
+            E::ConfigButton,
+            E::ConfigErased,
+            E::StatsReset,
+            E::SaveStatsSetting { on: true },
+            E::DisplayDriver { name: "No".into() },
         ];
         for ev in all {
             let v = serde_json::to_value(&ev).expect("serializable");
@@ -1576,6 +1847,10 @@ mod tests {
             Just("Best "), Just("ERROR: "), Just("|"), Just("reason:"), Just("Password:"),
             Just("\\"), Just("u"), Just("é"), Just("[MINER] "), Just("Started minerWorker"),
             Just("Time mining:"), Just("[i] Miner:"), Just("newJob>"), Just("true"),
+            Just(">>> Hashrate:"), Just(" KH/s"), Just("| Shares:"), Just("Best diff:"),
+            Just("[STATS] Hashrate:"), Just(" H/s"), Just("/"), Just("Best:"),
+            Just("\"saveStatsToNVS\""), Just(" display driver initialized"),
+            Just("New highest hashed difficulty:"),
         ], 0..40)) {
             let s: String = parts.concat();
             let _ = parse_line(&s);

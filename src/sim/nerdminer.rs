@@ -28,6 +28,12 @@ pub enum Board {
     NoDisplay,
     /// Display boards (CYD, T-Display): only the "Completed" line.
     Display,
+    /// LilyGo T3 (SSD1306, after V1.8.3): `>>> Hashrate: %s KH/s | Shares: %s | Best diff: %s`
+    /// instead of `Completed` (drivers/displays/ssd1306DisplayDriver.cpp:22).
+    LilyGoT3,
+    /// A board on a screen that prints no hashrate line (M5StickC off its hash screen, S3
+    /// dongle with the backlight off, T-QT / Spotpear clock screen): only pool traffic.
+    SilentScreen,
 }
 
 /// The simulated firmware's state.
@@ -49,6 +55,12 @@ pub struct SimMiner {
     uptime: u64,
     temperature: f64,
     next_submit: u32,
+    /// `"saveStatsToNVS": true`: counters saved by [`SimMiner::save_stats`] come back at
+    /// [`SimMiner::reboot`] (mining.cpp restoreStat()).
+    save_stats: bool,
+    saved: Option<(u64, u64, u64)>,
+    valids: u64,
+    accepted_total: u64,
 }
 
 impl SimMiner {
@@ -70,14 +82,66 @@ impl SimMiner {
             temperature: 45.0 + 6.0 * rng.next_f64(),
             next_submit: 5 + (rng.next_f64() * 20.0) as u32,
             rng,
+            save_stats: false,
+            saved: None,
+            valids: 0,
+            accepted_total: 0,
         }
+    }
+
+    /// The same miner with `"saveStatsToNVS": true`.
+    pub fn with_saved_stats(mut self) -> Self {
+        self.save_stats = true;
+        self
+    }
+
+    /// Shares the pool accepted over the miner's whole life, reboots included: what the
+    /// Shepherd's total must come to.
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted_total
+    }
+
+    /// `[MONITOR] Saving stats` (mining.cpp saveStat()): the counters now are what the next
+    /// boot restores.
+    pub fn save_stats(&mut self) -> Vec<String> {
+        if !self.save_stats {
+            return Vec::new();
+        }
+        self.saved = Some((self.shares, self.valids, self.uptime));
+        vec!["[MONITOR] Saving stats".into()]
+    }
+
+    /// A block: the firmware's line when the pool accepts it (mining.cpp:448), `valids++`.
+    pub fn find_block(&mut self) -> Vec<String> {
+        self.valids += 1;
+        vec!["CONGRATULATIONS! Valid block found".into()]
+    }
+
+    /// The board resets (`rst:0x…` with `reset_reason`, e.g. `SW_CPU_RESET`) and boots again:
+    /// the counters restart at zero, or at the last NVS save when it saves stats.
+    pub fn reboot(&mut self, reset_reason: &str) -> Vec<String> {
+        let (shares, valids, uptime) = match (self.save_stats, self.saved) {
+            (true, Some(saved)) => saved,
+            _ => (0, 0, 0),
+        };
+        self.shares = shares;
+        self.valids = valids;
+        self.uptime = uptime;
+        self.khashes = 0;
+        // No share before the pool connection and a first job: seconds after the boot.
+        self.next_submit = 5 + (self.rng.next_f64() * 20.0) as u32;
+        let mut out = self.boot_lines();
+        if let Some(l) = out.iter_mut().find(|l| l.starts_with("rst:0x")) {
+            *l = format!("rst:0xc ({reset_reason}),boot:0x13 (SPI_FAST_FLASH_BOOT)");
+        }
+        out
     }
 
     /// The configuration this miner boots with, as the firmware's config.json.
     pub fn config_json(&self) -> String {
         format!(
-            "{{\n  \"poolString\": \"{}\",\n  \"portNumber\": {},\n  \"poolPassword\": \"x\",\n  \"btcString\": \"{}\",\n  \"gmtZone\": 1,\n  \"saveStatsToNVS\": false,\n  \"invertColors\": false,\n  \"Brightness\": 250\n}}",
-            self.pool, self.port, self.wallet
+            "{{\n  \"poolString\": \"{}\",\n  \"portNumber\": {},\n  \"poolPassword\": \"x\",\n  \"btcString\": \"{}\",\n  \"gmtZone\": 1,\n  \"saveStatsToNVS\": {},\n  \"invertColors\": false,\n  \"Brightness\": 250\n}}",
+            self.pool, self.port, self.wallet, self.save_stats
         )
     }
 
@@ -148,6 +212,7 @@ impl SimMiner {
             self.next_submit = 10 + (self.rng.next_f64() * 40.0) as u32;
             let diff = 0.0002 / (self.rng.next_f64() + 1e-6);
             self.shares += 1;
+            self.accepted_total += 1;
             self.best_diff = self.best_diff.max(diff);
             out.push(format!(
                 "  Sending  : {{\"id\":{},\"method\":\"mining.submit\",\"params\":[\"{}\",\"1b6f3\",\"00000001\",\"6745a1c2\",\"3f9a0c12\"]}}",
@@ -157,17 +222,32 @@ impl SimMiner {
             out.push(format!("   - Current diff share: {diff:.12}"));
             out.push("   - Current pool diff : 0.000150000000".into());
         }
-        if self.rng.next_f64() < 0.02 {
+        // Silent screens print no hashrate: their pool traffic is what shows them alive.
+        let notify = if self.board == Board::SilentScreen {
+            0.2
+        } else {
+            0.02
+        };
+        if self.rng.next_f64() < notify {
             out.push("    Parsing Method [MINING NOTIFY]".into());
         }
-        out.push(format!(
-            ">>> Completed {} share(s), {} Khashes, avg. hashrate {:.2} KH/s",
-            self.shares, self.khashes, self.hashrate
-        ));
+        match self.board {
+            Board::LilyGoT3 => out.push(format!(
+                ">>> Hashrate: {:.2} KH/s | Shares: {} | Best diff: {}",
+                self.hashrate,
+                self.shares,
+                format_difficulty(self.best_diff)
+            )),
+            Board::SilentScreen => {}
+            Board::NoDisplay | Board::Display => out.push(format!(
+                ">>> Completed {} share(s), {} Khashes, avg. hashrate {:.2} KH/s",
+                self.shares, self.khashes, self.hashrate
+            )),
+        }
         if self.board == Board::NoDisplay {
             let (d, rest) = (self.uptime / 86_400, self.uptime % 86_400);
             out.extend([
-                ">>> Valid blocks: 0".to_string(),
+                format!(">>> Valid blocks: {}", self.valids),
                 ">>> Block templates: 1".into(),
                 format!(">>> Best difficulty: {}", format_difficulty(self.best_diff)),
                 format!(">>> 32Bit shares: {}", self.shares),
@@ -237,6 +317,41 @@ mod tests {
         let mut sim = SimMiner::new(3, Board::Display);
         let lines = sim.tick();
         assert!(lines.iter().all(|l| !l.contains("Temperature")));
+    }
+
+    #[test]
+    fn a_miner_saving_stats_resumes_from_its_last_save() {
+        let mut sim = SimMiner::new(4, Board::NoDisplay).with_saved_stats();
+        assert!(sim.config_json().contains("\"saveStatsToNVS\": true"));
+        for _ in 0..200 {
+            sim.tick();
+        }
+        assert_eq!(sim.save_stats(), vec!["[MONITOR] Saving stats".to_string()]);
+        let saved = sim.shares;
+        for _ in 0..200 {
+            sim.tick();
+        }
+        let boot = sim.reboot("SW_CPU_RESET");
+        assert!(boot.iter().any(|l| l.contains("rst:0xc (SW_CPU_RESET)")));
+        assert_eq!(sim.shares, saved, "restored from NVS, not zero");
+        assert!(sim.accepted_total() >= saved);
+        let mut plain = SimMiner::new(4, Board::NoDisplay);
+        plain.tick();
+        plain.reboot("POWERON_RESET");
+        assert_eq!(plain.shares, 0);
+    }
+
+    #[test]
+    fn t3_and_silent_boards_print_their_own_way() {
+        let mut t3 = SimMiner::new(5, Board::LilyGoT3);
+        let events: Vec<MinerEvent> = t3.tick().iter().flat_map(|l| parse_line(l)).collect();
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, MinerEvent::CompactStatus { .. })));
+        let mut silent = SimMiner::new(6, Board::SilentScreen);
+        let lines: Vec<String> = (0..100).flat_map(|_| silent.tick()).collect();
+        assert!(lines.iter().all(|l| !l.contains(">>> ")));
+        assert!(lines.iter().any(|l| l.contains("MINING NOTIFY")));
     }
 
     #[test]

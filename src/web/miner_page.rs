@@ -14,11 +14,14 @@ use crate::clock::now_ms;
 use crate::db::history::{self, Point, Range, StatusEvent};
 use crate::db::logs::{self, LogLine};
 use crate::db::queries::{self, MinerView};
+use crate::db::reboots::{self, RebootRow};
 
 /// Log lines shown on the page.
 const PAGE_LOG_LINES: usize = 200;
 /// Status events shown on the page.
 const PAGE_EVENTS: usize = 100;
+/// Reboots shown on the page (each with its crash context, folded).
+const PAGE_REBOOTS: usize = 20;
 
 /// Query parameters, taken as text so a bad value gets our message rather than actix's.
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +66,7 @@ struct PageData {
     points: Vec<Point>,
     events: Vec<StatusEvent>,
     logs: Vec<LogLine>,
+    reboots: Vec<RebootRow>,
 }
 
 fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, crate::db::DbError> {
@@ -81,6 +85,7 @@ fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, cra
             points: history::series(c, id, now / 1000 - range.secs(), range.bucket_secs())?,
             events: history::status_history(c, id, PAGE_EVENTS)?,
             logs: logs::newest(c, id, None, PAGE_LOG_LINES)?,
+            reboots: reboots::recent(c, id, PAGE_REBOOTS, true)?,
         }))
     })
 }
@@ -139,6 +144,7 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 }
                 a href={ "/miners/manage/" (id) } { "Configuration and backups →" }
             }
+            @if let Some(v) = &d.view { (diagnosis_section(v)) (counters_section(v)) }
             nav.ranges aria-label="Chart range" {
                 @for r in Range::ALL {
                     a href={ "/miners/" (id) "?range=" (r.as_str()) } class=[(r == range).then_some("active")] { (r.as_str()) }
@@ -149,6 +155,7 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 (charts::line_chart("Temperature", &series(|p| p.temperature), x, ends, false, |v| format!("{v:.0} °C")))
                 (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, ends, true, |v| format!("{v:.0}")))
             }
+            (reboots_section(&d.reboots))
             h2 { "Status history" }
             @if d.events.is_empty() {
                 p.empty { "No boots, crashes, pool or Wi-Fi changes recorded yet." }
@@ -172,6 +179,120 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
             }
         },
     )
+}
+
+/// "Why is it (not) mining": the verdict, the signal it rests on, and the chain.
+fn diagnosis_section(v: &MinerView) -> Markup {
+    let d = &v.diagnosis;
+    let verdict = serde_json::to_value(d.verdict)
+        .ok()
+        .and_then(|x| x.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    html! {
+        section #diagnosis {
+            h2 { "Why (not) mining" }
+            p class={ "verdict v-" (verdict) } { strong { (verdict.replace('_', " ")) } " — " (d.summary) }
+            p.muted { "Rests on: " (d.basis) }
+            div.table-wrap { table.chain {
+                thead { tr { th { "Link" } th { "State" } th { "Last line that decides it" } th { "Age" } th { "Why" } } }
+                tbody { @for l in &d.links {
+                    tr {
+                        td { (l.link.label()) }
+                        td class={ "state-" (l.state) } { (l.state) }
+                        td.line { (l.line.as_deref().unwrap_or("—")) }
+                        td.num { @if let Some(a) = l.age_secs { (format::uptime(Some(a))) " ago" } @else { "—" } }
+                        td { (l.reason.as_deref().unwrap_or("")) }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// What the firmware's counters mean on this miner.
+fn counters_section(v: &MinerView) -> Markup {
+    let shares = match v.shares_meaning.as_deref() {
+        Some("pool_accepted") => "accepted by the pool (firmware 1.8.0 on)",
+        Some("local") => {
+            "counted by the miner itself (firmware up to 1.7), not confirmed by the pool"
+        }
+        _ => "firmware version not known yet",
+    };
+    let restores = match v.stats_restored {
+        Some(true) => "yes — its counters resume after a reboot; the first values after each reboot are a baseline, not new shares or blocks",
+        Some(false) => "no — its counters restart at zero on every boot",
+        None => "not known yet",
+    };
+    html! {
+        section #counters {
+            h2 { "Counters" }
+            dl.facts {
+                dt { "Uptime since boot" } dd { (format::uptime(v.uptime_secs)) }
+                dt { "Time mining (firmware, lifetime where restored)" } dd { (format::uptime(v.time_mining_secs)) }
+                dt { "Restores stats from NVS" } dd { (restores) }
+                dt { "Shares" } dd { (v.accepted) " — " (shares) }
+                dt { "Blocks found while watched" } dd { (v.blocks_found)
+                    @if let Some(b) = v.blocks_reported { " (the firmware says " (b) ")" } }
+                dt { "Temperature" } dd { @if v.temperature_no_sensor { "no sensor (a flat ~53 °C is an uncalibrated classic ESP32 sensor)" } @else { (format::temperature(v.temperature)) } }
+                @if let Some(f) = &v.firmware_family { dt { "Firmware" } dd { (f) } }
+                @if let Some(disp) = &v.display { dt { "Display driver" } dd { (disp) } }
+                dt { "Reboots" } dd { (v.restarts) " seen, " (v.reboots_last_hour) " in the last hour" }
+            }
+        }
+    }
+}
+
+/// The reboot history, newest first, each with the raw lines before it.
+fn reboots_section(rows: &[RebootRow]) -> Markup {
+    html! {
+        h2 { "Reboots" }
+        @if rows.is_empty() {
+            p.empty { "No reboots recorded." }
+        } @else {
+            div.table-wrap { table.reboots {
+                thead { tr { th { "When" } th { "Cause" } th { "ROM reason" } th { "Up before" } th { "Detail and the lines before it" } } }
+                tbody { @for r in rows {
+                    tr {
+                        td data-ts=(r.at) { (format::utc_time(Some(r.at))) }
+                        td { (r.cause.replace('_', " ")) }
+                        td { (r.reset_reason.as_deref().unwrap_or("—")) }
+                        td.num { (format::uptime(r.uptime_before_secs)) }
+                        td.detail {
+                            (r.detail.as_deref().unwrap_or(""))
+                            @if let Some(c) = r.context.as_deref().filter(|c| !c.is_empty()) {
+                                details { summary { (c.lines().count()) " lines before it" } pre.context { (c) } }
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// `GET /api/miners/{id}/reboots`: the reboot history (newest first, at most 100), each
+/// with the raw lines before it in `context`.
+pub async fn reboots_json(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(id) = parse_id(&id) else {
+        return Ok(json_error(StatusCode::NOT_FOUND, "no such miner"));
+    };
+    let pool = state.pool.clone();
+    let found = blocking(move || {
+        pool.with(|c| match history::miner_name(c, id)? {
+            None => Ok(None),
+            Some(_) => reboots::recent(c, id, 100, true).map(Some),
+        })
+    })
+    .await?;
+    Ok(match found {
+        None => json_error(StatusCode::NOT_FOUND, &format!("no miner with id {id}")),
+        Some(rows) => {
+            HttpResponse::Ok().json(serde_json::json!({ "miner_id": id, "reboots": rows }))
+        }
+    })
 }
 
 /// `GET /api/miners/{id}/history?range=…`

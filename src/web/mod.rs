@@ -105,6 +105,10 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             web::get().to(miner_page::logs_json),
         )
         .route(
+            "/api/miners/{id}/reboots",
+            web::get().to(miner_page::reboots_json),
+        )
+        .route(
             "/api/sparklines",
             web::get().to(miner_page::sparklines_json),
         )

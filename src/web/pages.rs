@@ -60,15 +60,35 @@ pub fn status_badge(m: &MinerView) -> Markup {
     }
 }
 
+/// Verdicts worth a word beside the badge: a miner can be "online" and mine for nothing.
+pub fn why_words(m: &MinerView) -> Option<&'static str> {
+    use crate::diagnosis::Verdict as V;
+    Some(match m.diagnosis.verdict {
+        V::WorkerRejected => "pool rejects worker",
+        V::MiningUnreported => "mining, hashrate not reported",
+        V::SetupPortal => "setup portal",
+        V::NoWifi => "no Wi-Fi",
+        V::PoolUnreachable => "pool unreachable",
+        V::NotSubscribed => "not subscribed",
+        V::NotHashing => "not hashing",
+        V::Starting => "starting",
+        V::Mining | V::Offline | V::Silent | V::Unknown => return None,
+    })
+}
+
+fn why(m: &MinerView) -> Markup {
+    html! { @if let Some(w) = why_words(m) { " " small.why title=(m.diagnosis.summary) { (w) } } }
+}
+
 fn miner_row(m: &MinerView, spark: Option<&Vec<f64>>) -> Markup {
     html! {
         tr data-id=(m.id) {
             td data-k="name" data-label="Miner" { a href={ "/miners/" (m.id) } { (m.name) } }
-            td data-k="status" data-label="Status" { (status_badge(m)) }
+            td data-k="status" data-label="Status" { (status_badge(m)) (why(m)) }
             td.num data-k="hashrate" data-label="Hashrate" { (format::hashrate(m.hashrate_khs)) }
             td data-k="spark" data-label="Last hour" { @if let Some(v) = spark { (charts::sparkline(v)) } }
             td.num data-k="avg24" data-label="24 h avg" { (format::hashrate(m.hashrate_avg_24h)) }
-            td.num data-k="temp" data-label="Temp" { (format::temperature(m.temperature)) }
+            td.num data-k="temp" data-label="Temp" { @if m.temperature_no_sensor { "no sensor" } @else { (format::temperature(m.temperature)) } }
             td.num data-k="shares" data-label="Shares" { (m.accepted) " / " (m.rejected) }
             td.num data-k="best" data-label="Best diff" { (format::difficulty(m.best_diff)) }
             td.num data-k="uptime" data-label="Uptime" { (format::uptime(m.uptime_secs)) }
@@ -221,7 +241,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                         th.sortable data-sort="name" { "Miner" } th.sortable data-sort="status" { "Status" }
                         th.num.sortable data-sort="hashrate" { "Hashrate" } th { "Last hour" }
                         th.num.sortable data-sort="avg24" { "24 h avg" }
-                        th.num.sortable data-sort="temp" { "Temp" } th.num.sortable data-sort="shares" { "Shares acc / rej" }
+                        th.num.sortable data-sort="temp" { "Temp" } th.num.sortable data-sort="shares" title="Pool-accepted shares from firmware 1.8.0; counted by the miner itself up to 1.7." { "Shares acc / rej" }
                         th.num.sortable data-sort="best" { "Best diff" }
                         th.num.sortable data-sort="uptime" { "Uptime" } th.sortable data-sort="seen" { "Last seen" }
                         th.sortable data-sort="pool" { "Pool" }

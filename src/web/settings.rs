@@ -672,7 +672,7 @@ fn address_form(a: Option<&AddressRow>, r: Option<&Refused>) -> Markup {
 }
 
 /// The rules as the form groups them: title, switch key, threshold keys.
-const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 8] = [
+const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 11] = [
     (
         "Offline, stalled or in error",
         Some("offline"),
@@ -699,6 +699,13 @@ const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 8] = [
         ],
     ),
     ("Rebooted", Some("reboot"), &[]),
+    (
+        "Reboot storm",
+        Some("reboot_storm"),
+        &["reboot_storm_count", "reboot_storm_minutes"],
+    ),
+    ("Brown-out reset", Some("brownout"), &[]),
+    ("Pool rejects worker", Some("worker_rejected"), &[]),
     ("Block found", Some("block_found"), &[]),
     ("Every rule", None, &["repeat_minutes", "clear_secs"]),
 ];
