@@ -62,27 +62,45 @@
     tick();
   }
 
+  // Manual download mode (a board without the auto-reset circuit): added to every request
+  // that talks to the bootloader.
+  function mode(body) {
+    const manual = el("no-reset");
+    if (manual && manual.checked) body.no_reset = true;
+    return body;
+  }
+  function asBody(obj) {
+    return Object.keys(obj).length ? JSON.stringify(obj) : "";
+  }
+
+  function queueRead(url, body) {
+    box.querySelectorAll("button").forEach((x) => (x.disabled = true));
+    fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: asBody(mode(body)),
+    })
+      .then((r) => r.json())
+      .then((j) => {
+        if (j.id) follow(j.id);
+        else throw new Error(j.error || "refused");
+      })
+      .catch((e) => {
+        el("progress").hidden = false;
+        el("cmd-detail").textContent = "Could not queue the command: " + e.message;
+        box.querySelectorAll("button").forEach((x) => (x.disabled = false));
+      });
+  }
+
   box.querySelectorAll("button[data-method]").forEach((b) => {
     b.addEventListener("click", () => {
-      box.querySelectorAll("button").forEach((x) => (x.disabled = true));
       const method = b.dataset.method;
-      fetch("/api/miner/" + miner + "/get_config", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: method ? JSON.stringify({ method }) : "",
-      })
-        .then((r) => r.json())
-        .then((j) => {
-          if (j.id) follow(j.id);
-          else throw new Error(j.error || "refused");
-        })
-        .catch((e) => {
-          el("progress").hidden = false;
-          el("cmd-detail").textContent = "Could not queue the command: " + e.message;
-          box.querySelectorAll("button").forEach((x) => (x.disabled = false));
-        });
+      queueRead("/api/miner/" + miner + "/get_config", method ? { method } : {});
     });
   });
+  const doctor = el("doctor");
+  if (doctor)
+    doctor.addEventListener("click", () => queueRead("/api/miner/" + miner + "/doctor", {}));
 
   // Queues a write (config object or restore) and follows it; shows each refused field next to
   // its input, keeping what was typed.
@@ -141,7 +159,7 @@
         } else config[k] = i.value;
       });
       if (!confirm("Write this configuration to the miner? It stops mining for a few minutes.")) return;
-      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(config));
+      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(mode(config)));
     });
   }
   const raw = el("raw-write");
@@ -155,12 +173,12 @@
         return;
       }
       if (!confirm("Write this JSON to the miner?")) return;
-      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(parsed));
+      queueWrite("/api/miner/" + miner + "/set_config", JSON.stringify(mode(parsed)));
     });
   document.querySelectorAll("button[data-restore]").forEach((b) => {
     b.addEventListener("click", () => {
       if (!confirm("Write backup #" + b.dataset.restore + " back to the miner?")) return;
-      queueWrite("/api/backups/" + b.dataset.restore + "/restore", "");
+      queueWrite("/api/backups/" + b.dataset.restore + "/restore", asBody(mode({})));
     });
   });
 

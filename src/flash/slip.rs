@@ -51,13 +51,16 @@ impl Decoder {
     pub fn push_with_text(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>, text: &mut Vec<u8>) {
         for &b in bytes {
             if b == END {
-                if self.in_frame && !self.buf.is_empty() && !self.overflow {
+                // As esptool's `slip_reader`: an END opens a frame, the next one closes it, and
+                // what follows a closed frame is text again (the ROM banner after FLASH_END, the
+                // firmware's boot log). An END on an empty frame keeps it open: a repeated END is
+                // how a sender resynchronises.
+                let closing = self.in_frame && (!self.buf.is_empty() || self.overflow);
+                if closing && !self.overflow {
                     out.push(std::mem::take(&mut self.buf));
                 }
-                // An END both closes a frame and may open the next one; empty frames are
-                // how a sender resynchronises.
                 self.buf.clear();
-                self.in_frame = true;
+                self.in_frame = !closing;
                 self.escaped = false;
                 self.overflow = false;
                 continue;
@@ -124,6 +127,22 @@ mod tests {
         }
         assert_eq!(out, vec![vec![1, 2, 3], vec![4]]);
         assert!(String::from_utf8_lossy(&text).ends_with("waiting for download\r\n"));
+    }
+
+    #[test]
+    fn text_after_a_frame_is_text_and_repeated_ends_resynchronise() {
+        // The ROM answers FLASH_END, then the chip reboots and prints its banner.
+        let mut stream = encode(&[7, 7]);
+        stream.extend(b"rst:0xc (SW_CPU_RESET)\r\n");
+        stream.extend([END, END, END]);
+        stream.extend(encode(&[8]));
+        let mut d = Decoder::new();
+        let (mut out, mut text) = (Vec::new(), Vec::new());
+        for chunk in stream.chunks(2) {
+            d.push_with_text(chunk, &mut out, &mut text);
+        }
+        assert_eq!(out, vec![vec![7, 7], vec![8]]);
+        assert_eq!(text, b"rst:0xc (SW_CPU_RESET)\r\n");
     }
 
     #[test]

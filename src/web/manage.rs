@@ -13,7 +13,7 @@ use crate::db::commands::{self, Backup, CommandRow};
 use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
-use crate::miner::get_config::{mask_config, Method};
+use crate::miner::get_config::{loader_options, mask_config, Method, NO_RESET_KEY};
 use crate::miner::set_config::{restore_payload, RestorePayload, MAX_AUTO_RESTORES};
 use crate::rollout::{self, Rollout};
 use crate::supervisor::DispatchCommands;
@@ -38,7 +38,9 @@ pub async fn get_config(
     let miner_id = path.into_inner();
     let payload = String::from_utf8_lossy(&body).trim().to_owned();
     let payload = (!payload.is_empty()).then_some(payload);
-    if let Err(e) = Method::from_payload(payload.as_deref()) {
+    if let Err(e) = Method::from_payload(payload.as_deref())
+        .and_then(|_| loader_options(payload.as_deref()).map(|_| ()))
+    {
         return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
     }
     let pool = state.pool.clone();
@@ -58,6 +60,26 @@ pub async fn get_config(
         .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+}
+
+/// `POST /api/miner/{id}/doctor` — body optional: `{"no_reset": true}`. Queues the read-only
+/// DOCTOR check (sync, chip, MAC, flash, partitions, SPIFFS, config, read speed, with a
+/// protocol trace in its result); 202 `{"id"}`. Same-origin only: it resets the miner.
+pub async fn doctor(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let payload = String::from_utf8_lossy(&body).trim().to_owned();
+    let payload = (!payload.is_empty()).then_some(payload);
+    if let Err(e) = loader_options(payload.as_deref()) {
+        return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
+    }
+    queue(&state, path.into_inner(), "DOCTOR", payload).await
 }
 
 /// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
@@ -111,38 +133,51 @@ pub async fn set_config(
                 .json(json!({ "error": format!("not JSON: {e}"), "fields": [] })))
         }
     };
-    let errors = nerd_config::validate(&map);
+    let mut config = map.clone();
+    config.remove(NO_RESET_KEY);
+    let errors = nerd_config::validate(&config);
     if !errors.is_empty() {
         return Ok(HttpResponse::BadRequest().json(json!({
             "error": nerd_config::describe(&errors),
             "fields": errors,
         })));
     }
-    queue(
-        &state,
-        miner_id,
-        "SET_CONFIG",
-        Some(Value::Object(map).to_string()),
-    )
-    .await
+    let text = Value::Object(map).to_string();
+    if let Err(e) = loader_options(Some(&text)) {
+        return Ok(HttpResponse::BadRequest().json(json!({ "error": e, "fields": [] })));
+    }
+    queue(&state, miner_id, "SET_CONFIG", Some(text)).await
 }
 
-/// `POST /api/backups/{id}/restore`: queues a restoring SET_CONFIG for the backup's miner (the same
-/// read, backup, write, verify and boot-confirm steps as a configuration write). 202 `{"id"}`.
+/// `POST /api/backups/{id}/restore` (body optional: `{"no_reset": true}`): queues a restoring
+/// SET_CONFIG for the backup's miner (the same read, backup, write, verify and boot-confirm
+/// steps as a configuration write). 202 `{"id"}`.
 pub async fn restore(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
+    body: web::Bytes,
 ) -> actix_web::Result<HttpResponse> {
     if let Err(e) = csrf::check(&req) {
         return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
     }
+    let asked = String::from_utf8_lossy(&body).trim().to_owned();
+    let opts = match loader_options((!asked.is_empty()).then_some(asked.as_str())) {
+        Ok(o) => o,
+        Err(e) => return Ok(HttpResponse::BadRequest().json(json!({ "error": e }))),
+    };
     let id = path.into_inner();
     let pool = state.pool.clone();
     let Some(b) = blocking(move || pool.with(|c| commands::backup(c, id))).await? else {
         return Ok(not_found(format!("no backup with id {id}")));
     };
-    let text = restore_payload(&RestorePayload::of(&b, false));
+    let mut text = restore_payload(&RestorePayload::of(&b, false));
+    if !opts.reset {
+        if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&text) {
+            m.insert(NO_RESET_KEY.into(), Value::Bool(true));
+            text = Value::Object(m).to_string();
+        }
+    }
     queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
 }
 
@@ -478,7 +513,20 @@ fn command_result(row: &CommandRow) -> Markup {
         return html! {};
     };
     let files = result["files"].as_array().cloned().unwrap_or_default();
+    let verdicts = result["verdicts"].as_array().cloned().unwrap_or_default();
     html! {
+        @if !verdicts.is_empty() {
+            table.verdicts {
+                @for v in &verdicts {
+                    tr {
+                        td { span class={"badge verdict-" (v["verdict"].as_str().unwrap_or(""))} { (v["verdict"].as_str().unwrap_or("?")) } }
+                        td { (v["step"].as_str().unwrap_or("?")) }
+                        td { (v["detail"].as_str().unwrap_or("")) }
+                    }
+                }
+            }
+            p { a href={"/api/commands/" (row.id)} download={"shepherd-doctor-" (row.miner_id) "-" (row.id) ".json"} { "Download the protocol trace" } " (attach it to a bug report; no flash contents, secrets masked)" }
+        }
         @if let Some(config) = result.get("config").filter(|c| c.is_object()) {
             pre.config { (serde_json::to_string_pretty(&masked(config)).unwrap_or_default()) }
         }
@@ -521,12 +569,23 @@ pub async fn page(
             p {
                 button type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
                 button type="button" data-method="flash" { "Read from flash" } " "
-                button type="button" data-method="boot" { "Capture from boot log" }
+                button type="button" data-method="boot" { "Capture from boot log" } " "
+                button type="button" #doctor { "Doctor (read-only check)" }
+            }
+            p {
+                label {
+                    input type="checkbox" #no-reset;
+                    " Manual download mode: this board has no auto-reset circuit (or it is flaky). "
+                    "Hold BOOT while plugging it in (or hold BOOT, press and release RESET, release BOOT), "
+                    "then press a button; applies to reads, writes and restores."
+                }
             }
             p.muted {
-                "Flash: enters the ROM bootloader, reads the SPIFFS partition (minutes at 115200 baud), "
-                "keeps it as a backup, then resets the miner into its firmware. Boot log: resets the miner "
-                "and captures the configuration it prints while booting."
+                "Flash: enters the ROM bootloader, starts the flasher stub at the fastest baud rate the "
+                "link takes, reads the SPIFFS partition (seconds; minutes in manual mode, which stays on "
+                "the ROM), keeps it as a backup, then resets the miner into its firmware. Boot log: resets "
+                "the miner and captures the configuration it prints while booting. Doctor: a read-only "
+                "check of every step with a protocol trace to attach to a bug report."
             }
             div #progress hidden {
                 p { "Command " span #cmd-id {} ": " span.badge #cmd-status {} }
