@@ -222,13 +222,19 @@ fn firmware_stories_end_to_end() {
     let mut storm = SimMiner::new(16, Board::NoDisplay);
     let mut lines = storm.boot_lines();
     lines.extend(ticks(&mut storm, 10));
+    write(&ptys[5], &lines);
     for i in 0..3 {
-        lines.push(format!("storm marker {i}"));
-        lines.push("Brownout detector was triggered".into());
+        // A real reboot takes the ROM's boot time (well over the millisecond the reader stamps
+        // one read with): each one arrives apart, as on a board.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut lines = vec![
+            format!("storm marker {i}"),
+            "Brownout detector was triggered".into(),
+        ];
         lines.extend(storm.reboot("RTCWDT_BROWN_OUT_RESET"));
         lines.extend(ticks(&mut storm, 3));
+        write(&ptys[5], &lines);
     }
-    write(&ptys[5], &lines);
     let herd = run.wait_json("/api/herd_data", WAIT, |v| {
         miner(v, "storm").is_some_and(|m| m["restarts"] == 3)
     });

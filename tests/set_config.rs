@@ -322,7 +322,10 @@ fn a_write_to_a_miner_whose_port_is_gone_fails_clearly_and_writes_nothing() {
     );
     assert_eq!(row["status"], "error");
     let detail = row["detail"].as_str().unwrap();
-    assert!(detail.contains("nothing was written"), "{detail}");
+    assert!(
+        detail.to_lowercase().contains("nothing was written"),
+        "{detail}"
+    );
     app.stop();
 }
 
@@ -385,7 +388,7 @@ fn rollout_goes_canary_first_and_stops_at_the_first_miner_that_does_not_come_bac
 fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
     let dir = tempfile::tempdir().unwrap();
     let flash = esp32::huge_app_flash(&files("pool.example.org")).unwrap();
-    let chip = sim(51, flash);
+    let chip = sim(51, flash.clone());
     let mut app = App::start(dir.path(), &[("pulled", &chip)], 5);
     let id = app.miner_id("pulled");
     app.wait_lines_after(id, 0);
@@ -409,12 +412,14 @@ fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
         "{detail}"
     );
     assert_eq!(row["result"]["restore_on_replug"], backup);
-    // The flash really is half written: the firmware would not mount it.
+    // The flash really is half written. The flasher stub erases as it writes (esptool
+    // `flash_defl_begin`), so past the cut the old image is still there: a mix that may or may
+    // not mount, and that no boot confirmed.
     let half = chip.flash();
-    assert!(spiffs::read_image(&half[0x31_0000..0x3F_0000], &SpiffsParams::ARDUINO).is_err());
+    assert_ne!(half[0x31_0000..0x3F_0000], flash[0x31_0000..0x3F_0000]);
 
-    // Plugged back in (a new device node, as after a real replug): it boots into its setup
-    // portal, and the restore of the backup is queued by itself as soon as the port opens.
+    // Plugged back in (a new device node, as after a real replug): whatever it boots into,
+    // the restore of the backup is queued by itself as soon as the port opens.
     let back = sim(51, half);
     app.registry.register(&back.path, back.line_control());
     {

@@ -14,12 +14,14 @@
 //! with and without its stub.
 
 mod chips;
+pub mod link;
 #[cfg(test)]
 mod protocol_tests;
 mod rom;
 mod spi;
 mod stub;
 
+use crate::flash::command::Request;
 pub use chips::{ResetReason, SimChip};
 
 use std::fs::File;
@@ -95,6 +97,9 @@ pub struct SimEsp32Config {
     /// (USB-Serial/JTAG, software, watchdog) then goes to download mode until a host clears
     /// it, as esptool's `ESP32S3ROM.hard_reset` does first; EN or power-on clears it.
     pub force_download_boot: bool,
+    /// The USB link and the flash chip's timings (a bridge that fails at speed; pacing for
+    /// benchmarks). Default: any rate, no pacing.
+    pub link: link::LinkModel,
 }
 
 impl SimEsp32Config {
@@ -120,6 +125,7 @@ impl SimEsp32Config {
             start_in_download: false,
             watchdog_timeout: (chip == SimChip::Esp32S3).then_some(S3_WATCHDOG_TIMEOUT),
             force_download_boot: false,
+            link: link::LinkModel::default(),
         }
     }
 
@@ -279,6 +285,7 @@ impl SimEsp32 {
             miner: SimMiner::new(0, Board::NoDisplay),
             next_tick: Instant::now(),
             decoder: slip::Decoder::new(),
+            reply_baud: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("sim-esp32-{}", chip.cfg.seed))
@@ -381,6 +388,8 @@ struct Chip {
     miner: SimMiner,
     next_tick: Instant,
     decoder: slip::Decoder,
+    /// The rate a reply being written goes out at (the rate its command came in at).
+    reply_baud: Option<u32>,
     loader: Loader,
     /// S3 RTC_CNTL_OPTION1 FORCE_DOWNLOAD_BOOT: an RTC register, kept across every reset but
     /// power-on.
@@ -422,6 +431,13 @@ impl Chip {
                     Ok(0) => break,
                     Ok(n) => {
                         if self.mode == Mode::Bootloader && !self.in_reset {
+                            let baud = self.loader.baud;
+                            if self.garbled(baud) {
+                                buf[..n].iter_mut().for_each(|b| *b = link::garble(*b));
+                            }
+                            if self.cfg.link.pace {
+                                std::thread::sleep(link::wire_time(n, baud));
+                            }
                             let mut frames = Vec::new();
                             self.decoder.push(&buf[..n], &mut frames);
                             for mut f in frames {
@@ -549,6 +565,14 @@ impl Chip {
         if !self.cfg.rom_delay.is_zero() {
             std::thread::sleep(self.cfg.rom_delay);
         }
+        // The answer goes out at the rate the command came in at (CHANGE_BAUDRATE switches
+        // after answering: esptool `change_baud` reads the reply at the old rate).
+        self.reply_baud = Some(self.loader.baud);
+        if self.cfg.link.pace {
+            if let Some(req) = Request::decode(frame) {
+                std::thread::sleep(link::busy_time(&req, self.loader.stub));
+            }
+        }
         let reply = {
             let mut flash = lock(&self.shared.flash);
             let mut hook = lock(&self.shared.hook);
@@ -576,9 +600,11 @@ impl Chip {
         }
         for f in &reply.frames {
             if !self.write(&slip::encode(f)) {
+                self.reply_baud = None;
                 return;
             }
         }
+        self.reply_baud = None;
         match reply.exit {
             Exit::Stay => {}
             Exit::Reboot => {
@@ -703,7 +729,28 @@ impl Chip {
 
     /// Writes everything unless stopped: a reader that stopped reading must not hang the
     /// simulator's shutdown.
-    fn write(&mut self, mut bytes: &[u8]) -> bool {
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        // The firmware and the ROM's banner talk at 115200; the loader at its current rate.
+        let baud = match self.mode {
+            Mode::Bootloader => self.reply_baud.unwrap_or(self.loader.baud),
+            _ => 115_200,
+        };
+        if self.cfg.link.pace {
+            std::thread::sleep(link::wire_time(bytes.len(), baud));
+        }
+        if self.garbled(baud) {
+            let garbled: Vec<u8> = bytes.iter().map(|b| link::garble(*b)).collect();
+            return self.write_raw(&garbled);
+        }
+        self.write_raw(bytes)
+    }
+
+    /// Whether the bridge garbles bytes at `baud` (above its `max_baud`, bridges only).
+    fn garbled(&self, baud: u32) -> bool {
+        self.cfg.wiring == Wiring::Classic && self.cfg.link.max_baud.is_some_and(|m| baud > m)
+    }
+
+    fn write_raw(&mut self, mut bytes: &[u8]) -> bool {
         while !bytes.is_empty() {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
