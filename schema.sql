@@ -163,7 +163,8 @@ CREATE TABLE IF NOT EXISTS miner_minutes (
 CREATE TABLE IF NOT EXISTS miner_commands (
     id           INTEGER PRIMARY KEY,
     miner_id     INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
-    command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG')),
+    -- DOCTOR (a read-only check of the flash link) from version 11.
+    command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG', 'DOCTOR')),
     payload      TEXT,
     status       TEXT    NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'running', 'complete', 'error')),

@@ -17,6 +17,8 @@
 //! `config_backups.config_ok`. 9 — `read_tokens` (read-only tokens for kiosks and Prometheus).
 //! 10 — `miner_reboots` (reboot history with crash context) and the firmware-truth columns
 //! of `miner_summary` (boot time, lifetime time mining, NVS restore, diagnosis evidence).
+//! 11 — `miner_commands` also takes `DOCTOR` (the table is rebuilt once: SQLite cannot change
+//! a CHECK constraint in place).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -30,7 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
@@ -214,8 +216,17 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
     let tx = conn.transaction()?;
     let mut added = Vec::new();
     let mut old_logs = false;
+    let mut old_commands = false;
     if let Some(found) = found {
         added = add_missing_columns(&tx)?;
+        old_commands = found < 11 && table_exists(&tx, "miner_commands")?;
+        if old_commands {
+            // No table refers to it, so renaming leaves no foreign key dangling.
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS miner_commands_miner;
+                 ALTER TABLE miner_commands RENAME TO miner_commands_v10;",
+            )?;
+        }
         old_logs = found < 7 && table_exists(&tx, "miner_logs")?;
         if old_logs {
             tracing::info!("upgrading the log table to schema 7; a large database takes a while");
@@ -232,6 +243,15 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
                SELECT id, miner_id, ts, line, truncated FROM miner_logs_v6
                WHERE miner_id IN (SELECT id FROM miners) ORDER BY id;
              DROP TABLE miner_logs_v6;",
+        )?;
+    }
+    if old_commands {
+        tx.execute_batch(
+            "INSERT INTO miner_commands (id, miner_id, command, payload, status, detail,
+                                         created_at, finished_at, result_json, started_at)
+               SELECT id, miner_id, command, payload, status, detail,
+                      created_at, finished_at, result_json, started_at FROM miner_commands_v10;
+             DROP TABLE miner_commands_v10;",
         )?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -622,6 +642,57 @@ mod tests {
             .query_row("SELECT count(*) FROM miner_logs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 4);
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_10_commands_keep_their_rows_and_take_doctor() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // The table as versions 4 to 10 made it: only GET_CONFIG and SET_CONFIG allowed.
+        conn.execute_batch(
+            "DROP TABLE miner_commands;
+             CREATE TABLE miner_commands (
+                 id INTEGER PRIMARY KEY,
+                 miner_id INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
+                 command TEXT NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG')),
+                 payload TEXT,
+                 status TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'running', 'complete', 'error')),
+                 detail TEXT, created_at INTEGER NOT NULL, finished_at INTEGER,
+                 result_json TEXT, started_at INTEGER);
+             CREATE INDEX miner_commands_miner ON miner_commands(miner_id, status);
+             INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/ttyUSB0');
+             INSERT INTO miner_commands (miner_id, command, payload, status, created_at, result_json)
+               VALUES (1, 'SET_CONFIG', '{}', 'complete', 5, '{\"ok\":1}');
+             PRAGMA user_version = 10;",
+        )
+        .unwrap();
+        assert!(matches!(
+            migrate(&mut conn).unwrap(),
+            Migration::Upgraded { from: 10, .. }
+        ));
+        let kept: (String, String) = conn
+            .query_row(
+                "SELECT command, result_json FROM miner_commands WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("SET_CONFIG".into(), "{\"ok\":1}".into()));
+        conn.execute(
+            "INSERT INTO miner_commands (miner_id, command, created_at) VALUES (1, 'DOCTOR', 6)",
+            [],
+        )
+        .unwrap();
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'miner_commands_miner'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 
