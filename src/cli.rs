@@ -155,6 +155,18 @@ pub enum BenchKind {
         #[arg(long)]
         no_naive: bool,
     },
+    /// Time of a configuration read and write on a classic ESP32 behind a USB-UART bridge: the
+    /// real loader against a simulated chip whose UART and flash take their real time.
+    Flash {
+        /// The bridge garbles data above this rate (e.g. 460800 for a CH340 that fails at
+        /// 921600); default: any rate works.
+        #[arg(long)]
+        max_baud: Option<u32>,
+        /// The ROM loader at 115200 only (no stub): how manual download mode, and the writer
+        /// before the stub, do it.
+        #[arg(long)]
+        rom: bool,
+    },
     /// p50/p99 latency of /api/herd_data and a 24-h history request on a big database.
     Api {
         /// Miners in the generated database.

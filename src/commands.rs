@@ -85,6 +85,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             )
         }
         Command::Bench { kind } => match kind {
+            BenchKind::Flash { max_baud, rom } => crate::bench_flash::run(max_baud, rom),
             BenchKind::Ingest {
                 miners,
                 seconds,

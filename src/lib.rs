@@ -15,6 +15,9 @@ pub mod alerts;
 pub mod app;
 /// `shepherd bench`: ingest throughput, CPU and memory.
 pub mod bench;
+/// `shepherd bench flash`: a configuration read and write against a simulated chip whose link
+/// is paced like a real one.
+pub mod bench_flash;
 /// Command-line definitions (clap).
 pub mod cli;
 /// Wall-clock helpers.

@@ -6,8 +6,8 @@
 //! typical figures of the Winbond W25Q32JV datasheet (the 4 MiB flash on most ESP32 boards,
 //! JEDEC id EF 40 16, which the SPI model answers): sector (4 KiB) erase 45 ms, 64 KiB block
 //! erase 150 ms, page (256 B) program 0.4 ms; fast read at 40 MHz (the ESP32 ROM's default
-//! SPI clock): about 5 MB/s on one data line. The flasher stub erases 64 KiB blocks where
-//! it can (esp-flasher-stub `stub_write_flash`), the ROM erases sectors up front in
+//! SPI clock): about 5 MB/s on one data line. The flasher stub erases 64 KiB blocks ahead of
+//! what it writes (esp-flasher-stub `stub_write_flash`), the ROM erases sectors up front in
 //! FLASH_BEGIN.
 
 use std::time::Duration;
@@ -47,6 +47,12 @@ fn erase_time(bytes: u32, blocks_where_aligned: bool) -> Duration {
     }
 }
 
+/// The stub erases 64 KiB blocks ahead of the data it writes (esp-flasher-stub
+/// `stub_write_flash`): one block erase per 64 KiB written, whatever the command's size.
+fn stub_erase_time(bytes: u32) -> Duration {
+    BLOCK_ERASE.mul_f64(f64::from(bytes) / f64::from(0x1_0000u32))
+}
+
 fn program_time(bytes: u32) -> Duration {
     PAGE_PROGRAM * bytes.div_ceil(256)
 }
@@ -65,7 +71,7 @@ pub fn busy_time(req: &Request, stub: bool) -> Duration {
         Some(Op::FlashData) => {
             let len = w(0);
             let erase = if stub {
-                erase_time(len, true)
+                stub_erase_time(len)
             } else {
                 Duration::ZERO
             };
@@ -76,7 +82,7 @@ pub fn busy_time(req: &Request, stub: bool) -> Duration {
         Some(Op::FlashDeflData) => {
             let len = w(0).saturating_mul(2);
             let erase = if stub {
-                erase_time(len, true)
+                stub_erase_time(len)
             } else {
                 Duration::ZERO
             };
@@ -112,13 +118,14 @@ mod tests {
         // 896 KiB erased by the ROM sector by sector: 224 × 45 ms.
         let rom = busy_time(&req(0x02, &[0xE_0000, 896, 0x400, 0x31_0000]), false);
         assert_eq!(rom, Duration::from_millis(224 * 45));
-        // The stub erases as it writes: nothing up front, one 16 KiB block = 4 sectors + 64 pages.
+        // The stub erases as it writes: nothing up front, then a quarter of a 64 KiB block
+        // erase and 64 page programs for each 16 KiB block.
         assert_eq!(
             busy_time(&req(0x02, &[0xE_0000, 56, 0x4000, 0x31_0000, 0]), true),
             Duration::ZERO
         );
         let block = busy_time(&req(0x03, &[0x4000, 0, 0, 0]), true);
-        assert_eq!(block, SECTOR_ERASE * 4 + PAGE_PROGRAM * 64);
+        assert_eq!(block, BLOCK_ERASE / 4 + PAGE_PROGRAM * 64);
         assert_eq!(garble(garble(0xC0)), 0xC0);
     }
 }

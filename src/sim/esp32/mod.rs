@@ -435,7 +435,7 @@ impl Chip {
                             if self.garbled(baud) {
                                 buf[..n].iter_mut().for_each(|b| *b = link::garble(*b));
                             }
-                            if self.cfg.link.pace {
+                            if self.paced() {
                                 std::thread::sleep(link::wire_time(n, baud));
                             }
                             let mut frames = Vec::new();
@@ -735,7 +735,7 @@ impl Chip {
             Mode::Bootloader => self.reply_baud.unwrap_or(self.loader.baud),
             _ => 115_200,
         };
-        if self.cfg.link.pace {
+        if self.paced() {
             std::thread::sleep(link::wire_time(bytes.len(), baud));
         }
         if self.garbled(baud) {
@@ -743,6 +743,12 @@ impl Chip {
             return self.write_raw(&garbled);
         }
         self.write_raw(bytes)
+    }
+
+    /// Whether bytes take a UART's time: a bridge's serial side does; USB-Serial/JTAG moves
+    /// USB packets at no baud rate, which this model does not time.
+    fn paced(&self) -> bool {
+        self.cfg.link.pace && self.cfg.wiring == Wiring::Classic
     }
 
     /// Whether the bridge garbles bytes at `baud` (above its `max_baud`, bridges only).
