@@ -17,10 +17,12 @@ use common::in_process::App;
 use serde_json::{json, Value};
 use shepherd::db;
 use shepherd::flash::spiffs::{self, SpiffsFile, SpiffsParams};
-use shepherd::sim::esp32::{self, SimEsp32, SimEsp32Config};
+use shepherd::sim::esp32::{self, SimChip, SimEsp32, SimEsp32Config};
 
 const ADDR: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
 const SPIFFS: std::ops::Range<usize> = 0x31_0000..0x3F_0000;
+/// First seed of an ESP32-S3 board (see [`sim`]).
+const S3: u64 = 200;
 /// SLIP frame ops as the ROM receives them (byte 1 of a request): esptool's
 /// `ESP_FLASH_BEGIN`, `ESP_FLASH_DATA`, `ESP_SPI_FLASH_MD5`.
 const FLASH_BEGIN: u8 = 0x02;
@@ -48,8 +50,17 @@ fn new_config(pool: &str) -> String {
     .to_string()
 }
 
+/// The fault matrix runs on both chips: seeds from [`S3`] on are ESP32-S3 boards on their
+/// USB-Serial/JTAG (stub at the USB's own speed, watchdogs to switch off, 5-word FLASH_BEGIN),
+/// lower ones classic ESP32s behind a USB-UART bridge. A replug with the same seed is the same
+/// board (same chip, same MAC).
 fn sim(seed: u64, flash: Vec<u8>) -> SimEsp32 {
-    let mut cfg = SimEsp32Config::new(seed, flash);
+    let chip = if seed >= S3 {
+        SimChip::Esp32S3
+    } else {
+        SimChip::Esp32
+    };
+    let mut cfg = SimEsp32Config::for_chip(chip, seed, flash);
     cfg.line_interval = Duration::from_millis(100);
     SimEsp32::spawn(cfg).unwrap()
 }
@@ -227,9 +238,33 @@ fn cable_pulled_during_the_md5_check() {
 }
 
 #[test]
+fn esp32s3_cable_pulled_during_the_erase() {
+    cable_pulled_at(S3 + 61, FLASH_BEGIN);
+}
+
+#[test]
+fn esp32s3_cable_pulled_during_the_write() {
+    cable_pulled_at(S3 + 62, FLASH_DATA);
+}
+
+#[test]
+fn esp32s3_cable_pulled_during_the_md5_check() {
+    cable_pulled_at(S3 + 63, SPI_FLASH_MD5);
+}
+
+#[test]
 fn cable_pulled_during_the_boot_confirmation() {
+    cable_pulled_during_the_boot_confirmation_on(64);
+}
+
+#[test]
+fn esp32s3_cable_pulled_during_the_boot_confirmation() {
+    cable_pulled_during_the_boot_confirmation_on(S3 + 64);
+}
+
+fn cable_pulled_during_the_boot_confirmation_on(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let mut chip = good_sim(64, "pool.example.org");
+    let mut chip = good_sim(seed, "pool.example.org");
     let mut app = App::start(dir.path(), &[("m", &chip)], 5);
     let id = app.miner_id("m");
     app.wait_lines_after(id, 0);
@@ -258,7 +293,7 @@ fn cable_pulled_during_the_boot_confirmation() {
     );
     // Plugged back in at once (on a new device node, so the two never share a path), then
     // the old node disappears: the port fails under the boot watch.
-    let back = replug(&app, id, 64, flash);
+    let back = replug(&app, id, seed, flash);
     chip.stop();
     drop(chip);
     let (row, seen) = app.follow(v["id"].as_i64().unwrap());
@@ -278,8 +313,17 @@ fn cable_pulled_during_the_boot_confirmation() {
 
 #[test]
 fn a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back() {
+    a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back_on(65);
+}
+
+#[test]
+fn esp32s3_a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back() {
+    a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back_on(S3 + 65);
+}
+
+fn a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back_on(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(65, "pool.example.org");
+    let chip = good_sim(seed, "pool.example.org");
     let mut app = App::start(dir.path(), &[("m", &chip)], 5);
     let id = app.miner_id("m");
     app.wait_lines_after(id, 0);
@@ -301,8 +345,17 @@ fn a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back() {
 
 #[test]
 fn shepherd_killed_mid_write_restores_when_it_starts_again() {
+    shepherd_killed_mid_write_restores_when_it_starts_again_on(66);
+}
+
+#[test]
+fn esp32s3_shepherd_killed_mid_write_restores_when_it_starts_again() {
+    shepherd_killed_mid_write_restores_when_it_starts_again_on(S3 + 66);
+}
+
+fn shepherd_killed_mid_write_restores_when_it_starts_again_on(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(66, "pool.example.org");
+    let chip = good_sim(seed, "pool.example.org");
     let mut app = App::start(dir.path(), &[("m", &chip)], 5);
     let id = app.miner_id("m");
     app.wait_lines_after(id, 0);
@@ -342,7 +395,7 @@ fn shepherd_killed_mid_write_restores_when_it_starts_again() {
 
     // Started again on what the crash left: the write is marked interrupted with the backup
     // it recorded before erasing, and the restore runs as soon as the port opens.
-    let back = sim(66, half);
+    let back = sim(seed, half);
     let mut app = App::start(dir2.path(), &[("m", &back)], 5);
     let write = v["id"].as_i64().unwrap();
     let row = app.json(&format!("/api/commands/{write}"));
