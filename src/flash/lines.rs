@@ -224,7 +224,18 @@ impl LineControl for Recording {
     }
 }
 
-/// The wiring of a real port, from its USB ids (USB-Serial/JTAG = 303a:1001 only).
+/// The wiring a USB id means: only Espressif's USB-Serial/JTAG (303a:1001) takes the USB-JTAG
+/// sequence (esptool `_construct_reset_strategy_sequence`); every other id, Espressif's own
+/// USB-OTG and TinyUSB CDC included, is reset like a bridge.
+pub fn wiring_for(vid: u16, pid: u16) -> Wiring {
+    if vid == ESPRESSIF_VID && pid == USB_JTAG_SERIAL_PID {
+        Wiring::UsbJtag
+    } else {
+        Wiring::Classic
+    }
+}
+
+/// The wiring of a real port, from its USB ids.
 pub fn wiring_of(path: &str) -> Wiring {
     let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
     let ports = serialport::available_ports().unwrap_or_default();
@@ -233,9 +244,7 @@ pub fn wiring_of(path: &str) -> Wiring {
             std::fs::canonicalize(&p.port_name).unwrap_or_else(|_| p.port_name.clone().into());
         if same == wanted {
             if let serialport::SerialPortType::UsbPort(info) = p.port_type {
-                if info.vid == ESPRESSIF_VID && info.pid == USB_JTAG_SERIAL_PID {
-                    return Wiring::UsbJtag;
-                }
+                return wiring_for(info.vid, info.pid);
             }
         }
     }
@@ -282,6 +291,14 @@ mod tests {
                 LineEvent::Rts(false)
             ]
         );
+    }
+
+    #[test]
+    fn only_the_usb_serial_jtag_id_takes_its_sequence() {
+        assert_eq!(wiring_for(0x303A, 0x1001), Wiring::UsbJtag);
+        assert_eq!(wiring_for(0x303A, 0x0002), Wiring::Classic); // USB-OTG CDC
+        assert_eq!(wiring_for(0x303A, 0x4001), Wiring::Classic); // TinyUSB
+        assert_eq!(wiring_for(0x10C4, 0xEA60), Wiring::Classic); // CP210x
     }
 
     #[test]
