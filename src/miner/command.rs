@@ -3,7 +3,8 @@
 //! recorded in one transaction, backups kept on disk, and the way back into the firmware.
 //!
 //! The commands themselves (`get_config`, `set_config`, `doctor`) import this module and the
-//! reader's `PortSession`; nothing here imports them back except [`job`], the one dispatcher.
+//! reader's `PortSession`; nothing here imports them back (the actor in `miner/mod.rs` turns a
+//! command row into the job that runs it).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,30 +13,14 @@ use actix::Addr;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-use super::reader::{PortJob, PortSession};
-use super::{doctor, get_config, set_config};
-use crate::db::commands::{self, Backup, CommandKind};
+use super::reader::PortSession;
+use crate::db::commands::{self, Backup};
 use crate::db::{DbActor, Write};
 use crate::flash::lines::ResetKind;
 use crate::flash::session::Options;
 
 /// How long the firmware gets to print anything after the reset that ends a flash read.
 const RESUME_WINDOW: Duration = Duration::from_secs(10);
-
-/// The job that runs command `id` of `kind` on the miner's reader thread.
-pub fn job(db: Addr<DbActor>, kind: CommandKind, id: i64, payload: Option<String>) -> PortJob {
-    match kind {
-        CommandKind::GetConfig => {
-            Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
-        }
-        CommandKind::SetConfig => {
-            Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
-        }
-        CommandKind::Doctor => {
-            Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
-        }
-    }
-}
 
 /// The payload key asking for a manual-mode session.
 pub const NO_RESET_KEY: &str = "no_reset";

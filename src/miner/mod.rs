@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use actix::prelude::*;
 
 use crate::db::commands::{self, CommandKind};
-use crate::db::Write;
+use crate::db::{DbActor, Write};
 use reader::{PortJob, ReaderConfig, Sink};
 
 /// One miner: runs its reader thread, hands it commands, and stops it cleanly.
@@ -126,7 +126,7 @@ impl Handler<CommandQueued> for MinerActor {
             }));
             return;
         };
-        let job = command::job(db, kind, id, payload);
+        let job = job(db, kind, id, payload);
         // The reader thread runs jobs one at a time, between reads: commands for one miner
         // queue there in the order they were dispatched.
         let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
@@ -140,6 +140,21 @@ impl Handler<CommandQueued> for MinerActor {
                     None,
                 )
             }));
+        }
+    }
+}
+
+/// The job that runs command `id` of `kind` on the miner's reader thread.
+fn job(db: Addr<DbActor>, kind: CommandKind, id: i64, payload: Option<String>) -> PortJob {
+    match kind {
+        CommandKind::GetConfig => {
+            Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
+        }
+        CommandKind::SetConfig => {
+            Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
+        }
+        CommandKind::Doctor => {
+            Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
         }
     }
 }
