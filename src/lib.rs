@@ -31,6 +31,8 @@ pub mod diagnosis;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;
+/// What a miner said, as data (`MinerEvent`): stored, summarized and shown.
+pub mod event;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
 /// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get`.
