@@ -27,8 +27,6 @@ pub mod diagnosis;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;
-/// What a miner said, as data (`MinerEvent`): stored, summarized and shown.
-pub mod event;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
@@ -37,6 +35,8 @@ pub mod lottery;
 pub mod metrics;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// The nouns every layer shares, as pure data: events, alerts, devices.
+pub mod model;
 /// MQTT: miners' state and Home Assistant discovery on a broker.
 pub mod mqtt;
 /// Names people type must be visible.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::discovery::classify::{default_usb_ids, UsbId};
+use crate::model::device::{default_usb_ids, UsbId};
 
 mod alert_rules;
 

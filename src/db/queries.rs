@@ -337,7 +337,7 @@ mod tests {
         let now = 10_000_000_000;
         let evidence = |traffic_at: i64| {
             let mut e = Evidence::default();
-            e.observe(traffic_at, &crate::event::MinerEvent::NewJob);
+            e.observe(traffic_at, &crate::model::event::MinerEvent::NewJob);
             serde_json::to_string(&e).unwrap()
         };
         // Silent for 60 s (stall after 30 s), but a job came 60 s ago: still mining.

@@ -15,6 +15,6 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-pub use crate::event::MinerEvent;
+pub use crate::model::event::MinerEvent;
 pub use mask::mask_secrets;
 pub use rules::parse_line;

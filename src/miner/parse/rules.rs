@@ -2,7 +2,7 @@
 //! the event after it.
 
 use super::scan::*;
-use crate::event::MinerEvent;
+use crate::model::event::MinerEvent;
 
 /// A marker and the function that reads the event after it.
 ///
