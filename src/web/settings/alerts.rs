@@ -1,6 +1,6 @@
-//! The alert rules form: overrides of config.toml's `[alerts]`, checked, stored and reset.
+//! The alert rules form: what was typed, checked into overrides of config.toml's `[alerts]`, and
+//! its HTML (the handlers that store and reset them are in `settings/mod.rs`).
 
-use super::view::*;
 use super::*;
 
 /// The alert rules form as (key, value) for every [`ALERT_RULE_KEYS`] key: a switch is
@@ -36,56 +36,6 @@ pub(super) fn alert_overrides(
             (base.rule_value(key).as_ref() != Some(&value)).then(|| (key.to_owned(), value))
         })
         .collect())
-}
-
-/// `POST /settings/alerts`: change the alert rules (in force at the next evaluation).
-pub async fn save_alerts(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
-) -> actix_web::Result<HttpResponse> {
-    csrf::check(&req)?;
-    let base = &state.config.alerts;
-    let typed = alert_form_values(base, &form);
-    match alert_overrides(base, &typed) {
-        Ok(overrides) => {
-            state
-                .db
-                .send(Write::new(move |conn| {
-                    alert_settings::replace(conn, &overrides)
-                }))
-                .await
-                .map_err(actix_web::error::ErrorInternalServerError)?
-                .map_err(|e| {
-                    actix_web::error::ErrorInternalServerError(format!("database: {e}"))
-                })?;
-            Ok(see_other("/settings?saved=alerts#alert-rules"))
-        }
-        Err(message) => {
-            let st = state.clone().into_inner();
-            let data = blocking(move || load(&st)).await?;
-            let refused = AlertsRefused { typed, message };
-            Ok(html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render_with(&req, &state, &data, None, None, false, Some(&refused)),
-            ))
-        }
-    }
-}
-
-/// `POST /settings/alerts/reset`: forget the changes; the rules follow config.toml again.
-pub async fn reset_alerts(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> actix_web::Result<HttpResponse> {
-    csrf::check(&req)?;
-    state
-        .db
-        .send(Write::new(|conn| alert_settings::clear(conn)))
-        .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
-    Ok(see_other("/settings?saved=alerts#alert-rules"))
 }
 
 /// The rules as the form groups them: title, switch key, threshold keys.

@@ -29,7 +29,7 @@ mod form;
 mod tests;
 mod view;
 
-pub use alerts::{reset_alerts, save_alerts};
+use alerts::*;
 use form::*;
 use view::*;
 
@@ -244,4 +244,54 @@ pub async fn delete(
         "/settings?saved={0}#{0}",
         kind_path(kind)
     )))
+}
+
+/// `POST /settings/alerts`: change the alert rules (in force at the next evaluation).
+pub async fn save_alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    let base = &state.config.alerts;
+    let typed = alert_form_values(base, &form);
+    match alert_overrides(base, &typed) {
+        Ok(overrides) => {
+            state
+                .db
+                .send(Write::new(move |conn| {
+                    alert_settings::replace(conn, &overrides)
+                }))
+                .await
+                .map_err(actix_web::error::ErrorInternalServerError)?
+                .map_err(|e| {
+                    actix_web::error::ErrorInternalServerError(format!("database: {e}"))
+                })?;
+            Ok(see_other("/settings?saved=alerts#alert-rules"))
+        }
+        Err(message) => {
+            let st = state.clone().into_inner();
+            let data = blocking(move || load(&st)).await?;
+            let refused = AlertsRefused { typed, message };
+            Ok(html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render_with(&req, &state, &data, None, None, false, Some(&refused)),
+            ))
+        }
+    }
+}
+
+/// `POST /settings/alerts/reset`: forget the changes; the rules follow config.toml again.
+pub async fn reset_alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&req)?;
+    state
+        .db
+        .send(Write::new(|conn| alert_settings::clear(conn)))
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?
+        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+    Ok(see_other("/settings?saved=alerts#alert-rules"))
 }
