@@ -7,6 +7,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::api::blocking;
+use super::error::ApiError;
 use super::pages::{asset, layout};
 use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
@@ -57,8 +58,8 @@ pub async fn get_config(
             commands::insert(c, miner_id, CommandKind::GetConfig, payload.as_deref())
         }))
         .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
@@ -103,8 +104,8 @@ async fn queue(
             commands::insert(c, miner_id, command, payload.as_deref())
         }))
         .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
@@ -237,8 +238,7 @@ pub async fn rollout(
     let id = path.into_inner();
     match state.rollouts.get(id) {
         Some(r) => {
-            let mut v = serde_json::to_value(&r)
-                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            let mut v = serde_json::to_value(&r).map_err(ApiError::from)?;
             v["summary"] = json!(r.summary());
             v["finished"] = json!(matches!(
                 r.next(),

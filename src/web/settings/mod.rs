@@ -12,6 +12,7 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 
 use super::api::blocking;
+use super::error::ApiError;
 use super::miner_page::error_page;
 use super::pages::layout;
 use super::{auth, csrf, AppState};
@@ -149,8 +150,8 @@ async fn save(
             .db
             .send(Write::new(move |conn| store(conn, id, &valid)))
             .await
-            .map_err(actix_web::error::ErrorInternalServerError)?
-            .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?,
+            .map_err(ApiError::from)?
+            .map_err(ApiError::from)?,
     };
     match outcome {
         Ok(Some(_)) => {
@@ -235,8 +236,8 @@ pub async fn delete(
         .db
         .send(Write::new(move |conn| db::delete(conn, kind, id)))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     if kind == Kind::Miner {
         state.supervisor.do_send(Reconcile);
     }
@@ -263,10 +264,8 @@ pub async fn save_alerts(
                     alert_settings::replace(conn, &overrides)
                 }))
                 .await
-                .map_err(actix_web::error::ErrorInternalServerError)?
-                .map_err(|e| {
-                    actix_web::error::ErrorInternalServerError(format!("database: {e}"))
-                })?;
+                .map_err(ApiError::from)?
+                .map_err(ApiError::from)?;
             Ok(see_other("/settings?saved=alerts#alert-rules"))
         }
         Err(message) => {
@@ -291,7 +290,7 @@ pub async fn reset_alerts(
         .db
         .send(Write::new(|conn| alert_settings::clear(conn)))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     Ok(see_other("/settings?saved=alerts#alert-rules"))
 }
