@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::miner::parse::MinerEvent;
+use crate::model::event::MinerEvent;
 use crate::summary::Status;
 
 /// A miner prints its `Completed` (or T3/SparkMiner) line every second (10 s for SparkMiner):

@@ -13,17 +13,10 @@ pub mod address;
 pub mod alerts;
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
-/// `shepherd bench`: ingest throughput, CPU and memory.
-pub mod bench;
-/// `shepherd bench flash`: a configuration read and write against a simulated chip whose link
-/// is paced like a real one.
-pub mod bench_flash;
-/// Command-line definitions (clap).
+/// The command line: clap definitions and every subcommand (`run` is in `app`).
 pub mod cli;
 /// Wall-clock helpers.
 pub mod clock;
-/// What each subcommand does.
-pub mod commands;
 /// `config.toml`: options, defaults, validation.
 pub mod config;
 /// SQLite: schema, migrations, the writer actor, read queries.
@@ -36,20 +29,18 @@ pub mod diagnosis;
 pub mod discovery;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
-/// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get`.
-pub mod flash_commands;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Prometheus text exposition for `/metrics`.
 pub mod metrics;
 /// Miners: serial reading, framing, NerdMiner log parsing.
 pub mod miner;
+/// The nouns every layer shares, as pure data: events, alerts, devices.
+pub mod model;
 /// MQTT: miners' state and Home Assistant discovery on a broker.
 pub mod mqtt;
 /// Names people type must be visible.
 pub mod names;
-/// `shepherd passwd`: the login password's hash into the config file.
-pub mod passwd;
 /// BTC price and network figures: providers, HTTP, cache, and the actor that fetches them.
 pub mod price;
 /// Canary rollout: one pool/address change to many miners, canary first, stop on failure.
@@ -62,7 +53,5 @@ pub mod summarizer;
 pub mod summary;
 /// Starts and stops MinerActors as miners come and go.
 pub mod supervisor;
-/// `shepherd tail`: follow one miner's events from a shell.
-pub mod tail;
 /// Web server, pages and JSON API.
 pub mod web;

@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = shepherd::cli::Cli::parse();
-    match shepherd::commands::execute(cli.command) {
+    match shepherd::cli::dispatch::execute(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

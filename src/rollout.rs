@@ -270,7 +270,12 @@ pub async fn run(
         };
         let queued = db
             .send(Write::new(move |c| {
-                commands::insert(c, miner_id, "SET_CONFIG", Some(&payload))
+                commands::insert(
+                    c,
+                    miner_id,
+                    crate::db::commands::CommandKind::SetConfig,
+                    Some(&payload),
+                )
             }))
             .await;
         let command = match queued {

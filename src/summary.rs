@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::miner::parse::MinerEvent;
+use crate::model::event::MinerEvent;
 
 /// The number an event carries, stored in `miner_events.value` for SQL queries.
 pub fn event_value(event: &MinerEvent) -> Option<f64> {

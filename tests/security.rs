@@ -261,7 +261,13 @@ fn plant_secrets(dir: &Path) -> (i64, i64, i64) {
         "poolString": "pool.example", "portNumber": 3333, "poolPassword": SECRET,
         "btcString": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
     });
-    let cmd = commands::insert(&conn, miner, "SET_CONFIG", Some(&config.to_string())).unwrap();
+    let cmd = commands::insert(
+        &conn,
+        miner,
+        commands::CommandKind::SetConfig,
+        Some(&config.to_string()),
+    )
+    .unwrap();
     let result = serde_json::json!({ "config": config, "method": "flash" });
     commands::finish(&conn, cmd, true, "written", Some(&result)).unwrap();
     commands::store_config(&conn, miner, &config.to_string()).unwrap();

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::clock::now_ms;
-use crate::miner::parse::MinerEvent;
+use crate::model::event::MinerEvent;
 use crate::summary::event_value;
 
 use super::logs;

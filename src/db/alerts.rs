@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::alerts::rules::{ActiveAlert, Notice, NoticeKind, Rule, Seen, Severity, Sign};
+use crate::model::alert::{ActiveAlert, Notice, NoticeKind, Rule, Seen, Severity, Sign};
 
 /// One stored alert, as `/api/alerts` and the dashboard show it.
 #[derive(Debug, Clone, Serialize, PartialEq)]

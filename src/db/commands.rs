@@ -1,11 +1,56 @@
-//! `miner_commands` (GET_CONFIG / SET_CONFIG queued for a miner's actor), the configuration a
-//! miner was last read with, and `config_backups`. Writes go through the DbActor (or the CLI's
-//! own connection); reads through any connection.
+//! `miner_commands` (a [`CommandKind`] queued for a miner's actor), the configuration a miner
+//! was last read with, `config_backups`, and the restore-after-replug bookkeeping (a write cut
+//! off by the cable leaves an intent; the next opening of the port queues its restore). Writes
+//! go through the DbActor (or the CLI's own connection); reads through any connection.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::clock::now_ms;
+
+/// What a miner's actor can be asked to do with its port. Stored in `miner_commands.command`
+/// under its [`CommandKind::as_str`] name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandKind {
+    /// Read the miner's configuration (boot capture or flash read).
+    GetConfig,
+    /// Write a configuration, or restore a stored backup.
+    SetConfig,
+    /// Read-only check of the flash link, with a protocol trace.
+    Doctor,
+}
+
+impl CommandKind {
+    /// Every kind, in the order the manage page lists them.
+    pub const ALL: [CommandKind; 3] = [
+        CommandKind::GetConfig,
+        CommandKind::SetConfig,
+        CommandKind::Doctor,
+    ];
+
+    /// The name stored in the table and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::GetConfig => "GET_CONFIG",
+            CommandKind::SetConfig => "SET_CONFIG",
+            CommandKind::Doctor => "DOCTOR",
+        }
+    }
+
+    /// The kind stored as `name`; `None` for a name this version does not know (a newer
+    /// shepherd wrote it).
+    pub fn parse(name: &str) -> Option<CommandKind> {
+        CommandKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for CommandKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A queued or finished command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,13 +100,13 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
 pub fn insert(
     conn: &Connection,
     miner_id: i64,
-    command: &str,
+    command: CommandKind,
     payload: Option<&str>,
 ) -> rusqlite::Result<i64> {
     conn.execute(
         "INSERT INTO miner_commands (miner_id, command, payload, status, detail, created_at)
          VALUES (?1, ?2, ?3, 'pending', 'queued: waiting for the miner''s reader to take it', ?4)",
-        params![miner_id, command, payload, now_ms()],
+        params![miner_id, command.as_str(), payload, now_ms()],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -408,6 +453,134 @@ pub fn clear_intent(conn: &Connection, miner_id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Automatic restores queued for one incident (a restore intent) before shepherd stops
+/// retrying by itself and says so: a restore that keeps failing is not a loop.
+pub const MAX_AUTO_RESTORES: i64 = 3;
+
+/// What a restoring SET_CONFIG carries under [`RESTORE_KEY`] (the API fills it from the `config_backups` row).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct RestorePayload {
+    /// The backup's row id.
+    pub backup_id: i64,
+    /// Its image file.
+    pub path: String,
+    /// Partition offset it was read from.
+    pub offset: i64,
+    /// Partition size.
+    pub size: i64,
+    /// SHA-256 of the file when it was stored.
+    pub sha256: String,
+    /// Factory MAC of the chip it was read from (absent in payloads queued by older versions:
+    /// then taken from the backup's row).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Queued by shepherd for a restore intent: a backup damaged on disk is replaced by the
+    /// newest intact one of the same chip instead of failing.
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+impl RestorePayload {
+    /// The payload that restores backup `b`.
+    pub fn of(b: &Backup, automatic: bool) -> Self {
+        Self {
+            backup_id: b.id,
+            path: b.path.clone(),
+            offset: b.offset,
+            size: b.size,
+            sha256: b.sha256.clone(),
+            mac: b.mac.clone(),
+            automatic,
+        }
+    }
+
+    /// The backup row this payload names (miner and chip unknown to it).
+    pub fn row(&self) -> Backup {
+        Backup {
+            id: self.backup_id,
+            miner_id: 0,
+            path: self.path.clone(),
+            chip: None,
+            mac: self.mac.clone(),
+            offset: self.offset,
+            size: self.size,
+            sha256: self.sha256.clone(),
+            created_at: 0,
+            config_ok: None,
+        }
+    }
+}
+
+/// The payload key that makes a SET_CONFIG a restore of a stored backup (no firmware has a
+/// config key of that name). Carried by SET_CONFIG rather than a command of its own so the
+/// `miner_commands` table keeps its schema.
+pub const RESTORE_KEY: &str = crate::flash::nerd_config::RESERVED_KEY;
+
+/// The SET_CONFIG payload that restores backup `p`.
+pub fn restore_payload(p: &RestorePayload) -> String {
+    json!({ RESTORE_KEY: p }).to_string()
+}
+
+/// Called when a miner's port opens: if the miner has a restore intent (a write that could not
+/// finish, or shepherd stopped in the middle of one), queues the restore of its backup —
+/// unless a command for the miner is already queued or running (it goes first; the next
+/// opening decides again), or [`MAX_AUTO_RESTORES`] were already queued for this intent.
+/// Returns the new command's id.
+pub fn queue_restore_after_replug(
+    c: &rusqlite::Connection,
+    miner_id: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let Some(intent) = intent(c, miner_id)? else {
+        return Ok(None);
+    };
+    let busy: Option<i64> = c
+        .query_row(
+            "SELECT id FROM miner_commands WHERE miner_id = ?1 AND status IN ('pending', 'running')
+             LIMIT 1",
+            [miner_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if busy.is_some() {
+        return Ok(None);
+    }
+    if intent.attempts >= MAX_AUTO_RESTORES {
+        tracing::warn!(
+            miner = miner_id,
+            "backup #{} still has to be restored, but {MAX_AUTO_RESTORES} automatic restores \
+             failed: restore it by hand from the manage page",
+            intent.backup_id
+        );
+        return Ok(None);
+    }
+    let Some(b) = backup(c, intent.backup_id)? else {
+        tracing::error!(
+            miner = miner_id,
+            "the restore intent names backup #{}, which no longer exists",
+            intent.backup_id
+        );
+        return Ok(None);
+    };
+    count_restore_attempt(c, miner_id)?;
+    let payload = restore_payload(&RestorePayload::of(&b, true));
+    let id = insert(c, miner_id, CommandKind::SetConfig, Some(&payload))?;
+    let since = intent
+        .command_id
+        .map(|w| format!(" since write #{w}"))
+        .unwrap_or_default();
+    set_detail(
+        c,
+        id,
+        &format!(
+            "queued: automatic restore of backup #{} (attempt {} of {MAX_AUTO_RESTORES}): the \
+             miner has not been confirmed on a good configuration{since}",
+            b.id,
+            intent.attempts + 1
+        ),
+    )?;
+    Ok(Some(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,11 +590,97 @@ mod tests {
         crate::db::memory_db()
     }
 
+    /// A write that recorded backup `b` as its intent and then ended without confirmation.
+    fn cut_off_write(c: &mut rusqlite::Connection, m: i64) -> (i64, i64) {
+        let b = insert_backup(
+            c,
+            &Backup {
+                id: 0,
+                miner_id: m,
+                path: "/b/1.bin".into(),
+                chip: None,
+                mac: Some("24:d7:eb:10:20:01".into()),
+                offset: 0x31_0000,
+                size: 0xE_0000,
+                sha256: "00".into(),
+                created_at: 0,
+                config_ok: Some(true),
+            },
+        )
+        .unwrap();
+        let id = insert(c, m, CommandKind::SetConfig, Some("{}")).unwrap();
+        record_intent(c, m, b, id).unwrap();
+        finish(c, id, false, "cut off", None).unwrap();
+        (b, id)
+    }
+
+    fn payload_of(c: &rusqlite::Connection, id: i64) -> RestorePayload {
+        let row = get(c, id).unwrap().unwrap();
+        assert_eq!(row.command, CommandKind::SetConfig.as_str());
+        let v: serde_json::Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+        serde_json::from_value(v[RESTORE_KEY].clone()).unwrap()
+    }
+
+    #[test]
+    fn a_cut_off_write_queues_its_restore_once_per_opening_while_it_is_pending() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let (b, _) = cut_off_write(&mut c, m);
+        let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
+        let p = payload_of(&c, id);
+        assert_eq!(p.backup_id, b);
+        assert!(p.automatic);
+        assert_eq!(p.mac.as_deref(), Some("24:d7:eb:10:20:01"));
+        assert!(get(&c, id)
+            .unwrap()
+            .unwrap()
+            .detail
+            .unwrap()
+            .contains("attempt 1 of 3"));
+        // Reopening while it is still queued does not queue a second one.
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        assert_eq!(intent(&c, m).unwrap().unwrap().attempts, 1);
+    }
+
+    #[test]
+    fn a_restore_that_keeps_failing_is_queued_three_times_then_no_more() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        let (b, _) = cut_off_write(&mut c, m);
+        for attempt in 1..=MAX_AUTO_RESTORES {
+            let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
+            assert_eq!(payload_of(&c, id).backup_id, b, "attempt {attempt}");
+            // It fails again, and re-records the same intent before its own write.
+            record_intent(&mut c, m, b, id).unwrap();
+            finish(&c, id, false, "cut off again", None).unwrap();
+        }
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        assert_eq!(intent(&c, m).unwrap().unwrap().attempts, MAX_AUTO_RESTORES);
+    }
+
+    #[test]
+    fn nothing_is_queued_without_an_intent_or_while_a_command_is_queued() {
+        let mut c = db();
+        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        cut_off_write(&mut c, m);
+        let get = insert(&c, m, CommandKind::GetConfig, None).unwrap();
+        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
+        finish(&c, get, true, "read", None).unwrap();
+        assert!(queue_restore_after_replug(&c, m).unwrap().is_some());
+        // Confirmed on a good configuration: nothing more to restore.
+        let mut c2 = db();
+        let m2 = miners::add(&c2, "shed", "/dev/ttyUSB1", "serial").unwrap();
+        cut_off_write(&mut c2, m2);
+        clear_intent(&c2, m2).unwrap();
+        assert_eq!(queue_restore_after_replug(&c2, m2).unwrap(), None);
+    }
+
     #[test]
     fn command_lifecycle() {
         let c = db();
         let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        let id = insert(&c, m, "GET_CONFIG", Some("{\"method\":\"boot\"}")).unwrap();
+        let id = insert(&c, m, CommandKind::GetConfig, Some("{\"method\":\"boot\"}")).unwrap();
         assert_eq!(pending(&c).unwrap().len(), 1);
         start(&c, id, "resetting").unwrap();
         assert!(pending(&c).unwrap().is_empty());
@@ -439,7 +698,7 @@ mod tests {
     fn interrupted_commands_are_failed_at_start() {
         let c = db();
         let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        let id = insert(&c, m, "GET_CONFIG", None).unwrap();
+        let id = insert(&c, m, CommandKind::GetConfig, None).unwrap();
         start(&c, id, "reading").unwrap();
         assert_eq!(fail_interrupted(&c).unwrap(), 1);
         assert_eq!(get(&c, id).unwrap().unwrap().status, "error");
@@ -513,7 +772,7 @@ mod tests {
         let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
         let good = backup_row(&c, m, 0, Some(true));
         let named = backup_row(&c, m, 1, Some(false));
-        let cmd = insert(&c, m, "SET_CONFIG", None).unwrap();
+        let cmd = insert(&c, m, CommandKind::SetConfig, None).unwrap();
         record_intent(&mut c, m, named, cmd).unwrap();
         // Four writes that each backed up a partition without a configuration.
         for i in 2..6 {
@@ -558,7 +817,7 @@ mod tests {
         let a = backup_row(&c, m, 0, Some(true));
         let b = backup_row(&c, m, 1, Some(true));
         assert_eq!(intent(&c, m).unwrap(), None);
-        let cmd = insert(&c, m, "SET_CONFIG", None).unwrap();
+        let cmd = insert(&c, m, CommandKind::SetConfig, None).unwrap();
         record_intent(&mut c, m, a, cmd).unwrap();
         count_restore_attempt(&c, m).unwrap();
         record_intent(&mut c, m, b, cmd).unwrap();
@@ -580,10 +839,10 @@ mod tests {
         let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
         let other = miners::add(&c, "shed", "/dev/ttyUSB1", "serial").unwrap();
         let b = backup_row(&c, m, 0, Some(true));
-        let write = insert(&c, m, "SET_CONFIG", Some("{}")).unwrap();
+        let write = insert(&c, m, CommandKind::SetConfig, Some("{}")).unwrap();
         start(&c, write, "writing").unwrap();
         record_intent(&mut c, m, b, write).unwrap();
-        let read = insert(&c, other, "GET_CONFIG", None).unwrap();
+        let read = insert(&c, other, CommandKind::GetConfig, None).unwrap();
         start(&c, read, "reading").unwrap();
         assert_eq!(fail_interrupted(&c).unwrap(), 2);
         let w = get(&c, write).unwrap().unwrap();

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::miners::{self, MinerError};
 use crate::clock::now_ms;
-use crate::discovery::classify::{
+use crate::model::device::{
     find_record, is_trusted_serial, DeviceInfo, DeviceRecord, KnownMiner, Reconnect,
 };
 

@@ -112,18 +112,31 @@ pub struct HerdTotals {
     pub blocks_found: i64,
 }
 
+/// Column aliases are the [`MinerView`] field names (or, for what is derived in Rust, the input's
+/// name), and rows are read by name: adding a field is one alias here and one line below.
 const MINER_VIEW_SQL: &str = "
-    SELECT m.id, m.name, m.port, m.kind, coalesce(s.link_state, 'offline'), s.link_detail, s.last_seen,
-           s.hashrate_khs, s.hashrate_avg_10m, s.hashrate_avg_1h, s.hashrate_avg_24h,
-           coalesce(s.shares, 0), coalesce(s.accepted, 0), coalesce(s.rejected, 0), s.best_diff,
-           s.best_diff_session, coalesce(s.blocks_found, 0), s.temperature, s.temp_max_24h,
-           s.uptime_secs, coalesce(s.restarts, 0), s.pool, s.firmware, coalesce(s.lines_total, 0),
-           coalesce(s.lines_dropped, 0), coalesce(s.lines_truncated, 0),
+    SELECT m.id AS id, m.name AS name, m.port AS port, m.kind AS kind,
+           coalesce(s.link_state, 'offline') AS link_state, s.link_detail AS link_detail,
+           s.last_seen AS last_seen,
+           s.hashrate_khs AS hashrate_khs, s.hashrate_avg_10m AS hashrate_avg_10m,
+           s.hashrate_avg_1h AS hashrate_avg_1h, s.hashrate_avg_24h AS hashrate_avg_24h,
+           coalesce(s.shares, 0) AS shares, coalesce(s.accepted, 0) AS accepted,
+           coalesce(s.rejected, 0) AS rejected, s.best_diff AS best_diff,
+           s.best_diff_session AS best_diff_session, coalesce(s.blocks_found, 0) AS blocks_found,
+           s.temperature AS temperature, s.temp_max_24h AS temp_max_24h,
+           s.uptime_secs AS uptime_secs, coalesce(s.restarts, 0) AS restarts, s.pool AS pool,
+           s.firmware AS firmware, coalesce(s.lines_total, 0) AS lines_total,
+           coalesce(s.lines_dropped, 0) AS lines_dropped,
+           coalesce(s.lines_truncated, 0) AS lines_truncated,
            (SELECT coalesce(sum(mm.shares), 0) FROM miner_minutes mm
-             WHERE mm.miner_id = m.id AND mm.minute >= ?1),
-           s.boot_at, s.time_mining_secs, s.restores_stats, s.temperature_since, s.shares_meaning,
-           s.firmware_family, s.display, s.blocks_reported, s.evidence_json,
+             WHERE mm.miner_id = m.id AND mm.minute >= ?1) AS shares_last_hour,
+           s.boot_at AS boot_at, s.time_mining_secs AS time_mining_secs,
+           s.restores_stats AS stats_restored, s.temperature_since AS temperature_since,
+           s.shares_meaning AS shares_meaning, s.firmware_family AS firmware_family,
+           s.display AS display, s.blocks_reported AS blocks_reported,
+           s.evidence_json AS evidence_json,
            (SELECT count(*) FROM miner_reboots r WHERE r.miner_id = m.id AND r.at >= ?1 * 1000)
+             AS reboots_last_hour
     FROM miners m LEFT JOIN miner_summary s ON s.miner_id = m.id
     WHERE m.enabled = 1";
 
@@ -132,12 +145,12 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
     let mut stmt = conn.prepare_cached(&format!("{MINER_VIEW_SQL} ORDER BY m.name"))?;
     let hour_ago = now / 1000 - 3600;
     let rows = stmt.query_map([hour_ago], |r| {
-        let link: String = r.get(4)?;
-        let last_seen: Option<i64> = r.get(6)?;
+        let link: String = r.get("link_state")?;
+        let last_seen: Option<i64> = r.get("last_seen")?;
         let mut status = derive_status(&link, last_seen, now, stall_ms);
-        let link_detail: Option<String> = r.get(5)?;
+        let link_detail: Option<String> = r.get("link_detail")?;
         let evidence: Evidence = r
-            .get::<_, Option<String>>(35)?
+            .get::<_, Option<String>>("evidence_json")?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
         let diagnosis = diagnosis::diagnose(&evidence, status, last_seen, now);
@@ -146,16 +159,16 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
         if status == Status::Stalled && diagnosis.verdict == Verdict::MiningUnreported {
             status = Status::Online;
         }
-        let boot_at: Option<i64> = r.get(27)?;
-        let temperature: Option<f64> = r.get(17)?;
-        let temperature_since: Option<i64> = r.get(30)?;
+        let boot_at: Option<i64> = r.get("boot_at")?;
+        let temperature: Option<f64> = r.get("temperature")?;
+        let temperature_since: Option<i64> = r.get("temperature_since")?;
         let no_sensor = matches!((temperature, temperature_since),
             (Some(t), Some(since)) if (t - 53.0).abs() <= 0.5 && now - since >= NO_SENSOR_AFTER_MS);
         Ok(MinerView {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            port: r.get(2)?,
-            kind: r.get(3)?,
+            id: r.get("id")?,
+            name: r.get("name")?,
+            port: r.get("port")?,
+            kind: r.get("kind")?,
             status,
             status_detail: match status {
                 Status::Stalled => Some("connected, but nothing received lately".into()),
@@ -165,38 +178,38 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
                 _ => link_detail,
             },
             last_seen,
-            hashrate_khs: r.get(7)?,
-            hashrate_avg_10m: r.get(8)?,
-            hashrate_avg_1h: r.get(9)?,
-            hashrate_avg_24h: r.get(10)?,
-            shares: r.get(11)?,
-            accepted: r.get(12)?,
-            rejected: r.get(13)?,
-            best_diff: r.get(14)?,
-            best_diff_session: r.get(15)?,
-            blocks_found: r.get(16)?,
+            hashrate_khs: r.get("hashrate_khs")?,
+            hashrate_avg_10m: r.get("hashrate_avg_10m")?,
+            hashrate_avg_1h: r.get("hashrate_avg_1h")?,
+            hashrate_avg_24h: r.get("hashrate_avg_24h")?,
+            shares: r.get("shares")?,
+            accepted: r.get("accepted")?,
+            rejected: r.get("rejected")?,
+            best_diff: r.get("best_diff")?,
+            best_diff_session: r.get("best_diff_session")?,
+            blocks_found: r.get("blocks_found")?,
             temperature,
-            temp_max_24h: r.get(18)?,
+            temp_max_24h: r.get("temp_max_24h")?,
             // Counted from the boot we saw, so it runs on between summarizer passes.
             uptime_secs: match boot_at {
                 Some(b) => Some((now - b).max(0) / 1000),
-                None => r.get(19)?,
+                None => r.get("uptime_secs")?,
             },
-            time_mining_secs: r.get(28)?,
-            stats_restored: r.get(29)?,
-            shares_meaning: r.get(31)?,
-            blocks_reported: r.get(34)?,
+            time_mining_secs: r.get("time_mining_secs")?,
+            stats_restored: r.get("stats_restored")?,
+            shares_meaning: r.get("shares_meaning")?,
+            blocks_reported: r.get("blocks_reported")?,
             temperature_no_sensor: no_sensor,
-            firmware_family: r.get(32)?,
-            display: r.get(33)?,
-            reboots_last_hour: r.get(36)?,
-            restarts: r.get(20)?,
-            pool: r.get(21)?,
-            firmware: r.get(22)?,
-            lines_total: r.get(23)?,
-            lines_dropped: r.get(24)?,
-            lines_truncated: r.get(25)?,
-            shares_last_hour: r.get(26)?,
+            firmware_family: r.get("firmware_family")?,
+            display: r.get("display")?,
+            reboots_last_hour: r.get("reboots_last_hour")?,
+            restarts: r.get("restarts")?,
+            pool: r.get("pool")?,
+            firmware: r.get("firmware")?,
+            lines_total: r.get("lines_total")?,
+            lines_dropped: r.get("lines_dropped")?,
+            lines_truncated: r.get("lines_truncated")?,
+            shares_last_hour: r.get("shares_last_hour")?,
             odds: None,
             diagnosis,
         })
@@ -337,7 +350,7 @@ mod tests {
         let now = 10_000_000_000;
         let evidence = |traffic_at: i64| {
             let mut e = Evidence::default();
-            e.observe(traffic_at, &crate::miner::parse::MinerEvent::NewJob);
+            e.observe(traffic_at, &crate::model::event::MinerEvent::NewJob);
             serde_json::to_string(&e).unwrap()
         };
         // Silent for 60 s (stall after 30 s), but a job came 60 s ago: still mining.

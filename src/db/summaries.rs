@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{params, Connection};
 
 use crate::clock::now_ms;
-use crate::miner::parse::MinerEvent;
+use crate::model::event::MinerEvent;
 use crate::summary::{MinerState, MinuteDelta};
 
 /// One stored event, decoded.

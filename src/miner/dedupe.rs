@@ -3,7 +3,7 @@
 //! nothing new and costs most of ingest's disk writes. Changes are always kept, so every
 //! value the miner reported is still in `miner_events`.
 
-use super::parse::MinerEvent;
+use crate::model::event::MinerEvent;
 
 /// Remembers the last stored value of each repeating gauge of one miner.
 #[derive(Debug, Default, Clone)]

@@ -11,8 +11,8 @@ use std::time::Instant;
 use actix::Addr;
 use serde_json::{json, Value};
 
-use super::get_config::{
-    loader_options, mask_config, record_end, wait_for_boot, Outcome, Reporter,
+use super::command::{
+    db_call, loader_options, mask_config, record_end, wait_for_boot, Outcome, Reporter,
 };
 use super::reader::PortSession;
 use crate::db::commands;
@@ -76,7 +76,7 @@ pub fn execute(
         (_, Err(e)) => Outcome::failed(e),
         (Ok(session), Ok(opts)) => {
             let text = format!("running on {}", session.path());
-            let _ = super::get_config::db_call(db, move |c| commands::start(c, id, &text));
+            let _ = db_call(db, move |c| commands::start(c, id, &text));
             let rep = Reporter::new(db, id);
             run(session, &rep, opts)
         }

@@ -7,20 +7,22 @@
 //! Every step is written to the command's `detail` so the manage page and `shepherd config get`
 //! can show it live.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::boot_config::{BootConfig, BootConfigCapture};
+use super::command::{
+    db_call, loader_options, mask_config, record_end, store_backup, wait_for_boot, Outcome,
+    Reporter,
+};
 use super::reader::PortSession;
 use crate::clock::now_ms;
 use crate::db::commands::{self, Backup};
-use crate::db::{DbActor, Write};
+use crate::db::DbActor;
 use crate::flash::lines::ResetKind;
 use crate::flash::loader::Loader;
 use crate::flash::partitions::{
@@ -33,8 +35,6 @@ use crate::flash::transport::LoaderError;
 
 /// How long the firmware gets to print its configuration after a reset.
 const BOOT_CAPTURE_WINDOW: Duration = Duration::from_secs(20);
-/// How long the firmware gets to print anything after the reset that ends a flash read.
-const RESUME_WINDOW: Duration = Duration::from_secs(10);
 /// Bytes read between checks for a stop request (2 s at 115200 baud).
 const STOP_CHECK_BYTES: u32 = 16 * 1024;
 
@@ -69,97 +69,6 @@ impl Method {
     }
 }
 
-/// The payload key asking for a manual-mode session.
-pub const NO_RESET_KEY: &str = "no_reset";
-
-/// How to reach the loader, from a command's payload: `"no_reset": true` for a board the owner
-/// put into download mode by hand (esptool `--before no-reset`).
-pub fn loader_options(payload: Option<&str>) -> Result<Options, String> {
-    let Some(text) = payload.filter(|t| !t.trim().is_empty()) else {
-        return Ok(Options::default());
-    };
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| format!("the command's payload is not JSON: {e}"))?;
-    match v.get(NO_RESET_KEY) {
-        None | Some(Value::Bool(false)) | Some(Value::Null) => Ok(Options::default()),
-        Some(Value::Bool(true)) => Ok(Options {
-            reset: false,
-            fast: false,
-        }),
-        Some(other) => Err(format!("\"no_reset\" must be true or false, not {other}")),
-    }
-}
-
-/// Replaces every string value whose key mentions a password with `***`.
-pub fn mask_config(config: &Map<String, Value>) -> Map<String, Value> {
-    config
-        .iter()
-        .map(|(k, v)| {
-            let secret = k.to_ascii_lowercase().contains("pass") && v.is_string();
-            (k.clone(), if secret { json!("***") } else { v.clone() })
-        })
-        .collect()
-}
-
-/// Runs a write on the DbActor from this (non-actor) thread and waits for it.
-pub(super) fn db_call<R: Send + 'static>(
-    db: &Addr<DbActor>,
-    f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
-) -> Result<R, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    db.do_send(Write::new(move |c| {
-        let _ = tx.send(f(c));
-        Ok(())
-    }));
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(format!("database error: {e}")),
-        Err(_) => Err("the database writer did not answer within 30 s".into()),
-    }
-}
-
-/// Writes progress to the command row, and keeps the steps for the result (a fast chip
-/// finishes steps between two polls of the page).
-pub(super) struct Reporter<'a> {
-    pub(super) db: &'a Addr<DbActor>,
-    pub(super) id: i64,
-    pub(super) steps: std::cell::RefCell<Vec<String>>,
-}
-
-impl<'a> Reporter<'a> {
-    /// Reports command `id`'s progress.
-    pub(super) fn new(db: &'a Addr<DbActor>, id: i64) -> Self {
-        Self {
-            db,
-            id,
-            steps: Default::default(),
-        }
-    }
-
-    pub(super) fn detail(&self, text: impl Into<String>) {
-        let (id, text) = (self.id, text.into());
-        tracing::debug!(command = id, "{text}");
-        // Progress percentages are not steps.
-        if !text.ends_with('%') || text.ends_with(": 0%") {
-            self.steps.borrow_mut().push(text.clone());
-        }
-        self.db
-            .do_send(Write::new(move |c| commands::set_detail(c, id, &text)));
-    }
-}
-
-/// What a finished configuration command (GET_CONFIG, SET_CONFIG) reports.
-pub(super) struct Outcome {
-    /// Whether it succeeded.
-    pub(super) ok: bool,
-    /// One line for the command list.
-    pub(super) detail: String,
-    /// Structured result (steps, files, backup…).
-    pub(super) result: Value,
-    /// The configuration the miner holds now, when known: stored as its last config.
-    pub(super) config: Option<Map<String, Value>>,
-}
-
 /// Runs GET_CONFIG command `id` and records its end.
 pub fn execute(
     db: &Addr<DbActor>,
@@ -191,48 +100,8 @@ pub fn execute(
     record_end(db, id, outcome);
 }
 
-/// Records a finished command in one transaction: its status and result, and the
-/// configuration it saw as the miner's last known one.
-pub(super) fn record_end(db: &Addr<DbActor>, id: i64, outcome: Outcome) {
-    let miner_config = outcome
-        .config
-        .as_ref()
-        .map(|m| Value::Object(m.clone()).to_string());
-    let Outcome {
-        ok, detail, result, ..
-    } = outcome;
-    let stored = db_call(db, move |c| {
-        let tx = c.transaction()?;
-        if let Some(json) = &miner_config {
-            let miner: i64 = tx.query_row(
-                "SELECT miner_id FROM miner_commands WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            commands::store_config(&tx, miner, json)?;
-        }
-        commands::finish(&tx, id, ok, &detail, Some(&result))?;
-        tx.commit()
-    });
-    if let Err(e) = stored {
-        tracing::error!(command = id, "cannot record the end of command: {e}");
-    }
-}
-
 fn failed(detail: String) -> Outcome {
     Outcome::failed(detail)
-}
-
-impl Outcome {
-    /// A failure with nothing else to report.
-    pub(super) fn failed(detail: String) -> Outcome {
-        Outcome {
-            ok: false,
-            detail,
-            result: Value::Null,
-            config: None,
-        }
-    }
 }
 
 fn run(
@@ -321,8 +190,11 @@ fn boot_capture(
     }
 }
 
-pub(super) enum FlashFailure {
+/// Why a flash read failed: the fallback to the boot capture depends on which.
+pub enum FlashFailure {
+    /// The partition table has no SPIFFS partition (the boot capture is the only way).
     NoSpiffs(String),
+    /// Anything else (link, chip, MD5, stop request).
     Other(String),
 }
 
@@ -386,11 +258,12 @@ fn flash_read(
     }
 }
 
-pub(super) type LoaderRead = (String, String, Partition, Vec<u8>);
+/// Chip name, MAC, the SPIFFS partition and its MD5-verified image.
+pub type LoaderRead = (String, String, Partition, Vec<u8>);
 
 /// Connects (reset, sync, chip, flash size, baud), reads the partition table and the whole
 /// SPIFFS partition, and checks it against the chip's MD5.
-pub(super) fn read_with_loader<T: LoaderPort>(
+pub fn read_with_loader<T: LoaderPort>(
     loader: &mut Loader<T>,
     rep: &Reporter<'_>,
     stop: &AtomicBool,
@@ -470,31 +343,6 @@ pub(super) fn read_with_loader<T: LoaderPort>(
         }));
     }
     Ok((chip.name.to_owned(), mac, part, image))
-}
-
-/// Hard-resets into the firmware and waits until it boots (see [`wait_for_boot`]).
-pub(super) fn back_to_firmware(session: &mut PortSession<'_>) -> Result<(), String> {
-    session.reset(ResetKind::HardReset)?;
-    wait_for_boot(session)
-}
-
-/// Waits until the firmware boots after a reset: its boot banner, not just any line (lines
-/// printed before the reset may still be buffered).
-pub(super) fn wait_for_boot(session: &mut PortSession<'_>) -> Result<(), String> {
-    let mut any = false;
-    let booted = session.read_lines(Instant::now() + RESUME_WINDOW, &mut |l| {
-        any |= !l.trim().is_empty();
-        l.contains("rst:0x") || l.contains("NerdMiner v2 starting")
-    })?;
-    if booted || any {
-        Ok(())
-    } else {
-        Err(format!(
-            "the miner printed nothing within {} s of the reset into its firmware: check it (power \
-             cycle it if it stays silent)",
-            RESUME_WINDOW.as_secs()
-        ))
-    }
 }
 
 fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashRead) -> Outcome {
@@ -593,41 +441,6 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
         },
     }
 }
-
-/// Writes the image under `dir` (file and folder synced to disk), records it with whether it
-/// holds a configuration (returns its id and file), and prunes old backups (rows and files; see
-/// [`commands::prune_backups`] for what is never pruned).
-pub(super) fn store_backup(
-    db: &Addr<DbActor>,
-    miner_id: i64,
-    dir: &Path,
-    keep: usize,
-    mut row: Backup,
-    image: &[u8],
-) -> Result<(i64, String), String> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let path = super::backups::write_synced(dir, &format!("{stamp}.bin"), image)?;
-    row.path = path.display().to_string();
-    let stored = row.path.clone();
-    // A caller that knows better (a partition the miner was never confirmed on) says so.
-    if row.config_ok.is_none() {
-        row.config_ok = Some(super::backups::image_config(image).is_ok());
-    }
-    let (id, old) = db_call(db, move |c| {
-        let tx = c.transaction()?;
-        let id = commands::insert_backup(&tx, &row)?;
-        let old = commands::prune_backups(&tx, miner_id, keep)?;
-        tx.commit()?;
-        Ok((id, old))
-    })?;
-    for p in old {
-        if let Err(e) = std::fs::remove_file(&p) {
-            tracing::warn!("cannot delete old backup {p}: {e}");
-        }
-    }
-    Ok((id, stored))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

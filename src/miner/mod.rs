@@ -1,9 +1,10 @@
 //! Miners: the MinerActor that alone owns a miner's serial port, and the pure pieces it uses
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
-//! with the port (GET_CONFIG, SET_CONFIG).
+//! with the port (GET_CONFIG, SET_CONFIG, DOCTOR; their shared plumbing is in `command`).
 
 pub mod backups;
 pub mod boot_config;
+pub mod command;
 pub mod dedupe;
 pub mod doctor;
 pub mod framing;
@@ -20,7 +21,8 @@ use std::thread::JoinHandle;
 
 use actix::prelude::*;
 
-use crate::db::{commands, Write};
+use crate::db::commands::{self, CommandKind};
+use crate::db::{DbActor, Write};
 use reader::{PortJob, ReaderConfig, Sink};
 
 /// One miner: runs its reader thread, hands it commands, and stops it cleanly.
@@ -101,7 +103,7 @@ impl Handler<StopReading> for MinerActor {
 pub struct CommandQueued {
     /// Row id.
     pub id: i64,
-    /// `GET_CONFIG` or `SET_CONFIG`.
+    /// Its [`CommandKind`] name as stored (a name this version does not know fails the row).
     pub command: String,
     /// Its payload.
     pub payload: Option<String>,
@@ -117,24 +119,14 @@ impl Handler<CommandQueued> for MinerActor {
             command,
             payload,
         } = msg;
-        let job: PortJob = match command.as_str() {
-            "GET_CONFIG" => {
-                Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
-            }
-            "SET_CONFIG" => {
-                Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
-            }
-            "DOCTOR" => {
-                Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
-            }
-            other => {
-                let detail = format!("{other} is not supported by this version of shepherd");
-                db.do_send(Write::new(move |c| {
-                    commands::finish(c, id, false, &detail, None)
-                }));
-                return;
-            }
+        let Some(kind) = CommandKind::parse(&command) else {
+            let detail = format!("{command} is not supported by this version of shepherd");
+            db.do_send(Write::new(move |c| {
+                commands::finish(c, id, false, &detail, None)
+            }));
+            return;
         };
+        let job = job(db, kind, id, payload);
         // The reader thread runs jobs one at a time, between reads: commands for one miner
         // queue there in the order they were dispatched.
         let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
@@ -148,6 +140,21 @@ impl Handler<CommandQueued> for MinerActor {
                     None,
                 )
             }));
+        }
+    }
+}
+
+/// The job that runs command `id` of `kind` on the miner's reader thread.
+fn job(db: Addr<DbActor>, kind: CommandKind, id: i64, payload: Option<String>) -> PortJob {
+    match kind {
+        CommandKind::GetConfig => {
+            Box::new(move |session| get_config::execute(&db, id, payload.as_deref(), session))
+        }
+        CommandKind::SetConfig => {
+            Box::new(move |session| set_config::execute(&db, id, payload.as_deref(), session))
+        }
+        CommandKind::Doctor => {
+            Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
         }
     }
 }

@@ -188,7 +188,7 @@ pub fn run(
         // that the port is here again, queue that restore (the supervisor dispatches it).
         let miner_id = cfg.miner_id;
         sink.db.do_send(crate::db::Write::new(move |c| {
-            match super::set_config::queue_restore_after_replug(c, miner_id) {
+            match crate::db::commands::queue_restore_after_replug(c, miner_id) {
                 Ok(Some(id)) => tracing::warn!(
                     miner = miner_id,
                     "port back after an interrupted write: restore queued as command #{id}"

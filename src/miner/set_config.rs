@@ -28,19 +28,19 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use md5::{Digest, Md5};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use super::backups::{self, GoodImage};
 use super::boot_config::{BootConfig, BootConfigCapture};
-use super::get_config::{
-    back_to_firmware, db_call, loader_options, mask_config, read_with_loader, record_end,
-    store_backup, wait_for_boot, FlashFailure, Outcome, Reporter, NO_RESET_KEY,
+use super::command::{
+    back_to_firmware, db_call, loader_options, mask_config, record_end, store_backup,
+    wait_for_boot, Outcome, Reporter, NO_RESET_KEY,
 };
+use super::get_config::{read_with_loader, FlashFailure};
 use super::reader::PortSession;
 use crate::clock::now_ms;
-use crate::db::commands::{self, Backup};
+use crate::db::commands::{self, Backup, RestorePayload, MAX_AUTO_RESTORES, RESTORE_KEY};
 use crate::db::DbActor;
 use crate::flash::command::SECTOR;
 use crate::flash::loader::Loader;
@@ -58,62 +58,6 @@ const CONFIG_WINDOW: Duration = Duration::from_secs(20);
 const POOL_WINDOW: Duration = Duration::from_secs(45);
 /// Write attempts before the writer gives up and restores the backup.
 const WRITE_ATTEMPTS: u32 = 2;
-/// Automatic restores queued for one incident (a restore intent) before shepherd stops
-/// retrying by itself and says so: a restore that keeps failing is not a loop.
-pub const MAX_AUTO_RESTORES: i64 = 3;
-
-/// What a restoring SET_CONFIG carries under [`RESTORE_KEY`] (the API fills it from the `config_backups` row).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct RestorePayload {
-    /// The backup's row id.
-    pub backup_id: i64,
-    /// Its image file.
-    pub path: String,
-    /// Partition offset it was read from.
-    pub offset: i64,
-    /// Partition size.
-    pub size: i64,
-    /// SHA-256 of the file when it was stored.
-    pub sha256: String,
-    /// Factory MAC of the chip it was read from (absent in payloads queued by older versions:
-    /// then taken from the backup's row).
-    #[serde(default)]
-    pub mac: Option<String>,
-    /// Queued by shepherd for a restore intent: a backup damaged on disk is replaced by the
-    /// newest intact one of the same chip instead of failing.
-    #[serde(default)]
-    pub automatic: bool,
-}
-
-impl RestorePayload {
-    /// The payload that restores backup `b`.
-    pub fn of(b: &Backup, automatic: bool) -> Self {
-        Self {
-            backup_id: b.id,
-            path: b.path.clone(),
-            offset: b.offset,
-            size: b.size,
-            sha256: b.sha256.clone(),
-            mac: b.mac.clone(),
-            automatic,
-        }
-    }
-
-    fn row(&self) -> Backup {
-        Backup {
-            id: self.backup_id,
-            miner_id: 0,
-            path: self.path.clone(),
-            chip: None,
-            mac: self.mac.clone(),
-            offset: self.offset,
-            size: self.size,
-            sha256: self.sha256.clone(),
-            created_at: 0,
-            config_ok: None,
-        }
-    }
-}
 
 /// What to put on the miner.
 enum Plan {
@@ -153,16 +97,6 @@ pub fn config_from_payload(payload: Option<&str>) -> Result<Map<String, Value>, 
     Ok(map)
 }
 
-/// The payload key that makes a SET_CONFIG a restore of a stored backup (no firmware has a
-/// config key of that name). Carried by SET_CONFIG rather than a command of its own so the
-/// `miner_commands` table keeps its schema.
-pub const RESTORE_KEY: &str = nerd_config::RESERVED_KEY;
-
-/// The SET_CONFIG payload that restores backup `p`.
-pub fn restore_payload(p: &RestorePayload) -> String {
-    json!({ RESTORE_KEY: p }).to_string()
-}
-
 /// Result key of a write that could not finish and left a restore intent: the backup put back
 /// when the miner's port opens again ([`queue_restore_after_replug`]).
 pub const RESTORE_ON_REPLUG: &str = "restore_on_replug";
@@ -174,67 +108,6 @@ fn replug_note(g: &GoodImage) -> String {
          from the manage page",
         g.backup_id, g.path
     )
-}
-
-/// Called when a miner's port opens: if the miner has a restore intent (a write that could not
-/// finish, or shepherd stopped in the middle of one), queues the restore of its backup —
-/// unless a command for the miner is already queued or running (it goes first; the next
-/// opening decides again), or [`MAX_AUTO_RESTORES`] were already queued for this intent.
-/// Returns the new command's id.
-pub fn queue_restore_after_replug(
-    c: &rusqlite::Connection,
-    miner_id: i64,
-) -> rusqlite::Result<Option<i64>> {
-    use rusqlite::OptionalExtension;
-    let Some(intent) = commands::intent(c, miner_id)? else {
-        return Ok(None);
-    };
-    let busy: Option<i64> = c
-        .query_row(
-            "SELECT id FROM miner_commands WHERE miner_id = ?1 AND status IN ('pending', 'running')
-             LIMIT 1",
-            [miner_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if busy.is_some() {
-        return Ok(None);
-    }
-    if intent.attempts >= MAX_AUTO_RESTORES {
-        tracing::warn!(
-            miner = miner_id,
-            "backup #{} still has to be restored, but {MAX_AUTO_RESTORES} automatic restores \
-             failed: restore it by hand from the manage page",
-            intent.backup_id
-        );
-        return Ok(None);
-    }
-    let Some(b) = commands::backup(c, intent.backup_id)? else {
-        tracing::error!(
-            miner = miner_id,
-            "the restore intent names backup #{}, which no longer exists",
-            intent.backup_id
-        );
-        return Ok(None);
-    };
-    commands::count_restore_attempt(c, miner_id)?;
-    let payload = restore_payload(&RestorePayload::of(&b, true));
-    let id = commands::insert(c, miner_id, "SET_CONFIG", Some(&payload))?;
-    let since = intent
-        .command_id
-        .map(|w| format!(" since write #{w}"))
-        .unwrap_or_default();
-    commands::set_detail(
-        c,
-        id,
-        &format!(
-            "queued: automatic restore of backup #{} (attempt {} of {MAX_AUTO_RESTORES}): the \
-             miner has not been confirmed on a good configuration{since}",
-            b.id,
-            intent.attempts + 1
-        ),
-    )?;
-    Ok(Some(id))
 }
 
 /// Runs SET_CONFIG command `id` (a configuration, or a [`RESTORE_KEY`] restore) and records its
@@ -1190,104 +1063,6 @@ fn rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::migrate::migrate;
-    use crate::db::miners;
-
-    fn db() -> rusqlite::Connection {
-        let mut c = rusqlite::Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        migrate(&mut c).unwrap();
-        c
-    }
-
-    /// A write that recorded backup `b` as its intent and then ended without confirmation.
-    fn cut_off_write(c: &mut rusqlite::Connection, m: i64) -> (i64, i64) {
-        let b = commands::insert_backup(
-            c,
-            &Backup {
-                id: 0,
-                miner_id: m,
-                path: "/b/1.bin".into(),
-                chip: None,
-                mac: Some("24:d7:eb:10:20:01".into()),
-                offset: 0x31_0000,
-                size: 0xE_0000,
-                sha256: "00".into(),
-                created_at: 0,
-                config_ok: Some(true),
-            },
-        )
-        .unwrap();
-        let id = commands::insert(c, m, "SET_CONFIG", Some("{}")).unwrap();
-        commands::record_intent(c, m, b, id).unwrap();
-        commands::finish(c, id, false, "cut off", None).unwrap();
-        (b, id)
-    }
-
-    fn payload_of(c: &rusqlite::Connection, id: i64) -> RestorePayload {
-        let row = commands::get(c, id).unwrap().unwrap();
-        assert_eq!(row.command, "SET_CONFIG");
-        let v: Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
-        serde_json::from_value(v[RESTORE_KEY].clone()).unwrap()
-    }
-
-    #[test]
-    fn a_cut_off_write_queues_its_restore_once_per_opening_while_it_is_pending() {
-        let mut c = db();
-        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        let (b, _) = cut_off_write(&mut c, m);
-        let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
-        let p = payload_of(&c, id);
-        assert_eq!(p.backup_id, b);
-        assert!(p.automatic);
-        assert_eq!(p.mac.as_deref(), Some("24:d7:eb:10:20:01"));
-        assert!(commands::get(&c, id)
-            .unwrap()
-            .unwrap()
-            .detail
-            .unwrap()
-            .contains("attempt 1 of 3"));
-        // Reopening while it is still queued does not queue a second one.
-        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
-        assert_eq!(commands::intent(&c, m).unwrap().unwrap().attempts, 1);
-    }
-
-    #[test]
-    fn a_restore_that_keeps_failing_is_queued_three_times_then_no_more() {
-        let mut c = db();
-        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        let (b, _) = cut_off_write(&mut c, m);
-        for attempt in 1..=MAX_AUTO_RESTORES {
-            let id = queue_restore_after_replug(&c, m).unwrap().unwrap();
-            assert_eq!(payload_of(&c, id).backup_id, b, "attempt {attempt}");
-            // It fails again, and re-records the same intent before its own write.
-            commands::record_intent(&mut c, m, b, id).unwrap();
-            commands::finish(&c, id, false, "cut off again", None).unwrap();
-        }
-        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
-        assert_eq!(
-            commands::intent(&c, m).unwrap().unwrap().attempts,
-            MAX_AUTO_RESTORES
-        );
-    }
-
-    #[test]
-    fn nothing_is_queued_without_an_intent_or_while_a_command_is_queued() {
-        let mut c = db();
-        let m = miners::add(&c, "garage", "/dev/ttyUSB0", "serial").unwrap();
-        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
-        cut_off_write(&mut c, m);
-        let get = commands::insert(&c, m, "GET_CONFIG", None).unwrap();
-        assert_eq!(queue_restore_after_replug(&c, m).unwrap(), None);
-        commands::finish(&c, get, true, "read", None).unwrap();
-        assert!(queue_restore_after_replug(&c, m).unwrap().is_some());
-        // Confirmed on a good configuration: nothing more to restore.
-        let mut c2 = db();
-        let m2 = miners::add(&c2, "shed", "/dev/ttyUSB1", "serial").unwrap();
-        cut_off_write(&mut c2, m2);
-        commands::clear_intent(&c2, m2).unwrap();
-        assert_eq!(queue_restore_after_replug(&c2, m2).unwrap(), None);
-    }
 
     #[test]
     fn a_restore_onto_another_chip_is_refused_naming_both_macs() {

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::error::ApiError;
 use super::AppState;
 use crate::clock::now_ms;
 use crate::db::actor::IngestSnapshot;
@@ -73,10 +74,8 @@ fn miner_odds(m: &MinerView, difficulty: Option<f64>) -> Option<Odds> {
 /// Runs a blocking database read on the thread pool and maps failure to a 500 with text.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
-) -> Result<T, actix_web::Error> {
-    web::block(f)
-        .await?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))
+) -> Result<T, ApiError> {
+    Ok(web::block(f).await??)
 }
 
 /// A JSON answer that browsers and proxies must not cache: every API document is live data.

@@ -25,6 +25,7 @@ use maud::html;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::error::ApiError;
 use super::pages::layout;
 use super::{csrf, security, AppState};
 use crate::config::{Protect, WebConfig};
@@ -434,9 +435,9 @@ pub async fn login(
     state.throttle.clear(client);
     let ttl = Duration::from_secs(web_config.session_days * 86_400);
     let Some(token) = state.sessions.start(ttl) else {
-        return Err(actix_web::error::ErrorInternalServerError(
-            "cannot read /dev/urandom to make a session token",
-        ));
+        return Err(
+            ApiError::Internal("cannot read /dev/urandom to make a session token".into()).into(),
+        );
     };
     tracing::info!(%client, "logged in");
     let cookie = Cookie::build(COOKIE, token)

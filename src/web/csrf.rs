@@ -13,6 +13,8 @@
 use actix_web::http::header;
 use actix_web::HttpRequest;
 
+use super::error::ApiError;
+
 /// Refuses (403, with the reason) a request that did not come from one of our own pages.
 pub fn check(req: &HttpRequest) -> Result<(), actix_web::Error> {
     let h = req.headers();
@@ -31,15 +33,18 @@ pub fn check(req: &HttpRequest) -> Result<(), actix_web::Error> {
     .collect();
     match source {
         Some(src) if same_origin(src, &hosts) => Ok(()),
-        Some(src) => Err(actix_web::error::ErrorForbidden(format!(
+        Some(src) => Err(ApiError::Forbidden(format!(
             "refused: this form was sent from {src}, not from this Shepherd's own page. \
              Open the page from this server and send it again."
-        ))),
-        None => Err(actix_web::error::ErrorForbidden(
+        ))
+        .into()),
+        None => Err(ApiError::Forbidden(
             "refused: the request has no Origin or Referer header, so it cannot be told apart \
              from a forged one. Send the form from this Shepherd's page (scripts: add an \
-             Origin header naming this server).",
-        )),
+             Origin header naming this server)."
+                .into(),
+        )
+        .into()),
     }
 }
 

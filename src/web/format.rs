@@ -1,4 +1,5 @@
-//! Numbers as people read them. The same rules are mirrored in assets/format.js for live updates.
+//! Numbers as people read them. The same rules are mirrored in assets/format.js for live
+//! updates; `tests/format_js.rs` runs both on the same inputs and fails when they differ.
 
 /// Hashrate in KH/s with a sensible unit.
 pub fn hashrate(khs: Option<f64>) -> String {
@@ -88,7 +89,8 @@ pub fn price(p: Option<f64>, currency: &str) -> String {
 pub fn change(pct: Option<f64>) -> String {
     match pct {
         Some(v) if v < 0.0 => format!("−{:.2} %", -v),
-        Some(v) => format!("+{v:.2} %"),
+        // `abs` turns -0.0 into 0.0 (which Rust would print as "+-0.00 %"), as format.js does.
+        Some(v) => format!("+{:.2} %", v.abs()),
         None => "—".into(),
     }
 }

@@ -45,7 +45,7 @@ fn frame(view: &str, title: &str, body: Markup) -> Markup {
     }
 }
 
-async fn data(state: web::Data<AppState>) -> actix_web::Result<HerdData> {
+async fn data(state: web::Data<AppState>) -> Result<HerdData, super::error::ApiError> {
     let state = state.into_inner();
     blocking(move || herd(&state)).await
 }

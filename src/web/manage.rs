@@ -7,14 +7,16 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::api::blocking;
+use super::error::ApiError;
 use super::pages::{asset, layout};
 use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
+use crate::db::commands::{restore_payload, CommandKind, RestorePayload, MAX_AUTO_RESTORES};
 use crate::db::miners::{self, Miner};
 use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
-use crate::miner::get_config::{loader_options, mask_config, Method, NO_RESET_KEY};
-use crate::miner::set_config::{restore_payload, RestorePayload, MAX_AUTO_RESTORES};
+use crate::miner::command::{loader_options, mask_config, NO_RESET_KEY};
+use crate::miner::get_config::Method;
 use crate::rollout::{self, Rollout};
 use crate::supervisor::DispatchCommands;
 
@@ -53,11 +55,11 @@ pub async fn get_config(
     let id = state
         .db
         .send(Write::new(move |c| {
-            commands::insert(c, miner_id, "GET_CONFIG", payload.as_deref())
+            commands::insert(c, miner_id, CommandKind::GetConfig, payload.as_deref())
         }))
         .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
@@ -79,14 +81,14 @@ pub async fn doctor(
     if let Err(e) = loader_options(payload.as_deref()) {
         return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
     }
-    queue(&state, path.into_inner(), "DOCTOR", payload).await
+    queue(&state, path.into_inner(), CommandKind::Doctor, payload).await
 }
 
 /// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
 async fn queue(
     state: &AppState,
     miner_id: i64,
-    command: &'static str,
+    command: CommandKind,
     payload: Option<String>,
 ) -> actix_web::Result<HttpResponse> {
     let pool = state.pool.clone();
@@ -102,8 +104,8 @@ async fn queue(
             commands::insert(c, miner_id, command, payload.as_deref())
         }))
         .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.supervisor.do_send(DispatchCommands);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
@@ -146,7 +148,7 @@ pub async fn set_config(
     if let Err(e) = loader_options(Some(&text)) {
         return Ok(HttpResponse::BadRequest().json(json!({ "error": e, "fields": [] })));
     }
-    queue(&state, miner_id, "SET_CONFIG", Some(text)).await
+    queue(&state, miner_id, CommandKind::SetConfig, Some(text)).await
 }
 
 /// `POST /api/backups/{id}/restore` (body optional: `{"no_reset": true}`): queues a restoring
@@ -178,7 +180,7 @@ pub async fn restore(
             text = Value::Object(m).to_string();
         }
     }
-    queue(&state, b.miner_id, "SET_CONFIG", Some(text)).await
+    queue(&state, b.miner_id, CommandKind::SetConfig, Some(text)).await
 }
 
 /// Body of `POST /api/rollout`.
@@ -236,8 +238,7 @@ pub async fn rollout(
     let id = path.into_inner();
     match state.rollouts.get(id) {
         Some(r) => {
-            let mut v = serde_json::to_value(&r)
-                .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
+            let mut v = serde_json::to_value(&r).map_err(ApiError::from)?;
             v["summary"] = json!(r.summary());
             v["finished"] = json!(matches!(
                 r.next(),

@@ -6,6 +6,8 @@ pub mod assets;
 pub mod auth;
 pub mod charts;
 pub mod csrf;
+/// `ApiError`: what a handler answers when the server side fails.
+pub mod error;
 pub mod events;
 pub mod format;
 pub mod integrations;

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::api::blocking;
+use super::error::ApiError;
 use super::pages::layout;
 use super::{csrf, AppState};
 use crate::clock::now_ms;
@@ -148,13 +149,11 @@ async fn insert(state: &AppState, onboard: Onboard) -> actix_web::Result<Result<
         .db
         .send(Write::new(move |conn| Ok(devices::onboard(conn, &onboard))))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(actix_web::error::ErrorInternalServerError)?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     match written {
         Ok(id) => Ok(Ok(id)),
-        Err(MinerError::Sqlite(e)) => Err(actix_web::error::ErrorInternalServerError(format!(
-            "database: {e}"
-        ))),
+        Err(MinerError::Sqlite(e)) => Err(ApiError::from(e).into()),
         Err(refusal) => Ok(Err(refusal.to_string())),
     }
 }
@@ -190,8 +189,8 @@ async fn set_ignored(
             devices::set_ignored(conn, id, ignored)
         }))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(actix_web::error::ErrorInternalServerError)?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     Ok(see_other("/onboarding"))
 }
 

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth::{random_token, token_digest};
+use super::error::ApiError;
 use super::format::utc_time;
 use super::miner_page::error_page;
 use super::pages::layout;
@@ -70,9 +71,7 @@ pub async fn create(
         ));
     }
     let Some(token) = random_token() else {
-        return Err(actix_web::error::ErrorInternalServerError(
-            "cannot read /dev/urandom to make a token",
-        ));
+        return Err(ApiError::Internal("cannot read /dev/urandom to make a token".into()).into());
     };
     let digest = token_digest(&token);
     let stored_label = label.clone();
@@ -83,8 +82,8 @@ pub async fn create(
             read_tokens::digests(c)
         }))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.read_tokens.replace(digests);
     tracing::info!(label, "read-only token made");
     let host = req.connection_info().host().to_owned();
@@ -121,8 +120,8 @@ pub async fn revoke(
             Ok((read_tokens::revoke(c, id)?, read_tokens::digests(c)?))
         }))
         .await
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .map_err(|e| actix_web::error::ErrorInternalServerError(format!("database: {e}")))?;
+        .map_err(ApiError::from)?
+        .map_err(ApiError::from)?;
     state.read_tokens.replace(digests);
     if existed {
         tracing::info!(id, "read-only token revoked");

@@ -1,9 +1,24 @@
-//! The command line (clap). Each subcommand maps to one function in [`crate::commands`].
+//! The command line: the clap definitions here, and what each subcommand does in the modules
+//! below ([`dispatch::execute`] maps each one to its function).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `shepherd bench`: ingest throughput, CPU and memory; API latency.
+pub mod bench;
+/// `shepherd bench flash`: a configuration read and write against a simulated chip whose link
+/// is paced like a real one.
+pub mod bench_flash;
+/// What each subcommand does.
+pub mod dispatch;
+/// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get|set`, `shepherd doctor`.
+pub mod flash;
+/// `shepherd passwd`: the login password's hash into the config file.
+pub mod passwd;
+/// `shepherd tail`: follow one miner's events from a shell.
+pub mod tail;
 
 /// Watches over a flock of NerdMiner ESP32 lottery miners: reads their serial logs, keeps
 /// history, serves a dashboard and kiosk pages.

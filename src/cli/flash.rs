@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::cli::{FlashAction, SpiffsAction};
-use crate::db::commands::CommandRow;
+use crate::db::commands::{CommandKind, CommandRow};
 use crate::db::{self, commands, miners};
 use crate::flash::nerd_config;
 use crate::flash::partitions::{PartitionError, PartitionTable};
@@ -216,7 +216,7 @@ pub fn config_get(
     if method != "auto" {
         payload.insert("method".into(), method.into());
     }
-    let (conn, id) = queue(db_path, name, "GET_CONFIG", payload, no_reset)?;
+    let (conn, id) = queue(db_path, name, CommandKind::GetConfig, payload, no_reset)?;
     let row = follow(&conn, db_path, id, timeout)?;
     if row.status != "complete" {
         bail!(
@@ -259,7 +259,7 @@ pub fn config_set(
             lines.join("\n")
         );
     }
-    let (conn, id) = queue(db_path, name, "SET_CONFIG", map, no_reset)?;
+    let (conn, id) = queue(db_path, name, CommandKind::SetConfig, map, no_reset)?;
     let row = follow(&conn, db_path, id, timeout)?;
     let detail = row.detail.clone().unwrap_or_default();
     if row.status != "complete" {
@@ -273,7 +273,7 @@ pub fn config_set(
 fn queue(
     db_path: &Path,
     name: &str,
-    command: &str,
+    command: CommandKind,
     mut payload: serde_json::Map<String, serde_json::Value>,
     no_reset: bool,
 ) -> anyhow::Result<(rusqlite::Connection, i64)> {
@@ -307,7 +307,13 @@ pub fn doctor(
     trace: Option<&Path>,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    let (conn, id) = queue(db_path, name, "DOCTOR", serde_json::Map::new(), no_reset)?;
+    let (conn, id) = queue(
+        db_path,
+        name,
+        CommandKind::Doctor,
+        serde_json::Map::new(),
+        no_reset,
+    )?;
     let row = follow(&conn, db_path, id, timeout)?;
     let result = row.result.clone().unwrap_or(serde_json::Value::Null);
     if let Some(verdicts) = result.get("verdicts").and_then(|v| v.as_array()) {

@@ -35,10 +35,10 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             lines,
         } => {
             let config = load_config(&common)?;
-            crate::tail::run(&config.database.path, &name, raw, lines)
+            super::tail::run(&config.database.path, &name, raw, lines)
         }
-        Command::Spiffs { action } => crate::flash_commands::spiffs(action),
-        Command::Flash { action } => crate::flash_commands::flash(action),
+        Command::Spiffs { action } => super::flash::spiffs(action),
+        Command::Flash { action } => super::flash::flash(action),
         Command::Config { common, action } => {
             let config = load_config(&common)?;
             match action {
@@ -47,7 +47,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                     method,
                     no_reset,
                     timeout,
-                } => crate::flash_commands::config_get(
+                } => super::flash::config_get(
                     &config.database.path,
                     &name,
                     &method,
@@ -59,13 +59,9 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                     file,
                     no_reset,
                     timeout,
-                } => crate::flash_commands::config_set(
-                    &config.database.path,
-                    &name,
-                    &file,
-                    no_reset,
-                    timeout,
-                ),
+                } => {
+                    super::flash::config_set(&config.database.path, &name, &file, no_reset, timeout)
+                }
             }
         }
         Command::Doctor {
@@ -76,7 +72,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             timeout,
         } => {
             let config = load_config(&common)?;
-            crate::flash_commands::doctor(
+            super::flash::doctor(
                 &config.database.path,
                 &name,
                 no_reset,
@@ -85,7 +81,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             )
         }
         Command::Bench { kind } => match kind {
-            BenchKind::Flash { max_baud, rom } => crate::bench_flash::run(max_baud, rom),
+            BenchKind::Flash { max_baud, rom } => super::bench_flash::run(max_baud, rom),
             BenchKind::Ingest {
                 miners,
                 seconds,
@@ -94,22 +90,22 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 no_naive,
             } => {
                 let rate = if baud {
-                    Some(crate::bench::BAUD_115200_BYTES)
+                    Some(super::bench::BAUD_115200_BYTES)
                 } else {
                     bytes_per_sec
                 };
-                crate::bench::ingest(miners, seconds, rate, !no_naive)
+                super::bench::ingest(miners, seconds, rate, !no_naive)
             }
             BenchKind::Api {
                 miners,
                 log_rows,
                 requests,
-            } => crate::bench::api(miners, log_rows, requests),
+            } => super::bench::api(miners, log_rows, requests),
             BenchKind::SimWriter {
                 miners,
                 seconds,
                 bytes_per_sec,
-            } => crate::bench::sim_writer(miners, seconds, bytes_per_sec),
+            } => super::bench::sim_writer(miners, seconds, bytes_per_sec),
         },
         Command::Miners { common, action } => {
             let config = load_config(&common)?;
@@ -118,7 +114,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 .unwrap_or(i64::MAX);
             miners_command(&conn, action, stall_ms)
         }
-        Command::Passwd { config } => crate::passwd::run(&config),
+        Command::Passwd { config } => super::passwd::run(&config),
         Command::Devices { common, json } => {
             let config = load_config(&common)?;
             devices_command(&config, json)

@@ -1,0 +1,224 @@
+//! The settings page as HTML: one form per row, the add forms, the alert rules, the delete
+//! confirmation.
+
+use super::alerts::*;
+use super::form::*;
+use super::*;
+
+pub(super) fn confirm_page(kind: Kind, id: i64, name: &str, users: &[String]) -> Markup {
+    let what = match kind {
+        Kind::Miner => "miner",
+        Kind::Pool => "pool",
+        Kind::Address => "coin address",
+    };
+    layout(
+        "Delete?",
+        html! {
+            h1 { "Delete " (what) " " q { (name) } "?" }
+            @if kind == Kind::Miner {
+                p { "Its reader stops and its whole history (charts, log lines, events) is deleted. The board itself is not changed; plug it in again and it shows up under Add devices." }
+            } @else {
+                p { "It is used by " (users.len()) " miner" @if users.len() != 1 { "s" } ":" }
+                ul.users { @for u in users { li { (u) } } }
+                p { "Those miners are left without a " (what) " here. They keep mining with what is configured on the boards themselves." }
+            }
+            form.row method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
+                input type="hidden" name="confirm" value="yes";
+                button.danger type="submit" { "Delete " (what) }
+                a href={ "/settings#" (kind_path(kind)) } { "Cancel" }
+            }
+        },
+    )
+}
+
+/// The form for one row (or the "add" form with `id = None`), filled from the refused form
+/// when it is this one.
+pub(super) fn typed(refused: Option<&Refused>, kind: Kind, id: Option<i64>) -> Option<&Refused> {
+    refused.filter(|r| r.kind == kind && r.id == id)
+}
+
+pub(super) fn error_line(r: Option<&Refused>) -> Markup {
+    html! { @if let Some(r) = r { p.error role="alert" { (r.message) } } }
+}
+
+pub(super) fn delete_button(kind: Kind, id: i64) -> Markup {
+    html! {
+        form.inline method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
+            button.secondary type="submit" { "Delete" }
+        }
+    }
+}
+
+pub(super) fn select(name: &str, none: &str, choices: &[(i64, &str)], picked: &str) -> Markup {
+    html! {
+        select name=(name) {
+            option value="" { (none) }
+            @for (id, label) in choices {
+                option value=(id) selected[picked == id.to_string()] { (label) }
+            }
+        }
+    }
+}
+
+pub(super) fn miner_form(d: &PageData, m: Option<&MinerRow>, r: Option<&Refused>) -> Markup {
+    let id = m.map(|m| m.id);
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let (name, port, pool_id, address_id) = match (r, m) {
+        (Some(r), _) => (
+            r.form.name.clone(),
+            r.form.port.clone(),
+            r.form.pool_id.trim().to_owned(),
+            r.form.address_id.trim().to_owned(),
+        ),
+        (None, Some(m)) => (
+            m.name.clone(),
+            m.port.clone(),
+            opt(m.pool_id),
+            opt(m.address_id),
+        ),
+        (None, None) => Default::default(),
+    };
+    let pools: Vec<(i64, &str)> = d.pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let addrs: Vec<(i64, &str)> = d
+        .addresses
+        .iter()
+        .map(|a| (a.id, a.label.as_str()))
+        .collect();
+    let action = match id {
+        Some(id) => format!("/settings/miners/{id}"),
+        None => "/settings/miners".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
+            label { "Port" input type="text" name="port" value=(port) placeholder="/dev/ttyUSB0" required; }
+            label { "Pool" (select("pool_id", "— none —", &pools, &pool_id)) }
+            label { "Coin address" (select("address_id", "— none —", &addrs, &address_id)) }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add miner" } }
+            @if let Some(m) = m { @if m.kind == "demo" { span.muted { "demo" } } }
+            (error_line(r))
+        }
+    }
+}
+
+pub(super) fn pool_form(p: Option<&PoolRow>, r: Option<&Refused>) -> Markup {
+    let id = p.map(|p| p.id);
+    // The password is a secret: never sent back, not even as typed into a refused form.
+    let (name, url, port) = match (r, p) {
+        (Some(r), _) => (r.form.name.clone(), r.form.url.clone(), r.form.port.clone()),
+        (None, Some(p)) => (p.name.clone(), p.url.clone(), p.port.to_string()),
+        (None, None) => (String::new(), String::new(), "3333".into()),
+    };
+    let placeholder = if id.is_some() { "unchanged" } else { "x" };
+    let action = match id {
+        Some(id) => format!("/settings/pools/{id}"),
+        None => "/settings/pools".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
+            label { "URL" input type="text" name="url" value=(url) placeholder="public-pool.io" required; }
+            label { "Port" input type="number" name="port" value=(port) min="1" max="65535" required; }
+            label { "Password" input type="password" name="password" value="" placeholder=(placeholder) maxlength="64" autocomplete="off"; }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add pool" } }
+            (error_line(r))
+        }
+    }
+}
+
+pub(super) fn address_form(a: Option<&AddressRow>, r: Option<&Refused>) -> Markup {
+    let id = a.map(|a| a.id);
+    let (label, addr) = match (r, a) {
+        (Some(r), _) => (r.form.label.clone(), r.form.address.clone()),
+        (None, Some(a)) => (a.label.clone(), a.address.clone()),
+        (None, None) => Default::default(),
+    };
+    let action = match id {
+        Some(id) => format!("/settings/addresses/{id}"),
+        None => "/settings/addresses".into(),
+    };
+    html! {
+        form.row method="post" action=(action) {
+            label { "Label" input type="text" name="label" value=(label) maxlength="64" required; }
+            label.wide { "Bitcoin address" input type="text" name="address" value=(addr) size="46" spellcheck="false" required; }
+            button type="submit" { @if id.is_some() { "Save" } @else { "Add address" } }
+            (error_line(r))
+        }
+    }
+}
+
+pub(super) fn render(
+    req: &HttpRequest,
+    state: &AppState,
+    d: &PageData,
+    refused: Option<&Refused>,
+    saved: Option<Kind>,
+    alerts_saved: bool,
+) -> Markup {
+    render_with(req, state, d, refused, saved, alerts_saved, None)
+}
+
+pub(super) fn render_with(
+    req: &HttpRequest,
+    state: &AppState,
+    d: &PageData,
+    refused: Option<&Refused>,
+    saved: Option<Kind>,
+    alerts_saved: bool,
+    alerts_refused: Option<&AlertsRefused>,
+) -> Markup {
+    let login_needed = state.password.is_set();
+    let logged_in = login_needed && auth::allowed(state, req);
+    let saved_note = |k: Kind| html! { @if saved == Some(k) { p.notice.ok { "Saved." } } };
+    layout(
+        "Settings",
+        html! {
+            div.settings {
+                h1 { "Settings" }
+                @if login_needed {
+                    @if logged_in {
+                        form.inline method="post" action="/logout" { span.muted { "Logged in. " } button.secondary type="submit" { "Log out" } }
+                    } @else {
+                        p.notice { "Changes need a login: " a href="/login" { "log in" } "." }
+                    }
+                }
+                @if refused.is_some() || alerts_refused.is_some() { p.notice role="alert" { "Not saved — see the message below the form." } }
+                section #miners {
+                    h2 { "Miners" }
+                    (saved_note(Kind::Miner))
+                    @for m in &d.miners {
+                        div.item { (miner_form(d, Some(m), typed(refused, Kind::Miner, Some(m.id)))) (delete_button(Kind::Miner, m.id)) }
+                    }
+                    h3 { "Add a miner" }
+                    (miner_form(d, None, typed(refused, Kind::Miner, None)))
+                    p.muted { "New boards plugged into this machine are easier to add from " a href="/onboarding" { "Add devices" } "." }
+                }
+                section #pools {
+                    h2 { "Pools" }
+                    (saved_note(Kind::Pool))
+                    @for p in &d.pools {
+                        div.item { (pool_form(Some(p), typed(refused, Kind::Pool, Some(p.id)))) (delete_button(Kind::Pool, p.id)) }
+                    }
+                    h3 { "Add a pool" }
+                    (pool_form(None, typed(refused, Kind::Pool, None)))
+                }
+                section #addresses {
+                    h2 { "Coin addresses" }
+                    (saved_note(Kind::Address))
+                    @for a in &d.addresses {
+                        div.item { (address_form(Some(a), typed(refused, Kind::Address, Some(a.id)))) (delete_button(Kind::Address, a.id)) }
+                    }
+                    h3 { "Add an address" }
+                    (address_form(None, typed(refused, Kind::Address, None)))
+                    p.muted { "Checked as a Bitcoin address: bech32/bech32m (bc1…) or base58check (1…, 3…), checksum included. " code { "address.worker" } " is accepted." }
+                }
+                section #alert-rules {
+                    h2 { "Alert rules" }
+                    @if alerts_saved { p.notice.ok { "Saved." } }
+                    (alerts_form(&state.config.alerts, &d.alert_overrides, alerts_refused))
+                }
+                (super::super::tokens::section(state, &d.tokens))
+            }
+        },
+    )
+}
