@@ -37,31 +37,19 @@ pub async fn get_config(
     if let Err(e) = csrf::check(&req) {
         return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
     }
-    let miner_id = path.into_inner();
-    let payload = String::from_utf8_lossy(&body).trim().to_owned();
-    let payload = (!payload.is_empty()).then_some(payload);
+    let payload = body_text(&body);
     if let Err(e) = Method::from_payload(payload.as_deref())
         .and_then(|_| loader_options(payload.as_deref()).map(|_| ()))
     {
         return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
     }
-    let pool = state.pool.clone();
-    if blocking(move || pool.with(|c| miners::get(c, miner_id)))
-        .await?
-        .is_none()
-    {
-        return Ok(not_found(format!("no miner with id {miner_id}")));
-    }
-    let id = state
-        .db
-        .send(Write::new(move |c| {
-            commands::insert(c, miner_id, CommandKind::GetConfig, payload.as_deref())
-        }))
-        .await
-        .map_err(ApiError::from)?
-        .map_err(ApiError::from)?;
-    state.supervisor.do_send(DispatchCommands);
-    Ok(HttpResponse::Accepted().json(json!({ "id": id })))
+    queue(&state, path.into_inner(), CommandKind::GetConfig, payload).await
+}
+
+/// An optional request body as text (`None` when empty).
+fn body_text(body: &web::Bytes) -> Option<String> {
+    let text = String::from_utf8_lossy(body).trim().to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 /// `POST /api/miner/{id}/doctor` — body optional: `{"no_reset": true}`. Queues the read-only
@@ -76,8 +64,7 @@ pub async fn doctor(
     if let Err(e) = csrf::check(&req) {
         return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
     }
-    let payload = String::from_utf8_lossy(&body).trim().to_owned();
-    let payload = (!payload.is_empty()).then_some(payload);
+    let payload = body_text(&body);
     if let Err(e) = loader_options(payload.as_deref()) {
         return Ok(HttpResponse::BadRequest().json(json!({ "error": e })));
     }
@@ -163,8 +150,7 @@ pub async fn restore(
     if let Err(e) = csrf::check(&req) {
         return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
     }
-    let asked = String::from_utf8_lossy(&body).trim().to_owned();
-    let opts = match loader_options((!asked.is_empty()).then_some(asked.as_str())) {
+    let opts = match loader_options(body_text(&body).as_deref()) {
         Ok(o) => o,
         Err(e) => return Ok(HttpResponse::BadRequest().json(json!({ "error": e }))),
     };
