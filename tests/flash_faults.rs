@@ -69,6 +69,17 @@ fn good_sim(seed: u64, pool: &str) -> SimEsp32 {
     sim(seed, esp32::huge_app_flash(&files(pool)).unwrap())
 }
 
+/// A good board on pool.example.org as the one miner "m" of a running app that has read its
+/// first lines: (the app's folder, the board, the app, the miner's id).
+fn one_miner(seed: u64) -> (tempfile::TempDir, SimEsp32, App, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = good_sim(seed, "pool.example.org");
+    let app = App::start(dir.path(), &[("m", &chip)], 5);
+    let id = app.miner_id("m");
+    app.wait_lines_after(id, 0);
+    (dir, chip, app, id)
+}
+
 /// The pool in the sim's `/config.json`, or why there is none.
 fn sim_pool(flash: &[u8]) -> Result<String, String> {
     let files =
@@ -194,11 +205,7 @@ fn assert_restored_on_replug(app: &App, miner: i64, seed: u64, flash: Vec<u8>, a
 /// A write whose chip loses power when `frame_op` reaches it (after the write began): the
 /// write ends naming the backup, and the replugged board gets its old configuration back.
 fn cable_pulled_at(seed: u64, frame_op: u8) {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(seed, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(seed);
     let power = chip.power_switch();
     let began = Arc::new(AtomicBool::new(false));
     chip.set_transit_hook(Some(Box::new(move |f: &mut Vec<u8>| {
@@ -263,11 +270,7 @@ fn esp32s3_cable_pulled_during_the_boot_confirmation() {
 }
 
 fn cable_pulled_during_the_boot_confirmation_on(seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut chip = good_sim(seed, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, mut chip, mut app, id) = one_miner(seed);
     // The board dies as it boots the new image: nothing printed, then the USB device goes.
     let power = chip.power_switch();
     let (tx, rx) = channel();
@@ -322,11 +325,7 @@ fn esp32s3_a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_bac
 }
 
 fn a_firmware_that_opens_its_setup_portal_gets_the_old_configuration_back_on(seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(seed, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(seed);
     chip.set_boot_hook(Some(Box::new(|t: &str| !t.contains("solo.ckpool.org"))));
     let (row, seen) = app.run(
         &format!("/api/miner/{id}/set_config"),
@@ -354,11 +353,7 @@ fn esp32s3_shepherd_killed_mid_write_restores_when_it_starts_again() {
 }
 
 fn shepherd_killed_mid_write_restores_when_it_starts_again_on(seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(seed, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(seed);
     // A quarter of the way through the partition the process "dies": the chip stops there
     // and the database is copied as it is at that instant (what a power loss leaves).
     let power = chip.power_switch();
@@ -442,11 +437,7 @@ fn pull_mid_write(chip: &SimEsp32) {
 
 #[test]
 fn another_chip_on_the_port_is_refused_and_the_right_one_is_restored_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(67, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(67);
     pull_mid_write(&chip);
     let (row, _) = app.run(
         &format!("/api/miner/{id}/set_config"),
@@ -479,11 +470,7 @@ fn another_chip_on_the_port_is_refused_and_the_right_one_is_restored_later() {
 
 #[test]
 fn a_backup_truncated_on_disk_is_refused_by_name_and_the_next_good_one_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(68, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(68);
     // An earlier read from flash left a backup of the same configuration.
     let (read, seen) = app.run(
         &format!("/api/miner/{id}/get_config"),
@@ -619,11 +606,7 @@ fn a_restore_cut_off_again_keeps_the_good_backup_and_stops_after_three_tries() {
 
 #[test]
 fn a_restore_the_firmware_rejects_falls_back_on_an_older_good_backup_never_the_empty_partition() {
-    let dir = tempfile::tempdir().unwrap();
-    let chip = good_sim(70, "pool.example.org");
-    let mut app = App::start(dir.path(), &[("m", &chip)], 5);
-    let id = app.miner_id("m");
-    app.wait_lines_after(id, 0);
+    let (_dir, chip, mut app, id) = one_miner(70);
     let path = format!("/api/miner/{id}/set_config");
     let (first, seen) = app.run(&path, &new_config("solo.ckpool.org"));
     assert_eq!(first["status"], "complete", "{first:#}\n{seen:#?}");
