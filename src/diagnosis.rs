@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::event::MinerEvent;
-use crate::summary::Status;
+use crate::model::status::Status;
 
 /// A miner prints its `Completed` (or T3/SparkMiner) line every second (10 s for SparkMiner):
 /// a report older than this no longer proves it is hashing.

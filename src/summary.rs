@@ -586,34 +586,8 @@ impl MinerState {
     }
 }
 
-/// What a dashboard says about a miner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Port open, data arriving.
-    Online,
-    /// Port open, but nothing printed for a while.
-    Stalled,
-    /// Port open, never printed anything.
-    NoData,
-    /// No port.
-    Offline,
-    /// The port cannot be used; see the detail.
-    Error,
-}
-
-/// Status from the link state, the last time a line arrived, and the stall threshold.
-pub fn derive_status(link_state: &str, last_seen: Option<i64>, now: i64, stall_ms: i64) -> Status {
-    match link_state {
-        "error" => Status::Error,
-        "connected" => match last_seen {
-            None => Status::NoData,
-            Some(t) if now - t > stall_ms => Status::Stalled,
-            Some(_) => Status::Online,
-        },
-        _ => Status::Offline,
-    }
-}
+// The miner status is a noun the pages, alerts and diagnosis share: it lives in `model`.
+pub use crate::model::status::{derive_status, Status};
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+/// The ROM loader's baud rate after reset (esptool `ESP_ROM_BAUD`).
+pub const ROM_BAUD: u32 = 115_200;
 /// Status bytes a ROM loader appends to every response (the flasher stub sends 2).
 pub const ROM_STATUS_LEN: usize = 4;
 /// Status bytes the flasher stub appends (a big-endian response code, 0 = success).

@@ -11,8 +11,7 @@ use super::loader::Loader;
 use super::port::LoaderPort;
 use super::transport::LoaderError;
 
-/// The ROM's baud rate after reset (esptool `ESP_ROM_BAUD`).
-pub const ROM_BAUD: u32 = 115_200;
+pub use super::command::ROM_BAUD;
 /// Rates tried for the stub, fastest first: a bridge that fails at one (a CH340 at 921600)
 /// gets the next; USB-Serial/JTAG ignores the rate altogether.
 pub const FAST_BAUDS: &[u32] = &[921_600, 460_800];

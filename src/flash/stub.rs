@@ -12,8 +12,8 @@ use espflash::connection::{Connection, ResetAfterOperation, ResetBeforeOperation
 use espflash::flasher::Flasher;
 use serialport::{TTYPort, UsbPortInfo};
 
+use super::command::ROM_BAUD;
 use super::lines::{Wiring, ESPRESSIF_VID, USB_JTAG_SERIAL_PID};
-use super::session::ROM_BAUD;
 
 /// Starts the stub on a chip that is in its ROM loader at [`ROM_BAUD`] and raises the link to
 /// `baud` (None: stay at the ROM's rate). espflash sees no reset to do (`NoReset`), leaves the

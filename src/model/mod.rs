@@ -5,3 +5,4 @@
 pub mod alert;
 pub mod device;
 pub mod event;
+pub mod status;

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::pages::layout;
-use super::{csrf, security, AppState};
+use super::{csrf, request, AppState};
 use crate::config::{Protect, WebConfig};
 
 /// Name of the session cookie.
@@ -268,7 +268,7 @@ pub fn token_may_read(path: &str) -> bool {
         .strip_prefix("/api/miners/")
         .and_then(|rest| rest.strip_suffix("/logs"))
         .is_some_and(|id| id.chars().all(|c| c.is_ascii_digit()));
-    security::is_kiosk(path)
+    request::is_kiosk(path)
         || miner_logs
         || matches!(
             path,
@@ -315,7 +315,7 @@ pub fn needs_login(method: &Method, path: &str, web: &WebConfig) -> bool {
     web.protect == Protect::All
 }
 
-/// The gate, run by [`security::layer`] for every request: None lets it through, Some is the
+/// The gate, run by [`super::security::layer`] for every request: None lets it through, Some is the
 /// answer instead (401 with a link to the login page).
 pub async fn refusal(state: &AppState, req: &ServiceRequest) -> Option<HttpResponse> {
     if !state.password.is_set() || !needs_login(req.method(), req.path(), &state.config.web) {
@@ -401,7 +401,7 @@ pub async fn login(
         return Ok(login_form(StatusCode::OK, None, false));
     }
     let web_config = &state.config.web;
-    let client = security::client_ip(&req, web_config).unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
+    let client = request::client_ip(&req, web_config).unwrap_or(IpAddr::from([0u8, 0, 0, 0]));
     if let Some(wait) = state.throttle.must_wait(client, Instant::now()) {
         let secs = wait.as_secs().max(1);
         let mut resp = login_form(
@@ -444,7 +444,7 @@ pub async fn login(
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(security::over_https(&req, web_config))
+        .secure(request::over_https(&req, web_config))
         .max_age(actix_web::cookie::time::Duration::seconds(
             i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
         ))

@@ -16,6 +16,8 @@ pub mod manage;
 pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+/// Where a request comes from: client address and HTTPS behind trusted proxies, kiosk paths.
+pub mod request;
 pub mod security;
 pub mod settings;
 pub mod tokens;

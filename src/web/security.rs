@@ -17,6 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::request::is_kiosk;
 use super::AppState;
 use crate::config::WebConfig;
 
@@ -99,37 +100,6 @@ pub fn foreign_host<'a>(req: &'a HttpRequest, allowed: &AllowedHosts) -> Option<
         .find(|v| !allowed.allows(v))
 }
 
-/// The address of the client: the peer, or, when the peer is a trusted proxy, the last address
-/// in `X-Forwarded-For` that the proxy added.
-pub fn client_ip(req: &HttpRequest, web: &WebConfig) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    if !web.trusted_proxies.contains(&peer) {
-        return Some(peer);
-    }
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse().ok());
-    Some(forwarded.unwrap_or(peer))
-}
-
-/// Whether the browser reached us over HTTPS. We serve plain HTTP ourselves, so only a
-/// trusted reverse proxy can say so (`X-Forwarded-Proto: https`); anyone else's header is
-/// ignored.
-pub fn over_https(req: &HttpRequest, web: &WebConfig) -> bool {
-    let from_proxy = req
-        .peer_addr()
-        .is_some_and(|p| web.trusted_proxies.contains(&p.ip()));
-    from_proxy
-        && req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
-}
-
 /// The Content-Security-Policy of every response: everything from this server only, no
 /// inline scripts or styles, no frames; `frame_ancestors` replaces `'none'` for kiosks when
 /// configured.
@@ -169,11 +139,6 @@ pub fn mask_secrets(v: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
         _ => {}
     }
-}
-
-/// Whether `path` is a kiosk page (the only pages that may be framed, when configured).
-pub fn is_kiosk(path: &str) -> bool {
-    path == "/kiosk" || path.starts_with("/kiosk/")
 }
 
 /// Adds the frame and content headers to a response.
@@ -315,24 +280,6 @@ mod tests {
             .insert_header(("X-Forwarded-Host", "miners.example.com"))
             .to_http_request();
         assert_eq!(foreign_host(&req, &h), None);
-    }
-
-    #[test]
-    fn proxies_are_believed_only_when_trusted() {
-        let mut web = WebConfig::default();
-        let req = |peer: &str| {
-            TestRequest::get()
-                .peer_addr(peer.parse().unwrap())
-                .insert_header(("X-Forwarded-Proto", "https"))
-                .insert_header(("X-Forwarded-For", "203.0.113.9, 10.0.0.7"))
-                .to_http_request()
-        };
-        let r = req("10.0.0.2:5000");
-        assert!(!over_https(&r, &web));
-        assert_eq!(client_ip(&r, &web), Some("10.0.0.2".parse().unwrap()));
-        web.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
-        assert!(over_https(&r, &web));
-        assert_eq!(client_ip(&r, &web), Some("10.0.0.7".parse().unwrap()));
     }
 
     #[test]

@@ -221,6 +221,17 @@ impl Watchdogs {
 }
 
 /// The loader's state between commands.
+/// A READ_FLASH of the flasher stub in progress (its handling is in `stub.rs`): the stub keeps
+/// at most one packet unacknowledged (`s_read_flash_post_process`: `max_unacked_packets = 1`).
+pub struct ReadStream {
+    pub(super) offset: u32,
+    pub(super) total: u32,
+    pub(super) sent: u32,
+    pub(super) packet: u32,
+    pub(super) md5: md5::Md5,
+}
+
+/// The loader's state: the ROM's, or the stub's once it runs (`stub.rs` adds its commands).
 pub struct Loader {
     /// The flasher stub is running (it replaced the ROM loader).
     pub stub: bool,
@@ -235,7 +246,7 @@ pub struct Loader {
     pub(super) mem: Option<MemLoad>,
     /// RAM written by MEM_DATA: (start, length).
     pub(super) ram: Vec<(u32, u32)>,
-    pub(super) read: Option<super::stub::ReadStream>,
+    pub(super) read: Option<ReadStream>,
     /// The S3's watchdogs.
     pub watchdogs: Watchdogs,
     /// WRITE_REG entries applied since the chip thread last took them: (address, value, mask).

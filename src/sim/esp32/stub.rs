@@ -27,16 +27,6 @@ const NOT_ENOUGH_DATA: Outcome = Outcome::Err(0xC8, 0);
 const TOO_MUCH_DATA: Outcome = Outcome::Err(0xC9, 0);
 const NOT_IMPLEMENTED: Outcome = Outcome::Err(0xFF, 0);
 
-/// A READ_FLASH in progress: the stub keeps at most one packet unacknowledged
-/// (`s_read_flash_post_process`: `max_unacked_packets = 1`).
-pub struct ReadStream {
-    offset: u32,
-    total: u32,
-    sent: u32,
-    packet: u32,
-    md5: Md5,
-}
-
 impl Loader {
     pub(super) fn stub_command(&mut self, req: &Request, ctx: &mut Ctx) -> Reply {
         let op = req.op;
@@ -246,6 +236,8 @@ impl Loader {
         self.reply(vec![stream.md5.finalize().to_vec()])
     }
 }
+
+use super::rom::ReadStream;
 
 impl ReadStream {
     fn next_packet(&mut self, ctx: &Ctx) -> Vec<Vec<u8>> {
