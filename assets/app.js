@@ -74,9 +74,15 @@
     uptime: (m) => m.uptime_secs ?? -1, seen: (m) => m.last_seen ?? 0, pool: (m) => (m.pool || "").toLowerCase(),
   };
   function applySort() {
-    if (!sortKey) return;
-    const f = sortValue[sortKey];
     const rows = [...tbody.querySelectorAll("tr")];
+    if (!sortKey) {
+      // Unsorted means problems first: a dead miner is the first row, not one among many.
+      const order = new Map(fmt.problemsFirst([...byId.values()]).map((m, i) => [String(m.id), i]));
+      rows.sort((a, b) => (order.get(a.dataset.id) ?? 1e9) - (order.get(b.dataset.id) ?? 1e9));
+      for (const r of rows) tbody.appendChild(r);
+      return;
+    }
+    const f = sortValue[sortKey];
     rows.sort((a, b) => {
       const ma = byId.get(a.dataset.id), mb = byId.get(b.dataset.id);
       if (!ma || !mb) return 0;
@@ -151,16 +157,14 @@
       badge.className = "badge status-" + m.status;
       badge.textContent = m.status.replace("_", " ");
       badge.title = m.status_detail || "";
-      const why = document.createElement("small");
-      why.className = "why";
-      const words = {
-        worker_rejected: "pool rejects worker", mining_unreported: "mining, hashrate not reported",
-        setup_portal: "setup portal", no_wifi: "no Wi-Fi", pool_unreachable: "pool unreachable",
-        not_subscribed: "not subscribed", not_hashing: "not hashing", starting: "starting",
-      }[m.diagnosis && m.diagnosis.verdict];
+      const words = fmt.reason(m);
+      row.dataset.rank = fmt.problemRank(m);
       if (words) {
+        // The reason inline, not only as a tooltip: a failure must say what it is.
+        const why = document.createElement("small");
+        why.className = "reason";
         why.textContent = " " + words;
-        why.title = m.diagnosis.summary;
+        why.title = m.status_detail || (m.diagnosis && m.diagnosis.summary) || "";
         cell(row, "status").replaceChildren(badge, why);
       } else {
         cell(row, "status").replaceChildren(badge);
@@ -236,6 +240,8 @@
     if (stale) {
       const old = Date.now() - lastOk > 15000;
       stale.hidden = !old;
+      // Everything the page can no longer vouch for goes grey, badges included.
+      document.body.classList.toggle("is-stale", old);
       if (old) document.getElementById("stale-since").textContent = new Date(lastOk).toLocaleTimeString();
     }
   }

@@ -583,3 +583,38 @@ fn alert_rules_are_edited_on_settings_and_used_without_a_restart() {
     );
     assert!(!body.contains("config.toml: 70"), "{body}");
 }
+
+/// Unknown paths get the site's own 404 page (JSON under /api/), versioned assets are cached
+/// for good, and answers are compressed for a client that asks.
+#[test]
+fn not_found_page_caching_and_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = started(dir.path(), "");
+    let (s, body) = get(&run, "/no/such/page");
+    assert_eq!(s, 404);
+    assert!(body.contains("404") && body.contains("/no/such/page") && body.contains("href=\"/\""), "{body}");
+    let (s, body) = get(&run, "/api/nothing");
+    assert_eq!(s, 404);
+    assert!(body.contains("no such endpoint"), "{body}");
+    let (s, body) = get(&run, "/assets/nothing.js");
+    assert_eq!(s, 404);
+    assert!(body.contains("404"), "{body}");
+
+    let head = |path: &str, name: &str| {
+        let resp = agent()
+            .get(&run.url(path))
+            .header("Accept-Encoding", "gzip")
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(head("/assets/app.css?v=1", "cache-control").contains("immutable"));
+    assert!(!head("/assets/app.css", "cache-control").contains("immutable"));
+    assert_eq!(head("/assets/app.js?v=1", "content-encoding"), "gzip");
+    assert_eq!(head("/", "content-encoding"), "gzip");
+}

@@ -115,7 +115,8 @@ pub async fn clock(state: web::Data<AppState>) -> actix_web::Result<Markup> {
 
 /// `GET /kiosk/health`
 pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
-    let d = data(state).await?;
+    let mut d = data(state).await?;
+    super::pages::problems_first(&mut d.miners);
     Ok(frame(
         "health",
         "Health",
@@ -130,7 +131,10 @@ pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                         div class={ "k-tile status-" (status_name(m.status)) } data-id=(m.id) {
                             div.k-name { (m.name) }
                             div.k-figure { (format::hashrate(m.hashrate_khs)) }
-                            div.k-state { (status_name(m.status).replace('_', " ")) }
+                            div.k-state {
+                                (status_name(m.status).replace('_', " "))
+                                @if let Some(r) = super::pages::reason(m) { " — " (r) }
+                            }
                         }
                     }
                     @if d.miners.is_empty() { div.k-tile { div.k-name { "No miners yet" } } }
