@@ -144,8 +144,9 @@ pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     ))
 }
 
-/// `GET /kiosk/homage`: drawn on a 320×170 canvas scaled up with square pixels, like the
-/// T-Display the NerdMiner ships on; the text fallback is what the canvas shows.
+/// `GET /kiosk/homage`: a NerdMiner v2 screen for the herd, drawn on a 320×170 canvas (the
+/// T-Display the NerdMiner ships on) and scaled by a whole number with square pixels; the text
+/// fallback is what the canvas shows.
 pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let d = data(state).await?;
     let t = &d.totals;
@@ -167,6 +168,8 @@ pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                     ", valid blocks " (t.blocks_found)
                 }
             }
+            // The drawing primitives (font, 7-segment digits, panels) the view script uses.
+            script src=(asset("nerd-draw.js")) {}
         },
     ))
 }
@@ -179,6 +182,8 @@ pub async fn stream() -> Markup {
         html! {
             main.k-stream {
                 canvas #k-rain {}
+                // A real event (share accepted, new best, block) and the miner's name, briefly.
+                div #k-event.k-event role="status" hidden {}
                 div.k-caption { "The Shepherd · live from the herd" }
             }
         },
