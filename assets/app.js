@@ -112,9 +112,12 @@
     svg.setAttribute("viewBox", "0 0 100 24");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("class", "spark");
-    const max = Math.max(...values, 0) * 1.1 || 1, n = Math.max(values.length - 1, 1);
+    // Scaled to the data, as src/web/charts.rs y_bounds(…, false): the wobble shows.
+    const hi0 = Math.max(...values), lo0 = Math.min(...values);
+    const pad = Math.max((hi0 - lo0) * 0.1, Math.abs(hi0) > 0 ? Math.abs(hi0) * 0.05 : 1);
+    const lo = lo0 - pad, span = (hi0 + pad) - lo || 1, n = Math.max(values.length - 1, 1);
     let d = "";
-    values.forEach((v, i) => { d += (i ? "L" : "M") + (i / n * 100).toFixed(1) + "," + (24 - v / max * 24).toFixed(1); });
+    values.forEach((v, i) => { d += (i ? "L" : "M") + (i / n * 100).toFixed(1) + "," + (24 - (v - lo) / span * 24).toFixed(1); });
     const path = document.createElementNS(SVGNS, "path");
     path.setAttribute("d", d);
     path.setAttribute("vector-effect", "non-scaling-stroke");
