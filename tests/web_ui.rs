@@ -81,6 +81,8 @@ fn pages_and_apis_answer() {
     expect("/", 200, "href=\"/miners/");
     expect("/", 200, "data-sort=\"hashrate\"");
     expect(&format!("/miners/{id}"), 200, "Status history");
+    // Less than a day of data: the page opens on the last hour.
+    expect(&format!("/miners/{id}"), 200, "class=\"active\">1h<");
     for range in ["1h", "24h", "7d", "30d"] {
         expect(&format!("/miners/{id}?range={range}"), 200, "Hashrate");
     }
@@ -111,8 +113,11 @@ fn pages_and_apis_answer() {
     expect(
         "/kiosk",
         200,
-        "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://127.0.0.1:",
+        "chromium-browser --kiosk --noerrdialogs --disable-infobars --incognito",
     );
+    expect("/kiosk", 200, "[Desktop Entry]");
+    expect("/kiosk", 200, "do_blanking 1");
+    expect("/kiosk", 200, "<iframe src=\"/kiosk/clock\"");
     expect("/kiosk/clock", 200, "data-f=\"price\"");
     expect("/kiosk/health", 200, "k-tile");
     expect("/kiosk/homage", 200, "k-screen");

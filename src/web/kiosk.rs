@@ -57,24 +57,56 @@ fn status_name(s: Status) -> String {
         .unwrap_or_default()
 }
 
-/// `GET /kiosk`: the views and how to run one full-screen.
+/// The Chromium command line that shows `url` full-screen.
+pub fn chromium_line(url: &str) -> String {
+    format!("chromium-browser --kiosk --noerrdialogs --disable-infobars --incognito --check-for-update-interval=31536000 {url}")
+}
+
+/// The autostart `.desktop` file (X11 desktops, LXDE on older Raspberry Pi OS).
+pub fn desktop_file(url: &str) -> String {
+    format!(
+        "[Desktop Entry]\nType=Application\nName=Shepherd kiosk\nComment=The Shepherd's kiosk view, full-screen\nExec={}\nX-GNOME-Autostart-enabled=true\n",
+        chromium_line(url)
+    )
+}
+
+/// `GET /kiosk`: the views with a live thumbnail each, and how to run one full-screen at boot.
 pub async fn index(req: HttpRequest) -> Markup {
     // The address the owner reached us on is the one the kiosk machine will use too.
     let host = req.connection_info().host().to_owned();
+    let url = format!("http://{host}/kiosk/clock");
     layout(
         "Kiosk",
         html! {
             h1 { "Kiosk views" }
             p { "Full-screen pages for a screen next to the miners (a 800×480 Pi touchscreen up to a 1920×1080 TV). They keep themselves up to date, say so when the data is stale, reconnect after a restart and reload after an upgrade, and need no internet." }
-            ul.kiosk-list {
+            ul.kiosk-thumbs {
                 @for (path, title, what) in VIEWS {
-                    li { a href={ "/kiosk/" (path) } { strong { (title) } } " — " (what) }
+                    li {
+                        a href={ "/kiosk/" (path) } {
+                            // A live view at 800×480, shrunk: what the screen will show now.
+                            span.thumb { iframe src={ "/kiosk/" (path) } title={ (title) " preview" } loading="lazy" tabindex="-1" scrolling="no" {} }
+                            strong { (title) }
+                        }
+                        " — " (what)
+                    }
                 }
             }
-            h2 { "Run one full-screen" }
-            p { "On the machine with the screen (for example the Pi itself, in its desktop session):" }
-            pre.cmd { "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://" (host) "/kiosk/clock" }
-            p { "To start it at login, put that line in " code { "~/.config/autostart/shepherd-kiosk.desktop" } " as " code { "Exec=" } ". Leave the kiosk with Alt+F4." }
+            h2 { "Run one full-screen at boot (Raspberry Pi OS)" }
+            p { "On the machine with the screen, in its desktop session. Replace " code { "clock" } " by the view you want. Leave the kiosk with Alt+F4." }
+            h3 { "Raspberry Pi OS Bookworm with labwc (the default since late 2024)" }
+            p { "Add this line to " code { "~/.config/labwc/autostart" } " (create the file if needed):" }
+            pre.cmd { (chromium_line(&url)) " &" }
+            h3 { "Bookworm with Wayfire" }
+            p { "Add to " code { "~/.config/wayfire.ini" } ":" }
+            pre.cmd { "[autostart]\nshepherd = " (chromium_line(&url)) }
+            h3 { "Older Raspberry Pi OS (X11, LXDE)" }
+            p { "Save this as " code { "~/.config/autostart/shepherd-kiosk.desktop" } ":" }
+            pre.cmd { (desktop_file(&url)) }
+            h3 { "Keep the screen on" }
+            p { "Turn screen blanking off, once:" }
+            pre.cmd { "sudo raspi-config nonint do_blanking 1" }
+            p.muted { "(or Raspberry Pi Configuration → Display → Screen Blanking: off), then reboot. The kiosk pages hide the mouse pointer themselves; on newer Chromium builds use " code { "chromium" } " where " code { "chromium-browser" } " is not found." }
         },
     )
 }
@@ -188,4 +220,18 @@ pub async fn stream() -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_desktop_file_is_complete() {
+        let f = desktop_file("http://pi.local:8080/kiosk/clock");
+        assert!(f.starts_with("[Desktop Entry]\nType=Application\n"));
+        assert!(f.contains("\nExec=chromium-browser --kiosk "));
+        assert!(f.contains("http://pi.local:8080/kiosk/clock\n"));
+        assert!(f.contains("Name=") && f.ends_with('\n'));
+    }
 }

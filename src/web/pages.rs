@@ -32,6 +32,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 script src=(asset("theme.js")) {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header.topbar {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; span.brand-text { "The Shepherd" } }
                     nav {
@@ -42,7 +43,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     }
                     button.secondary #theme-toggle type="button" title="Switch between light and dark" { "◐" span.label { " Theme" } }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
             }
         }
