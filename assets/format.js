@@ -36,9 +36,14 @@
       if (m.status === "stalled" || m.status === "no_data") return 1;
       return window.ShepherdFormat.whyWords(m) ? 2 : 3;
     },
+    // A link detail without its leading device path (src/web/pages.rs short_detail).
+    shortDetail: (d) => {
+      const m = /^\/\S* (.*)$/s.exec(d);
+      return m ? "port " + m[1] : d;
+    },
     reason: (m) => {
       const f = window.ShepherdFormat;
-      return f.whyWords(m) || (f.problemRank(m) < 3 ? m.status_detail || null : null);
+      return f.whyWords(m) || (f.problemRank(m) < 3 && m.status_detail ? f.shortDetail(m.status_detail) : null);
     },
     problemsFirst: (miners) => miners.slice().sort((a, b) => {
       const f = window.ShepherdFormat, d = f.problemRank(a) - f.problemRank(b);

@@ -10,7 +10,7 @@
     let best = 1, score = Infinity;
     for (let c = 1; c <= n; c++) {
       const r = Math.ceil(n / c), empty = c * r - n;
-      const s = empty * 0.35 + Math.abs(Math.log((w / c) / (h / r) / 1.6));
+      const s = empty * 0.5 + Math.abs(Math.log((w / c) / (h / r) / 1.6));
       if (s < score - 1e-9) { score = s; best = c; }
     }
     return best;

@@ -95,7 +95,7 @@
     D.text(g, "VALID", 291, 23, 1, LIGHT, "center");
     D.text(g, "BLOCKS", 291, 32, 1, LIGHT, "center");
     D.text(g, f.blocks, 291, 50, 3, YELLOW, "center");
-    D.text(g, "UPTIME", 142, 108, 1, DIM);
+    D.text(g, "UPTIME", 158, 108, 1, DIM);
     D.text(g, f.uptime, 315, 108, 1, LIGHT, "right");
     yellowPanel(f.hashrate, f.unit, "HASHRATE", 40);
     cyanPanel("MINERS", f.online.replace("/", "-"));
@@ -130,7 +130,7 @@
       D.rect(g, 7, 151, Math.round(128 * into / 2016), 12, YELLOW);
       D.text(g, (2016 - into) + " LEFT", 72, 154, 1, into > 1008 ? BLACK : LIGHT, "center");
     }
-    cyanPanel("HERD", f.hashrate);
+    cyanPanel("HERD " + f.unit, f.hashrate);
   }
 
   function priceScreen(f) {

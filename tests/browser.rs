@@ -398,7 +398,9 @@ fn every_page_in_headless_chromium() {
             if m[0].as_u64() > m[1].as_u64()
                 || (path.starts_with("/kiosk/") && m[2].as_u64() > m[3].as_u64())
             {
-                problems.push(format!("{path} at {w}x{h} scrolls: {m}"));
+                // Name the elements that stick out, innermost last.
+                let wide = s.js("return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1).slice(-4).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')");
+                problems.push(format!("{path} at {w}x{h} scrolls: {m} ({wide})"));
             }
             check_page(&s, &path, w, h, &mut problems);
             s.screenshot(&shots.join(format!("{name}-{w}x{h}.png")));

@@ -99,9 +99,21 @@ pub fn rank_of(status: crate::summary::Status, not_mining: bool) -> u8 {
 /// The reason beside a problem's badge, in words: the diagnosis where it names a cause, else
 /// the link's own detail ("cannot open /dev/ttyUSB0: …").
 pub fn reason(m: &MinerView) -> Option<String> {
-    why_words(m)
-        .map(str::to_owned)
-        .or_else(|| (problem_rank(m) < 3).then(|| m.status_detail.clone()).flatten())
+    why_words(m).map(str::to_owned).or_else(|| {
+        (problem_rank(m) < 3)
+            .then(|| m.status_detail.as_deref().map(short_detail))
+            .flatten()
+    })
+}
+
+/// A link detail without the device path it starts with ("/dev/ttyUSB0 not found: …" →
+/// "port not found: …"): the path is on the miner's page, and a cut-off path says nothing.
+/// Mirrored in assets/format.js (`shortDetail`).
+pub fn short_detail(detail: &str) -> String {
+    match detail.strip_prefix('/').and_then(|rest| rest.split_once(' ')) {
+        Some((_, rest)) => format!("port {rest}"),
+        None => detail.to_owned(),
+    }
 }
 
 /// Miners problems first (see [`problem_rank`]), then by name.
@@ -329,6 +341,15 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 mod tests {
     use super::*;
     use crate::summary::Status as S;
+
+    #[test]
+    fn details_lose_the_device_path() {
+        assert_eq!(
+            short_detail("/dev/ttyUSB0 not found: is the miner plugged in?"),
+            "port not found: is the miner plugged in?"
+        );
+        assert_eq!(short_detail("connected, waiting"), "connected, waiting");
+    }
 
     #[test]
     fn failures_rank_loudest() {
