@@ -65,8 +65,8 @@
   function yellowPanel(value, unit, label, h) {
     D.panel(g, [[0, 88], [150, 88], [128, H], [0, H]], YELLOW);
     D.text(g, label, 6, 93, 1, BLACK);
-    const big = value.length > 6 ? Math.round(h * 0.8) : h;
-    D.seven(g, value, 120, 106, big, BLACK, "right");
+    const big = D.sevenFit(value, h, 112);
+    D.seven(g, value, 120, 106 + Math.round((h - big) / 2), big, BLACK, "right");
     D.text(g, unit, 6, 160, 1, BLACK);
   }
 
@@ -74,7 +74,7 @@
   function cyanPanel(label, value) {
     D.panel(g, [[162, 132], [W, 132], [W, H], [150, H]], CYAN);
     D.text(g, label, 162, 137, 1, BLACK);
-    D.seven(g, value, 314, 146, 18, BLACK, "right");
+    D.seven(g, value, 314, 146, D.sevenFit(value, 18, 150), BLACK, "right");
   }
 
   function stat(y, label, value, color) {
@@ -116,7 +116,7 @@
     logo();
     const n = d.network || {};
     D.text(g, "BLOCK HEIGHT", 6, 44, 1, DIM);
-    D.seven(g, f.height, 6, 56, 28, LIGHT, "left");
+    D.seven(g, f.height, 6, 56, D.sevenFit(f.height, 28, 180), LIGHT, "left");
     D.text(g, "DIFFICULTY", 200, 26, 1, DIM);
     D.text(g, n.difficulty == null ? "--" : K.fmt.diff(n.difficulty), 315, 38, 1, LIGHT, "right");
     D.text(g, "NETWORK", 200, 56, 1, DIM);

@@ -69,12 +69,26 @@
     g.fill();
   }
 
+  function sevenMetrics(h) {
+    const t = Math.max(2, Math.round(h / 9));
+    return { w: Math.round(h * 0.5), t, gap: Math.max(2, Math.round(h / 8)), narrow: Math.max(t + 2, Math.round(h / 5)) };
+  }
+  // Width in pixels of s in 7-segment digits h pixels tall.
+  function sevenWidth(s, h) {
+    const m = sevenMetrics(h);
+    return [...String(s)].reduce((a, ch) => a + (ch === "." || ch === ":" ? m.narrow : m.w + m.gap), 0);
+  }
+  // The tallest 7-segment height up to h at which s fits in maxW pixels.
+  function sevenFit(s, h, maxW) {
+    while (h > 8 && sevenWidth(s, h) > maxW) h--;
+    return h;
+  }
+
   // 7-segment digits, h pixels tall, right- or left-aligned at x; "." and ":" are narrow.
   function seven(g, s, x, y, h, color, align) {
     s = String(s);
-    const w = Math.round(h * 0.5), t = Math.max(2, Math.round(h / 9)), gap = Math.max(2, Math.round(h / 8));
-    const narrow = Math.max(t + 2, Math.round(h / 5));
-    const width = [...s].reduce((a, ch) => a + (ch === "." || ch === ":" ? narrow : w + gap), 0);
+    const { w, t, gap, narrow } = sevenMetrics(h);
+    const width = sevenWidth(s, h);
     let cx = align === "right" ? x - width : align === "center" ? x - Math.floor(width / 2) : x;
     const slant = 0.12, mid = y + h / 2;
     g.fillStyle = color;
@@ -145,5 +159,5 @@
   // The largest whole-number scale of a w x h screen inside the viewport (at least 1).
   function wholeScale(w, h, vw, vh) { return Math.max(1, Math.floor(Math.min(vw / w, vh / h))); }
 
-  window.NerdDraw = { FONT, rect, text, textWidth, seven, panel, dotted, pickaxe, snap, wholeScale };
+  window.NerdDraw = { FONT, rect, text, textWidth, seven, sevenWidth, sevenFit, panel, dotted, pickaxe, snap, wholeScale };
 })();

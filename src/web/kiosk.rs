@@ -17,9 +17,9 @@ use crate::summary::Status;
 /// The kiosk views: path segment, title, what it shows.
 pub const VIEWS: &[(&str, &str, &str)] = &[
     ("clock", "Clock", "a big clock, the BTC price and its 24-hour change, herd hashrate, miners online, best difficulty"),
-    ("health", "Health", "every miner as a tile coloured by its status: online / offline at a glance"),
-    ("homage", "Homage", "the herd in the NerdMiner's own display style: pixels, colours and fields"),
-    ("stream", "Stream", "live log lines, shares and events falling down the screen"),
+    ("health", "Health", "every miner as a tile, problems first in red or amber with the reason"),
+    ("homage", "Homage", "the herd as a NerdMiner v2 screen: miner, clock, network and price screens in turn; tap to switch"),
+    ("stream", "Stream", "digital rain of the herd's live log lines; orange when a share, a new best or a block happens"),
 ];
 
 /// The frame of every kiosk view: no navigation, no scrollbars, the stale banner, the poller.
