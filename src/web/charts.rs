@@ -184,6 +184,6 @@ mod tests {
             .and_then(|r| r.split('L').next())
             .and_then(|v| v.parse().ok())
             .unwrap();
-        assert!(low_y > 18.0, "{s}");
+        assert!(low_y > 15.0, "{s}");
     }
 }
