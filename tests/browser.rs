@@ -354,7 +354,15 @@ fn every_page_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     // The dead miner: configured on a serial port that is not there.
     let added = Command::new(common::bin())
-        .args(["miners", "add", "--name", "dead-1", "--port", "/dev/shepherd-test-no-such-port", "--database"])
+        .args([
+            "miners",
+            "add",
+            "--name",
+            "dead-1",
+            "--port",
+            "/dev/shepherd-test-no-such-port",
+            "--database",
+        ])
         .arg(dir.path().join("shepherd.db"))
         .output()
         .unwrap();
@@ -450,19 +458,25 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
             // Problems first, in red, with the reason in words beside the badge.
             let first = s.js("const r = document.querySelector('#herd tbody tr'); const b = r.querySelector('.badge'); return [r.querySelector('[data-k=\"name\"]').textContent, getComputedStyle(b).backgroundColor, r.querySelector('.reason') ? r.querySelector('.reason').textContent : '']");
             if first[0] != "dead-1" {
-                problems.push(format!("{at}: the dead miner is not the first row: {first}"));
+                problems.push(format!(
+                    "{at}: the dead miner is not the first row: {first}"
+                ));
             }
             if !is_red(first[1].as_str().unwrap_or_default()) {
                 problems.push(format!("{at}: the dead miner's badge is not red: {first}"));
             }
             if first[2].as_str().unwrap_or_default().trim().is_empty() {
-                problems.push(format!("{at}: no reason shown beside the dead miner: {first}"));
+                problems.push(format!(
+                    "{at}: no reason shown beside the dead miner: {first}"
+                ));
             }
         }
         "/kiosk/health" => {
             let first = s.js("const t = document.querySelector('.k-tile'); return [t.querySelector('.k-name').textContent, getComputedStyle(t).backgroundColor]");
             if first[0] != "dead-1" || !is_red(first[1].as_str().unwrap_or_default()) {
-                problems.push(format!("{at}: the dead miner is not the first, red tile: {first}"));
+                problems.push(format!(
+                    "{at}: the dead miner is not the first, red tile: {first}"
+                ));
             }
             if w > h {
                 let cols = s.js("return getComputedStyle(document.getElementById('k-grid')).gridTemplateColumns.split(' ').length");
@@ -487,7 +501,10 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
                 .unwrap_or_default();
             let n = heads.as_array().map_or(0, Vec::len);
             if n < 10 || rows.len() * 3 < n {
-                problems.push(format!("{at}: {n} columns with heads on only {} rows", rows.len()));
+                problems.push(format!(
+                    "{at}: {n} columns with heads on only {} rows",
+                    rows.len()
+                ));
             }
         }
         "/kiosk/homage" => {
@@ -495,7 +512,9 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
             let r = s.js("const c = document.getElementById('k-screen'); return c.getBoundingClientRect().width / c.width");
             let k = r.as_f64().unwrap_or(0.0);
             if k < 1.0 || (k - k.round()).abs() > 0.01 {
-                problems.push(format!("{at}: the screen is scaled by {k}, not a whole number"));
+                problems.push(format!(
+                    "{at}: the screen is scaled by {k}, not a whole number"
+                ));
             }
         }
         _ => {}

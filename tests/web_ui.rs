@@ -597,7 +597,10 @@ fn not_found_page_caching_and_compression() {
     let (run, _) = started(dir.path(), "");
     let (s, body) = get(&run, "/no/such/page");
     assert_eq!(s, 404);
-    assert!(body.contains("404") && body.contains("/no/such/page") && body.contains("href=\"/\""), "{body}");
+    assert!(
+        body.contains("404") && body.contains("/no/such/page") && body.contains("href=\"/\""),
+        "{body}"
+    );
     let (s, body) = get(&run, "/api/nothing");
     assert_eq!(s, 404);
     assert!(body.contains("no such endpoint"), "{body}");

@@ -499,7 +499,10 @@ mod tests {
     #[test]
     fn parameters_are_checked() {
         assert_eq!(parse_range(&q(None, None, None)), Ok(None));
-        assert_eq!(parse_range(&q(Some("30d"), None, None)), Ok(Some(Range::Month)));
+        assert_eq!(
+            parse_range(&q(Some("30d"), None, None)),
+            Ok(Some(Range::Month))
+        );
         assert!(parse_range(&q(Some("1y"), None, None))
             .unwrap_err()
             .contains("1h, 24h"));

@@ -110,7 +110,10 @@ pub fn reason(m: &MinerView) -> Option<String> {
 /// "port not found: …"): the path is on the miner's page, and a cut-off path says nothing.
 /// Mirrored in assets/format.js (`shortDetail`).
 pub fn short_detail(detail: &str) -> String {
-    match detail.strip_prefix('/').and_then(|rest| rest.split_once(' ')) {
+    match detail
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once(' '))
+    {
         Some((_, rest)) => format!("port {rest}"),
         None => detail.to_owned(),
     }

@@ -81,7 +81,10 @@ pub(super) const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 11] = [
 /// sentence ("hashrate below [50] % for [15] min").
 pub(super) fn rule_words(key: &str) -> (&'static str, &'static str) {
     match key {
-        "offline_minutes" => ("alert when a miner is offline, stalled or in error for", "min"),
+        "offline_minutes" => (
+            "alert when a miner is offline, stalled or in error for",
+            "min",
+        ),
         "hashrate_below_percent" => ("alert when hashrate is below", "% of its 24-h average"),
         "hashrate_minutes" => ("for", "min"),
         "temperature_above_c" => ("alert when temperature is above", "°C"),
