@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn failures_rank_loudest() {
-        let mut v = vec![
+        let mut v = [
             (rank_of(S::Online, false), "a"),
             (rank_of(S::Stalled, false), "b"),
             (rank_of(S::Online, true), "c"),
