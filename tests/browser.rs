@@ -308,6 +308,11 @@ fn kiosk_marks_stale_data_and_heals_after_a_restart() {
     let port = run.port;
     let driver = Driver::start(&driver_bin);
     let s = open_session(&driver, &chromium, &dir.path().join("profile"), 800, 480);
+    // The dashboard in a first window, the clock kiosk in a second.
+    s.go(&run.url("/"));
+    let dashboard = s.cmd("GET", "/window", None);
+    let kiosk = s.cmd("POST", "/window/new", Some(json!({ "type": "window" })))["handle"].clone();
+    s.cmd("POST", "/window", Some(json!({ "handle": kiosk })));
     s.go(&run.url("/kiosk/clock"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -333,6 +338,13 @@ fn kiosk_marks_stale_data_and_heals_after_a_restart() {
         s.js("return document.querySelector('[data-f=\"online\"]').textContent"),
         before
     );
+    // The dashboard greys out everything it can no longer vouch for, badges included.
+    s.cmd("POST", "/window", Some(json!({ "handle": dashboard })));
+    assert!(
+        wait_true(&s, "return document.body.classList.contains('is-stale') && getComputedStyle(document.getElementById('herd')).filter.includes('grayscale') && !document.getElementById('stale').hidden", Duration::from_secs(30)),
+        "the dashboard did not grey out while the server was away"
+    );
+    s.cmd("POST", "/window", Some(json!({ "handle": kiosk })));
     let run = Running::start_on(
         dir.path(),
         port,
