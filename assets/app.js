@@ -74,9 +74,15 @@
     uptime: (m) => m.uptime_secs ?? -1, seen: (m) => m.last_seen ?? 0, pool: (m) => (m.pool || "").toLowerCase(),
   };
   function applySort() {
-    if (!sortKey) return;
-    const f = sortValue[sortKey];
     const rows = [...tbody.querySelectorAll("tr")];
+    if (!sortKey) {
+      // Unsorted means problems first: a dead miner is the first row, not one among many.
+      const order = new Map(fmt.problemsFirst([...byId.values()]).map((m, i) => [String(m.id), i]));
+      rows.sort((a, b) => (order.get(a.dataset.id) ?? 1e9) - (order.get(b.dataset.id) ?? 1e9));
+      for (const r of rows) tbody.appendChild(r);
+      return;
+    }
+    const f = sortValue[sortKey];
     rows.sort((a, b) => {
       const ma = byId.get(a.dataset.id), mb = byId.get(b.dataset.id);
       if (!ma || !mb) return 0;
@@ -106,9 +112,12 @@
     svg.setAttribute("viewBox", "0 0 100 24");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("class", "spark");
-    const max = Math.max(...values, 0) * 1.1 || 1, n = Math.max(values.length - 1, 1);
+    // Scaled to the data, as src/web/charts.rs y_bounds(…, false): the wobble shows.
+    const hi0 = Math.max(...values), lo0 = Math.min(...values);
+    const pad = Math.max((hi0 - lo0) * 0.1, Math.abs(hi0) > 0 ? Math.abs(hi0) * 0.05 : 1);
+    const lo = lo0 - pad, span = (hi0 + pad) - lo || 1, n = Math.max(values.length - 1, 1);
     let d = "";
-    values.forEach((v, i) => { d += (i ? "L" : "M") + (i / n * 100).toFixed(1) + "," + (24 - v / max * 24).toFixed(1); });
+    values.forEach((v, i) => { d += (i ? "L" : "M") + (i / n * 100).toFixed(1) + "," + (24 - (v - lo) / span * 24).toFixed(1); });
     const path = document.createElementNS(SVGNS, "path");
     path.setAttribute("d", d);
     path.setAttribute("vector-effect", "non-scaling-stroke");
@@ -151,16 +160,14 @@
       badge.className = "badge status-" + m.status;
       badge.textContent = m.status.replace("_", " ");
       badge.title = m.status_detail || "";
-      const why = document.createElement("small");
-      why.className = "why";
-      const words = {
-        worker_rejected: "pool rejects worker", mining_unreported: "mining, hashrate not reported",
-        setup_portal: "setup portal", no_wifi: "no Wi-Fi", pool_unreachable: "pool unreachable",
-        not_subscribed: "not subscribed", not_hashing: "not hashing", starting: "starting",
-      }[m.diagnosis && m.diagnosis.verdict];
+      const words = fmt.reason(m);
+      row.dataset.rank = fmt.problemRank(m);
       if (words) {
+        // The reason inline, not only as a tooltip: a failure must say what it is.
+        const why = document.createElement("small");
+        why.className = "reason";
         why.textContent = " " + words;
-        why.title = m.diagnosis.summary;
+        why.title = m.status_detail || (m.diagnosis && m.diagnosis.summary) || "";
         cell(row, "status").replaceChildren(badge, why);
       } else {
         cell(row, "status").replaceChildren(badge);
@@ -236,6 +243,8 @@
     if (stale) {
       const old = Date.now() - lastOk > 15000;
       stale.hidden = !old;
+      // Everything the page can no longer vouch for goes grey, badges included.
+      document.body.classList.toggle("is-stale", old);
       if (old) document.getElementById("stale-since").textContent = new Date(lastOk).toLocaleTimeString();
     }
   }

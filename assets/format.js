@@ -24,6 +24,31 @@
       if (v < 100) return v.toFixed(2) + " " + cur;
       return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + " " + cur;
     },
+    // The verdicts worth words beside a badge (src/web/pages.rs why_words).
+    whyWords: (m) => ({
+      worker_rejected: "pool rejects worker", mining_unreported: "mining, hashrate not reported",
+      setup_portal: "setup portal", no_wifi: "no Wi-Fi", pool_unreachable: "pool unreachable",
+      not_subscribed: "not subscribed", not_hashing: "not hashing", starting: "starting",
+    })[m.diagnosis && m.diagnosis.verdict] || null,
+    // Most urgent first (src/web/pages.rs rank_of): broken, stalled, not mining, fine.
+    problemRank: (m) => {
+      if (m.status === "offline" || m.status === "error") return 0;
+      if (m.status === "stalled" || m.status === "no_data") return 1;
+      return window.ShepherdFormat.whyWords(m) ? 2 : 3;
+    },
+    // A link detail without its leading device path (src/web/pages.rs short_detail).
+    shortDetail: (d) => {
+      const m = /^\/\S* (.*)$/s.exec(d);
+      return m ? "port " + m[1] : d;
+    },
+    reason: (m) => {
+      const f = window.ShepherdFormat;
+      return f.whyWords(m) || (f.problemRank(m) < 3 && m.status_detail ? f.shortDetail(m.status_detail) : null);
+    },
+    problemsFirst: (miners) => miners.slice().sort((a, b) => {
+      const f = window.ShepherdFormat, d = f.problemRank(a) - f.problemRank(b);
+      return d || a.name.toLowerCase().localeCompare(b.name.toLowerCase());
+    }),
     change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
   };
 })();

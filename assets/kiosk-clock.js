@@ -3,9 +3,18 @@
   "use strict";
   const K = window.Kiosk;
   const time = document.getElementById("k-time"), date = document.getElementById("k-date");
+  // Hours and minutes fill the screen; seconds and AM/PM ride smaller beside them.
+  const parts = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  function span(cls, text) { const s = document.createElement("span"); s.className = cls; s.textContent = text; return s; }
   function tick() {
     const now = new Date();
-    time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const v = {};
+    for (const p of parts.formatToParts(now)) v[p.type] = p.value;
+    const main = v.hour + ":" + v.minute, sec = v.second || "", ampm = v.dayPeriod || "";
+    const small = document.createElement("span");
+    small.className = "k-small";
+    small.append(span("k-sec", sec), span("k-ampm", ampm));
+    time.replaceChildren(span("k-hm", main), small);
     date.textContent = now.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
   }
   tick();

@@ -4,9 +4,20 @@
   "use strict";
   const K = window.Kiosk;
   const grid = document.getElementById("k-grid");
+  // Columns that fill the screen: few empty cells, tiles a little wider than tall
+  // (8 miners on 16:9 are 4×2, on a phone 2×4).
+  function columns(n, w, h) {
+    let best = 1, score = Infinity;
+    for (let c = 1; c <= n; c++) {
+      const r = Math.ceil(n / c), empty = c * r - n;
+      const s = empty * 0.5 + Math.abs(Math.log((w / c) / (h / r) / 1.6));
+      if (s < score - 1e-9) { score = s; best = c; }
+    }
+    return best;
+  }
   function layout(n) {
     const w = grid.clientWidth || innerWidth, h = grid.clientHeight || innerHeight;
-    const cols = Math.max(1, Math.min(n, Math.round(Math.sqrt(n * w / h * 0.6)) || 1));
+    const cols = columns(n, w, h);
     const rows = Math.max(1, Math.ceil(n / cols));
     grid.style.setProperty("--cols", cols);
     grid.style.gridTemplateRows = "repeat(" + rows + ", minmax(0, 1fr))";
@@ -27,12 +38,14 @@
     el.className = "k-tile status-" + m.status;
     el.children[0].textContent = m.name;
     el.children[1].textContent = K.fmt.hashrate(m.hashrate_khs) + " · " + K.fmt.temp(m.temperature);
-    el.children[2].textContent = m.status.replace("_", " ");
+    const why = K.fmt.reason(m);
+    el.children[2].textContent = m.status.replace("_", " ") + (why ? " — " + why : "");
     if (m.status_detail) el.title = m.status_detail;
     return el;
   }
   K.onData(function (d) {
-    const tiles = d.miners.map(tile);
+    // Problems first: the dead miner is the first tile, not one among many.
+    const tiles = K.fmt.problemsFirst(d.miners).map(tile);
     grid.replaceChildren(...tiles);
     layout(Math.max(tiles.length, 1));
     K.set("online", d.totals.online + " / " + d.totals.miners + " online");

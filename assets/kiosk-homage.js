@@ -1,98 +1,173 @@
-// The herd as the NerdMiner's own screen shows one miner: a 320x170 frame (the T-Display S3
-// panel) drawn at native size and blown up with square pixels by CSS. Black panel, white
-// figures, Bitcoin-orange accents, the big hashrate, the field list down the left.
+// The herd as a NerdMiner v2 shows itself on its T-Display: a 320x170 black screen with a
+// yellow and a cyan slanted panel, the pickaxe mark, the hashrate as a 7-segment face black on
+// yellow, stats on the right, a dotted VALID BLOCKS box and a grey top strip with temperature
+// and time. Like the board it cycles screens (miner, clock, global stats, price); a tap, a
+// click or a key moves on, as the board's button does. Drawing primitives: assets/nerd-draw.js.
 (function () {
   "use strict";
-  const K = window.Kiosk;
+  const K = window.Kiosk, D = window.NerdDraw;
+  const W = 320, H = 170;
   const c = document.getElementById("k-screen");
   const g = c.getContext("2d");
   g.imageSmoothingEnabled = false;
-  const ORANGE = "#f7931a", WHITE = "#ffffff", GREY = "#8c8c8c", PANEL = "#1a1423";
-  // The panel has no anti-aliasing: every pixel is snapped to one of these after drawing.
-  const PALETTE = [[0, 0, 0], [255, 255, 255], [247, 147, 26], [140, 140, 140], [26, 20, 35]];
+  const BLACK = "#000000", YELLOW = "#ffd21f", CYAN = "#2fd3e6", GREY = "#b4b4b4", LIGHT = "#dedbde",
+    DIM = "#7c7c7c", RED = "#ff3b30";
+  const PALETTE = [[0, 0, 0], [255, 210, 31], [47, 211, 230], [180, 180, 180], [222, 219, 222], [124, 124, 124], [255, 59, 48]];
+  const SCREENS = ["miner", "clock", "global", "price"];
+  const CYCLE_MS = 15000;
+  let d = null, screen = 0, shownAt = Date.now();
 
-  function snap() {
-    const img = g.getImageData(0, 0, 320, 170), px = img.data;
-    for (let i = 0; i < px.length; i += 4) {
-      let best = 0, bestD = Infinity;
-      for (let k = 0; k < PALETTE.length; k++) {
-        const p = PALETTE[k], dr = px[i] - p[0], dg = px[i + 1] - p[1], db = px[i + 2] - p[2];
-        const dist = dr * dr + dg * dg + db * db;
-        if (dist < bestD) { bestD = dist; best = k; }
-      }
-      const p = PALETTE[best];
-      px[i] = p[0]; px[i + 1] = p[1]; px[i + 2] = p[2]; px[i + 3] = 255;
-    }
-    g.putImageData(img, 0, 0);
+  // Whole-number scaling: 2x on 800x480, 6x on 1920x1080, square pixels.
+  function fit() {
+    const k = D.wholeScale(W, H, innerWidth, innerHeight);
+    c.style.width = W * k + "px";
+    c.style.height = H * k + "px";
   }
-  let d = null, templates = null;
 
-  function text(s, x, y, size, color, align) {
-    g.font = "bold " + size + "px monospace";
-    g.fillStyle = color;
-    g.textAlign = align || "left";
-    g.textBaseline = "top";
-    g.fillText(s, x, y);
+  function hhmm(date) { return String(date.getHours()).padStart(2, "0") + ":" + String(date.getMinutes()).padStart(2, "0"); }
+
+  // The herd's figures as the board's strings.
+  function figures() {
+    const t = d.totals;
+    let temp = null, up = null;
+    for (const m of d.miners) {
+      if (m.temperature != null && !m.temperature_no_sensor) temp = temp == null ? m.temperature : Math.max(temp, m.temperature);
+      if (m.uptime_secs != null) up = up == null ? m.uptime_secs : Math.max(up, m.uptime_secs);
+    }
+    const hr = t.hashrate_khs || 0;
+    const mh = hr >= 1000;
+    return {
+      hashrate: (mh ? hr / 1000 : hr).toFixed(2), unit: mh ? "MH/S" : "KH/S",
+      temp: temp == null ? "--" : Math.round(temp) + "°C",
+      best: t.best_diff == null ? "--" : K.fmt.diff(t.best_diff),
+      shares: String(t.shares), online: t.online + "/" + t.miners, allOnline: t.online === t.miners,
+      uptime: up == null ? "--" : K.fmt.uptime(up), blocks: String(t.blocks_found),
+      height: d.network && d.network.block_height != null ? String(d.network.block_height) : "--",
+      price: d.price && d.price.price != null ? "$" + Math.round(d.price.price).toLocaleString("en-US") : "--",
+    };
+  }
+
+  // The grey strip along the top with black text, its left end slanted.
+  function topStrip(left, right) {
+    D.panel(g, [[136, 0], [W, 0], [W, 13], [146, 13]], GREY);
+    if (left) D.text(g, left, 236, 3, 1, BLACK, "right");
+    if (right) D.text(g, right, 315, 3, 1, BLACK, "right");
+  }
+
+  function logo() {
+    D.pickaxe(g, 4, 4, YELLOW, LIGHT);
+    D.text(g, "NERD", 28, 4, 2, YELLOW);
+    D.text(g, "MINER²", 28, 21, 1, LIGHT);
+    D.text(g, "HERD", 70, 21, 1, CYAN);
+  }
+
+  // The yellow panel, bottom left, with a 7-segment figure black on yellow.
+  function yellowPanel(value, unit, label, h) {
+    D.panel(g, [[0, 88], [150, 88], [128, H], [0, H]], YELLOW);
+    D.text(g, label, 6, 93, 1, BLACK);
+    const big = D.sevenFit(value, h, 112);
+    D.seven(g, value, 120, 106 + Math.round((h - big) / 2), big, BLACK, "right");
+    D.text(g, unit, 6, 160, 1, BLACK);
+  }
+
+  // The cyan panel, bottom right.
+  function cyanPanel(label, value) {
+    D.panel(g, [[162, 132], [W, 132], [W, H], [150, H]], CYAN);
+    D.text(g, label, 162, 137, 1, BLACK);
+    D.seven(g, value, 314, 146, D.sevenFit(value, 18, 150), BLACK, "right");
+  }
+
+  function stat(y, label, value, color) {
+    D.text(g, label, 142, y + 3, 1, DIM);
+    const scale = D.textWidth(value, 2) <= 258 - 186 ? 2 : 1;
+    D.text(g, value, 186, y + (scale === 2 ? 0 : 3), scale, color || LIGHT);
+  }
+
+  function minerScreen(f) {
+    topStrip(f.temp, hhmm(new Date()));
+    logo();
+    D.text(g, "ONLINE " + f.online, 6, 42, 1, f.allOnline ? LIGHT : RED);
+    stat(22, "BEST", f.best);
+    stat(46, "SHARES", f.shares);
+    stat(70, "MINERS", f.online, f.allOnline ? LIGHT : RED);
+    // VALID BLOCKS in its dotted box.
+    D.dotted(g, 266, 18, 50, 62, LIGHT);
+    D.text(g, "VALID", 291, 23, 1, LIGHT, "center");
+    D.text(g, "BLOCKS", 291, 32, 1, LIGHT, "center");
+    D.text(g, f.blocks, 291, 50, 3, YELLOW, "center");
+    D.text(g, "UPTIME", 158, 108, 1, DIM);
+    D.text(g, f.uptime, 315, 108, 1, LIGHT, "right");
+    yellowPanel(f.hashrate, f.unit, "HASHRATE", 40);
+    cyanPanel("MINERS", f.online.replace("/", "-"));
+  }
+
+  function clockScreen(f) {
+    topStrip("BTC " + f.price, null);
+    logo();
+    const now = new Date();
+    D.seven(g, hhmm(now), 232, 34, 48, LIGHT, "center");
+    D.text(g, now.toDateString(), 232, 90, 1, DIM, "center");
+    yellowPanel(f.hashrate, f.unit, "HASHRATE", 32);
+    cyanPanel("BLOCK", f.height);
+  }
+
+  function globalScreen(f) {
+    topStrip("BTC " + f.price, hhmm(new Date()));
+    logo();
+    const n = d.network || {};
+    D.text(g, "BLOCK HEIGHT", 6, 44, 1, DIM);
+    D.seven(g, f.height, 6, 56, D.sevenFit(f.height, 28, 180), LIGHT, "left");
+    D.text(g, "DIFFICULTY", 200, 26, 1, DIM);
+    D.text(g, n.difficulty == null ? "--" : K.fmt.diff(n.difficulty), 315, 38, 1, LIGHT, "right");
+    D.text(g, "NETWORK", 200, 56, 1, DIM);
+    D.text(g, n.hashrate_hs == null ? "--" : (n.hashrate_hs / 1e18).toFixed(1) + " EH/S", 315, 68, 1, LIGHT, "right");
+    // Blocks left to the next difficulty adjustment, as a bar.
+    D.panel(g, [[0, 132], [150, 132], [140, H], [0, H]], YELLOW);
+    D.text(g, "NEXT ADJUSTMENT", 6, 137, 1, BLACK);
+    if (n.block_height != null) {
+      const into = n.block_height % 2016;
+      D.rect(g, 6, 150, 130, 14, BLACK);
+      D.rect(g, 7, 151, Math.round(128 * into / 2016), 12, YELLOW);
+      D.text(g, (2016 - into) + " LEFT", 72, 154, 1, into > 1008 ? BLACK : LIGHT, "center");
+    }
+    cyanPanel("HERD " + f.unit, f.hashrate);
+  }
+
+  function priceScreen(f) {
+    topStrip(null, hhmm(new Date()));
+    logo();
+    const p = d.price || {};
+    D.text(g, "BTC PRICE", 232, 40, 1, DIM, "center");
+    const scale = D.textWidth(f.price, 3) <= 150 ? 3 : 2;
+    D.text(g, f.price, 232, 54, scale, LIGHT, "center");
+    const ch = p.change_24h_percent;
+    if (ch != null) D.text(g, K.fmt.change(ch) + " 24H", 232, 84, 1, ch < 0 ? RED : CYAN, "center");
+    if (p.stale) D.text(g, "STALE", 232, 96, 1, RED, "center");
+    yellowPanel(f.hashrate, f.unit, "HASHRATE", 32);
+    cyanPanel("BLOCK", f.height);
   }
 
   function draw() {
-    paint();
-    snap();
-  }
-
-  function paint() {
-    g.fillStyle = "#000";
-    g.fillRect(0, 0, 320, 170);
-    // Title bar, as the firmware's background image has it.
-    g.fillStyle = PANEL;
-    g.fillRect(0, 0, 320, 18);
-    g.fillStyle = ORANGE;
-    g.fillRect(0, 18, 320, 2);
-    text("NerdMiner", 6, 3, 12, ORANGE);
-    text("HERD", 82, 3, 12, WHITE);
-    const now = new Date();
-    text(now.toTimeString().slice(0, 5), 314, 3, 12, WHITE, "right");
-    if (!d) { text("waiting for data…", 160, 80, 12, GREY, "center"); return; }
-    const t = d.totals, miners = d.miners;
-    let temp = null, up = null;
-    for (const m of miners) {
-      if (m.temperature != null) temp = temp == null ? m.temperature : Math.max(temp, m.temperature);
-      if (m.uptime_secs != null) up = up == null ? m.uptime_secs : Math.max(up, m.uptime_secs);
+    if (Date.now() - shownAt >= CYCLE_MS) { screen = (screen + 1) % SCREENS.length; shownAt = Date.now(); }
+    D.rect(g, 0, 0, W, H, BLACK);
+    if (!d) {
+      logo();
+      D.text(g, "WAITING FOR DATA", 160, 80, 1, LIGHT, "center");
+    } else {
+      const f = figures();
+      ({ miner: minerScreen, clock: clockScreen, global: globalScreen, price: priceScreen })[SCREENS[screen]](f);
     }
-    const rows = [
-      ["Miners", t.online + "/" + t.miners],
-      ["Shares", String(t.shares)],
-      ["Best diff", K.fmt.diff(t.best_diff)],
-      ["Templates", templates == null ? "--" : String(templates)],
-      ["Valid blocks", String(t.blocks_found)],
-      ["Temp", temp == null ? "--" : Math.round(temp) + "C"],
-      ["Uptime", up == null ? "--" : K.fmt.uptime(up)],
-    ];
-    rows.forEach(([k, v], i) => {
-      const y = 25 + i * 20;
-      text(k, 6, y, 8, GREY);
-      text(v, 6, y + 8, 11, WHITE);
-    });
-    g.fillStyle = ORANGE;
-    g.fillRect(128, 28, 2, 130);
-    const hr = t.hashrate_khs || 0;
-    const big = hr >= 1000 ? (hr / 1000).toFixed(2) : hr.toFixed(2);
-    text(big, 226, 52, big.length > 6 ? 36 : 44, WHITE, "center");
-    text(hr >= 1000 ? "MH/s" : "KH/s", 226, 102, 16, ORANGE, "center");
-    const price = d.price && d.price.price != null ? K.fmt.price(d.price.price, d.price.currency) : "--";
-    text("BTC " + price, 226, 136, 11, GREY, "center");
+    D.snap(g, W, H, PALETTE);
+    c.dataset.screen = SCREENS[screen];
   }
 
+  function next() { screen = (screen + 1) % SCREENS.length; shownAt = Date.now(); draw(); }
+  // The board's button: a tap, a click or any key shows the next screen.
+  addEventListener("pointerdown", next);
+  addEventListener("keydown", next);
+  addEventListener("resize", fit);
   K.onData(function (data) { d = data; draw(); });
-  // Block templates are not in herd_data (only boards without a display print them).
-  async function fetchTemplates() {
-    try {
-      const r = await K.api("/api/block_templates");
-      if (r.ok) { templates = (await r.json()).block_templates; draw(); }
-    } catch (e) { /* keep the last figure */ }
-  }
-  fetchTemplates();
-  setInterval(fetchTemplates, 15000);
+  fit();
   draw();
-  setInterval(draw, 10000);
+  setInterval(draw, 1000);
 })();

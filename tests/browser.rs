@@ -1,9 +1,13 @@
 //! The pages in a real browser: headless Chromium driven through chromedriver's WebDriver
-//! HTTP API on loopback (plain ureq, no WebDriver crate). A demo herd of three is opened at
-//! 800×480 and 1920×1080; every page must load without console errors, kiosk pages must not
-//! scroll sideways, live values must change without a reload, and each page is saved as
-//! docs/screenshots/<page>-<w>x<h>.png. Skips (and passes) where Chromium or chromedriver is
-//! not installed; CI installs both.
+//! HTTP API on loopback (plain ureq, no WebDriver crate). A demo herd of seven plus one dead
+//! miner (a serial port that does not exist) is opened at 800×480, 390×844 (a phone) and
+//! 1920×1080; every page must load without console errors and never scroll sideways, kiosk
+//! pages not at all, the dead miner must be the first and a red tile/badge, stream columns
+//! must not line up on one row, the clock must fill an 800×480 screen, and live values must
+//! change without a reload. Each page is saved as <page>-<w>x<h>.png under
+//! target/screenshots/, or under docs/screenshots/ (the README's pictures) when
+//! `SHEPHERD_SCREENSHOTS=docs` is set, so a plain test run leaves the work tree clean. Skips
+//! (and passes) where Chromium or chromedriver is not installed; CI installs both.
 
 mod common;
 
@@ -28,7 +32,29 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", "login"),
 ];
 
-const SIZES: &[(u32, u32)] = &[(800, 480), (1920, 1080)];
+const SIZES: &[(u32, u32)] = &[(800, 480), (390, 844), (1920, 1080)];
+
+/// Where screenshots go: the README's folder only when asked, else under target/.
+fn screenshot_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("SHEPHERD_SCREENSHOTS").as_deref() == Ok("docs") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    }
+}
+
+/// Red enough to read as "broken": a CSS rgb()/rgba() colour with red well above green/blue.
+fn is_red(css: &str) -> bool {
+    let n: Vec<f64> = css
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    n.len() >= 3 && n[0] > 150.0 && n[0] > n[1] + 60.0 && n[0] > n[2] + 60.0
+}
 
 fn find(names: &[&str]) -> Option<PathBuf> {
     for name in names {
@@ -282,6 +308,11 @@ fn kiosk_marks_stale_data_and_heals_after_a_restart() {
     let port = run.port;
     let driver = Driver::start(&driver_bin);
     let s = open_session(&driver, &chromium, &dir.path().join("profile"), 800, 480);
+    // The dashboard in a first window, the clock kiosk in a second.
+    s.go(&run.url("/"));
+    let dashboard = s.cmd("GET", "/window", None);
+    let kiosk = s.cmd("POST", "/window/new", Some(json!({ "type": "window" })))["handle"].clone();
+    s.cmd("POST", "/window", Some(json!({ "handle": kiosk })));
     s.go(&run.url("/kiosk/clock"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -307,6 +338,13 @@ fn kiosk_marks_stale_data_and_heals_after_a_restart() {
         s.js("return document.querySelector('[data-f=\"online\"]').textContent"),
         before
     );
+    // The dashboard greys out everything it can no longer vouch for, badges included.
+    s.cmd("POST", "/window", Some(json!({ "handle": dashboard })));
+    assert!(
+        wait_true(&s, "return document.body.classList.contains('is-stale') && getComputedStyle(document.getElementById('herd')).filter.includes('grayscale') && !document.getElementById('stale').hidden", Duration::from_secs(30)),
+        "the dashboard did not grey out while the server was away"
+    );
+    s.cmd("POST", "/window", Some(json!({ "handle": kiosk })));
     let run = Running::start_on(
         dir.path(),
         port,
@@ -326,13 +364,35 @@ fn every_page_in_headless_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path(), &["--demo", "3"]);
+    // The dead miner: configured on a serial port that is not there.
+    let added = Command::new(common::bin())
+        .args([
+            "miners",
+            "add",
+            "--name",
+            "dead-1",
+            "--port",
+            "/dev/shepherd-test-no-such-port",
+            "--database",
+        ])
+        .arg(dir.path().join("shepherd.db"))
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let run = Running::start(dir.path(), &["--demo", "7"]);
     let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
-        v["totals"]["online"] == 3
+        v["totals"]["online"] == 7 && v["totals"]["miners"] == 8
     });
-    let miner_id = herd["miners"][0]["id"].as_i64().unwrap();
+    let miner_id = herd["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["status"] == "online")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let driver = Driver::start(&driver_bin);
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).unwrap();
     let mut problems = Vec::new();
 
@@ -354,12 +414,15 @@ fn every_page_in_headless_chromium() {
                     ));
                 }
             }
-            if path.starts_with("/kiosk/") {
-                let m = s.js("return [document.documentElement.scrollWidth, innerWidth, document.documentElement.scrollHeight, innerHeight]");
-                if m[0].as_u64() > m[1].as_u64() || m[2].as_u64() > m[3].as_u64() {
-                    problems.push(format!("{path} at {w}x{h} scrolls: {m}"));
-                }
+            let m = s.js("return [document.documentElement.scrollWidth, innerWidth, document.documentElement.scrollHeight, innerHeight]");
+            if m[0].as_u64() > m[1].as_u64()
+                || (path.starts_with("/kiosk/") && m[2].as_u64() > m[3].as_u64())
+            {
+                // Name the elements that stick out, innermost last.
+                let wide = s.js("return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1).slice(-4).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')");
+                problems.push(format!("{path} at {w}x{h} scrolls: {m} ({wide})"));
             }
+            check_page(&s, &path, w, h, &mut problems);
             s.screenshot(&shots.join(format!("{name}-{w}x{h}.png")));
         }
         // Live values change without a reload.
@@ -397,4 +460,75 @@ fn every_page_in_headless_chromium() {
         );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The per-page checks of issue 19 that a browser can make.
+fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<String>) {
+    let at = format!("{path} at {w}x{h}");
+    match path {
+        "/" => {
+            // Problems first, in red, with the reason in words beside the badge.
+            let first = s.js("const r = document.querySelector('#herd tbody tr'); const b = r.querySelector('.badge'); return [r.querySelector('[data-k=\"name\"]').textContent, getComputedStyle(b).backgroundColor, r.querySelector('.reason') ? r.querySelector('.reason').textContent : '']");
+            if first[0] != "dead-1" {
+                problems.push(format!(
+                    "{at}: the dead miner is not the first row: {first}"
+                ));
+            }
+            if !is_red(first[1].as_str().unwrap_or_default()) {
+                problems.push(format!("{at}: the dead miner's badge is not red: {first}"));
+            }
+            if first[2].as_str().unwrap_or_default().trim().is_empty() {
+                problems.push(format!(
+                    "{at}: no reason shown beside the dead miner: {first}"
+                ));
+            }
+        }
+        "/kiosk/health" => {
+            let first = s.js("const t = document.querySelector('.k-tile'); return [t.querySelector('.k-name').textContent, getComputedStyle(t).backgroundColor]");
+            if first[0] != "dead-1" || !is_red(first[1].as_str().unwrap_or_default()) {
+                problems.push(format!(
+                    "{at}: the dead miner is not the first, red tile: {first}"
+                ));
+            }
+            if w > h {
+                let cols = s.js("return getComputedStyle(document.getElementById('k-grid')).gridTemplateColumns.split(' ').length");
+                if cols != json!(4) {
+                    problems.push(format!("{at}: 8 tiles in {cols} columns, not 4×2"));
+                }
+            }
+        }
+        "/kiosk/clock" if (w, h) == (800, 480) => {
+            let r = s.js("const t = document.getElementById('k-time').getBoundingClientRect(); return [t.height, t.width]");
+            let (th, tw) = (r[0].as_f64().unwrap_or(0.0), r[1].as_f64().unwrap_or(0.0));
+            if th < 0.3 * f64::from(h) || tw < 0.6 * f64::from(w) {
+                problems.push(format!("{at}: the time is only {tw}×{th} px"));
+            }
+        }
+        "/kiosk/stream" => {
+            // Heads of the columns, in rows: digital rain has them everywhere, not on one row.
+            let heads = s.js("return window.KioskRain ? window.KioskRain.heads() : []");
+            let rows: std::collections::BTreeSet<i64> = heads
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let n = heads.as_array().map_or(0, Vec::len);
+            if n < 10 || rows.len() * 3 < n {
+                problems.push(format!(
+                    "{at}: {n} columns with heads on only {} rows",
+                    rows.len()
+                ));
+            }
+        }
+        "/kiosk/homage" => {
+            // Whole-number scaling of the 320×170 screen.
+            let r = s.js("const c = document.getElementById('k-screen'); return c.getBoundingClientRect().width / c.width");
+            let k = r.as_f64().unwrap_or(0.0);
+            if k < 1.0 || (k - k.round()).abs() > 0.01 {
+                problems.push(format!(
+                    "{at}: the screen is scaled by {k}, not a whole number"
+                ));
+            }
+        }
+        _ => {}
+    }
 }

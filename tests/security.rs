@@ -642,12 +642,18 @@ fn every_page_forbids_frames_and_inline_code() {
     {
         let r = app.get(&path);
         let csp = r.header("content-security-policy").unwrap_or_default();
+        // Kiosk views may be framed by this server itself (the thumbnails on /kiosk), no one else.
+        let (ancestors, xfo) = if path.starts_with("/kiosk/") {
+            ("frame-ancestors 'self'", "SAMEORIGIN")
+        } else {
+            ("frame-ancestors 'none'", "DENY")
+        };
         assert!(
-            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            csp.contains(ancestors) && csp.contains("script-src 'self'"),
             "{path}: {csp}"
         );
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
-        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("x-frame-options"), Some(xfo), "{path}");
         if r.header("content-type")
             .is_some_and(|t| t.starts_with("text/html"))
         {
@@ -672,7 +678,7 @@ fn kiosks_may_be_framed_only_where_configured() {
     assert!(r
         .header("content-security-policy")
         .unwrap()
-        .ends_with(&format!("frame-ancestors {ha}")));
+        .ends_with(&format!("frame-ancestors 'self' {ha}")));
     assert_eq!(r.header("x-frame-options"), None);
     let r = app.get("/settings");
     assert!(r

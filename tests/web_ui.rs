@@ -81,6 +81,8 @@ fn pages_and_apis_answer() {
     expect("/", 200, "href=\"/miners/");
     expect("/", 200, "data-sort=\"hashrate\"");
     expect(&format!("/miners/{id}"), 200, "Status history");
+    // Less than a day of data: the page opens on the last hour.
+    expect(&format!("/miners/{id}"), 200, "class=\"active\">1h<");
     for range in ["1h", "24h", "7d", "30d"] {
         expect(&format!("/miners/{id}?range={range}"), 200, "Hashrate");
     }
@@ -111,8 +113,11 @@ fn pages_and_apis_answer() {
     expect(
         "/kiosk",
         200,
-        "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://127.0.0.1:",
+        "chromium-browser --kiosk --noerrdialogs --disable-infobars --incognito",
     );
+    expect("/kiosk", 200, "[Desktop Entry]");
+    expect("/kiosk", 200, "do_blanking 1");
+    expect("/kiosk", 200, "<iframe src=\"/kiosk/clock\"");
     expect("/kiosk/clock", 200, "data-f=\"price\"");
     expect("/kiosk/health", 200, "k-tile");
     expect("/kiosk/homage", 200, "k-screen");
@@ -582,4 +587,60 @@ fn alert_rules_are_edited_on_settings_and_used_without_a_restart() {
         "{body}"
     );
     assert!(!body.contains("config.toml: 70"), "{body}");
+}
+
+/// Unknown paths get the site's own 404 page (JSON under /api/), versioned assets are cached
+/// for good, and answers are compressed for a client that asks.
+#[test]
+fn not_found_page_caching_and_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = started(dir.path(), "");
+    let (s, body) = get(&run, "/no/such/page");
+    assert_eq!(s, 404);
+    assert!(
+        body.contains("404") && body.contains("/no/such/page") && body.contains("href=\"/\""),
+        "{body}"
+    );
+    let (s, body) = get(&run, "/api/nothing");
+    assert_eq!(s, 404);
+    assert!(body.contains("no such endpoint"), "{body}");
+    let (s, body) = get(&run, "/assets/nothing.js");
+    assert_eq!(s, 404);
+    assert!(body.contains("404"), "{body}");
+
+    let head = |path: &str, name: &str| {
+        let resp = agent()
+            .get(&run.url(path))
+            .header("Accept-Encoding", "gzip")
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(head("/assets/app.css?v=1", "cache-control").contains("immutable"));
+    assert!(!head("/assets/app.css", "cache-control").contains("immutable"));
+    // Raw HTTP, since the client library would undo the compression it asked for.
+    let raw_headers = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", run.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            run.port
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf).to_lowercase();
+        text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+    };
+    for path in ["/assets/app.js?v=1", "/"] {
+        let h = raw_headers(path);
+        assert!(h.contains("content-encoding: gzip"), "{path}: {h}");
+    }
 }

@@ -87,7 +87,8 @@ pub fn line_chart(
     }
 }
 
-/// A tiny hashrate line for the dashboard (no axes): values oldest first.
+/// A tiny hashrate line for the dashboard (no axes): values oldest first, scaled to their own
+/// range (not from zero), so the wobble of a steady miner is visible.
 pub fn sparkline(values: &[f64]) -> Markup {
     // One minute of data is a flat line across, not an invisible point.
     let values = if values.len() == 1 {
@@ -104,7 +105,7 @@ pub fn sparkline(values: &[f64]) -> Markup {
     let d = path(
         &points,
         x,
-        y_bounds(values.iter().copied(), true),
+        y_bounds(values.iter().copied(), false),
         100.0,
         24.0,
     );
@@ -175,5 +176,14 @@ mod tests {
         });
         assert!(empty.into_string().contains("No data"));
         assert!(sparkline(&[1.0, 2.0]).into_string().contains("<svg"));
+        // Scaled to the data: the low point is near the bottom, not at half height.
+        let s = sparkline(&[100.0, 110.0]).into_string();
+        let low_y: f64 = s
+            .split("M0.0,")
+            .nth(1)
+            .and_then(|r| r.split('L').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(low_y > 15.0, "{s}");
     }
 }

@@ -177,6 +177,8 @@ pub async fn events(state: web::Data<AppState>) -> HttpResponse {
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
+        // Keeps the Compress middleware from buffering events.
+        .insert_header(("Content-Encoding", "identity"))
         .streaming(body)
 }
 

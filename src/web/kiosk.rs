@@ -17,9 +17,9 @@ use crate::summary::Status;
 /// The kiosk views: path segment, title, what it shows.
 pub const VIEWS: &[(&str, &str, &str)] = &[
     ("clock", "Clock", "a big clock, the BTC price and its 24-hour change, herd hashrate, miners online, best difficulty"),
-    ("health", "Health", "every miner as a tile coloured by its status: online / offline at a glance"),
-    ("homage", "Homage", "the herd in the NerdMiner's own display style: pixels, colours and fields"),
-    ("stream", "Stream", "live log lines, shares and events falling down the screen"),
+    ("health", "Health", "every miner as a tile, problems first in red or amber with the reason"),
+    ("homage", "Homage", "the herd as a NerdMiner v2 screen: miner, clock, network and price screens in turn; tap to switch"),
+    ("stream", "Stream", "digital rain of the herd's live log lines; orange when a share, a new best or a block happens"),
 ];
 
 /// The frame of every kiosk view: no navigation, no scrollbars, the stale banner, the poller.
@@ -57,24 +57,56 @@ fn status_name(s: Status) -> String {
         .unwrap_or_default()
 }
 
-/// `GET /kiosk`: the views and how to run one full-screen.
+/// The Chromium command line that shows `url` full-screen.
+pub fn chromium_line(url: &str) -> String {
+    format!("chromium-browser --kiosk --noerrdialogs --disable-infobars --incognito --check-for-update-interval=31536000 {url}")
+}
+
+/// The autostart `.desktop` file (X11 desktops, LXDE on older Raspberry Pi OS).
+pub fn desktop_file(url: &str) -> String {
+    format!(
+        "[Desktop Entry]\nType=Application\nName=Shepherd kiosk\nComment=The Shepherd's kiosk view, full-screen\nExec={}\nX-GNOME-Autostart-enabled=true\n",
+        chromium_line(url)
+    )
+}
+
+/// `GET /kiosk`: the views with a live thumbnail each, and how to run one full-screen at boot.
 pub async fn index(req: HttpRequest) -> Markup {
     // The address the owner reached us on is the one the kiosk machine will use too.
     let host = req.connection_info().host().to_owned();
+    let url = format!("http://{host}/kiosk/clock");
     layout(
         "Kiosk",
         html! {
             h1 { "Kiosk views" }
             p { "Full-screen pages for a screen next to the miners (a 800×480 Pi touchscreen up to a 1920×1080 TV). They keep themselves up to date, say so when the data is stale, reconnect after a restart and reload after an upgrade, and need no internet." }
-            ul.kiosk-list {
+            ul.kiosk-thumbs {
                 @for (path, title, what) in VIEWS {
-                    li { a href={ "/kiosk/" (path) } { strong { (title) } } " — " (what) }
+                    li {
+                        a href={ "/kiosk/" (path) } {
+                            // A live view at 800×480, shrunk: what the screen will show now.
+                            span.thumb { iframe src={ "/kiosk/" (path) } title={ (title) " preview" } loading="lazy" tabindex="-1" scrolling="no" {} }
+                            strong { (title) }
+                        }
+                        " — " (what)
+                    }
                 }
             }
-            h2 { "Run one full-screen" }
-            p { "On the machine with the screen (for example the Pi itself, in its desktop session):" }
-            pre.cmd { "chromium --kiosk --noerrdialogs --disable-infobars --incognito http://" (host) "/kiosk/clock" }
-            p { "To start it at login, put that line in " code { "~/.config/autostart/shepherd-kiosk.desktop" } " as " code { "Exec=" } ". Leave the kiosk with Alt+F4." }
+            h2 { "Run one full-screen at boot (Raspberry Pi OS)" }
+            p { "On the machine with the screen, in its desktop session. Replace " code { "clock" } " by the view you want. Leave the kiosk with Alt+F4." }
+            h3 { "Raspberry Pi OS Bookworm with labwc (the default since late 2024)" }
+            p { "Add this line to " code { "~/.config/labwc/autostart" } " (create the file if needed):" }
+            pre.cmd { (chromium_line(&url)) " &" }
+            h3 { "Bookworm with Wayfire" }
+            p { "Add to " code { "~/.config/wayfire.ini" } ":" }
+            pre.cmd { "[autostart]\nshepherd = " (chromium_line(&url)) }
+            h3 { "Older Raspberry Pi OS (X11, LXDE)" }
+            p { "Save this as " code { "~/.config/autostart/shepherd-kiosk.desktop" } ":" }
+            pre.cmd { (desktop_file(&url)) }
+            h3 { "Keep the screen on" }
+            p { "Turn screen blanking off, once:" }
+            pre.cmd { "sudo raspi-config nonint do_blanking 1" }
+            p.muted { "(or Raspberry Pi Configuration → Display → Screen Blanking: off), then reboot. The kiosk pages hide the mouse pointer themselves; on newer Chromium builds use " code { "chromium" } " where " code { "chromium-browser" } " is not found." }
         },
     )
 }
@@ -115,7 +147,8 @@ pub async fn clock(state: web::Data<AppState>) -> actix_web::Result<Markup> {
 
 /// `GET /kiosk/health`
 pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
-    let d = data(state).await?;
+    let mut d = data(state).await?;
+    super::pages::problems_first(&mut d.miners);
     Ok(frame(
         "health",
         "Health",
@@ -130,7 +163,10 @@ pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                         div class={ "k-tile status-" (status_name(m.status)) } data-id=(m.id) {
                             div.k-name { (m.name) }
                             div.k-figure { (format::hashrate(m.hashrate_khs)) }
-                            div.k-state { (status_name(m.status).replace('_', " ")) }
+                            div.k-state {
+                                (status_name(m.status).replace('_', " "))
+                                @if let Some(r) = super::pages::reason(m) { " — " (r) }
+                            }
                         }
                     }
                     @if d.miners.is_empty() { div.k-tile { div.k-name { "No miners yet" } } }
@@ -140,8 +176,9 @@ pub async fn health(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     ))
 }
 
-/// `GET /kiosk/homage`: drawn on a 320×170 canvas scaled up with square pixels, like the
-/// T-Display the NerdMiner ships on; the text fallback is what the canvas shows.
+/// `GET /kiosk/homage`: a NerdMiner v2 screen for the herd, drawn on a 320×170 canvas (the
+/// T-Display the NerdMiner ships on) and scaled by a whole number with square pixels; the text
+/// fallback is what the canvas shows.
 pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
     let d = data(state).await?;
     let t = &d.totals;
@@ -163,6 +200,8 @@ pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                     ", valid blocks " (t.blocks_found)
                 }
             }
+            // The drawing primitives (font, 7-segment digits, panels) the view script uses.
+            script src=(asset("nerd-draw.js")) {}
         },
     ))
 }
@@ -175,8 +214,24 @@ pub async fn stream() -> Markup {
         html! {
             main.k-stream {
                 canvas #k-rain {}
+                // A real event (share accepted, new best, block) and the miner's name, briefly.
+                div #k-event.k-event role="status" hidden {}
                 div.k-caption { "The Shepherd · live from the herd" }
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_desktop_file_is_complete() {
+        let f = desktop_file("http://pi.local:8080/kiosk/clock");
+        assert!(f.starts_with("[Desktop Entry]\nType=Application\n"));
+        assert!(f.contains("\nExec=chromium-browser --kiosk "));
+        assert!(f.contains("http://pi.local:8080/kiosk/clock\n"));
+        assert!(f.contains("Name=") && f.ends_with('\n'));
+    }
 }

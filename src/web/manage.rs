@@ -438,13 +438,13 @@ fn edit_form(d: &ManageData) -> Markup {
                     label { input type="checkbox" name="invertColors" data-key="invertColors" data-bool="1" checked[checked("invertColors")]; " Invert colours" }
                 }
                 p.error id="err-" {}
-                p { button type="submit" { "Write to the miner" } }
+                p { button.danger type="submit" { "⚠ Write to the miner" } }
             }
             details {
                 summary { "Raw JSON (experts)" }
                 p.muted { "The whole object is sent as is; keys left out keep the miner's current values (the password is left out here on purpose)." }
                 textarea #raw-config rows="12" cols="60" { (raw) }
-                p { button type="button" #raw-write { "Write this JSON" } }
+                p { button.danger type="button" #raw-write { "⚠ Write this JSON" } }
             }
         }
     }
@@ -466,14 +466,14 @@ fn rollout_form(d: &ManageData) -> Markup {
                         label { input type="checkbox" name="miner" value=(id) checked[*id == d.miner.id]; " " (name) @if *id == d.miner.id { " (canary)" } } " "
                     }
                 }
-                p {
-                    input type="text" data-rkey="poolString" placeholder="pool host";
-                    " " input type="number" data-rkey="portNumber" placeholder="port";
-                    " " input type="password" data-rkey="poolPassword" placeholder="pool password";
-                    " " input type="text" data-rkey="btcString" placeholder="BTC address[.worker]" size="50";
+                div.rollout-fields {
+                    label { "Pool host" input type="text" data-rkey="poolString" placeholder="e.g. public-pool.io"; }
+                    label { "Pool port" input type="number" data-rkey="portNumber" placeholder="1–65535"; }
+                    label { "Pool password" input type="password" data-rkey="poolPassword"; }
+                    label { "BTC address (optionally .worker)" input type="text" data-rkey="btcString" size="50"; }
                 }
                 p.muted { "Empty fields keep each miner's own value." }
-                p { button type="submit" { "Start the rollout" } }
+                p { button.danger type="submit" { "⚠ Start the rollout" } }
                 p.error #rollout-error {}
             }
             div #rollout-progress hidden {
@@ -554,9 +554,9 @@ pub async fn page(
         section.card #read data-miner=(d.miner.id) data-active=[active] {
             h2 { "Read its configuration" }
             p {
-                button type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
-                button type="button" data-method="flash" { "Read from flash" } " "
-                button type="button" data-method="boot" { "Capture from boot log" } " "
+                button.read type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
+                button.read type="button" data-method="flash" { "Read from flash" } " "
+                button.read type="button" data-method="boot" { "Capture from boot log" } " "
                 button type="button" #doctor { "Doctor (read-only check)" }
             }
             p {

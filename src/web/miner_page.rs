@@ -46,13 +46,72 @@ fn json_error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": message }))
 }
 
-fn parse_range(q: &HistoryQuery) -> Result<Range, String> {
+/// The asked-for range, `None` when none was asked for.
+fn parse_range(q: &HistoryQuery) -> Result<Option<Range>, String> {
     match q.range.as_deref() {
-        None | Some("") => Ok(Range::Day),
-        Some(r) => {
-            Range::parse(r).ok_or_else(|| format!("range {r:?} is not one of 1h, 24h, 7d, 30d"))
+        None | Some("") => Ok(None),
+        Some(r) => Range::parse(r)
+            .map(Some)
+            .ok_or_else(|| format!("range {r:?} is not one of 1h, 24h, 7d, 30d")),
+    }
+}
+
+/// The range a page opens on: 1 h while the miner has less than a day of data (a 24-h chart
+/// of ten minutes is a squashed line at its right edge), else 24 h.
+pub fn default_range(first_minute: Option<i64>, now_s: i64) -> Range {
+    match first_minute {
+        Some(t) if now_s - t >= 86_400 => Range::Day,
+        _ => Range::Hour,
+    }
+}
+
+/// Points whose bucket has ended: the bucket still filling would show as a dip at the end.
+pub fn finished(points: &[Point], bucket_secs: i64, now_s: i64) -> Vec<Point> {
+    points
+        .iter()
+        .filter(|p| p.t + bucket_secs.max(60) <= now_s)
+        .cloned()
+        .collect()
+}
+
+/// A status event kind in words.
+pub fn event_words(kind: &str) -> String {
+    match kind {
+        "boot" => "booted".into(),
+        "starting" => "starting up".into(),
+        "crash" => "crashed".into(),
+        "brownout" => "brownout (power too weak)".into(),
+        "watchdog" => "watchdog reset (hung)".into(),
+        "setup_mode" => "in setup portal".into(),
+        "pool_connecting" => "connecting to the pool".into(),
+        "pool_unreachable" => "pool unreachable".into(),
+        "pool_timeout" => "pool timed out".into(),
+        "wifi_connected" => "Wi-Fi connected".into(),
+        "wifi_error" => "Wi-Fi error".into(),
+        "spiffs_mount_failed" => "flash file system failed to mount".into(),
+        "config_missing" => "configuration missing".into(),
+        "config_parse_error" => "configuration unreadable".into(),
+        "config_open_error" => "configuration cannot be opened".into(),
+        "block_found" => "BLOCK FOUND".into(),
+        "stratum_error" => "pool protocol error".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// Status events (newest first) with repeats merged: a run of the same kind and detail is one
+/// row with its count and the time of its oldest member.
+pub fn merge_events(events: &[StatusEvent]) -> Vec<(StatusEvent, usize, i64)> {
+    let mut out: Vec<(StatusEvent, usize, i64)> = Vec::new();
+    for e in events {
+        match out.last_mut() {
+            Some((first, n, oldest)) if first.kind == e.kind && first.detail == e.detail => {
+                *n += 1;
+                *oldest = e.ts;
+            }
+            _ => out.push((e.clone(), 1, e.ts)),
         }
     }
+    out
 }
 
 fn parse_id(raw: &str) -> Option<i64> {
@@ -62,6 +121,7 @@ fn parse_id(raw: &str) -> Option<i64> {
 /// Everything the page shows.
 struct PageData {
     name: String,
+    range: Range,
     view: Option<MinerView>,
     points: Vec<Point>,
     events: Vec<StatusEvent>,
@@ -69,7 +129,11 @@ struct PageData {
     reboots: Vec<RebootRow>,
 }
 
-fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, crate::db::DbError> {
+fn load(
+    state: &AppState,
+    id: i64,
+    range: Option<Range>,
+) -> Result<Option<PageData>, crate::db::DbError> {
     let now = now_ms();
     let stall = (state.config.summarizer.stall_secs * 1000) as i64;
     state.pool.with(|c| {
@@ -79,8 +143,20 @@ fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, cra
         let view = queries::miner_views(c, now, stall)?
             .into_iter()
             .find(|m| m.id == id);
+        let range = match range {
+            Some(r) => r,
+            None => default_range(
+                c.query_row(
+                    "SELECT min(minute) FROM miner_minutes WHERE miner_id = ?1",
+                    [id],
+                    |r| r.get::<_, Option<i64>>(0),
+                )?,
+                now / 1000,
+            ),
+        };
         Ok(Some(PageData {
             name,
+            range,
             view,
             points: history::series(c, id, now / 1000 - range.secs(), range.bucket_secs())?,
             events: history::status_history(c, id, PAGE_EVENTS)?,
@@ -116,7 +192,7 @@ pub async fn page(
         )),
         Some(data) => Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
-            .body(render(id, range, &data).into_string())),
+            .body(render(id, data.range, &data).into_string())),
     }
 }
 
@@ -130,8 +206,9 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
         Range::Month => "30 days ago",
     };
     let ends = (ago, "now");
+    let points = finished(&d.points, range.bucket_secs(), now);
     let series = |f: fn(&Point) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        d.points.iter().map(|p| (p.t as f64, f(p))).collect()
+        points.iter().map(|p| (p.t as f64, f(p))).collect()
     };
     layout(
         &d.name,
@@ -161,11 +238,16 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 p.empty { "No boots, crashes, pool or Wi-Fi changes recorded yet." }
             } @else {
                 div.table-wrap { table.events {
-                    thead { tr { th { "When" } th { "What" } th { "Detail" } } }
-                    tbody { @for e in &d.events {
+                    thead { tr { th { "When (local time)" } th { "What" } th { "Detail" } } }
+                    tbody { @for (e, n, oldest) in merge_events(&d.events) {
                         tr class={ "ev-" (e.kind) } {
-                            td data-ts=(e.ts) { (format::utc_time(Some(e.ts))) }
-                            td { (e.kind.replace('_', " ")) }
+                            td {
+                                @if n > 1 {
+                                    span data-localtime=(oldest) { (format::utc_time(Some(oldest))) } " – "
+                                }
+                                span data-localtime=(e.ts) { (format::utc_time(Some(e.ts))) }
+                            }
+                            td { (event_words(&e.kind)) @if n > 1 { " " span.muted { "×" (n) } } }
                             td.detail { (e.detail.as_deref().unwrap_or("")) }
                         }
                     } }
@@ -177,6 +259,7 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
             } @else {
                 pre.log { @for l in &d.logs { (format::utc_time(Some(l.ts))) "  " (l.line) "\n" } }
             }
+            script src=(super::pages::asset("localtime.js")) {}
         },
     )
 }
@@ -253,7 +336,7 @@ fn reboots_section(rows: &[RebootRow]) -> Markup {
                 thead { tr { th { "When" } th { "Cause" } th { "ROM reason" } th { "Up before" } th { "Detail and the lines before it" } } }
                 tbody { @for r in rows {
                     tr {
-                        td data-ts=(r.at) { (format::utc_time(Some(r.at))) }
+                        td { span data-localtime=(r.at) { (format::utc_time(Some(r.at))) } }
                         td { (r.cause.replace('_', " ")) }
                         td { (r.reset_reason.as_deref().unwrap_or("—")) }
                         td.num { (format::uptime(r.uptime_before_secs)) }
@@ -305,7 +388,7 @@ pub async fn history_json(
         return Ok(json_error(StatusCode::NOT_FOUND, "no such miner"));
     };
     let range = match parse_range(&query) {
-        Ok(r) => r,
+        Ok(r) => r.unwrap_or(Range::Day),
         Err(message) => return Ok(json_error(StatusCode::BAD_REQUEST, &message)),
     };
     let pool = state.pool.clone();
@@ -415,8 +498,11 @@ mod tests {
 
     #[test]
     fn parameters_are_checked() {
-        assert_eq!(parse_range(&q(None, None, None)), Ok(Range::Day));
-        assert_eq!(parse_range(&q(Some("30d"), None, None)), Ok(Range::Month));
+        assert_eq!(parse_range(&q(None, None, None)), Ok(None));
+        assert_eq!(
+            parse_range(&q(Some("30d"), None, None)),
+            Ok(Some(Range::Month))
+        );
         assert!(parse_range(&q(Some("1y"), None, None))
             .unwrap_err()
             .contains("1h, 24h"));
@@ -431,5 +517,55 @@ mod tests {
                 .contains("1 to 1000"));
         }
         assert!(parse_page(&q(None, Some("x"), None)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    fn ev(ts: i64, kind: &str) -> StatusEvent {
+        StatusEvent {
+            id: ts,
+            ts,
+            kind: kind.into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn opens_on_one_hour_until_a_day_of_data() {
+        let now = 1_000_000;
+        assert_eq!(default_range(None, now), Range::Hour);
+        assert_eq!(default_range(Some(now - 3600), now), Range::Hour);
+        assert_eq!(default_range(Some(now - 86_400), now), Range::Day);
+    }
+
+    #[test]
+    fn the_unfinished_minute_is_dropped() {
+        let p = |t| Point {
+            t,
+            hashrate_khs: Some(1.0),
+            temperature: None,
+            shares: 0,
+        };
+        let kept = finished(&[p(60), p(120), p(180)], 60, 200);
+        assert_eq!(kept.iter().map(|p| p.t).collect::<Vec<_>>(), [60, 120]);
+    }
+
+    #[test]
+    fn repeated_events_merge_and_read_as_words() {
+        let merged = merge_events(&[
+            ev(5, "pool_unreachable"),
+            ev(4, "pool_unreachable"),
+            ev(3, "pool_unreachable"),
+            ev(2, "boot"),
+            ev(1, "pool_unreachable"),
+        ]);
+        let rows: Vec<_> = merged.iter().map(|(e, n, o)| (e.ts, *n, *o)).collect();
+        assert_eq!(rows, [(5, 3, 3), (2, 1, 2), (1, 1, 1)]);
+        assert_eq!(event_words("pool_unreachable"), "pool unreachable");
+        assert_eq!(event_words("brownout"), "brownout (power too weak)");
+        assert_eq!(event_words("new_thing"), "new thing");
     }
 }

@@ -173,7 +173,11 @@ pub fn server(
             .app_data(data.clone())
             // Host check, login gate and frame/CSP headers for every request.
             .wrap(actix_web::middleware::from_fn(security::layer))
+            // gzip/brotli for clients that ask; the event stream opts out (Content-Encoding:
+            // identity) so events are not held back in a compressor's buffer.
+            .wrap(actix_web::middleware::Compress::default())
             .configure(configure_routes)
+            .default_service(web::to(pages::not_found))
     })
     .workers(2)
     .disable_signals()

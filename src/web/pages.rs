@@ -32,17 +32,18 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 script src=(asset("theme.js")) {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header.topbar {
-                    a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; " The Shepherd" }
+                    a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; span.brand-text { "The Shepherd" } }
                     nav {
                         a href="/" { "Dashboard" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
                         a href="/onboarding" { "Add devices" }
                     }
-                    button.secondary #theme-toggle type="button" title="Switch between light and dark" { "◐ Theme" }
+                    button.secondary #theme-toggle type="button" title="Switch between light and dark" { "◐" span.label { " Theme" } }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
             }
         }
@@ -76,13 +77,66 @@ pub fn why_words(m: &MinerView) -> Option<&'static str> {
     })
 }
 
+/// How loud a miner's state is, most urgent first: 0 is broken (offline, port error), 1 is
+/// stalled or silent, 2 is online but not mining (the "why not mining" chain found a cause),
+/// 3 is fine. The dashboard and the health kiosk list miners in this order, so a failure is
+/// the first thing on screen. Mirrored in assets/format.js (`problemRank`).
+pub fn problem_rank(m: &MinerView) -> u8 {
+    rank_of(m.status, why_words(m).is_some())
+}
+
+/// [`problem_rank`] from the status and whether the diagnosis names a cause.
+pub fn rank_of(status: crate::summary::Status, not_mining: bool) -> u8 {
+    use crate::summary::Status as S;
+    match status {
+        S::Offline | S::Error => 0,
+        S::Stalled | S::NoData => 1,
+        S::Online if not_mining => 2,
+        S::Online => 3,
+    }
+}
+
+/// The reason beside a problem's badge, in words: the diagnosis where it names a cause, else
+/// the link's own detail ("cannot open /dev/ttyUSB0: …").
+pub fn reason(m: &MinerView) -> Option<String> {
+    why_words(m).map(str::to_owned).or_else(|| {
+        (problem_rank(m) < 3)
+            .then(|| m.status_detail.as_deref().map(short_detail))
+            .flatten()
+    })
+}
+
+/// A link detail without the device path it starts with ("/dev/ttyUSB0 not found: …" →
+/// "port not found: …"): the path is on the miner's page, and a cut-off path says nothing.
+/// Mirrored in assets/format.js (`shortDetail`).
+pub fn short_detail(detail: &str) -> String {
+    match detail
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once(' '))
+    {
+        Some((_, rest)) => format!("port {rest}"),
+        None => detail.to_owned(),
+    }
+}
+
+/// Miners problems first (see [`problem_rank`]), then by name.
+pub fn problems_first(miners: &mut [MinerView]) {
+    miners.sort_by(|a, b| {
+        (problem_rank(a), a.name.to_lowercase()).cmp(&(problem_rank(b), b.name.to_lowercase()))
+    });
+}
+
 fn why(m: &MinerView) -> Markup {
-    html! { @if let Some(w) = why_words(m) { " " small.why title=(m.diagnosis.summary) { (w) } } }
+    html! {
+        @if let Some(r) = reason(m) {
+            " " small.reason title=(m.status_detail.as_deref().unwrap_or(&m.diagnosis.summary)) { (r) }
+        }
+    }
 }
 
 fn miner_row(m: &MinerView, spark: Option<&Vec<f64>>) -> Markup {
     html! {
-        tr data-id=(m.id) {
+        tr data-id=(m.id) data-rank=(problem_rank(m)) {
             td data-k="name" data-label="Miner" { a href={ "/miners/" (m.id) } { (m.name) } }
             td data-k="status" data-label="Status" { (status_badge(m)) (why(m)) }
             td.num data-k="hashrate" data-label="Hashrate" { (format::hashrate(m.hashrate_khs)) }
@@ -206,7 +260,8 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
     let state = state.into_inner();
     let pool = state.pool.clone();
     let spark_pool = state.pool.clone();
-    let data = blocking(move || herd(&state)).await?;
+    let mut data = blocking(move || herd(&state)).await?;
+    problems_first(&mut data.miners);
     // Sparklines are decoration: a failed read leaves them empty rather than failing the page.
     let sparks =
         blocking(move || spark_pool.with(|c| history::sparklines(c, now_ms() / 1000 - 3600)))
@@ -254,4 +309,63 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
             script src=(asset("alerts.js")) {}
         },
     ))
+}
+
+/// The 404 page (or a one-line JSON error under `/api/`): says what was asked for and where
+/// to go, instead of an empty body.
+pub fn not_found_response(req: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+    let path = req.path();
+    if path.starts_with("/api/") {
+        return actix_web::HttpResponse::NotFound().json(serde_json::json!({
+            "error": format!("no such endpoint: {path}"),
+        }));
+    }
+    let page = layout(
+        "Not found",
+        html! {
+            section.notfound {
+                h1 { "404 — nothing here" }
+                p { "There is no page at " code { (path) } "." }
+                p { "Go back to the " a href="/" { "dashboard" } ", the " a href="/kiosk" { "kiosk views" } " or the " a href="/settings" { "settings" } "." }
+            }
+        },
+    );
+    actix_web::HttpResponse::NotFound()
+        .content_type("text/html; charset=utf-8")
+        .body(page.into_string())
+}
+
+/// Fallback service for every path no route matches.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    not_found_response(&req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::Status as S;
+
+    #[test]
+    fn details_lose_the_device_path() {
+        assert_eq!(
+            short_detail("/dev/ttyUSB0 not found: is the miner plugged in?"),
+            "port not found: is the miner plugged in?"
+        );
+        assert_eq!(short_detail("connected, waiting"), "connected, waiting");
+    }
+
+    #[test]
+    fn failures_rank_loudest() {
+        let mut v = [
+            (rank_of(S::Online, false), "a"),
+            (rank_of(S::Stalled, false), "b"),
+            (rank_of(S::Online, true), "c"),
+            (rank_of(S::Offline, false), "d"),
+            (rank_of(S::Error, false), "e"),
+            (rank_of(S::NoData, false), "f"),
+        ];
+        v.sort();
+        let names: Vec<_> = v.iter().map(|x| x.1).collect();
+        assert_eq!(names, ["d", "e", "b", "f", "c", "a"]);
+    }
 }

@@ -144,16 +144,26 @@ pub fn mask_secrets(v: &mut serde_json::Value) {
 /// Adds the frame and content headers to a response.
 fn add_headers(path: &str, web: &WebConfig, headers: &mut header::HeaderMap) {
     let framable = is_kiosk(path) && !web.kiosk_frame_ancestors.trim().is_empty();
-    let policy = csp(if framable {
-        &web.kiosk_frame_ancestors
-    } else {
-        ""
-    });
+    // A kiosk view may always be framed by this server's own pages: the live thumbnails on
+    // /kiosk. Same origin only, so no other site can frame it.
+    let view = path.starts_with("/kiosk/");
+    let ancestors = match (framable, view) {
+        (true, true) => format!("'self' {}", web.kiosk_frame_ancestors.trim()),
+        (true, false) => web.kiosk_frame_ancestors.trim().to_owned(),
+        (false, true) => "'self'".to_owned(),
+        (false, false) => String::new(),
+    };
+    let policy = csp(&ancestors);
     if let Ok(v) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     if framable {
         headers.remove(header::X_FRAME_OPTIONS);
+    } else if view {
+        headers.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
     } else {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

@@ -77,6 +77,29 @@ pub(super) const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 11] = [
     ("Every rule", None, &["repeat_minutes", "clear_secs"]),
 ];
 
+/// A threshold in words: the text before its field and its unit after, so a rule reads as a
+/// sentence ("hashrate below [50] % for [15] min").
+pub(super) fn rule_words(key: &str) -> (&'static str, &'static str) {
+    match key {
+        "offline_minutes" => (
+            "alert when a miner is offline, stalled or in error for",
+            "min",
+        ),
+        "hashrate_below_percent" => ("alert when hashrate is below", "% of its 24-h average"),
+        "hashrate_minutes" => ("for", "min"),
+        "temperature_above_c" => ("alert when temperature is above", "°C"),
+        "pool_minutes" => ("alert when the pool is unreachable for", "min"),
+        "rejects_above_percent" => ("alert when more than", "% of shares are rejected"),
+        "rejects_min_shares" => ("once at least", "shares were sent"),
+        "rejects_window_minutes" => ("within", "min"),
+        "reboot_storm_count" => ("alert after", "reboots"),
+        "reboot_storm_minutes" => ("within", "min"),
+        "repeat_minutes" => ("repeat a notification every", "min while it lasts"),
+        "clear_secs" => ("call it resolved after", "s without the problem"),
+        _ => ("", ""),
+    }
+}
+
 pub(super) fn alerts_form(
     base: &AlertsConfig,
     overrides: &[(String, String)],
@@ -115,10 +138,17 @@ pub(super) fn alerts_form(
                 fieldset.row {
                     legend { (title) }
                     @if let Some(key) = switch {
-                        label { input type="checkbox" name=(key) value="true" checked[shown(key) == "true"]; " " code { (key) } (from_toml(key)) }
+                        label.switch title=(key) { input type="checkbox" name=(key) value="true" checked[shown(key) == "true"]; " on" (from_toml(key)) }
                     }
-                    @for key in keys {
-                        label { code { (key) } " " input type="text" inputmode="decimal" name=(key) value=(shown(key)) size="8"; (from_toml(key)) }
+                    span.rule {
+                        @for key in keys {
+                            @let (before, unit) = rule_words(key);
+                            label.words title=(key) {
+                                (before) " "
+                                input type="text" inputmode="decimal" name=(key) value=(shown(key)) size="5" aria-label={ (before) " (" (unit) ")" };
+                                " " (unit) (from_toml(key))
+                            }
+                        }
                     }
                 }
             }

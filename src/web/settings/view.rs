@@ -44,7 +44,7 @@ pub(super) fn error_line(r: Option<&Refused>) -> Markup {
 pub(super) fn delete_button(kind: Kind, id: i64) -> Markup {
     html! {
         form.inline method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
-            button.secondary type="submit" { "Delete" }
+            button.danger-outline type="submit" { "Delete" }
         }
     }
 }
