@@ -166,6 +166,11 @@ pub enum BenchKind {
         /// Skip the naive baseline.
         #[arg(long)]
         no_naive: bool,
+        /// Every miner writes as fast as its pseudo-terminal takes it, and the baseline is a
+        /// batched Python reader (`benches/batched_reader.py`, needs python3) instead of the
+        /// naive one: nothing may be lost.
+        #[arg(long, conflicts_with_all = ["baud", "bytes_per_sec"])]
+        flood: bool,
     },
     /// p50/p99 latency of /api/herd_data and a 24-h history request on a big database.
     Api {
