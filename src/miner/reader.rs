@@ -80,8 +80,9 @@ impl Batcher {
 
     /// Adds a line read at `ts` (Unix ms): the lines of one read share one clock reading.
     fn add_at(&mut self, framed: FramedLine, ts: i64) {
-        if self.lines.len() >= self.max_pending {
-            // The database is far behind: keep memory bounded, count what is lost.
+        if self.lines.len() >= self.max_pending + READ_BUF {
+            // The database is far behind while a command reads the port (the main loop stops
+            // reading long before this): keep memory bounded, count what is lost.
             self.dropped += 1;
             return;
         }
@@ -122,7 +123,8 @@ impl Batcher {
             return;
         }
         let queued = self.sink.stats.queued_lines.load(Ordering::Relaxed);
-        if !force && queued + self.lines.len() > self.max_pending {
+        // An empty queue always takes the batch (one read can hold more than the bound).
+        if !force && queued > 0 && queued + self.lines.len() > self.max_pending {
             return;
         }
         // The next batch will likely be as big as this one: allocate it once, not by doubling.
@@ -595,4 +597,77 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool, wake: &AtomicBool) -
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::Actor;
+    use std::io::Write as _;
+
+    /// The writer's queue is full: the reader must leave the bytes in the pseudo-terminal
+    /// (whose writer then blocks) and lose nothing; once the queue drains every line arrives.
+    #[test]
+    fn a_reader_whose_writer_is_full_stops_reading_and_loses_nothing() {
+        const LINES: u64 = 20_000;
+        let system = actix_rt::System::new();
+        system.block_on(async {
+            let conn = crate::db::memory_db();
+            let miner = crate::db::miners::add(&conn, "m", "/dev/null", "demo").unwrap();
+            let stats = Arc::new(IngestStats::default());
+            let db = DbActor::new(conn, 100, Duration::from_millis(20), stats.clone()).start();
+            let pty = crate::sim::pty::Pty::open().unwrap();
+            stats.queued_lines.store(1_000_000, Ordering::Relaxed);
+            let cfg = ReaderConfig {
+                miner_id: miner,
+                port: pty.path.display().to_string(),
+                baud: 115_200,
+                batch_lines: 100,
+                batch_interval: Duration::from_millis(20),
+                max_pending_lines: 200,
+                max_retry: Duration::from_secs(1),
+                backups_dir: PathBuf::new(),
+                backups_keep: 1,
+                sim_lines: None,
+            };
+            let sink = Sink {
+                db,
+                stats: stats.clone(),
+            };
+            let (stop, wake) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            let (_jobs_tx, jobs) = std::sync::mpsc::channel();
+            let stop2 = stop.clone();
+            let reader = std::thread::spawn(move || run(cfg, sink, stop2, wake, jobs));
+            let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let (mut master, count) = (pty.master.try_clone().unwrap(), written.clone());
+            let writer = std::thread::spawn(move || {
+                for i in 0..LINES {
+                    master
+                        .write_all(format!("line {i} of a flood\r\n").as_bytes())
+                        .unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(stats.dropped_lines.load(Ordering::Relaxed), 0);
+            assert_eq!(stats.written_lines.load(Ordering::Relaxed), 0);
+            assert!(
+                written.load(Ordering::Relaxed) < LINES,
+                "the pty's writer is held back while the reader waits"
+            );
+            // The writer catches up.
+            stats.queued_lines.store(0, Ordering::Relaxed);
+            for _ in 0..600 {
+                if stats.written_lines.load(Ordering::Relaxed) >= LINES {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            writer.join().unwrap();
+            let _ = actix_rt::task::spawn_blocking(move || reader.join()).await;
+            assert_eq!(stats.written_lines.load(Ordering::Relaxed), LINES);
+            assert_eq!(stats.dropped_lines.load(Ordering::Relaxed), 0);
+        });
+    }
 }
