@@ -275,7 +275,7 @@ impl DbActor {
                         "database writes work again after {} failed attempts since {}; nothing \
                          was lost",
                         f.attempts,
-                        crate::web::format::utc_time(Some(f.since))
+                        crate::clock::utc_time(Some(f.since))
                     );
                 }
                 Ok(stored)
