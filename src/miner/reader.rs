@@ -107,12 +107,19 @@ impl Batcher {
     /// holds at most that many lines), so the main loop never drops.
     fn full(&self) -> bool {
         !self.lines.is_empty()
-            && (self.lines.len() >= self.batch_lines
+            && (self.lines.len() >= self.hand_over_at()
                 || self.lines.len() + READ_BUF > self.max_pending)
     }
 
+    /// Lines a reader gathers before handing them over: the writer commits `batch_lines` at a
+    /// time whatever the size of the messages, so a flooding reader sends smaller ones and
+    /// holds less (ten flooding readers would otherwise hold a whole batch each).
+    fn hand_over_at(&self) -> usize {
+        self.batch_lines.min(HAND_OVER_MAX)
+    }
+
     fn due(&self) -> bool {
-        self.lines.len() >= self.batch_lines
+        self.lines.len() >= self.hand_over_at()
             || self.first_at.is_some_and(|t| t.elapsed() >= self.interval)
     }
 
@@ -362,6 +369,9 @@ fn run_job(
     batcher.send(true);
     gone
 }
+
+/// Most lines one `LinesRead` carries (see `Batcher::hand_over_at`).
+const HAND_OVER_MAX: usize = 1024;
 
 /// Bytes asked for per read of the port.
 const READ_BUF: usize = 8192;
