@@ -2,7 +2,9 @@
 //!
 //! One process of actix actors: a MinerActor per miner reads its serial log, the DbActor is
 //! the only SQLite writer, the summarizer keeps dashboard figures current, and the web server
-//! serves pages and the JSON API. `DESIGN.md` in the shared docs is the map.
+//! serves pages and the JSON API. `docs/ARCHITECTURE.md` is the map: which module may import
+//! which (the database is the ground floor, `model` the pure nouns under it), the actors and
+//! their messages, and where a log format, an API field, a kiosk view or an alert channel goes.
 
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

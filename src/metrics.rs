@@ -234,7 +234,7 @@ pub fn render(s: &Scrape<'_>) -> String {
         }
     }
     let i = s.ingest;
-    let ingest: [(&'static str, &str, &str, f64); 5] = [
+    let ingest: [(&'static str, &str, &str, f64); 6] = [
         (
             "shepherd_ingest_queued_lines",
             "gauge",
@@ -264,6 +264,12 @@ pub fn render(s: &Scrape<'_>) -> String {
             "counter",
             "Lines dropped by readers because the queue was full.",
             i.dropped_lines as f64,
+        ),
+        (
+            "shepherd_ingest_uart_overrun_bytes_total",
+            "counter",
+            "Bytes serial drivers lost before they were read (UART overruns).",
+            i.overrun_bytes as f64,
         ),
     ];
     for (name, kind, help, v) in ingest {

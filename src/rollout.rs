@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::db::{commands, DbActor, ReadPool, Write};
 use crate::flash::nerd_config;
-use crate::supervisor::{DispatchCommands, Supervisor};
+use crate::supervisor::{CommandsQueued, Supervisor};
 
 /// Where one miner of a rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -290,7 +290,7 @@ pub async fn run(
             }
         };
         rollouts.update(id, |r| r.started(index, command));
-        supervisor.do_send(DispatchCommands);
+        supervisor.do_send(CommandsQueued);
         let (ok, detail) = wait_for(&pool, command).await;
         rollouts.update(id, |r| r.finished(index, ok, detail));
     }

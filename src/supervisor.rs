@@ -46,15 +46,17 @@ pub struct Supervisor {
     stopping: bool,
 }
 
-/// Hand queued commands (`miner_commands` rows still pending) to their miners now.
+/// Commands were queued (`miner_commands` rows, pending): the supervisor hands them to their
+/// miners now rather than at its next look.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DispatchCommands;
+pub struct CommandsQueued;
 
-/// Look at the miners table now (after a change made through the web).
+/// The miners table changed (through the web, onboarding or discovery): the supervisor looks
+/// at it now and starts or stops readers.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Reconcile;
+pub struct MinersChanged;
 
 /// Discovery saw a miner's device plugged in again at the port it is read from: its reader
 /// retries now instead of waiting out its backoff.
@@ -222,10 +224,10 @@ impl Actor for Supervisor {
     }
 }
 
-impl Handler<Reconcile> for Supervisor {
+impl Handler<MinersChanged> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: MinersChanged, ctx: &mut Self::Context) {
         self.reconcile(ctx);
     }
 }
@@ -241,10 +243,10 @@ impl Handler<MinerReplugged> for Supervisor {
     }
 }
 
-impl Handler<DispatchCommands> for Supervisor {
+impl Handler<CommandsQueued> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: DispatchCommands, _: &mut Self::Context) {
+    fn handle(&mut self, _: CommandsQueued, _: &mut Self::Context) {
         self.dispatch();
     }
 }

@@ -1,7 +1,7 @@
 //! Firmware stories over pseudo-terminals, end to end through `shepherd run`: a miner that
 //! restores its counters from NVS rebooting three times, a LilyGo T3, a board whose screen
 //! prints no hashrate, a worker the pool rejects, Wi-Fi lost and back, and a brown-out reboot
-//! storm. Each miner's lines are the firmware's (cited in `src/miner/parse.rs`).
+//! storm. Each miner's lines are the firmware's (cited in `src/miner/parse/rules.rs`).
 
 mod common;
 

@@ -295,8 +295,61 @@ fn run_naive(
     Ok(m)
 }
 
-/// Runs both paths and prints a Markdown table.
-pub fn ingest(miners_n: usize, seconds: u64, rate: Option<u64>, naive: bool) -> anyhow::Result<()> {
+/// The `--flood` baseline: a batched reader in Python (`benches/batched_reader.py`, embedded
+/// so an installed binary can run it), reading the same pseudo-terminals in the same run.
+const PYTHON_READER: &str = include_str!("../../benches/batched_reader.py");
+
+/// The Python batched reader on the same ports: its own figures (stored lines, seconds, CPU,
+/// peak RSS of the python process).
+fn run_python(dir: &Path, miners_n: usize, seconds: u64) -> anyhow::Result<Measurement> {
+    let script = dir.join("batched_reader.py");
+    std::fs::write(&script, PYTHON_READER)?;
+    let mut writers = Writers::spawn(miners_n, seconds, None)?;
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(dir.join("python.db"))
+        .args(&writers.paths)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start python3 (the --flood baseline needs it)")?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        bail!("the python reader did not start: {line:?}");
+    }
+    stdin.write_all(b"go\n")?;
+    stdin.flush()?;
+    let total: u64 = writers.go()?.iter().sum();
+    stdin.write_all(format!("total {total}\n").as_bytes())?;
+    stdin.flush()?;
+    line.clear();
+    stdout.read_line(&mut line)?;
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .with_context(|| format!("the python reader printed {line:?}"))?;
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    Ok(Measurement {
+        name: "python (batched reader, raw lines only)",
+        lines: total,
+        seconds: num("seconds"),
+        cpu_percent: num("cpu_percent"),
+        peak_rss_kib: num("peak_rss_kib") as u64,
+        dropped: total.saturating_sub(num("stored") as u64),
+    })
+}
+
+/// Runs shepherd's path and a baseline (the naive one; with `flood`, the Python batched
+/// reader instead) and prints a Markdown table.
+pub fn ingest(
+    miners_n: usize,
+    seconds: u64,
+    rate: Option<u64>,
+    naive: bool,
+    flood: bool,
+) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let what = match rate {
         Some(r) => format!("{r} bytes/s per miner"),
@@ -304,7 +357,9 @@ pub fn ingest(miners_n: usize, seconds: u64, rate: Option<u64>, naive: bool) -> 
     };
     println!("ingest benchmark: {miners_n} miner(s), {seconds} s of writing, {what}");
     let mut results = vec![run_shepherd(&dir, miners_n, seconds, rate)?];
-    if naive {
+    if flood {
+        results.push(run_python(&dir, miners_n, seconds)?);
+    } else if naive {
         results.push(run_naive(&dir, miners_n, seconds, rate)?);
     }
     println!(

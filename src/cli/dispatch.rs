@@ -88,13 +88,14 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 baud,
                 bytes_per_sec,
                 no_naive,
+                flood,
             } => {
                 let rate = if baud {
                     Some(super::bench::BAUD_115200_BYTES)
                 } else {
                     bytes_per_sec
                 };
-                super::bench::ingest(miners, seconds, rate, !no_naive)
+                super::bench::ingest(miners, seconds, rate, !no_naive, flood)
             }
             BenchKind::Api {
                 miners,

@@ -169,6 +169,11 @@ pub enum BenchKind {
         /// Skip the naive baseline.
         #[arg(long)]
         no_naive: bool,
+        /// Every miner writes as fast as its pseudo-terminal takes it, and the baseline is a
+        /// batched Python reader (`benches/batched_reader.py`, needs python3) instead of the
+        /// naive one: nothing may be lost.
+        #[arg(long, conflicts_with_all = ["baud", "bytes_per_sec"])]
+        flood: bool,
     },
     /// Time of a configuration read and write on a classic ESP32 behind a USB-UART bridge: the
     /// real loader against a simulated chip whose UART and flash take their real time.

@@ -138,8 +138,8 @@ pub struct IngestConfig {
     pub batch_lines: usize,
     /// ...or once its oldest line is this old, whichever comes first.
     pub batch_millis: u64,
-    /// Lines a miner may have waiting for the database before it starts dropping (and
-    /// counting) them; bounds memory when the disk is slow.
+    /// Lines a miner may have waiting for the database; beyond this its reader stops reading
+    /// the port until the writer catches up (bounds memory when the disk is slow).
     pub max_pending_lines: usize,
     /// Longest delay between attempts to reopen a port that vanished or failed.
     pub max_retry_secs: u64,

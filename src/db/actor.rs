@@ -124,6 +124,9 @@ pub struct IngestStats {
     pub write_errors: AtomicU64,
     /// Lines dropped by readers because the queue was full.
     pub dropped_lines: AtomicU64,
+    /// Bytes the serial drivers of real UARTs lost before shepherd could read them (their
+    /// `TIOCGICOUNT` overrun counters): the machine did not read the port in time.
+    pub overrun_bytes: AtomicU64,
     /// Set while batch writes fail (a full disk): since when and why.
     pub write_failure: std::sync::Mutex<Option<WriteFailure>>,
 }
@@ -159,6 +162,8 @@ pub struct IngestSnapshot {
     pub write_errors: u64,
     /// See [`IngestStats::dropped_lines`].
     pub dropped_lines: u64,
+    /// See [`IngestStats::overrun_bytes`].
+    pub overrun_bytes: u64,
     /// Null while writes succeed; `{since, error}` while they fail.
     pub write_failure: Option<WriteFailure>,
 }
@@ -172,6 +177,7 @@ impl IngestStats {
             batches: self.batches.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
             dropped_lines: self.dropped_lines.load(Ordering::Relaxed),
+            overrun_bytes: self.overrun_bytes.load(Ordering::Relaxed),
             write_failure: self.write_failure(),
         }
     }
@@ -269,7 +275,7 @@ impl DbActor {
                         "database writes work again after {} failed attempts since {}; nothing \
                          was lost",
                         f.attempts,
-                        crate::web::format::utc_time(Some(f.since))
+                        crate::clock::utc_time(Some(f.since))
                     );
                 }
                 Ok(stored)

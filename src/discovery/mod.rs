@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::config::DiscoveryConfig;
 use crate::db::devices::{self, ProbeResult};
 use crate::db::{DbActor, LinkChanged, LinkState, Write};
-use crate::supervisor::{MinerReplugged, Reconcile, Supervisor};
+use crate::supervisor::{MinerReplugged, MinersChanged, Supervisor};
 use classify::{decide, Change, Decision, DeviceInfo, Herd, IgnoreReason, UsbId};
 use udev_source::SourceHandle;
 
@@ -175,7 +175,7 @@ impl DiscoveryActor {
                     match &r.new_port {
                         Some(port) => {
                             tracing::info!(miner = r.miner_id, tty = %dev.tty, "miner plugged in again; now read from {port}");
-                            self.supervisor.do_send(Reconcile);
+                            self.supervisor.do_send(MinersChanged);
                         }
                         None => {
                             tracing::info!(miner = r.miner_id, tty = %dev.tty, "miner plugged in again");

@@ -33,7 +33,8 @@ pub struct ReaderConfig {
     pub batch_lines: usize,
     /// ...or when its oldest line is this old.
     pub batch_interval: Duration,
-    /// Queue bound before lines are dropped.
+    /// Queue bound: a reader stops reading its port rather than hold more (lines are dropped,
+    /// and counted, only while a command reads the port itself).
     pub max_pending_lines: usize,
     /// Longest backoff between reopen attempts.
     pub max_retry: Duration,
@@ -79,8 +80,9 @@ impl Batcher {
 
     /// Adds a line read at `ts` (Unix ms): the lines of one read share one clock reading.
     fn add_at(&mut self, framed: FramedLine, ts: i64) {
-        if self.lines.len() >= self.max_pending {
-            // The database is far behind: keep memory bounded, count what is lost.
+        if self.lines.len() >= self.max_pending + READ_BUF {
+            // The database is far behind while a command reads the port (the main loop stops
+            // reading long before this): keep memory bounded, count what is lost.
             self.dropped += 1;
             return;
         }
@@ -99,8 +101,25 @@ impl Batcher {
         });
     }
 
+    /// A whole batch waits for the writer: read no more until it is handed over (the bytes
+    /// wait in the kernel, and a pseudo-terminal's writer blocks) rather than drop lines.
+    /// Also full when one more read could pass the queue bound (a read of `READ_BUF` bytes
+    /// holds at most that many lines), so the main loop never drops.
+    fn full(&self) -> bool {
+        !self.lines.is_empty()
+            && (self.lines.len() >= self.hand_over_at()
+                || self.lines.len() + READ_BUF > self.max_pending)
+    }
+
+    /// Lines a reader gathers before handing them over: the writer commits `batch_lines` at a
+    /// time whatever the size of the messages, so a flooding reader sends smaller ones and
+    /// holds less (ten flooding readers would otherwise hold a whole batch each).
+    fn hand_over_at(&self) -> usize {
+        self.batch_lines.min(HAND_OVER_MAX)
+    }
+
     fn due(&self) -> bool {
-        self.lines.len() >= self.batch_lines
+        self.lines.len() >= self.hand_over_at()
             || self.first_at.is_some_and(|t| t.elapsed() >= self.interval)
     }
 
@@ -111,7 +130,8 @@ impl Batcher {
             return;
         }
         let queued = self.sink.stats.queued_lines.load(Ordering::Relaxed);
-        if !force && queued + self.lines.len() > self.max_pending {
+        // An empty queue always takes the batch (one read can hold more than the bound).
+        if !force && queued > 0 && queued + self.lines.len() > self.max_pending {
             return;
         }
         // The next batch will likely be as big as this one: allocate it once, not by doubling.
@@ -253,10 +273,29 @@ fn read_until_gone(
     cfg: &ReaderConfig,
 ) -> Ended {
     let mut framer = LineFramer::new(MAX_LINE_BYTES);
-    let mut buf = vec![0u8; 8192];
+    let mut buf = vec![0u8; READ_BUF];
     let mut framed = Vec::new();
+    let mut overruns = Overruns::of(port);
     let ended = loop {
         let mut partial = false;
+        if batcher.full() {
+            batcher.send(false);
+            if batcher.full() {
+                // The writer's queue is full: leave the port unread for a moment. A stop
+                // request or a job is still honoured (both hand the batch over by force).
+                if stop.load(Ordering::Relaxed) {
+                    break Ended::Stopped;
+                }
+                if let Ok(job) = jobs.try_recv() {
+                    if let Some(gone) = run_job(job, port, &mut framer, batcher, cfg, stop) {
+                        break Ended::Gone(gone);
+                    }
+                    continue;
+                }
+                std::thread::sleep(BACKPRESSURE_WAIT);
+                continue;
+            }
+        }
         match port.read(&mut buf) {
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
@@ -281,24 +320,12 @@ fn read_until_gone(
             Err(e) => break Ended::Gone(e.to_string()),
         }
         if batcher.due() {
+            overruns.count(port, cfg, &batcher.sink.stats);
             batcher.send(false);
         }
         if let Ok(job) = jobs.try_recv() {
-            // Every line read so far goes to the database before the job may reset the chip.
-            batcher.send(true);
-            let mut session = PortSession {
-                port: &mut *port,
-                framer: &mut framer,
-                batcher: &mut *batcher,
-                cfg,
-                stop,
-                gone: None,
-            };
-            job(Ok(&mut session));
-            let gone = session.gone.take();
-            batcher.send(true);
-            if let Some(why) = gone {
-                break Ended::Gone(why);
+            if let Some(gone) = run_job(job, port, &mut framer, batcher, cfg, stop) {
+                break Ended::Gone(gone);
             }
             // The job read the port itself; go straight back to reading.
             continue;
@@ -316,6 +343,104 @@ fn read_until_gone(
         batcher.add(line);
     }
     ended
+}
+
+/// Runs a job with the port lent to it; returns why the port failed, if it did.
+fn run_job(
+    job: PortJob,
+    port: &mut TTYPort,
+    framer: &mut LineFramer,
+    batcher: &mut Batcher,
+    cfg: &ReaderConfig,
+    stop: &AtomicBool,
+) -> Option<String> {
+    // Every line read so far goes to the database before the job may reset the chip.
+    batcher.send(true);
+    let mut session = PortSession {
+        port,
+        framer,
+        batcher,
+        cfg,
+        stop,
+        gone: None,
+    };
+    job(Ok(&mut session));
+    let gone = session.gone.take();
+    batcher.send(true);
+    gone
+}
+
+/// Most lines one `LinesRead` carries (see `Batcher::hand_over_at`).
+const HAND_OVER_MAX: usize = 1024;
+
+/// Bytes asked for per read of the port.
+const READ_BUF: usize = 8192;
+
+/// How long a reader waits before offering a full batch again when the writer's queue is full.
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(5);
+
+/// What the kernel itself lost on a real UART: the driver's overrun counters
+/// (`TIOCGICOUNT`, `struct serial_icounter_struct` in linux/serial.h: `overrun` when the
+/// UART's FIFO overflowed, `buf_overrun` when the tty buffer did). Pseudo-terminals and
+/// drivers without counters answer with an error: then nothing is counted (a pty loses
+/// nothing: its writer blocks).
+struct Overruns {
+    last: Option<u64>,
+}
+
+/// `struct serial_icounter_struct` (linux/serial.h).
+#[repr(C)]
+#[derive(Default)]
+struct IcounterStruct {
+    cts: i32,
+    dsr: i32,
+    rng: i32,
+    dcd: i32,
+    rx: i32,
+    tx: i32,
+    frame: i32,
+    overrun: i32,
+    parity: i32,
+    brk: i32,
+    buf_overrun: i32,
+    reserved: [i32; 9],
+}
+
+// `TIOCGICOUNT` is 0x545D on every Linux architecture shepherd runs on (asm-generic/ioctls.h).
+mod ioctl {
+    nix::ioctl_read_bad!(tiocgicount, 0x545D, super::IcounterStruct);
+}
+
+fn icount(port: &TTYPort) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut c = IcounterStruct::default();
+    // SAFETY: the fd is the open port's; the kernel writes one `serial_icounter_struct`.
+    unsafe { ioctl::tiocgicount(port.as_raw_fd(), &mut c) }.ok()?;
+    Some(u64::from(c.overrun.max(0) as u32) + u64::from(c.buf_overrun.max(0) as u32))
+}
+
+impl Overruns {
+    fn of(port: &TTYPort) -> Self {
+        Self { last: icount(port) }
+    }
+
+    /// Adds what the kernel lost since the last look to the ingest counters, and says so.
+    fn count(&mut self, port: &TTYPort, cfg: &ReaderConfig, stats: &IngestStats) {
+        let (Some(last), Some(now)) = (self.last, icount(port)) else {
+            return;
+        };
+        self.last = Some(now);
+        let lost = now.saturating_sub(last);
+        if lost > 0 {
+            stats.overrun_bytes.fetch_add(lost, Ordering::Relaxed);
+            tracing::warn!(
+                miner = cfg.miner_id,
+                "{}: the serial driver lost {lost} byte(s) (UART overrun): the machine is too \
+                 busy to read the port in time",
+                cfg.port
+            );
+        }
+    }
 }
 
 /// The port lent to a job: raw access for the loader, DTR/RTS resets, and reading lines into
@@ -482,4 +607,77 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool, wake: &AtomicBool) -
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::Actor;
+    use std::io::Write as _;
+
+    /// The writer's queue is full: the reader must leave the bytes in the pseudo-terminal
+    /// (whose writer then blocks) and lose nothing; once the queue drains every line arrives.
+    #[test]
+    fn a_reader_whose_writer_is_full_stops_reading_and_loses_nothing() {
+        const LINES: u64 = 20_000;
+        let system = actix_rt::System::new();
+        system.block_on(async {
+            let conn = crate::db::memory_db();
+            let miner = crate::db::miners::add(&conn, "m", "/dev/null", "demo").unwrap();
+            let stats = Arc::new(IngestStats::default());
+            let db = DbActor::new(conn, 100, Duration::from_millis(20), stats.clone()).start();
+            let pty = crate::sim::pty::Pty::open().unwrap();
+            stats.queued_lines.store(1_000_000, Ordering::Relaxed);
+            let cfg = ReaderConfig {
+                miner_id: miner,
+                port: pty.path.display().to_string(),
+                baud: 115_200,
+                batch_lines: 100,
+                batch_interval: Duration::from_millis(20),
+                max_pending_lines: 200,
+                max_retry: Duration::from_secs(1),
+                backups_dir: PathBuf::new(),
+                backups_keep: 1,
+                sim_lines: None,
+            };
+            let sink = Sink {
+                db,
+                stats: stats.clone(),
+            };
+            let (stop, wake) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            let (_jobs_tx, jobs) = std::sync::mpsc::channel();
+            let stop2 = stop.clone();
+            let reader = std::thread::spawn(move || run(cfg, sink, stop2, wake, jobs));
+            let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let (mut master, count) = (pty.master.try_clone().unwrap(), written.clone());
+            let writer = std::thread::spawn(move || {
+                for i in 0..LINES {
+                    master
+                        .write_all(format!("line {i} of a flood\r\n").as_bytes())
+                        .unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(stats.dropped_lines.load(Ordering::Relaxed), 0);
+            assert_eq!(stats.written_lines.load(Ordering::Relaxed), 0);
+            assert!(
+                written.load(Ordering::Relaxed) < LINES,
+                "the pty's writer is held back while the reader waits"
+            );
+            // The writer catches up.
+            stats.queued_lines.store(0, Ordering::Relaxed);
+            for _ in 0..600 {
+                if stats.written_lines.load(Ordering::Relaxed) >= LINES {
+                    break;
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+            writer.join().unwrap();
+            let _ = actix_rt::task::spawn_blocking(move || reader.join()).await;
+            assert_eq!(stats.written_lines.load(Ordering::Relaxed), LINES);
+            assert_eq!(stats.dropped_lines.load(Ordering::Relaxed), 0);
+        });
+    }
 }

@@ -143,11 +143,7 @@ pub fn chance(p: Option<f64>) -> String {
 /// A fetch time for pages before their script runs: "2026-11-20 14:05 UTC" (the script
 /// rewrites it in the viewer's own time zone).
 pub fn utc_time(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(
-            || "never".into(),
-            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-        )
+    crate::clock::utc_time(ms)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::flash::nerd_config;
 use crate::miner::command::{loader_options, mask_config, NO_RESET_KEY};
 use crate::miner::get_config::Method;
 use crate::rollout::{self, Rollout};
-use crate::supervisor::DispatchCommands;
+use crate::supervisor::CommandsQueued;
 
 fn not_found(what: String) -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "error": what }))
@@ -93,7 +93,7 @@ async fn queue(
         .await
         .map_err(ApiError::from)?
         .map_err(ApiError::from)?;
-    state.supervisor.do_send(DispatchCommands);
+    state.supervisor.do_send(CommandsQueued);
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
 

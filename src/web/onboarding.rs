@@ -17,7 +17,7 @@ use crate::db::devices::{self, Onboard, SeenDevice};
 use crate::db::miners::{self, MinerError};
 use crate::db::Write;
 use crate::discovery::ReleasePort;
-use crate::supervisor::Reconcile;
+use crate::supervisor::MinersChanged;
 
 /// Everything the page shows.
 struct PageData {
@@ -117,7 +117,7 @@ pub async fn add(
     match outcome {
         Ok(miner_id) => {
             // The new miner's reader starts now rather than at the next poll.
-            state.supervisor.do_send(Reconcile);
+            state.supervisor.do_send(MinersChanged);
             Ok(see_other(&format!("/onboarding?added={miner_id}")))
         }
         Err(message) => {

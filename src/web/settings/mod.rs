@@ -22,7 +22,7 @@ use crate::db::alert_settings;
 use crate::db::miners as miner_rules;
 use crate::db::settings::{self as db, AddressRow, Kind, MinerRow, PoolRow};
 use crate::db::Write;
-use crate::supervisor::Reconcile;
+use crate::supervisor::MinersChanged;
 
 mod alerts;
 mod form;
@@ -157,7 +157,7 @@ async fn save(
         Ok(Some(_)) => {
             if kind == Kind::Miner {
                 // Start, move or rename the reader now rather than at the next poll.
-                state.supervisor.do_send(Reconcile);
+                state.supervisor.do_send(MinersChanged);
             }
             Ok(see_other(&format!(
                 "/settings?saved={0}#{0}",
@@ -239,7 +239,7 @@ pub async fn delete(
         .map_err(ApiError::from)?
         .map_err(ApiError::from)?;
     if kind == Kind::Miner {
-        state.supervisor.do_send(Reconcile);
+        state.supervisor.do_send(MinersChanged);
     }
     Ok(see_other(&format!(
         "/settings?saved={0}#{0}",
