@@ -80,7 +80,11 @@
     text(big, 226, 52, big.length > 6 ? 36 : 44, WHITE, "center");
     text(hr >= 1000 ? "MH/s" : "KH/s", 226, 102, 16, ORANGE, "center");
     const price = d.price && d.price.price != null ? K.fmt.price(d.price.price, d.price.currency) : "--";
-    text("BTC " + price, 226, 136, 11, GREY, "center");
+    text("BTC " + price, 226, 124, 11, GREY, "center");
+    // The herd's best share and how many coin flips a block still is.
+    const l = d.lottery || {};
+    const flips = l.coin_flips == null ? "--" : l.coin_flips.toFixed(1);
+    text("Best " + K.fmt.diff(l.best_share) + "  " + flips + " flips", 226, 146, 10, ORANGE, "center");
   }
 
   K.onData(function (data) { d = data; draw(); });

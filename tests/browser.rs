@@ -2,8 +2,9 @@
 //! HTTP API on loopback (plain ureq, no WebDriver crate). A demo herd of three is opened at
 //! 800×480 and 1920×1080; every page must load without console errors, kiosk pages must not
 //! scroll sideways, live values must change without a reload, and each page is saved as
-//! docs/screenshots/<page>-<w>x<h>.png. Skips (and passes) where Chromium or chromedriver is
-//! not installed; CI installs both.
+//! target/screenshots/<page>-<w>x<h>.png (docs/screenshots/ with `UPDATE_SCREENSHOTS=1`, to
+//! refresh the README's pictures). Skips (and passes) where Chromium or chromedriver is not
+//! installed; CI installs both.
 
 mod common;
 
@@ -25,10 +26,24 @@ const PAGES: &[(&str, &str)] = &[
     ("/kiosk/health", "kiosk-health"),
     ("/kiosk/homage", "kiosk-homage"),
     ("/kiosk/stream", "kiosk-stream"),
+    ("/kiosk/records", "kiosk-records"),
     ("/login", "login"),
 ];
 
 const SIZES: &[(u32, u32)] = &[(800, 480), (1920, 1080)];
+
+/// Where screenshots go: under target/, or docs/screenshots/ when `UPDATE_SCREENSHOTS` is set
+/// (tests never change tracked files unless asked to).
+fn screenshot_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 fn find(names: &[&str]) -> Option<PathBuf> {
     for name in names {
@@ -332,8 +347,7 @@ fn every_page_in_headless_chromium() {
     });
     let miner_id = herd["miners"][0]["id"].as_i64().unwrap();
     let driver = Driver::start(&driver_bin);
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshot_dir();
     let mut problems = Vec::new();
 
     for &(w, h) in SIZES {
@@ -397,4 +411,76 @@ fn every_page_in_headless_chromium() {
         );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The block celebration, from the "Test celebration" button on /settings: every open
+/// dashboard and kiosk goes full screen with it, marked as a test, and it can be dismissed.
+#[test]
+fn test_celebration_shows_on_dashboard_and_kiosk() {
+    let Some((chromium, driver_bin)) = browser("test_celebration_shows_on_dashboard_and_kiosk")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(dir.path(), &["--demo", "2"]);
+    run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["totals"]["online"] == 2
+    });
+    let driver = Driver::start(&driver_bin);
+    let shots = screenshot_dir();
+    let overlay = "return (function(){ const c = document.getElementById('celebration'); \
+        return !!c && c.classList.contains('is-test') && c.textContent.includes('BLOCK FOUND') \
+        && c.textContent.includes('TEST') && innerWidth - c.getBoundingClientRect().width < 1; })()";
+    for &(w, h) in SIZES {
+        let s = open_session(&driver, &chromium, &dir.path().join(format!("p-{w}")), w, h);
+        s.go(&run.url("/kiosk/records"));
+        std::thread::sleep(Duration::from_millis(1500));
+        if w == SIZES[0].0 {
+            assert_eq!(
+                s.js("return !!document.getElementById('celebration')"),
+                json!(false),
+                "no celebration before the test"
+            );
+        }
+        // The owner presses the button on the settings page (same-origin form post).
+        s.go(&run.url("/settings"));
+        s.js("document.getElementById('test-celebration').click(); return null");
+        assert!(
+            wait_true(
+                &s,
+                "return location.search.includes('saved=celebration')",
+                Duration::from_secs(10)
+            ),
+            "the test celebration form did not come back"
+        );
+        for (path, name) in [
+            ("/kiosk/records", "kiosk-records"),
+            ("/", "dashboard"),
+            ("/kiosk/homage", "kiosk-homage"),
+        ] {
+            s.go(&run.url(path));
+            assert!(
+                wait_true(&s, overlay, Duration::from_secs(15)),
+                "no full-screen test celebration on {path} at {w}x{h}"
+            );
+            std::thread::sleep(Duration::from_millis(400));
+            s.screenshot(&shots.join(format!("celebration-test-{name}-{w}x{h}.png")));
+        }
+        for entry in s.console() {
+            assert_ne!(
+                entry["level"], "SEVERE",
+                "console error: {}",
+                entry["message"]
+            );
+        }
+        // Dismissed on this screen, it stays away.
+        s.js("document.querySelector('#celebration .celebration-close').click(); return null");
+        s.go(&run.url("/kiosk/records"));
+        std::thread::sleep(Duration::from_millis(3500));
+        assert_eq!(
+            s.js("return !!document.getElementById('celebration')"),
+            json!(false),
+            "dismissed, yet shown again"
+        );
+    }
 }
