@@ -24,7 +24,7 @@
       if (v < 100) return v.toFixed(2) + " " + cur;
       return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + " " + cur;
     },
-    luck: (v) => v == null || !isFinite(v) || v < 0 ? "—" : v < 1 ? v.toFixed(2) + "×" : v < 10 ? v.toFixed(1) + "×" : v.toFixed(0) + "×",
+    luck: (v) => v == null || !isFinite(v) || v < 0 ? "—" : v < 1 ? v.toFixed(2) + "×" : v < 10 ? v.toFixed(1) + "×" : Math.round(v) + "×",
     flips: (v) => v == null || !isFinite(v) ? "—" : v.toFixed(1),
     change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
   };

@@ -198,7 +198,8 @@ pub fn luck(v: Option<f64>) -> String {
             } else if l < 10.0 {
                 format!("{l:.1}×")
             } else {
-                format!("{l:.0}×")
+                // `round` (half away from zero) as JS's Math.round does for positives.
+                format!("{}×", l.round())
             }
         }
         _ => "—".into(),
