@@ -430,7 +430,9 @@ fn test_celebration_shows_on_dashboard_and_kiosk() {
     let shots = screenshot_dir();
     let overlay = "return (function(){ const c = document.getElementById('celebration'); \
         return !!c && c.classList.contains('is-test') && c.textContent.includes('BLOCK FOUND') \
-        && c.textContent.includes('TEST') && innerWidth - c.getBoundingClientRect().width < 1; })()";
+        && c.textContent.includes('TEST') && getComputedStyle(c).position === 'fixed' \
+        && document.documentElement.clientWidth - c.getBoundingClientRect().width < 1 \
+        && document.documentElement.clientHeight - c.getBoundingClientRect().height < 1; })()";
     for &(w, h) in SIZES {
         let s = open_session(&driver, &chromium, &dir.path().join(format!("p-{w}")), w, h);
         s.go(&run.url("/kiosk/records"));
