@@ -292,3 +292,52 @@ pub fn miner_section(p: &MinerLotteryPage) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_draws_one_bar_per_doubling_with_gaps() {
+        // 3 shares in [1/32, 1/16), none in [1/16, 1/8), 1 in [1/8, 1/4).
+        let svg = histogram_svg(&[(-5, 3), (-3, 1)]).into_string();
+        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
+        assert!(svg.contains("3 shares from 1/32 to 1/16"), "{svg}");
+        assert!(svg.contains("1 shares from 1/8 to 1/4"), "{svg}");
+        // Three slots of 200 px: the second bar starts at 400 (+1 px margin), full height
+        // for the largest count (140 - 14 = 126 px), a third of it for 1 share.
+        assert!(svg.contains(r#"x="1.0" y="14.0" width="198.0" height="126.0""#), "{svg}");
+        assert!(svg.contains(r#"x="401.0" y="98.0" width="198.0" height="42.0""#), "{svg}");
+        assert!(histogram_svg(&[]).into_string().contains("No shares"));
+    }
+
+    #[test]
+    fn bucket_labels_read_like_difficulties() {
+        assert_eq!(bucket_label(-5), "1/32");
+        assert_eq!(bucket_label(0), "1");
+        assert_eq!(bucket_label(10), "1.02K");
+    }
+
+    #[test]
+    fn miner_section_escapes_and_explains() {
+        let page = MinerLotteryPage {
+            records: vec![ShareRecord {
+                id: 1,
+                difficulty: 1230.456,
+                at: 0,
+                miner_id: Some(1),
+                miner: "x".into(),
+                miner_key: "k".into(),
+                pool: Some("<b>pool</b>".into()),
+                source: "best_line".into(),
+                live: false,
+                herd_record: false,
+            }],
+            ..Default::default()
+        };
+        let html = miner_section(&page).into_string();
+        assert!(html.contains("&lt;b&gt;pool"), "{html}");
+        assert!(html.contains("1.23K") && html.contains("found before shepherd watched"));
+        assert!(html.contains("Luck = best share"));
+    }
+}
