@@ -112,8 +112,12 @@ fn records_api_and_the_test_celebration() {
     let run = Running::start(dir.path(), &["--demo", "2"]);
     let doc = run.wait_json("/api/records", Duration::from_secs(60), |v| {
         v["miners"].as_array().is_some_and(|m| m.len() == 2)
-            && v["herd"]["records"].as_array().is_some_and(|r| r.len() >= 2)
-            && v["herd"]["histogram"].as_array().is_some_and(|h| !h.is_empty())
+            && v["herd"]["records"]
+                .as_array()
+                .is_some_and(|r| r.len() >= 2)
+            && v["herd"]["histogram"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
     });
     let herd: Vec<f64> = doc["herd"]["records"]
         .as_array()
@@ -121,7 +125,10 @@ fn records_api_and_the_test_celebration() {
         .iter()
         .map(|r| r["difficulty"].as_f64().unwrap())
         .collect();
-    assert!(herd.windows(2).all(|w| w[0] >= w[1]), "best first: {herd:?}");
+    assert!(
+        herd.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {herd:?}"
+    );
     assert_eq!(doc["herd"]["best_share"].as_f64(), Some(herd[0]));
     // Each miner's records are its own, and the herd's best is the best of them.
     let mut best_of_miners: f64 = 0.0;
@@ -141,6 +148,20 @@ fn records_api_and_the_test_celebration() {
         .sum();
     assert!(shares >= 2);
     assert!(doc["help"]["luck"].as_str().unwrap().contains("2³²"));
+    // The pages that show them.
+    let (status, page) = run.get("/kiosk/records").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("k-rec-list") && page.contains("Herd best share"));
+    let (_, clock) = run.get("/kiosk/clock?best=1").unwrap();
+    assert!(
+        clock.contains("k-bestline") && clock.contains("Herd best share"),
+        "{clock}"
+    );
+    let (_, plain) = run.get("/kiosk/clock").unwrap();
+    assert!(!plain.contains("k-bestline"));
+    let id = doc["miners"][0]["miner_id"].as_i64().unwrap();
+    let (_, miner) = run.get(&format!("/miners/{id}")).unwrap();
+    assert!(miner.contains("histogram-svg") && miner.contains("Best shares and luck"));
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -195,6 +195,8 @@ pub struct MinerLotteryPage {
     pub records: Vec<ShareRecord>,
     /// Its share-difficulty histogram, (bucket, shares).
     pub histogram: Vec<(i32, i64)>,
+    /// The herd's, to compare.
+    pub herd_histogram: Vec<(i32, i64)>,
 }
 
 /// Reads a miner's lottery figures, records and histogram.
@@ -213,6 +215,7 @@ pub fn miner_lottery_page(
         figures: per.remove(&key).unwrap_or_default(),
         records: records::miner_records(c, &key)?,
         histogram: records::histogram(c, Some(&key))?,
+        herd_histogram: records::histogram(c, None)?,
     })
 }
 
@@ -288,7 +291,10 @@ pub fn miner_section(p: &MinerLotteryPage) -> Markup {
                 } }
             }
             h3 { "Share difficulties" }
+            p.help { "Shares submitted per doubling of difficulty (log scale): each bar to the right is half as likely per hash, so a healthy miner's bars halve from one to the next." }
             (histogram_svg(&p.histogram))
+            h3 { "The herd's share difficulties" }
+            (histogram_svg(&p.herd_histogram))
         }
     }
 }
@@ -306,8 +312,14 @@ mod tests {
         assert!(svg.contains("1 shares from 1/8 to 1/4"), "{svg}");
         // Three slots of 200 px: the second bar starts at 400 (+1 px margin), full height
         // for the largest count (140 - 14 = 126 px), a third of it for 1 share.
-        assert!(svg.contains(r#"x="1.0" y="14.0" width="198.0" height="126.0""#), "{svg}");
-        assert!(svg.contains(r#"x="401.0" y="98.0" width="198.0" height="42.0""#), "{svg}");
+        assert!(
+            svg.contains(r#"x="1.0" y="14.0" width="198.0" height="126.0""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"x="401.0" y="98.0" width="198.0" height="42.0""#),
+            "{svg}"
+        );
         assert!(histogram_svg(&[]).into_string().contains("No shares"));
     }
 
