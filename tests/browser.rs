@@ -485,4 +485,33 @@ fn test_celebration_shows_on_dashboard_and_kiosk() {
             "dismissed, yet shown again"
         );
     }
+    // A real block (as the summarizer records it): shown without the TEST band, naming the miner.
+    let db = rusqlite::Connection::open(&run.db).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    db.execute(
+        "INSERT INTO found_blocks (miner_key, miner_id, miner_name, at, pool)
+         SELECT 'miner:' || id, id, name, ?1, 'public-pool.io' FROM miners ORDER BY id LIMIT 1",
+        [now],
+    )
+    .unwrap();
+    let s = open_session(&driver, &chromium, &dir.path().join("p-block"), 800, 480);
+    for path in ["/kiosk/clock", "/"] {
+        s.go(&run.url(path));
+        assert!(
+            wait_true(
+                &s,
+                "return (function(){ const c = document.getElementById('celebration'); \
+                 return !!c && !c.classList.contains('is-test') && !c.textContent.includes('TEST') \
+                 && c.textContent.includes('BLOCK FOUND') && c.textContent.includes('demo-1') \
+                 && c.textContent.includes('public-pool.io'); })()",
+                Duration::from_secs(15)
+            ),
+            "no block celebration on {path}"
+        );
+    }
+    s.screenshot(&shots.join("celebration-block-dashboard-800x480.png"));
 }
