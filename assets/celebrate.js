@@ -85,11 +85,13 @@
       hide();
     }
     // A new herd record, announced once per screen (the first look only remembers it).
-    const r = l.latest_record;
+    const r = l.latest_herd_record;
     if (r) {
       const seen = Number(store.get("record_seen") || 0);
-      if (seen && r.id > seen && r.herd_record) recordBanner(r);
+      if (seen && r.id > seen) recordBanner(r);
       if (r.id > seen) store.set("record_seen", r.id);
+    } else {
+      store.set("record_seen", -1); // none yet: the first one is news
     }
   }
 

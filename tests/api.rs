@@ -50,6 +50,7 @@ fn herd_data_shape_matches_the_snapshot_and_events_stream_live() {
                 // a share seen live: its record, luck and the herd's newest record are filled in
                 && m[0]["lottery"]["luck_24h"]["luck"].is_number()
         }) && v["lottery"]["latest_record"].is_object()
+            && v["lottery"]["latest_herd_record"].is_object()
             && v["lottery"]["luck_all"]["luck"].is_number()
     });
     // demo-1 is a board without a display: every field it can report is filled in.

@@ -514,4 +514,23 @@ fn test_celebration_shows_on_dashboard_and_kiosk() {
         );
     }
     s.screenshot(&shots.join("celebration-block-dashboard-800x480.png"));
+    // A new herd record (this screen has seen the older ones): a banner names it.
+    db.execute(
+        "INSERT INTO share_records (miner_key, miner_id, miner_name, difficulty, at, pool, source,
+                                    live, herd_record)
+         VALUES ('miner:1', 1, 'demo-1', 1234567.0, ?1, 'public-pool.io', 'share', 1, 1)",
+        [now],
+    )
+    .unwrap();
+    assert!(
+        wait_true(
+            &s,
+            "return (function(){ const b = document.getElementById('new-record'); \
+             return !!b && !b.hidden && b.textContent.includes('New herd record: 1.23M by demo-1'); })()",
+            Duration::from_secs(15)
+        ),
+        "no new-herd-record banner: {} / {}",
+        s.js("return localStorage.getItem('shepherd.record_seen') + ' ' + (document.getElementById('new-record') || {}).outerHTML"),
+        s.js("return fetch('/api/herd_data').then(r => r.json()).then(d => JSON.stringify(d.lottery.latest_record))")
+    );
 }

@@ -455,6 +455,19 @@ pub fn latest_record(conn: &Connection) -> rusqlite::Result<Option<ShareRecord>>
     .optional()
 }
 
+/// The newest record that beat the whole herd when it came in ("new herd record").
+pub fn latest_herd_record(conn: &Connection) -> rusqlite::Result<Option<ShareRecord>> {
+    conn.query_row(
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM share_records WHERE live AND herd_record
+             ORDER BY id DESC LIMIT 1"
+        ),
+        [],
+        record_row,
+    )
+    .optional()
+}
+
 /// Every block found, newest first.
 pub fn found_blocks(conn: &Connection) -> rusqlite::Result<Vec<FoundBlock>> {
     let mut stmt = conn.prepare_cached(
@@ -637,6 +650,9 @@ mod tests {
         assert!(top[0].herd_record, "99 beat the herd");
         assert!(!top[9].herd_record, "7.5 did not");
         assert_eq!(latest_record(&c).unwrap().unwrap().difficulty, 99.0);
+        put(&c, 1, &[share(200, 16.0, ShareSource::Share, true)]);
+        assert_eq!(latest_record(&c).unwrap().unwrap().difficulty, 16.0);
+        assert_eq!(latest_herd_record(&c).unwrap().unwrap().difficulty, 99.0);
     }
 
     #[test]

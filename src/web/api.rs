@@ -44,8 +44,11 @@ pub struct HerdLottery {
     pub figures: LotteryFigures,
     /// The herd's top 10 best shares.
     pub records: Vec<ShareRecord>,
-    /// The newest live record: pages announce it once (by id).
+    /// The newest live record of any miner.
     pub latest_record: Option<ShareRecord>,
+    /// The newest record that beat the herd's best: pages announce it once (by id) as
+    /// "new herd record".
+    pub latest_herd_record: Option<ShareRecord>,
     /// Every block found, newest first.
     pub found_blocks: Vec<FoundBlock>,
     /// When a test celebration was last asked for on /settings (Unix ms): pages show it,
@@ -70,6 +73,7 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
                 (
                     records::herd_records(c)?,
                     records::latest_record(c)?,
+                    records::latest_herd_record(c)?,
                     records::found_blocks(c)?,
                     records::test_celebration_at(c)?,
                 ),
@@ -84,7 +88,8 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
                 .unwrap_or_default(),
         );
     }
-    let (herd_records, latest_record, found_blocks, test_celebration_at) = lottery_rows;
+    let (herd_records, latest_record, latest_herd_record, found_blocks, test_celebration_at) =
+        lottery_rows;
     let totals = queries::totals(&miners);
     let odds = network
         .difficulty
@@ -102,6 +107,7 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
             figures: herd_figures,
             records: herd_records,
             latest_record,
+            latest_herd_record,
             found_blocks,
             test_celebration_at,
         },
