@@ -94,9 +94,11 @@ pub fn store(conn: &Connection, m: &MinerLottery, now: i64) -> rusqlite::Result<
             LotteryNote::Block { at } => block(conn, m, &key, &name, *at)?,
         }
     }
+    // Per identity, so the primary key finds the rows (a whole-table scan on every run
+    // would cost a big herd dearly).
     conn.execute(
-        "DELETE FROM lottery_hours WHERE hour < ?1",
-        [now / 1000 - HOURS_KEPT * 3600],
+        "DELETE FROM lottery_hours WHERE miner_key = ?1 AND hour < ?2",
+        params![key, now / 1000 - HOURS_KEPT * 3600],
     )?;
     Ok(())
 }
