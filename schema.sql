@@ -261,3 +261,65 @@ CREATE TABLE IF NOT EXISTS miner_reboots (
     context             TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS miner_reboots_miner ON miner_reboots(miner_id, at);
+
+-- The lottery (version 12). Everything is keyed by the miner's identity, `miner_key`: its USB
+-- serial number, or `miner:<id>` without one, so records survive re-plugs onto another tty.
+-- Best shares: at most 10 rows per identity (the herd's top 10 is among them). `source` is
+-- 'share' (a `Current diff share` line, exact) or 'best_line' (the firmware's rounded best);
+-- `live` 0 marks a figure first seen as a baseline (restored from NVS, or the first look).
+CREATE TABLE IF NOT EXISTS share_records (
+    id           INTEGER PRIMARY KEY,
+    miner_key    TEXT    NOT NULL,
+    miner_id     INTEGER REFERENCES miners(id) ON DELETE SET NULL,
+    miner_name   TEXT    NOT NULL,
+    difficulty   REAL    NOT NULL,
+    at           INTEGER NOT NULL,
+    pool         TEXT,
+    source       TEXT    NOT NULL CHECK (source IN ('share', 'best_line')),
+    live         INTEGER NOT NULL DEFAULT 1,
+    -- 1 when it beat every record of the herd as it came in.
+    herd_record  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS share_records_key ON share_records(miner_key, difficulty);
+
+-- Hashes computed and best live share per identity per hour (kept 31 days): luck over 24 h
+-- and 30 days.
+CREATE TABLE IF NOT EXISTS lottery_hours (
+    miner_key  TEXT    NOT NULL,
+    hour       INTEGER NOT NULL,
+    hashes     REAL    NOT NULL DEFAULT 0,
+    best       REAL,
+    PRIMARY KEY (miner_key, hour)
+) WITHOUT ROWID;
+
+-- Hashes computed per identity since shepherd first watched it: luck over all time.
+CREATE TABLE IF NOT EXISTS lottery_totals (
+    miner_key  TEXT    PRIMARY KEY,
+    hashes     REAL    NOT NULL DEFAULT 0,
+    since      INTEGER NOT NULL
+);
+
+-- Submitted shares per identity per power-of-two difficulty bucket (2^bucket ≤ d < 2^(bucket+1)).
+CREATE TABLE IF NOT EXISTS share_histogram (
+    miner_key  TEXT    NOT NULL,
+    bucket     INTEGER NOT NULL,
+    count      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (miner_key, bucket)
+) WITHOUT ROWID;
+
+-- Blocks found, kept forever.
+CREATE TABLE IF NOT EXISTS found_blocks (
+    id          INTEGER PRIMARY KEY,
+    miner_key   TEXT    NOT NULL,
+    miner_id    INTEGER REFERENCES miners(id) ON DELETE SET NULL,
+    miner_name  TEXT    NOT NULL,
+    at          INTEGER NOT NULL,
+    pool        TEXT
+);
+
+-- The last "test celebration" asked for on /settings (one row): every open dashboard and
+-- kiosk shows the block celebration, marked TEST, for a minute after it.
+CREATE TABLE IF NOT EXISTS celebration_test (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL
+);

@@ -213,6 +213,7 @@
     const o = data.odds;
     set("odds-years", fmt.years(o ? o.expected_years_to_block : null));
     set("odds-day", fmt.chance(o ? o.chance_per_day : null));
+    set("odds-year", fmt.chance(o ? o.chance_per_year : null));
   }
 
   function feedStatus(feed, v) {
@@ -255,6 +256,8 @@
     version = data.version;
     render(data);
     lastOk = Date.now();
+    // The lottery panel and the celebration (lottery.js, celebrate.js) listen for this.
+    document.dispatchEvent(new CustomEvent("shepherd:herd", { detail: data }));
   }
 
   // Live updates arrive over server-sent events; the browser reconnects by itself after a

@@ -49,6 +49,8 @@
       const f = window.ShepherdFormat, d = f.problemRank(a) - f.problemRank(b);
       return d || a.name.toLowerCase().localeCompare(b.name.toLowerCase());
     }),
+    luck: (v) => v == null || !isFinite(v) || v < 0 ? "—" : v < 1 ? v.toFixed(2) + "×" : v < 10 ? v.toFixed(1) + "×" : Math.round(v) + "×",
+    flips: (v) => v == null || !isFinite(v) ? "—" : v.toFixed(1),
     change: (v) => v == null ? "—" : v < 0 ? "−" + (-v).toFixed(2) + " %" : "+" + v.toFixed(2) + " %",
   };
 })();

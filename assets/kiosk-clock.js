@@ -29,5 +29,8 @@
     K.set("hashrate", K.fmt.hashrate(t.hashrate_khs));
     K.set("online", t.online + " / " + t.miners);
     K.set("best", K.fmt.diff(t.best_diff));
+    const l = d.lottery;
+    K.set("bestline", l.best_share == null ? "No best share recorded yet"
+      : "Herd best share " + K.fmt.diff(l.best_share) + (l.coin_flips == null ? "" : " · " + l.coin_flips.toFixed(1) + " coin flips from a block"));
   });
 })();

@@ -95,6 +95,10 @@
     D.text(g, "VALID", 291, 23, 1, LIGHT, "center");
     D.text(g, "BLOCKS", 291, 32, 1, LIGHT, "center");
     D.text(g, f.blocks, 291, 50, 3, YELLOW, "center");
+    // The herd's best share and how many coin flips a block still is (the lottery figures).
+    const l = d.lottery || {};
+    const flips = l.coin_flips == null ? "--" : l.coin_flips.toFixed(1);
+    D.text(g, "SHARE " + K.fmt.diff(l.best_share) + " " + flips + " FLIPS", 158, 96, 1, YELLOW);
     D.text(g, "UPTIME", 158, 108, 1, DIM);
     D.text(g, f.uptime, 315, 108, 1, LIGHT, "right");
     yellowPanel(f.hashrate, f.unit, "HASHRATE", 40);

@@ -48,6 +48,8 @@
         lastOk = Date.now();
         lastData = data;
         for (const h of handlers) { try { h(data); } catch (e) { console.warn("kiosk view:", e); } }
+        // The celebration (celebrate.js) listens for this.
+        document.dispatchEvent(new CustomEvent("shepherd:herd", { detail: data }));
       }
     } catch (e) { /* server away: keep the last values, marked stale, and try again */ }
     clearTimeout(timer);

@@ -74,6 +74,47 @@ pub fn odds(difficulty: f64, hashrate_hs: f64) -> Option<Odds> {
     })
 }
 
+/// The best share difficulty to expect after `hashes` hashes: H / 2^32. A hash reaches
+/// difficulty x with probability 1 / (x · 2^32), so after H hashes the chance that the best is at
+/// least H / 2^32 is 1 − e^−1 ≈ 63 %: the scale of the best share, not a guarantee.
+pub fn expected_best(hashes: f64) -> Option<f64> {
+    (hashes.is_finite() && hashes > 0.0).then(|| hashes / HASHES_PER_DIFFICULTY)
+}
+
+/// Luck: the actual best share ÷ the expected best after `hashes` hashes. 1 is par, above 1
+/// lucky; `None` without hashes or without a best share.
+pub fn luck(best: f64, hashes: f64) -> Option<f64> {
+    if !(best.is_finite() && best > 0.0) {
+        return None;
+    }
+    expected_best(hashes).map(|e| best / e)
+}
+
+/// "Coin flips away": log2(network difficulty ÷ best share), the number of heads in a row
+/// still needed on top of the best share to win a block. 0 when the best share met the
+/// network difficulty (a block).
+pub fn coin_flips(network_difficulty: f64, best: f64) -> Option<f64> {
+    let valid = |v: f64| v.is_finite() && v > 0.0;
+    (valid(network_difficulty) && valid(best)).then(|| (network_difficulty / best).log2().max(0.0))
+}
+
+/// Where the best share sits on a log scale from difficulty 1 to the network difficulty,
+/// 0..1: the fill of the "distance to a block" bar.
+pub fn progress_to_block(network_difficulty: f64, best: f64) -> Option<f64> {
+    let valid = |v: f64| v.is_finite() && v > 0.0;
+    if !valid(network_difficulty) || !valid(best) || network_difficulty <= 1.0 {
+        return None;
+    }
+    Some((best.max(1.0).log2() / network_difficulty.log2()).clamp(0.0, 1.0))
+}
+
+/// Histogram bucket of a share difficulty: floor(log2(d)), so bucket b holds
+/// 2^b ≤ d < 2^(b+1). Clamped to −64..=255 (beyond any real share); `None` for nonsense.
+pub fn histogram_bucket(difficulty: f64) -> Option<i32> {
+    (difficulty.is_finite() && difficulty > 0.0)
+        .then(|| (difficulty.log2().floor() as i32).clamp(-64, 255))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +196,62 @@ mod tests {
         }
         assert_eq!(chance_within(1.0, 1.0, -1.0), None);
         assert_eq!(chance_within(1.0, 1.0, 0.0), Some(0.0));
+    }
+
+    #[test]
+    fn expected_best_and_luck_by_hand() {
+        // 2^32 hashes: best share about difficulty 1.
+        assert_eq!(expected_best(HASHES_PER_DIFFICULTY), Some(1.0));
+        // A NerdMiner at 50 KH/s for a day: 4.32e9 hashes -> 1.0058283805847168.
+        let e = expected_best(50_000.0 * SECS_PER_DAY).unwrap();
+        assert!(rel(e, 1.005_828_380_584_716_8) < 1e-15, "{e}");
+        // Best share 0.5 after 2^33 hashes (expected 2): luck 0.25.
+        assert_eq!(luck(0.5, 2.0 * HASHES_PER_DIFFICULTY), Some(0.25));
+        // 100 miners at 300 KH/s for 30 days = 7.776e13 hashes, expected 18 104.9108...
+        let h = 100.0 * 300_000.0 * 30.0 * SECS_PER_DAY;
+        let e = expected_best(h).unwrap();
+        assert!(rel(e, 18_104.910_850_524_902) < 1e-12, "{e}");
+        // a best of 1.23M there is 67.94x par
+        assert!(rel(luck(1.23e6, h).unwrap(), 1.23e6 / 18_104.910_850_524_902) < 1e-12);
+        for (b, h) in [
+            (1.0, 0.0),
+            (0.0, 1e9),
+            (-1.0, 1e9),
+            (f64::NAN, 1e9),
+            (1.0, f64::NAN),
+        ] {
+            assert_eq!(luck(b, h), None, "b={b} h={h}");
+        }
+    }
+
+    #[test]
+    fn coin_flips_by_hand() {
+        // 2^40 network vs best 2^10: 30 flips.
+        assert_eq!(coin_flips(2f64.powi(40), 1024.0), Some(30.0));
+        // Today's fixture difficulty and a 1.23M best: log2(152271405447205.1 / 1.23e6)
+        // = 26.883 411 49...
+        let f = coin_flips(152_271_405_447_205.1, 1.23e6).unwrap();
+        assert!((f - 26.883_411_491_776_69).abs() < 1e-9, "{f}");
+        // A block: no flips left, never negative.
+        assert_eq!(coin_flips(1e12, 2e12), Some(0.0));
+        assert_eq!(coin_flips(0.0, 1.0), None);
+        assert_eq!(coin_flips(1e12, 0.0), None);
+        // The bar: 2^10 of 2^40 is a quarter of the way on a log scale.
+        assert_eq!(progress_to_block(2f64.powi(40), 1024.0), Some(0.25));
+        assert_eq!(progress_to_block(2f64.powi(40), 0.01), Some(0.0));
+        assert_eq!(progress_to_block(2f64.powi(40), 2f64.powi(41)), Some(1.0));
+        assert_eq!(progress_to_block(1.0, 1.0), None);
+    }
+
+    #[test]
+    fn histogram_buckets_are_powers_of_two() {
+        assert_eq!(histogram_bucket(1.0), Some(0));
+        assert_eq!(histogram_bucket(1.999), Some(0));
+        assert_eq!(histogram_bucket(2.0), Some(1));
+        assert_eq!(histogram_bucket(0.0333), Some(-5)); // 2^-5 = 0.03125
+        assert_eq!(histogram_bucket(1.23e6), Some(20)); // 2^20 = 1 048 576
+        assert_eq!(histogram_bucket(1e-300), Some(-64));
+        assert_eq!(histogram_bucket(0.0), None);
+        assert_eq!(histogram_bucket(f64::INFINITY), None);
     }
 }

@@ -517,6 +517,7 @@ mod tests {
             lines_truncated: 0,
             shares_last_hour: 0,
             odds: None,
+            lottery: None,
             time_mining_secs: None,
             stats_restored: None,
             shares_meaning: None,

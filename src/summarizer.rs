@@ -74,6 +74,13 @@ impl SummarizerActor {
                         .or_default()
                         .append(&mut state.new_reboots);
                 }
+                if !state.new_lottery.is_empty() {
+                    update
+                        .lottery
+                        .entry(e.miner_id)
+                        .or_default()
+                        .append(&mut state.new_lottery);
+                }
                 update.states.insert(e.miner_id, state.clone());
             }
             self.watermark = last;

@@ -234,6 +234,76 @@ pub struct MinerState {
     /// Reboots seen since the summarizer last stored them (taken by the summarizer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_reboots: Vec<RebootRecord>,
+    /// The first `Best difficulty` figure of this session (restored from NVS or the first
+    /// look): a baseline, so a restored best is never a new record.
+    #[serde(default)]
+    pub best_line_session: Option<f64>,
+    /// The firmware's Khashes counter last seen this session, to count hashes for luck.
+    #[serde(default)]
+    pub khashes_session: Option<u64>,
+    /// When the last hashrate-only status line was seen (boards without a hash counter).
+    #[serde(default)]
+    pub rate_at: Option<i64>,
+    /// Share candidates and blocks seen since the summarizer last stored them (taken by it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_lottery: Vec<LotteryNote>,
+}
+
+/// Where a share difficulty was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareSource {
+    /// `Current diff share`: one submitted share, exact.
+    Share,
+    /// The firmware's best-difficulty figure (rounded to its display format).
+    BestLine,
+}
+
+impl ShareSource {
+    /// Name as stored (`share_records.source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareSource::Share => "share",
+            ShareSource::BestLine => "best_line",
+        }
+    }
+}
+
+/// Something for the lottery tables: a share that may be a record, or a block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LotteryNote {
+    /// A share difficulty seen at `at` (Unix ms).
+    Share {
+        /// When.
+        at: i64,
+        /// Its difficulty.
+        difficulty: f64,
+        /// Where it was read.
+        source: ShareSource,
+        /// Found while we watched (false: a baseline figure, e.g. restored from NVS, stored
+        /// only if no record already holds it and never announced).
+        live: bool,
+    },
+    /// A block was found at `at` (the banner, or the valid-blocks counter rising while we
+    /// watched).
+    Block {
+        /// When.
+        at: i64,
+    },
+}
+
+/// The firmware prints its best difficulty with two decimals after a suffix (`1.23K`, within
+/// 0.5 %) and with four below 1000 (`0.0312`, within 0.00005): a figure within this
+/// fraction plus [`BEST_LINE_DECIMALS`] of a share already seen is that share.
+pub const BEST_LINE_ROUNDING: f64 = 0.01;
+
+/// Half the last printed decimal of a best figure below 1000 (`%.4f`).
+pub const BEST_LINE_DECIMALS: f64 = 0.000_05;
+
+/// How far a printed best figure can be from the share it stands for.
+pub fn best_line_margin(d: f64) -> f64 {
+    d.abs() * BEST_LINE_ROUNDING + BEST_LINE_DECIMALS
 }
 
 /// One minute of one miner, as deltas to merge into `miner_minutes`.
@@ -247,6 +317,8 @@ pub struct MinuteDelta {
     pub temp_max: Option<f64>,
     /// Shares accepted in the minute.
     pub shares: u64,
+    /// Hashes computed in the minute (from the firmware's hash counter), for luck.
+    pub hashes: f64,
 }
 
 /// A reading within this of 53 °C that never changes is the uncalibrated sensor.
@@ -277,12 +349,17 @@ impl MinerState {
             } => {
                 let new_shares = self.take_shares(ts, *shares);
                 self.hashrate_khs = Some(*hashrate_khs);
+                let hashes = match event {
+                    MinerEvent::Progress { khashes, .. } => self.take_khashes(*khashes),
+                    _ => self.take_rate(ts, *hashrate_khs),
+                };
                 let m = minutes.entry(minute).or_default();
+                m.hashes += hashes;
                 m.hashrate_sum += hashrate_khs;
                 m.samples += 1;
                 m.shares = m.shares.saturating_add(new_shares);
                 match event {
-                    MinerEvent::CompactStatus { best_diff, .. } => self.best(*best_diff),
+                    MinerEvent::CompactStatus { best_diff, .. } => self.best_line(ts, *best_diff),
                     MinerEvent::SparkStats {
                         best_diff,
                         accepted,
@@ -298,7 +375,7 @@ impl MinerState {
                         self.rejected = self.rejected.saturating_add(rej - self.spark_rejected);
                         self.spark_rejected = rej;
                         if let Some(d) = best_diff {
-                            self.best(*d);
+                            self.best_line(ts, *d);
                         }
                     }
                     _ => {}
@@ -315,19 +392,32 @@ impl MinerState {
             }
             MinerEvent::BestDifficulty(d) => {
                 self.reports_extended = true;
-                self.best(*d);
+                self.best_line(ts, *d);
             }
-            MinerEvent::ShareDifficulty(d) => self.best(*d),
+            MinerEvent::ShareDifficulty(d) => {
+                if d.is_finite() && *d > 0.0 {
+                    self.new_lottery.push(LotteryNote::Share {
+                        at: ts,
+                        difficulty: *d,
+                        source: ShareSource::Share,
+                        live: true,
+                    });
+                }
+                self.best(*d)
+            }
             MinerEvent::HighestHashedDifficulty(d) => {
                 self.firmware_family = Some("LeafMiner".into());
-                self.best(*d);
+                self.best_line(ts, *d);
             }
             MinerEvent::ValidBlocks(n) => self.take_blocks(ts, *n),
             // Display boards never print "Valid blocks"; count the banner for them. The
             // banner is printed live when the pool accepts the block (mining.cpp:448), never
             // from restored counters.
-            MinerEvent::BlockFound if !self.reports_extended => {
-                self.blocks_session = self.blocks_session.saturating_add(1)
+            MinerEvent::BlockFound => {
+                self.new_lottery.push(LotteryNote::Block { at: ts });
+                if !self.reports_extended {
+                    self.blocks_session = self.blocks_session.saturating_add(1)
+                }
             }
             MinerEvent::TimeMining { secs } => {
                 let since_boot = self.boot_at.map(|b| (ts - b).max(0) / 1000);
@@ -387,6 +477,63 @@ impl MinerState {
             MinerEvent::WifiTimeout => self.hint(ts, RebootCause::WifiTimeout, event),
             MinerEvent::ConfigErased => self.hint(ts, RebootCause::ConfigErased, event),
             _ => {}
+        }
+    }
+
+    /// The firmware's own best-difficulty figure: the first of a session is a baseline
+    /// (restored from NVS, or the first look at a running miner); a rise beyond the rounding
+    /// of every share already seen is a share we did not see a line for.
+    fn best_line(&mut self, ts: i64, d: f64) {
+        if !(d.is_finite() && d >= 0.0) {
+            return;
+        }
+        match self.best_line_session {
+            // 0 is "no share yet": nothing to record, but the baseline is taken.
+            None if d == 0.0 => {}
+            None => self.new_lottery.push(LotteryNote::Share {
+                at: ts,
+                difficulty: d,
+                source: ShareSource::BestLine,
+                live: false,
+            }),
+            Some(prev) => {
+                let seen = prev.max(self.best_diff_session.unwrap_or(0.0));
+                if d > seen + best_line_margin(seen) {
+                    self.new_lottery.push(LotteryNote::Share {
+                        at: ts,
+                        difficulty: d,
+                        source: ShareSource::BestLine,
+                        live: true,
+                    });
+                }
+            }
+        }
+        self.best_line_session = Some(self.best_line_session.map_or(d, |x| x.max(d)));
+        self.best(d);
+    }
+
+    /// Hashes since the last look at the firmware's Khashes counter (the first look of a
+    /// session is a baseline; a counter that went back starts a new one).
+    fn take_khashes(&mut self, khashes: u64) -> f64 {
+        let new = match self.khashes_session {
+            Some(prev) if khashes >= prev => (khashes - prev) as f64 * 1000.0,
+            _ => 0.0,
+        };
+        self.khashes_session = Some(khashes);
+        new
+    }
+
+    /// Hashes of a board that prints only its hashrate: rate × time since its last line,
+    /// at most a minute (a longer gap is not known to have been hashing).
+    fn take_rate(&mut self, ts: i64, khs: f64) -> f64 {
+        let secs = self
+            .rate_at
+            .map_or(0.0, |at| ((ts - at).clamp(0, 60_000)) as f64 / 1000.0);
+        self.rate_at = Some(ts);
+        if khs.is_finite() && khs > 0.0 {
+            khs * 1000.0 * secs
+        } else {
+            0.0
         }
     }
 
@@ -455,6 +602,9 @@ impl MinerState {
         if self.blocks_counting && !self.blocks_baseline_pending && n < self.blocks_session {
             self.reboot(ts, None, "block counter went back".into());
         }
+        if self.blocks_counting && !self.blocks_baseline_pending && n > self.blocks_session {
+            self.new_lottery.push(LotteryNote::Block { at: ts });
+        }
         if self.blocks_baseline_pending || !self.blocks_counting {
             if self.blocks_baseline_pending && n > 0 && self.restores_stats.is_none() {
                 self.restores_stats = Some(true);
@@ -497,6 +647,9 @@ impl MinerState {
         self.baseline_pending = true;
         self.blocks_baseline_pending = true;
         self.best_diff_session = None;
+        self.best_line_session = None;
+        self.khashes_session = None;
+        self.rate_at = None;
         self.uptime_secs = None;
         self.uptime_at = None;
         self.hashrate_khs = None;
@@ -991,6 +1144,159 @@ mod sim_tests {
         assert_eq!(s.restarts, 3);
         assert_eq!(s.shares(), sim.accepted_total(), "{s:#?}");
         assert_eq!(s.blocks(), 1);
+    }
+}
+
+#[cfg(test)]
+mod lottery_tests {
+    use super::*;
+    use MinerEvent as E;
+
+    fn boot(reason: &str) -> E {
+        E::Boot {
+            reset_reason: reason.into(),
+        }
+    }
+
+    fn nvs_second(
+        s: &mut MinerState,
+        m: &mut BTreeMap<i64, MinuteDelta>,
+        ts: i64,
+        shares: u64,
+        blocks: u64,
+    ) {
+        s.apply(
+            ts,
+            &E::Progress {
+                shares,
+                khashes: 0,
+                hashrate_khs: 300.0,
+            },
+            m,
+        );
+        s.apply(ts, &E::ValidBlocks(blocks), m);
+    }
+
+    fn shares_of(notes: &[LotteryNote]) -> Vec<(f64, ShareSource, bool)> {
+        notes
+            .iter()
+            .filter_map(|n| match n {
+                LotteryNote::Share {
+                    difficulty,
+                    source,
+                    live,
+                    ..
+                } => Some((*difficulty, *source, *live)),
+                LotteryNote::Block { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn share_lines_are_live_and_a_restored_best_is_a_baseline() {
+        let mut s = MinerState::default();
+        let mut m = BTreeMap::new();
+        // First look at a running miner: its best figure is a baseline.
+        s.apply(0, &E::BestDifficulty(5000.0), &mut m);
+        // A submitted share, then the best line catching up with it (rounded): no second note.
+        s.apply(1_000, &E::ShareDifficulty(12_345.678), &mut m);
+        s.apply(2_000, &E::BestDifficulty(12_300.0), &mut m);
+        // A best-line rise beyond any share line seen: a share we saw no line for.
+        s.apply(3_000, &E::BestDifficulty(20_000.0), &mut m);
+        let notes = std::mem::take(&mut s.new_lottery);
+        assert_eq!(
+            shares_of(&notes),
+            vec![
+                (5000.0, ShareSource::BestLine, false),
+                (12_345.678, ShareSource::Share, true),
+                (20_000.0, ShareSource::BestLine, true),
+            ]
+        );
+        // Reboot with NVS restore: a share line may come first, then the restored best
+        // (20 K) is printed: a baseline again, never a live record.
+        s.apply(10_000, &boot("SW_CPU_RESET"), &mut m);
+        s.apply(11_000, &E::ShareDifficulty(0.5), &mut m);
+        s.apply(12_000, &E::BestDifficulty(20_000.0), &mut m);
+        s.apply(13_000, &E::BestDifficulty(20_000.0), &mut m);
+        assert_eq!(
+            shares_of(&s.new_lottery),
+            vec![
+                (0.5, ShareSource::Share, true),
+                (20_000.0, ShareSource::BestLine, false),
+            ]
+        );
+        // The state survives a restart of shepherd (JSON) without the notes already taken.
+        s.new_lottery.clear();
+        let json = serde_json::to_string(&s).unwrap();
+        let mut back: MinerState = serde_json::from_str(&json).unwrap();
+        back.apply(14_000, &E::BestDifficulty(20_000.0), &mut m);
+        assert!(back.new_lottery.is_empty(), "{:?}", back.new_lottery);
+    }
+
+    #[test]
+    fn hashes_come_from_the_khashes_counter_with_baselines() {
+        let mut s = MinerState::default();
+        let mut m = BTreeMap::new();
+        let p = |k| E::Progress {
+            shares: 0,
+            khashes: k,
+            hashrate_khs: 300.0,
+        };
+        // First look: 1 000 000 Khashes already done before we watched: not counted.
+        s.apply(0, &p(1_000_000), &mut m);
+        s.apply(1_000, &p(1_000_300), &mut m);
+        s.apply(61_000, &p(1_018_300), &mut m);
+        s.apply(70_000, &boot("POWERON_RESET"), &mut m);
+        s.apply(75_000, &p(0), &mut m);
+        s.apply(76_000, &p(300), &mut m);
+        let total: f64 = m.values().map(|d| d.hashes).sum();
+        // 300 K + 18 000 K + 300 K hashes
+        assert_eq!(total, 18_600_000.0);
+        assert_eq!(m[&0].hashes, 300_000.0);
+        assert_eq!(m[&60].hashes, 18_300_000.0);
+    }
+
+    #[test]
+    fn boards_without_a_counter_count_rate_times_time_at_most_a_minute() {
+        let mut s = MinerState::default();
+        let mut m = BTreeMap::new();
+        let c = |khs| E::CompactStatus {
+            hashrate_khs: khs,
+            shares: 0,
+            best_diff: 0.0,
+        };
+        s.apply(0, &c(100.0), &mut m);
+        s.apply(10_000, &c(100.0), &mut m); // 10 s x 100 KH/s
+        s.apply(310_000, &c(100.0), &mut m); // a 5-minute gap counts one minute
+        let total: f64 = m.values().map(|d| d.hashes).sum();
+        assert_eq!(total, 1_000_000.0 + 6_000_000.0);
+    }
+
+    #[test]
+    fn blocks_are_noted_once_each_and_never_from_restored_counters() {
+        let mut s = MinerState::default();
+        let mut m = BTreeMap::new();
+        nvs_second(&mut s, &mut m, 0, 40, 1);
+        s.apply(1_000, &boot("SW_CPU_RESET"), &mut m);
+        nvs_second(&mut s, &mut m, 5_000, 40, 1);
+        assert!(
+            !s.new_lottery
+                .iter()
+                .any(|n| matches!(n, LotteryNote::Block { .. })),
+            "restored valid blocks are not blocks"
+        );
+        nvs_second(&mut s, &mut m, 6_000, 41, 2);
+        s.apply(6_500, &E::BlockFound, &mut m);
+        let blocks: Vec<i64> = s
+            .new_lottery
+            .iter()
+            .filter_map(|n| match n {
+                LotteryNote::Block { at } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        // The counter and the banner of the same block: the store keeps one (10-minute window).
+        assert_eq!(blocks, vec![6_000, 6_500]);
     }
 }
 

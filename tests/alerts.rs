@@ -366,6 +366,7 @@ fn metrics_with_awkward_names_still_parse() {
         lines_truncated: 1,
         shares_last_hour: 0,
         odds: None,
+        lottery: None,
         time_mining_secs: None,
         stats_restored: None,
         shares_meaning: None,

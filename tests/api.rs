@@ -47,7 +47,11 @@ fn herd_data_shape_matches_the_snapshot_and_events_stream_live() {
                     .all(|m| m["status"] == "online" && m["hashrate_avg_24h"].is_number())
                 && m[0]["temperature"].is_number()
                 && m[0]["uptime_secs"].is_number()
-        })
+                // a share seen live: its record, luck and the herd's newest record are filled in
+                && m[0]["lottery"]["luck_24h"]["luck"].is_number()
+        }) && v["lottery"]["latest_record"].is_object()
+            && v["lottery"]["latest_herd_record"].is_object()
+            && v["lottery"]["luck_all"]["luck"].is_number()
     });
     // demo-1 is a board without a display: every field it can report is filled in.
     let mut doc = herd.clone();
@@ -99,4 +103,87 @@ fn herd_data_shape_matches_the_snapshot_and_events_stream_live() {
         docs[0]["miners"], docs[1]["miners"],
         "the second event carries new figures"
     );
+}
+
+/// `/api/records`: the herd's and each miner's tables from the demo herd's share lines, in
+/// the same order as herd_data's; a test celebration needs a same-origin form post.
+#[test]
+fn records_api_and_the_test_celebration() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(dir.path(), &["--demo", "2"]);
+    let doc = run.wait_json("/api/records", Duration::from_secs(60), |v| {
+        v["miners"].as_array().is_some_and(|m| m.len() == 2)
+            && v["herd"]["records"]
+                .as_array()
+                .is_some_and(|r| r.len() >= 2)
+            && v["herd"]["histogram"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
+    });
+    let herd: Vec<f64> = doc["herd"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["difficulty"].as_f64().unwrap())
+        .collect();
+    assert!(
+        herd.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {herd:?}"
+    );
+    assert_eq!(doc["herd"]["best_share"].as_f64(), Some(herd[0]));
+    // Each miner's records are its own, and the herd's best is the best of them.
+    let mut best_of_miners: f64 = 0.0;
+    for m in doc["miners"].as_array().unwrap() {
+        for r in m["records"].as_array().unwrap() {
+            assert_eq!(r["miner_id"], m["miner_id"]);
+            assert_eq!(r["miner_key"], m["miner_key"]);
+            best_of_miners = best_of_miners.max(r["difficulty"].as_f64().unwrap());
+        }
+    }
+    assert_eq!(best_of_miners, herd[0]);
+    let shares: i64 = doc["herd"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["shares"].as_i64().unwrap())
+        .sum();
+    assert!(shares >= 2);
+    assert!(doc["help"]["luck"].as_str().unwrap().contains("2³²"));
+    // The pages that show them.
+    let (status, page) = run.get("/kiosk/records").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("k-rec-list") && page.contains("Herd best share"));
+    let (_, clock) = run.get("/kiosk/clock?best=1").unwrap();
+    assert!(
+        clock.contains("k-bestline") && clock.contains("Herd best share"),
+        "{clock}"
+    );
+    let (_, plain) = run.get("/kiosk/clock").unwrap();
+    assert!(!plain.contains("k-bestline"));
+    let id = doc["miners"][0]["miner_id"].as_i64().unwrap();
+    let (_, miner) = run.get(&format!("/miners/{id}")).unwrap();
+    assert!(miner.contains("histogram-svg") && miner.contains("Best shares and luck"));
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let other = agent
+        .post(&run.url("/settings/celebration/test"))
+        .header("Origin", "http://evil.example")
+        .send_empty()
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let herd = run.wait_json("/api/herd_data", Duration::from_secs(5), |_| true);
+    assert!(herd["lottery"]["test_celebration_at"].is_null());
+    let own = agent
+        .post(&run.url("/settings/celebration/test"))
+        .header("Origin", &run.url(""))
+        .send_empty()
+        .unwrap();
+    assert_eq!(own.status(), 303);
+    run.wait_json("/api/herd_data", Duration::from_secs(10), |v| {
+        v["lottery"]["test_celebration_at"].is_number()
+    });
 }

@@ -29,6 +29,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/kiosk/health", "kiosk-health"),
     ("/kiosk/homage", "kiosk-homage"),
     ("/kiosk/stream", "kiosk-stream"),
+    ("/kiosk/records", "kiosk-records"),
     ("/login", "login"),
 ];
 
@@ -37,11 +38,13 @@ const SIZES: &[(u32, u32)] = &[(800, 480), (390, 844), (1920, 1080)];
 /// Where screenshots go: the README's folder only when asked, else under target/.
 fn screenshot_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var("SHEPHERD_SCREENSHOTS").as_deref() == Ok("docs") {
+    let dir = if std::env::var("SHEPHERD_SCREENSHOTS").as_deref() == Ok("docs") {
         root.join("docs/screenshots")
     } else {
         root.join("target/screenshots")
-    }
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Red enough to read as "broken": a CSS rgb()/rgba() colour with red well above green/blue.
@@ -531,4 +534,126 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
         }
         _ => {}
     }
+}
+
+/// The block celebration, from the "Test celebration" button on /settings: every open
+/// dashboard and kiosk goes full screen with it, marked as a test, and it can be dismissed.
+#[test]
+fn test_celebration_shows_on_dashboard_and_kiosk() {
+    let Some((chromium, driver_bin)) = browser("test_celebration_shows_on_dashboard_and_kiosk")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(dir.path(), &["--demo", "2"]);
+    run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["totals"]["online"] == 2
+    });
+    let driver = Driver::start(&driver_bin);
+    let shots = screenshot_dir();
+    let overlay = "return (function(){ const c = document.getElementById('celebration'); \
+        return !!c && c.classList.contains('is-test') && c.textContent.includes('BLOCK FOUND') \
+        && c.textContent.includes('TEST') && getComputedStyle(c).position === 'fixed' \
+        && document.documentElement.clientWidth - c.getBoundingClientRect().width < 1 \
+        && document.documentElement.clientHeight - c.getBoundingClientRect().height < 1; })()";
+    for &(w, h) in SIZES {
+        let s = open_session(&driver, &chromium, &dir.path().join(format!("p-{w}")), w, h);
+        s.go(&run.url("/kiosk/records"));
+        std::thread::sleep(Duration::from_millis(1500));
+        if w == SIZES[0].0 {
+            assert_eq!(
+                s.js("return !!document.getElementById('celebration')"),
+                json!(false),
+                "no celebration before the test"
+            );
+        }
+        // The owner presses the button on the settings page (same-origin form post).
+        s.go(&run.url("/settings"));
+        s.js("document.getElementById('test-celebration').click(); return null");
+        assert!(
+            wait_true(
+                &s,
+                "return location.search.includes('saved=celebration')",
+                Duration::from_secs(10)
+            ),
+            "the test celebration form did not come back"
+        );
+        for (path, name) in [
+            ("/kiosk/records", "kiosk-records"),
+            ("/", "dashboard"),
+            ("/kiosk/homage", "kiosk-homage"),
+        ] {
+            s.go(&run.url(path));
+            assert!(
+                wait_true(&s, overlay, Duration::from_secs(15)),
+                "no full-screen test celebration on {path} at {w}x{h}"
+            );
+            std::thread::sleep(Duration::from_millis(400));
+            s.screenshot(&shots.join(format!("celebration-test-{name}-{w}x{h}.png")));
+        }
+        for entry in s.console() {
+            assert_ne!(
+                entry["level"], "SEVERE",
+                "console error: {}",
+                entry["message"]
+            );
+        }
+        // Dismissed on this screen, it stays away.
+        s.js("document.querySelector('#celebration .celebration-close').click(); return null");
+        s.go(&run.url("/kiosk/records"));
+        std::thread::sleep(Duration::from_millis(3500));
+        assert_eq!(
+            s.js("return !!document.getElementById('celebration')"),
+            json!(false),
+            "dismissed, yet shown again"
+        );
+    }
+    // A real block (as the summarizer records it): shown without the TEST band, naming the miner.
+    let db = rusqlite::Connection::open(&run.db).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    db.execute(
+        "INSERT INTO found_blocks (miner_key, miner_id, miner_name, at, pool)
+         SELECT 'miner:' || id, id, name, ?1, 'public-pool.io' FROM miners ORDER BY id LIMIT 1",
+        [now],
+    )
+    .unwrap();
+    let s = open_session(&driver, &chromium, &dir.path().join("p-block"), 800, 480);
+    for path in ["/kiosk/clock", "/"] {
+        s.go(&run.url(path));
+        assert!(
+            wait_true(
+                &s,
+                "return (function(){ const c = document.getElementById('celebration'); \
+                 return !!c && !c.classList.contains('is-test') && !c.textContent.includes('TEST') \
+                 && c.textContent.includes('BLOCK FOUND') && c.textContent.includes('demo-1') \
+                 && c.textContent.includes('public-pool.io'); })()",
+                Duration::from_secs(15)
+            ),
+            "no block celebration on {path}"
+        );
+    }
+    s.screenshot(&shots.join("celebration-block-dashboard-800x480.png"));
+    // A new herd record (this screen has seen the older ones): a banner names it.
+    db.execute(
+        "INSERT INTO share_records (miner_key, miner_id, miner_name, difficulty, at, pool, source,
+                                    live, herd_record)
+         VALUES ('miner:1', 1, 'demo-1', 1234567.0, ?1, 'public-pool.io', 'share', 1, 1)",
+        [now],
+    )
+    .unwrap();
+    assert!(
+        wait_true(
+            &s,
+            "return (function(){ const b = document.getElementById('new-record'); \
+             return !!b && !b.hidden && b.textContent.includes('New herd record: 1.23M by demo-1'); })()",
+            Duration::from_secs(15)
+        ),
+        "no new-herd-record banner: {} / {}",
+        s.js("return localStorage.getItem('shepherd.record_seen') + ' ' + (document.getElementById('new-record') || {}).outerHTML"),
+        s.js("return fetch('/api/herd_data').then(r => r.json()).then(d => JSON.stringify(d.lottery.latest_record))")
+    );
 }

@@ -53,6 +53,20 @@ fn cases() -> Vec<(&'static str, Value, String)> {
     ] {
         out.push(("uptime", json!([s]), format::uptime(s)));
     }
+    for l in [
+        None,
+        Some(0.0),
+        Some(0.004),
+        Some(0.526),
+        Some(1.0),
+        Some(2.449),
+        Some(9.96),
+        Some(67.94),
+        Some(1234.5),
+    ] {
+        out.push(("luck", json!([l]), format::luck(l)));
+        out.push(("flips", json!([l]), format::flips(l)));
+    }
     out
 }
 

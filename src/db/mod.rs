@@ -15,6 +15,7 @@ pub mod price_cache;
 pub mod queries;
 pub mod read_tokens;
 pub mod reboots;
+pub mod records;
 pub mod retention;
 pub mod settings;
 pub mod summaries;

@@ -88,6 +88,8 @@ pub struct MinerView {
     /// Lottery odds at its current hashrate (null unless online and the network difficulty
     /// is known); filled in by the API, not by SQL.
     pub odds: Option<Odds>,
+    /// Best share, luck and coin flips (filled in by the API from the lottery tables).
+    pub lottery: Option<crate::db::records::LotteryFigures>,
     /// Why it is (not) mining: the chain Wi-Fi → pool → subscribed → authorized → hashing →
     /// shares, each link with the line that proves it (see [`crate::diagnosis`]).
     pub diagnosis: Diagnosis,
@@ -211,6 +213,7 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             lines_truncated: r.get("lines_truncated")?,
             shares_last_hour: r.get("shares_last_hour")?,
             odds: None,
+            lottery: None,
             diagnosis,
         })
     })?;

@@ -88,6 +88,8 @@ pub struct SummaryUpdate {
     pub watermark: i64,
     /// Reboots seen, per miner, to store with their context.
     pub reboots: HashMap<i64, Vec<crate::summary::RebootRecord>>,
+    /// Share candidates and blocks, per miner, for the lottery tables.
+    pub lottery: HashMap<i64, Vec<crate::summary::LotteryNote>>,
 }
 
 /// Writes summaries, rollups and averages in one transaction (runs on the writer).
@@ -186,6 +188,15 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
         }
         for (miner_id, records) in &update.reboots {
             super::reboots::store(&tx, *miner_id, records)?;
+        }
+        for (miner_id, s) in &update.states {
+            let lottery = super::records::MinerLottery {
+                miner_id: *miner_id,
+                pool: s.pool.as_deref(),
+                notes: update.lottery.get(miner_id).map_or(&[], Vec::as_slice),
+                minutes: update.minutes.get(miner_id),
+            };
+            super::records::store(&tx, &lottery, now)?;
         }
     }
     tx.commit()

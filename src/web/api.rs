@@ -8,6 +8,7 @@ use super::AppState;
 use crate::clock::now_ms;
 use crate::db::actor::IngestSnapshot;
 use crate::db::queries::{self, HerdTotals, MinerView};
+use crate::db::records::{self, FoundBlock, LotteryFigures, ShareRecord};
 use crate::lottery::{self, Odds};
 use crate::price::cache::{self, NetworkView, PriceView};
 use crate::summary::Status;
@@ -31,22 +32,64 @@ pub struct HerdData {
     pub network: NetworkView,
     /// The herd's lottery odds at its current hashrate; null without a network difficulty.
     pub odds: Option<Odds>,
+    /// The herd's best shares, luck, coin flips and blocks found.
+    pub lottery: HerdLottery,
+}
+
+/// The lottery part of the herd document.
+#[derive(Debug, Serialize)]
+pub struct HerdLottery {
+    /// Herd-wide best share, luck and coin flips.
+    #[serde(flatten)]
+    pub figures: LotteryFigures,
+    /// The herd's top 10 best shares.
+    pub records: Vec<ShareRecord>,
+    /// The newest live record of any miner.
+    pub latest_record: Option<ShareRecord>,
+    /// The newest record that beat the herd's best: pages announce it once (by id) as
+    /// "new herd record".
+    pub latest_herd_record: Option<ShareRecord>,
+    /// Every block found, newest first.
+    pub found_blocks: Vec<FoundBlock>,
+    /// When a test celebration was last asked for on /settings (Unix ms): pages show it,
+    /// marked TEST, for a minute.
+    pub test_celebration_at: Option<i64>,
 }
 
 /// Builds the herd document (blocking: run it off the event loop).
 pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
     let now = now_ms();
     let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-    let (mut miners, price, network) = state.pool.with(|c| {
-        Ok((
-            queries::miner_views(c, now, stall)?,
-            cache::price_view(c, &state.config.price, now)?,
-            cache::network_view(c, &state.config.network, now)?,
-        ))
-    })?;
+    let (mut miners, price, network, keys, (per, herd_figures), lottery_rows) =
+        state.pool.with(|c| {
+            let network = cache::network_view(c, &state.config.network, now)?;
+            let figures = records::lottery_figures(c, now, network.difficulty)?;
+            Ok((
+                queries::miner_views(c, now, stall)?,
+                cache::price_view(c, &state.config.price, now)?,
+                network,
+                records::miner_keys(c)?,
+                figures,
+                (
+                    records::herd_records(c)?,
+                    records::latest_record(c)?,
+                    records::latest_herd_record(c)?,
+                    records::found_blocks(c)?,
+                    records::test_celebration_at(c)?,
+                ),
+            ))
+        })?;
     for m in &mut miners {
         m.odds = miner_odds(m, network.difficulty);
+        m.lottery = Some(
+            keys.get(&m.id)
+                .and_then(|k| per.get(k))
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
+    let (herd_records, latest_record, latest_herd_record, found_blocks, test_celebration_at) =
+        lottery_rows;
     let totals = queries::totals(&miners);
     let odds = network
         .difficulty
@@ -60,6 +103,14 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
         price,
         network,
         odds,
+        lottery: HerdLottery {
+            figures: herd_figures,
+            records: herd_records,
+            latest_record,
+            latest_herd_record,
+            found_blocks,
+            test_celebration_at,
+        },
     })
 }
 

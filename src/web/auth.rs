@@ -273,6 +273,7 @@ pub fn token_may_read(path: &str) -> bool {
         || matches!(
             path,
             "/api/herd_data"
+                | "/api/records"
                 | "/api/events"
                 | "/api/sparklines"
                 | "/api/block_templates"

@@ -146,6 +146,29 @@ pub fn utc_time(ms: Option<i64>) -> String {
     crate::clock::utc_time(ms)
 }
 
+/// Luck as a multiple of par: `0.53×`, `2.4×`, `68×`; `—` when unknown.
+pub fn luck(v: Option<f64>) -> String {
+    match v {
+        Some(l) if l.is_finite() && l >= 0.0 => {
+            if l < 1.0 {
+                format!("{l:.2}×")
+            } else if l < 10.0 {
+                format!("{l:.1}×")
+            } else {
+                // `round` (half away from zero) as JS's Math.round does for positives.
+                format!("{}×", l.round())
+            }
+        }
+        _ => "—".into(),
+    }
+}
+
+/// Coin flips to a block, one decimal: `26.9`; `—` when unknown.
+pub fn flips(v: Option<f64>) -> String {
+    v.filter(|f| f.is_finite())
+        .map_or_else(|| "—".into(), |f| format!("{f:.1}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub const VIEWS: &[(&str, &str, &str)] = &[
     ("health", "Health", "every miner as a tile, problems first in red or amber with the reason"),
     ("homage", "Homage", "the herd as a NerdMiner v2 screen: miner, clock, network and price screens in turn; tap to switch"),
     ("stream", "Stream", "digital rain of the herd's live log lines; orange when a share, a new best or a block happens"),
+    ("records", "Records", "the herd's best-share leaderboard and how many coin flips away a block is, readable across a room"),
 ];
 
 /// The frame of every kiosk view: no navigation, no scrollbars, the stale banner, the poller.
@@ -33,13 +34,15 @@ fn frame(view: &str, title: &str, body: Markup) -> Markup {
                 title { (title) " · The Shepherd kiosk" }
                 link rel="icon" href=(asset("favicon.svg"));
                 link rel="stylesheet" href=(asset("kiosk.css"));
+                link rel="stylesheet" href=(asset("celebrate.css"));
             }
             body class={ "kiosk kiosk-" (view) } data-version=(env!("CARGO_PKG_VERSION")) {
                 (body)
                 div #stale.k-stale hidden { "data is stale since " span #stale-since {} " — reconnecting…" }
                 script src=(asset("format.js")) {}
-            script src=(asset("kiosk.js")) {}
+                script src=(asset("kiosk.js")) {}
                 script src=(asset(&format!("kiosk-{view}.js"))) {}
+                script src=(asset("celebrate.js")) {}
             }
         }
     }
@@ -111,8 +114,31 @@ pub async fn index(req: HttpRequest) -> Markup {
     )
 }
 
-/// `GET /kiosk/clock`
-pub async fn clock(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+/// `?best=1` on the clock kiosk: the optional best-share line.
+#[derive(serde::Deserialize)]
+pub struct ClockQuery {
+    best: Option<String>,
+}
+
+/// "Herd best share 1.23M · 26.9 coin flips from a block", the line the clock can show.
+fn best_line(d: &HerdData) -> String {
+    let l = &d.lottery.figures;
+    match (l.best_share, l.coin_flips) {
+        (Some(b), Some(f)) => format!(
+            "Herd best share {} · {f:.1} coin flips from a block",
+            format::difficulty(Some(b))
+        ),
+        (Some(b), None) => format!("Herd best share {}", format::difficulty(Some(b))),
+        _ => "No best share recorded yet".into(),
+    }
+}
+
+/// `GET /kiosk/clock` (`?best=1` adds the herd's best share and coin flips)
+pub async fn clock(
+    state: web::Data<AppState>,
+    q: web::Query<ClockQuery>,
+) -> actix_web::Result<Markup> {
+    let show_best = q.best.as_deref().is_some_and(|v| v != "0" && !v.is_empty());
     let d = data(state).await?;
     let p = &d.price;
     let change_class = match p.change_24h_percent {
@@ -139,6 +165,9 @@ pub async fn clock(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                     div.k-stat { div.k-label { "Herd hashrate" } div.k-value data-f="hashrate" { (format::hashrate(Some(d.totals.hashrate_khs))) } }
                     div.k-stat { div.k-label { "Miners online" } div.k-value data-f="online" { (d.totals.online) " / " (d.totals.miners) } }
                     div.k-stat { div.k-label { "Best difficulty" } div.k-value data-f="best" { (format::difficulty(d.totals.best_diff)) } }
+                }
+                @if show_best {
+                    div.k-bestline data-f="bestline" { (best_line(&d)) }
                 }
             }
         },
@@ -198,6 +227,7 @@ pub async fn homage(state: web::Data<AppState>) -> actix_web::Result<Markup> {
                     ", shares " (t.shares) ", best difficulty " (format::difficulty(t.best_diff))
                     ", temperature " (format::temperature(temp)) ", uptime " (format::uptime(uptime))
                     ", valid blocks " (t.blocks_found)
+                    ". " (best_line(&d))
                 }
             }
             // The drawing primitives (font, 7-segment digits, panels) the view script uses.
@@ -220,6 +250,46 @@ pub async fn stream() -> Markup {
             }
         },
     )
+}
+
+/// `GET /kiosk/records`: the herd's top 10 for an 800×480 screen across the room: the herd's
+/// best share and coin flips on top, the distance bar, then the leaderboard in large type.
+pub async fn records(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+    let d = data(state).await?;
+    let l = &d.lottery;
+    Ok(frame(
+        "records",
+        "Records",
+        html! {
+            main.k-records {
+                header.k-rec-head {
+                    div {
+                        div.k-label { "Herd best share" }
+                        div.k-rec-best data-f="rec-best" { (format::difficulty(l.figures.best_share)) }
+                    }
+                    div {
+                        div.k-label { "Coin flips from a block" }
+                        div.k-rec-flips data-f="rec-flips" {
+                            @match l.figures.coin_flips { Some(f) => { (format!("{f:.1}")) }, None => { "—" } }
+                        }
+                    }
+                }
+                div.k-rec-bar title="log scale from difficulty 1 to the network difficulty" {
+                    div #k-rec-fill.k-rec-fill data-p=(l.figures.progress_to_block.unwrap_or(0.0)) {}
+                }
+                ol #k-rec-list.k-rec-list {
+                    @for r in &l.records {
+                        li {
+                            span.k-rec-diff { (format::difficulty(Some(r.difficulty))) }
+                            span.k-rec-miner { (r.miner) }
+                            span.k-rec-when { (format::utc_time(Some(r.at))) }
+                        }
+                    }
+                    @if l.records.is_empty() { li.k-rec-empty { "No shares recorded yet" } }
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ struct PageData {
     events: Vec<StatusEvent>,
     logs: Vec<LogLine>,
     reboots: Vec<RebootRow>,
+    lottery: super::records::MinerLotteryPage,
 }
 
 fn load(
@@ -162,6 +163,7 @@ fn load(
             events: history::status_history(c, id, PAGE_EVENTS)?,
             logs: logs::newest(c, id, None, PAGE_LOG_LINES)?,
             reboots: reboots::recent(c, id, PAGE_REBOOTS, true)?,
+            lottery: super::records::miner_lottery_page(c, &state.config.network, id, now)?,
         }))
     })
 }
@@ -232,6 +234,7 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 (charts::line_chart("Temperature", &series(|p| p.temperature), x, ends, false, |v| format!("{v:.0} °C")))
                 (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, ends, true, |v| format!("{v:.0}")))
             }
+            (super::records::miner_section(&d.lottery))
             (reboots_section(&d.reboots))
             h2 { "Status history" }
             @if d.events.is_empty() {

@@ -18,6 +18,7 @@ pub mod onboarding;
 pub mod pages;
 /// Where a request comes from: client address and HTTPS behind trusted proxies, kiosk paths.
 pub mod request;
+pub mod records;
 pub mod security;
 pub mod settings;
 pub mod tokens;
@@ -70,6 +71,8 @@ pub struct AppState {
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
+        .route("/api/records", web::get().to(records::api))
+        .route("/kiosk/records", web::get().to(kiosk::records))
         .route("/api/events", web::get().to(events::events))
         .route("/healthz", web::get().to(api::healthz))
         .route("/miners/manage/{id}", web::get().to(manage::page))
@@ -131,6 +134,10 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/settings/alerts/reset",
             web::post().to(settings::reset_alerts),
+        )
+        .route(
+            "/settings/celebration/test",
+            web::post().to(records::test_celebration),
         )
         .route("/settings/tokens", web::post().to(tokens::create))
         .route(

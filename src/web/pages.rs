@@ -28,6 +28,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 title { (title) " · The Shepherd" }
                 link rel="icon" href=(asset("favicon.svg"));
                 link rel="stylesheet" href=(asset("app.css"));
+                link rel="stylesheet" href=(asset("celebrate.css"));
                 // Loaded before the body so a saved theme applies without a flash.
                 script src=(asset("theme.js")) {}
             }
@@ -45,6 +46,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 }
                 main #main tabindex="-1" { (body) }
                 footer { "The Shepherd " (env!("CARGO_PKG_VERSION")) }
+                script src=(asset("celebrate.js")) {}
             }
         }
     }
@@ -202,8 +204,51 @@ fn market(d: &HerdData) -> Markup {
                 div.sub {
                     "expected wait · chance today "
                     span data-t="odds-day" { (format::chance(d.odds.map(|o| o.chance_per_day))) }
+                    " · this year "
+                    span data-t="odds-year" { (format::chance(d.odds.map(|o| o.chance_per_year))) }
+                }
+                div.sub {
+                    "at the network difficulty as of "
+                    span data-l="odds-asof" data-ts=[n.fetched_at] { (format::utc_time(n.fetched_at)) }
                 }
             }
+        }
+    }
+}
+
+/// The herd's best share, how far a block is, and its luck; kept live by assets/lottery.js.
+fn lottery(d: &HerdData) -> Markup {
+    use super::records::{COIN_FLIPS_HELP, LUCK_HELP};
+    let l = &d.lottery;
+    let top = l.records.first();
+    html! {
+        section.cards #lottery {
+            div.card #best-share-card {
+                div.label { "Herd best share" }
+                div.value data-l="best" { (format::difficulty(l.figures.best_share)) }
+                div.sub data-l="best-by" {
+                    @if let Some(r) = top { (r.miner) " · " (format::utc_time(Some(r.at))) } @else { "none recorded yet" }
+                }
+            }
+            div.card #flips-card title=(COIN_FLIPS_HELP) {
+                div.label { "Coin flips from a block" }
+                div.value data-l="flips" { (format::flips(l.figures.coin_flips)) }
+                div.flips-bar title="log scale: the herd's best share on the way from difficulty 1 to the network difficulty" {
+                    div.flips-fill #flips-fill data-p=(l.figures.progress_to_block.unwrap_or(0.0)) {}
+                }
+            }
+            div.card #luck-card title=(LUCK_HELP) {
+                div.label { "Herd luck" }
+                div.value data-l="luck-24h" { (format::luck(l.figures.luck_24h.luck)) }
+                div.sub {
+                    "24 h · 30 d " span data-l="luck-30d" { (format::luck(l.figures.luck_30d.luck)) }
+                    " · all " span data-l="luck-all" { (format::luck(l.figures.luck_all.luck)) }
+                }
+            }
+        }
+        p.help #lottery-help {
+            (LUCK_HELP) " " (COIN_FLIPS_HELP) " "
+            a href="/kiosk/records" { "Leaderboard" } " · " a href="/api/records" { "records as JSON" }
         }
     }
 }
@@ -285,6 +330,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
             (write_failure_banner(data.ingest.write_failure.as_ref()))
             (totals(&data))
             (alerts_panel())
+            (lottery(&data))
             (market(&data))
             p.stale #stale hidden { "Live data unavailable — showing values as of " span #stale-since {} "." }
             @if data.miners.is_empty() {
@@ -307,6 +353,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
             script src=(asset("format.js")) {}
             script src=(asset("app.js")) {}
             script src=(asset("alerts.js")) {}
+            script src=(asset("lottery.js")) {}
         },
     ))
 }

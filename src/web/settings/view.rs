@@ -218,6 +218,16 @@ pub(super) fn render_with(
                     (alerts_form(&state.config.alerts, &d.alert_overrides, alerts_refused))
                 }
                 (super::super::tokens::section(state, &d.tokens))
+                section #celebration {
+                    h2 { "Block celebration" }
+                    @if req.query_string().contains("saved=celebration") {
+                        p.notice.ok { "Test celebration sent: every open dashboard and kiosk shows it, marked TEST, for a minute." }
+                    }
+                    p { "The day a miner finds a block every open dashboard and kiosk goes full screen with it. Check that your kiosk and phone show it:" }
+                    form method="post" action="/settings/celebration/test" {
+                        button type="submit" #test-celebration { "Test celebration" }
+                    }
+                }
             }
         },
     )
