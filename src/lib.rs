@@ -29,6 +29,8 @@ pub mod diagnosis;
 pub mod discovery;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
+/// Incidents: a miner's troubles told as episodes, and availability (pure).
+pub mod incidents;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Prometheus text exposition for `/metrics`.

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod error;
 pub mod events;
 pub mod format;
+pub mod incidents;
 pub mod integrations;
 pub mod kiosk;
 pub mod manage;
@@ -80,6 +81,8 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/healthz.json", web::get().to(integrations::healthz_json))
         .route("/api/alerts", web::get().to(integrations::alerts_data))
+        .route("/api/incidents", web::get().to(incidents::api))
+        .route("/incidents", web::get().to(incidents::page))
         .route("/metrics", web::get().to(integrations::metrics))
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))

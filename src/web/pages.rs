@@ -36,6 +36,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; " The Shepherd" }
                     nav {
                         a href="/" { "Dashboard" }
+                        a href="/incidents" { "Incidents" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
                         a href="/onboarding" { "Add devices" }
