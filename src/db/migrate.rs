@@ -18,7 +18,7 @@
 //! 10 — `miner_reboots` (reboot history with crash context) and the firmware-truth columns
 //! of `miner_summary` (boot time, lifetime time mining, NVS restore, diagnosis evidence).
 //! 11 — `miner_commands` also takes `DOCTOR` (the table is rebuilt once: SQLite cannot change
-//! a CHECK constraint in place).
+//! a CHECK constraint in place). 12 — and `RESET` (identify, self-healing; rebuilt again).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -32,7 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
@@ -219,7 +219,7 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
     let mut old_commands = false;
     if let Some(found) = found {
         added = add_missing_columns(&tx)?;
-        old_commands = found < 11 && table_exists(&tx, "miner_commands")?;
+        old_commands = found < 12 && table_exists(&tx, "miner_commands")?;
         if old_commands {
             // No table refers to it, so renaming leaves no foreign key dangling.
             tx.execute_batch(
@@ -682,6 +682,11 @@ mod tests {
         assert_eq!(kept, ("SET_CONFIG".into(), "{\"ok\":1}".into()));
         conn.execute(
             "INSERT INTO miner_commands (miner_id, command, created_at) VALUES (1, 'DOCTOR', 6)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO miner_commands (miner_id, command, created_at) VALUES (1, 'RESET', 7)",
             [],
         )
         .unwrap();

@@ -77,6 +77,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             web::post().to(manage::get_config),
         )
         .route("/api/miner/{id}/doctor", web::post().to(manage::doctor))
+        .route("/api/miner/{id}/identify", web::post().to(manage::identify))
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/healthz.json", web::get().to(integrations::healthz_json))
