@@ -17,6 +17,7 @@ pub mod manage;
 pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+pub mod ports;
 pub mod security;
 pub mod settings;
 pub mod tokens;
@@ -84,6 +85,8 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/alerts", web::get().to(integrations::alerts_data))
         .route("/api/incidents", web::get().to(incidents::api))
         .route("/incidents", web::get().to(incidents::page))
+        .route("/api/ports", web::get().to(ports::api))
+        .route("/ports", web::get().to(ports::page))
         .route("/metrics", web::get().to(integrations::metrics))
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))

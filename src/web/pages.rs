@@ -37,6 +37,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     nav {
                         a href="/" { "Dashboard" }
                         a href="/incidents" { "Incidents" }
+                        a href="/ports" { "Ports" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
                         a href="/onboarding" { "Add devices" }
