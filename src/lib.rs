@@ -31,6 +31,8 @@ pub mod discovery;
 pub mod flash;
 /// Incidents: a miner's troubles told as episodes, and availability (pure).
 pub mod incidents;
+/// Firmware inventory: versions grouped against the newest known (pure).
+pub mod inventory;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Prometheus text exposition for `/metrics`.

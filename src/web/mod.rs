@@ -9,6 +9,7 @@ pub mod csrf;
 /// `ApiError`: what a handler answers when the server side fails.
 pub mod error;
 pub mod events;
+pub mod firmware;
 pub mod format;
 pub mod incidents;
 pub mod integrations;
@@ -87,6 +88,8 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/incidents", web::get().to(incidents::page))
         .route("/api/ports", web::get().to(ports::api))
         .route("/ports", web::get().to(ports::page))
+        .route("/api/firmware", web::get().to(firmware::api))
+        .route("/firmware", web::get().to(firmware::page))
         .route("/metrics", web::get().to(integrations::metrics))
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))

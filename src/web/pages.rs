@@ -38,6 +38,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                         a href="/" { "Dashboard" }
                         a href="/incidents" { "Incidents" }
                         a href="/ports" { "Ports" }
+                        a href="/firmware" { "Firmware" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
                         a href="/onboarding" { "Add devices" }
