@@ -49,6 +49,8 @@ pub mod names;
 pub mod price;
 /// Canary rollout: one pool/address change to many miners, canary first, stop on failure.
 pub mod rollout;
+/// Self-healing (opt-in): resets and power cycles for stuck miners, rate-limited.
+pub mod selfheal;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.
