@@ -222,6 +222,137 @@ pub mod uhubctl {
     }
 }
 
+/// Runs `action` (a power cycle runs `program` now; a reset is left to the miner's reader).
+fn run(action: &Action, program: Option<&Path>) -> Option<Result<String, String>> {
+    match (action, program) {
+        (Action::PowerCycle { hub, port }, Some(p)) => Some(uhubctl::cycle(p, hub, *port)),
+        _ => None,
+    }
+}
+
+/// Where to power cycle the miner on `port` (its tty or by-id link): the hub it is plugged
+/// into and its port there, from sysfs; `None` on a root port or where sysfs cannot tell.
+pub fn power_location(port: &str) -> Option<(String, u32)> {
+    use crate::discovery::{portmap, sysfs};
+    let devices = sysfs::scan_system();
+    let real = std::fs::canonicalize(port).ok()?;
+    let scan = portmap::scan(Path::new("/sys/class/tty"), &devices);
+    let placed = scan
+        .devices
+        .iter()
+        .find(|p| std::fs::canonicalize(&p.device.tty).ok().as_ref() == Some(&real))?;
+    Some((placed.path.parent()?.to_string(), placed.path.port()))
+}
+
+/// Runs self-healing rounds every minute while `[self_heal] enabled`.
+pub struct SelfHealActor {
+    cfg: SelfHealConfig,
+    pool: crate::db::ReadPool,
+    db: actix::Addr<crate::db::DbActor>,
+    supervisor: actix::Addr<crate::supervisor::Supervisor>,
+    program: Option<PathBuf>,
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SelfHealActor {
+    /// Looks for uhubctl on PATH and says what it found (the README explains the package).
+    pub fn new(
+        cfg: SelfHealConfig,
+        pool: crate::db::ReadPool,
+        db: actix::Addr<crate::db::DbActor>,
+        supervisor: actix::Addr<crate::supervisor::Supervisor>,
+    ) -> Self {
+        let program = uhubctl::find(std::env::var_os("PATH").as_deref());
+        match (&program, cfg.power_cycle) {
+            (Some(p), true) => tracing::info!("self-healing on; power cycles with {}", p.display()),
+            (None, true) => tracing::info!(
+                "self-healing on, serial resets only: uhubctl is not installed (apt install                  uhubctl) for power cycles on hubs that switch port power"
+            ),
+            (_, false) => tracing::info!("self-healing on, serial resets only (power_cycle = false)"),
+        }
+        let program = program.filter(|_| cfg.power_cycle);
+        Self {
+            cfg,
+            pool,
+            db,
+            supervisor,
+            program,
+            busy: Default::default(),
+        }
+    }
+
+    /// One round on a thread of its own (reads, a power cycle's seconds, then the records).
+    fn round(&self) {
+        use std::sync::atomic::Ordering;
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cfg, pool, db, sup) = (
+            self.cfg.clone(),
+            self.pool.clone(),
+            self.db.clone(),
+            self.supervisor.clone(),
+        );
+        let (program, busy) = (self.program.clone(), self.busy.clone());
+        let spawned = std::thread::Builder::new()
+            .name("self-heal".into())
+            .spawn(move || {
+                let now = crate::clock::now_ms();
+                let ports = |c: &Connection| -> rusqlite::Result<Vec<(i64, String)>> {
+                    let mut s = c.prepare_cached("SELECT id, port FROM miners")?;
+                    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect()
+                };
+                let read = pool.with(|c| {
+                    let ports = ports(c)?;
+                    let power_of = |id: i64| {
+                        program.as_ref()?;
+                        let port = ports.iter().find(|(m, _)| *m == id)?;
+                        power_location(&port.1)
+                    };
+                    stuck(c, now, &power_of)
+                });
+                match read {
+                    Err(e) => tracing::warn!("self-healing cannot read the herd: {e}"),
+                    Ok(list) => {
+                        for s in list {
+                            let Some(action) = plan(now, &cfg, &s) else {
+                                continue;
+                            };
+                            let outcome = run(&action, program.as_deref());
+                            tracing::warn!(
+                                miner = s.miner_id,
+                                "self-healing: {action:?} {}",
+                                outcome.as_ref().map_or("queued", |o| match o {
+                                    Ok(t) | Err(t) => t.as_str(),
+                                })
+                            );
+                            let id = s.miner_id;
+                            db.do_send(crate::db::Write::new(move |c| {
+                                record(c, now, id, &action, outcome).map(|_| ())
+                            }));
+                        }
+                        sup.do_send(crate::supervisor::DispatchCommands);
+                    }
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a self-healing round: {e}");
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl actix::Actor for SelfHealActor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        ctx.run_interval(std::time::Duration::from_secs(60), |a, _| a.round());
+    }
+}
+
 /// One round: plans for every stuck miner and records what it does; power cycles run here
 /// (through `program`). Returns the miners acted on and how. Runs on a connection that may
 /// write (the DbActor's, or the test's).
@@ -238,10 +369,7 @@ pub fn tick(
         let Some(action) = plan(now, cfg, &s) else {
             continue;
         };
-        let outcome = match (&action, program) {
-            (Action::PowerCycle { hub, port }, Some(p)) => Some(uhubctl::cycle(p, hub, *port)),
-            _ => None,
-        };
+        let outcome = run(&action, program);
         tracing::warn!(miner = s.miner_id, "self-healing: {action:?} ({outcome:?})");
         record(conn, now, s.miner_id, &action, outcome)?;
         done.push((s.miner_id, action));
