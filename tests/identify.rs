@@ -58,5 +58,32 @@ fn identify_reboots_the_simulated_miner_through_its_reader() {
 
     let (status, _) = app.post("/api/miner/9999/identify", "");
     assert_eq!(status, 404);
+
+    // The operations pages answer for this herd.
+    let inc = app.json("/api/incidents?miner=demo-7");
+    assert_eq!(inc["availability"][0]["miner"], "demo-7", "{inc:#}");
+    assert!(inc["incidents"].is_array());
+    assert_eq!(app.get("/api/incidents?kind=bored").0, 400);
+    assert_eq!(app.get("/api/incidents?miner=nobody").0, 404);
+    for page in [
+        "/incidents",
+        "/ports",
+        "/firmware",
+        &format!("/miners/{id}"),
+    ] {
+        let (status, body) = app.get(page);
+        assert_eq!(status, 200, "{page}");
+        assert!(String::from_utf8_lossy(&body).contains("</html>"), "{page}");
+    }
+    let fw = app.json("/api/firmware");
+    assert!(
+        fw["groups"].as_array().unwrap().iter().any(|g| g["miners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["miner"] == "demo-7")),
+        "{fw:#}"
+    );
+    assert!(app.json("/api/ports")["buses"].is_array());
     app.stop();
 }

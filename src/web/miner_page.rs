@@ -22,6 +22,8 @@ const PAGE_LOG_LINES: usize = 200;
 const PAGE_EVENTS: usize = 100;
 /// Reboots shown on the page (each with its crash context, folded).
 const PAGE_REBOOTS: usize = 20;
+/// Incidents shown on the page.
+const PAGE_INCIDENTS: usize = 20;
 
 /// Query parameters, taken as text so a bad value gets our message rather than actix's.
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,10 @@ struct PageData {
     events: Vec<StatusEvent>,
     logs: Vec<LogLine>,
     reboots: Vec<RebootRow>,
+    /// Its incidents of the last 30 days, newest first.
+    incidents: Vec<crate::db::incidents::IncidentRow>,
+    /// Its availability.
+    availability: Option<crate::db::incidents::Availability>,
 }
 
 fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, crate::db::DbError> {
@@ -86,6 +92,18 @@ fn load(state: &AppState, id: i64, range: Range) -> Result<Option<PageData>, cra
             events: history::status_history(c, id, PAGE_EVENTS)?,
             logs: logs::newest(c, id, None, PAGE_LOG_LINES)?,
             reboots: reboots::recent(c, id, PAGE_REBOOTS, true)?,
+            incidents: crate::db::incidents::list(
+                c,
+                now,
+                &crate::db::incidents::Filter {
+                    miner_id: Some(id),
+                    ..Default::default()
+                },
+                PAGE_INCIDENTS,
+            )?,
+            availability: crate::db::incidents::availability(c, now, Some(id))?
+                .into_iter()
+                .next(),
         }))
     })
 }
@@ -156,6 +174,13 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
                 (charts::line_chart("Shares", &series(|p| Some(p.shares as f64)), x, ends, true, |v| format!("{v:.0}")))
             }
             (reboots_section(&d.reboots))
+            h2 { "Incidents " span.muted { "(last 30 days; " a href={ "/incidents?miner=" (id) } { "all" } ")" } }
+            @if let Some(a) = &d.availability {
+                p { "Mining " (super::incidents::percent(a.pct_24h)) " of the last 24 h, "
+                    (super::incidents::percent(a.pct_7d)) " of 7 days, "
+                    (super::incidents::percent(a.pct_30d)) " of 30 days." }
+            }
+            (super::incidents::table(&d.incidents, false))
             h2 { "Status history" }
             @if d.events.is_empty() {
                 p.empty { "No boots, crashes, pool or Wi-Fi changes recorded yet." }
