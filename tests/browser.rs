@@ -26,6 +26,9 @@ const PAGES: &[(&str, &str)] = &[
     ("/kiosk/homage", "kiosk-homage"),
     ("/kiosk/stream", "kiosk-stream"),
     ("/login", "login"),
+    ("/incidents", "incidents"),
+    ("/ports", "ports"),
+    ("/firmware", "firmware"),
 ];
 
 const SIZES: &[(u32, u32)] = &[(800, 480), (1920, 1080)];
