@@ -85,5 +85,6 @@ fn identify_reboots_the_simulated_miner_through_its_reader() {
         "{fw:#}"
     );
     assert!(app.json("/api/ports")["buses"].is_array());
+    assert!(app.json("/api/identifying")["miners"].is_array());
     app.stop();
 }

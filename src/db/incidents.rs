@@ -90,6 +90,25 @@ pub fn happenings(
     Ok(out)
 }
 
+/// How long after an identify reset a miner still shows as identifying if it does not mine.
+pub const IDENTIFY_HOLD_MS: i64 = 5 * 60_000;
+
+/// Miners being identified: an identify RESET is queued or running, or finished less than
+/// [`IDENTIFY_HOLD_MS`] ago and the miner has not reported hashing since (it mines again).
+pub fn identifying(conn: &Connection, now: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT c.miner_id FROM miner_commands c
+         WHERE c.command = ?1 AND c.payload LIKE '%\"identify\"%'
+           AND (c.status IN ('pending', 'running')
+                OR (c.finished_at >= ?2 AND NOT EXISTS (
+                      SELECT 1 FROM miner_events e WHERE e.miner_id = c.miner_id
+                        AND e.kind = 'progress' AND e.ts > c.finished_at)))
+         ORDER BY c.miner_id",
+    )?;
+    let rows = stmt.query_map(params![RESET_COMMAND, now - IDENTIFY_HOLD_MS], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// How a reset reads in an episode: who asked for it and how it went.
 fn reset_text(payload: Option<&str>, status: &str, detail: &str) -> String {
     let why = payload
@@ -325,6 +344,43 @@ mod tests {
             ..Filter::default()
         };
         assert!(list(&c, now, &none, 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_miner_is_identifying_until_it_mines_again() {
+        let c = memory_db();
+        let now = 100 * 86_400_000;
+        let m = miner(&c, "demo-7", 0);
+        let other = miner(&c, "demo-8", 0);
+        let reset = |id: i64, status: &str, finished: Option<i64>, reason: &str| {
+            c.execute(
+                "INSERT INTO miner_commands (miner_id, command, status, created_at, finished_at, payload)
+                 VALUES (?1, 'RESET', ?2, 0, ?3, ?4)",
+                params![id, status, finished, format!("{{\"reason\":\"{reason}\"}}")],
+            )
+            .unwrap();
+        };
+        reset(m, "pending", None, "identify");
+        reset(other, "complete", Some(now - 10 * MIN), "identify");
+        // A self-healing reset is not an identify.
+        reset(other, "pending", None, "self-healing: serial reset");
+        assert_eq!(identifying(&c, now).unwrap(), [m]);
+        c.execute(
+            "UPDATE miner_commands SET status = 'complete', finished_at = ?1 WHERE miner_id = ?2",
+            params![now - MIN, m],
+        )
+        .unwrap();
+        assert_eq!(
+            identifying(&c, now).unwrap(),
+            [m],
+            "rebooted, not mining yet"
+        );
+        c.execute(
+            "INSERT INTO miner_events (miner_id, ts, kind) VALUES (?1, ?2, 'progress')",
+            params![m, now - 1000],
+        )
+        .unwrap();
+        assert!(identifying(&c, now).unwrap().is_empty(), "mining again");
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub async fn api(
     }
 }
 
+/// `GET /api/identifying`: `{"miners": [id, …]}` being identified (the dashboard shows them
+/// as "identifying" until they mine again).
+pub async fn identifying(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    let ids = blocking(move || pool.with(|c| incidents::identifying(c, now_ms()))).await?;
+    Ok(fresh_json(&serde_json::json!({ "miners": ids })))
+}
+
 /// `GET /incidents`: the list with its filters, and the availability table.
 pub async fn page(
     state: web::Data<AppState>,

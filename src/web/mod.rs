@@ -86,6 +86,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/alerts", web::get().to(integrations::alerts_data))
         .route("/api/incidents", web::get().to(incidents::api))
         .route("/incidents", web::get().to(incidents::page))
+        .route("/api/identifying", web::get().to(incidents::identifying))
         .route("/api/ports", web::get().to(ports::api))
         .route("/ports", web::get().to(ports::page))
         .route("/api/firmware", web::get().to(firmware::api))
