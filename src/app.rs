@@ -192,6 +192,7 @@ impl App {
                 pool.clone(),
                 db.clone(),
                 supervisor.clone(),
+                alerts.1.clone(),
             )
             .start();
         }

@@ -244,12 +244,31 @@ pub fn power_location(port: &str) -> Option<(String, u32)> {
     Some((placed.path.parent()?.to_string(), placed.path.port()))
 }
 
+/// One line for the log and the alert: what was done to whom, and how it went.
+pub fn describe(name: &str, action: &Action, outcome: Option<&Result<String, String>>) -> String {
+    match (action, outcome) {
+        (Action::Reset, _) => {
+            format!("self-healing: {name} is stuck; a reset through its serial lines is queued")
+        }
+        (Action::PowerCycle { hub, port }, Some(Ok(_))) => {
+            format!("self-healing: {name} was still stuck; power cycled hub {hub} port {port}")
+        }
+        (Action::PowerCycle { hub, port }, Some(Err(e))) => {
+            format!("self-healing: power cycle of {name} (hub {hub} port {port}) failed: {e}")
+        }
+        (Action::PowerCycle { hub, port }, None) => {
+            format!("self-healing: power cycle of {name} (hub {hub} port {port}) not run")
+        }
+    }
+}
+
 /// Runs self-healing rounds every minute while `[self_heal] enabled`.
 pub struct SelfHealActor {
     cfg: SelfHealConfig,
     pool: crate::db::ReadPool,
     db: actix::Addr<crate::db::DbActor>,
     supervisor: actix::Addr<crate::supervisor::Supervisor>,
+    alerts: actix::Addr<crate::alerts::AlertActor>,
     program: Option<PathBuf>,
     busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -261,6 +280,7 @@ impl SelfHealActor {
         pool: crate::db::ReadPool,
         db: actix::Addr<crate::db::DbActor>,
         supervisor: actix::Addr<crate::supervisor::Supervisor>,
+        alerts: actix::Addr<crate::alerts::AlertActor>,
     ) -> Self {
         let program = uhubctl::find(std::env::var_os("PATH").as_deref());
         match (&program, cfg.power_cycle) {
@@ -276,6 +296,7 @@ impl SelfHealActor {
             pool,
             db,
             supervisor,
+            alerts,
             program,
             busy: Default::default(),
         }
@@ -294,39 +315,45 @@ impl SelfHealActor {
             self.supervisor.clone(),
         );
         let (program, busy) = (self.program.clone(), self.busy.clone());
+        let alerts = self.alerts.clone();
         let spawned = std::thread::Builder::new()
             .name("self-heal".into())
             .spawn(move || {
                 let now = crate::clock::now_ms();
-                let ports = |c: &Connection| -> rusqlite::Result<Vec<(i64, String)>> {
-                    let mut s = c.prepare_cached("SELECT id, port FROM miners")?;
-                    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                type Row = (i64, String, String);
+                let ports = |c: &Connection| -> rusqlite::Result<Vec<Row>> {
+                    let mut s = c.prepare_cached("SELECT id, port, name FROM miners")?;
+                    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                     rows.collect()
                 };
                 let read = pool.with(|c| {
                     let ports = ports(c)?;
                     let power_of = |id: i64| {
                         program.as_ref()?;
-                        let port = ports.iter().find(|(m, _)| *m == id)?;
+                        let port = ports.iter().find(|(m, _, _)| *m == id)?;
                         power_location(&port.1)
                     };
-                    stuck(c, now, &power_of)
+                    Ok((stuck(c, now, &power_of)?, ports))
                 });
                 match read {
                     Err(e) => tracing::warn!("self-healing cannot read the herd: {e}"),
-                    Ok(list) => {
+                    Ok((list, names)) => {
                         for s in list {
                             let Some(action) = plan(now, &cfg, &s) else {
                                 continue;
                             };
                             let outcome = run(&action, program.as_deref());
-                            tracing::warn!(
-                                miner = s.miner_id,
-                                "self-healing: {action:?} {}",
-                                outcome.as_ref().map_or("queued", |o| match o {
-                                    Ok(t) | Err(t) => t.as_str(),
-                                })
-                            );
+                            let name = names
+                                .iter()
+                                .find(|(m, _, _)| *m == s.miner_id)
+                                .map_or_else(|| format!("miner {}", s.miner_id), |m| m.2.clone());
+                            let message = describe(&name, &action, outcome.as_ref());
+                            tracing::warn!(miner = s.miner_id, "{message}");
+                            alerts.do_send(crate::alerts::SelfHealed {
+                                miner_id: s.miner_id,
+                                miner: name,
+                                message,
+                            });
                             let id = s.miner_id;
                             db.do_send(crate::db::Write::new(move |c| {
                                 record(c, now, id, &action, outcome).map(|_| ())
@@ -411,6 +438,18 @@ mod tests {
             plan(now, &c, &stuck_at(now - after, vec![])),
             Some(Action::Reset)
         );
+    }
+
+    #[test]
+    fn actions_read_well() {
+        let pc = Action::PowerCycle {
+            hub: "1-1.3".into(),
+            port: 2,
+        };
+        assert!(describe("demo-1", &Action::Reset, None).contains("reset through its serial"));
+        assert!(describe("demo-1", &pc, Some(&Ok("ok".into())))
+            .contains("power cycled hub 1-1.3 port 2"));
+        assert!(describe("demo-1", &pc, Some(&Err("no".into()))).ends_with("failed: no"));
     }
 
     #[test]
