@@ -163,8 +163,9 @@ CREATE TABLE IF NOT EXISTS miner_minutes (
 CREATE TABLE IF NOT EXISTS miner_commands (
     id           INTEGER PRIMARY KEY,
     miner_id     INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
-    -- DOCTOR (a read-only check of the flash link) from version 11.
-    command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG', 'DOCTOR')),
+    -- DOCTOR (a read-only check of the flash link) from version 11; RESET (identify,
+    -- self-healing) from version 12.
+    command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG', 'DOCTOR', 'RESET')),
     payload      TEXT,
     status       TEXT    NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'running', 'complete', 'error')),

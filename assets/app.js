@@ -157,9 +157,11 @@
       cell(row, "name").querySelector("a").textContent = m.name;
       cell(row, "pool").textContent = m.pool || "—";
       const badge = document.createElement("span");
-      badge.className = "badge status-" + m.status;
-      badge.textContent = m.status.replace("_", " ");
-      badge.title = m.status_detail || "";
+      // Identify reset this board on purpose: say so until it mines again.
+      const status = identifying.has(m.id) ? "identifying" : m.status;
+      badge.className = "badge status-" + status;
+      badge.textContent = status.replace("_", " ");
+      badge.title = identifying.has(m.id) ? "reset by Identify; back when it mines again" : m.status_detail || "";
       const words = fmt.reason(m);
       row.dataset.rank = fmt.problemRank(m);
       if (words) {
@@ -271,7 +273,17 @@
     });
   }
 
+  // Miners being identified (GET /api/identifying), refreshed with every poll.
+  let identifying = new Set();
+  async function pollIdentifying() {
+    try {
+      const r = await fetch("/api/identifying", { cache: "no-store" });
+      if (r.ok) identifying = new Set((await r.json()).miners);
+    } catch (e) { /* next poll */ }
+  }
+
   async function poll() {
+    pollIdentifying();
     if (Date.now() - lastEvent < 5000) { tickAges(); return; }
     try {
       const r = await fetch("/api/herd_data", { cache: "no-store" });

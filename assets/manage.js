@@ -98,6 +98,16 @@
       queueRead("/api/miner/" + miner + "/get_config", method ? { method } : {});
     });
   });
+  // Identify: a visible reboot, after the owner agreed to lose about 20 s of mining.
+  const identify = el("identify");
+  if (identify)
+    identify.addEventListener("click", () => {
+      const ok = window.confirm(
+        "Identify resets this miner through its serial lines: its screen or LED reboots so you " +
+          "can see which board it is. It costs about 20 s of mining. Go ahead?"
+      );
+      if (ok) queueRead("/api/miner/" + miner + "/identify", {});
+    });
   const doctor = el("doctor");
   if (doctor)
     doctor.addEventListener("click", () => queueRead("/api/miner/" + miner + "/doctor", {}));

@@ -185,6 +185,18 @@ impl App {
             (arbiter, addr)
         };
 
+        // Off unless the owner turned it on; stops with the system.
+        if config.self_heal.enabled {
+            crate::selfheal::SelfHealActor::new(
+                config.self_heal.clone(),
+                pool.clone(),
+                db.clone(),
+                supervisor.clone(),
+                alerts.1.clone(),
+            )
+            .start();
+        }
+
         let allowed_hosts =
             web::security::AllowedHosts::for_this_machine(config.server.bind, &config.web);
         let config = Arc::new(config);

@@ -31,6 +31,10 @@ pub mod diagnosis;
 pub mod discovery;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
+/// Incidents: a miner's troubles told as episodes, and availability (pure).
+pub mod incidents;
+/// Firmware inventory: versions grouped against the newest known (pure).
+pub mod inventory;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Prometheus text exposition for `/metrics`.
@@ -47,6 +51,8 @@ pub mod names;
 pub mod price;
 /// Canary rollout: one pool/address change to many miners, canary first, stop on failure.
 pub mod rollout;
+/// Self-healing (opt-in): resets and power cycles for stuck miners, rate-limited.
+pub mod selfheal;
 /// Simulated NerdMiners on pseudo-terminals (demo mode and tests).
 pub mod sim;
 /// The summarizer actor.

@@ -31,6 +31,9 @@ const PAGES: &[(&str, &str)] = &[
     ("/kiosk/stream", "kiosk-stream"),
     ("/kiosk/records", "kiosk-records"),
     ("/login", "login"),
+    ("/incidents", "incidents"),
+    ("/ports", "ports"),
+    ("/firmware", "firmware"),
 ];
 
 const SIZES: &[(u32, u32)] = &[(800, 480), (390, 844), (1920, 1080)];

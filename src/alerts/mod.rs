@@ -85,6 +85,41 @@ pub struct WatchWrites(pub Arc<crate::db::IngestStats>);
 #[rtype(result = "Result<Vec<Notice>, String>")]
 pub struct EvaluateNow;
 
+/// Self-healing acted on a miner: a warning sent to the notifiers and kept in the history.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SelfHealed {
+    /// Which miner.
+    pub miner_id: i64,
+    /// Its name.
+    pub miner: String,
+    /// What was done, and how it went.
+    pub message: String,
+}
+
+impl Handler<SelfHealed> for AlertActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SelfHealed, _: &mut Self::Context) {
+        // Alerts off: the log line and the incident entry still say it.
+        if self.engine.is_none() {
+            return;
+        }
+        let n = Notice {
+            miner_id: msg.miner_id,
+            miner: msg.miner,
+            rule: rules::Rule::SelfHealing,
+            kind: NoticeKind::Fired,
+            severity: rules::Severity::Warning,
+            message: msg.message,
+            at: now_ms(),
+        };
+        self.notifier.notify(&n);
+        self.db
+            .do_send(Write::new(move |c| sql::store(c, std::slice::from_ref(&n))));
+    }
+}
+
 /// The program is stopping: say goodbye on MQTT and stop the delivery threads.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -80,6 +80,14 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 timeout,
             )
         }
+        Command::Identify {
+            common,
+            name,
+            timeout,
+        } => {
+            let config = load_config(&common)?;
+            super::flash::identify(&config.database.path, &name, timeout)
+        }
         Command::Bench { kind } => match kind {
             BenchKind::Flash { max_baud, rom } => super::bench_flash::run(max_baud, rom),
             BenchKind::Ingest {

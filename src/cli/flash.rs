@@ -298,6 +298,22 @@ fn queue(
     Ok((conn, id))
 }
 
+/// `shepherd identify NAME`: queue RESET with reason `identify`, follow it, say which board
+/// just rebooted.
+pub fn identify(db_path: &Path, name: &str, timeout: u64) -> anyhow::Result<()> {
+    let mut payload = serde_json::Map::new();
+    payload.insert("reason".into(), "identify".into());
+    let (conn, id) = queue(db_path, name, CommandKind::Reset, payload, false)?;
+    let row = follow(&conn, db_path, id, timeout)?;
+    let detail = row.detail.unwrap_or_default();
+    if row.status == "complete" {
+        println!("{name} is the board whose screen or LED just rebooted ({detail})");
+        Ok(())
+    } else {
+        bail!("identify {name} failed: {detail}")
+    }
+}
+
 /// `shepherd doctor NAME`: queue DOCTOR, follow it, print a verdict per step and write the
 /// protocol trace to a file the owner can attach to a bug report.
 pub fn doctor(

@@ -110,6 +110,19 @@ pub enum Command {
         #[arg(long, default_value_t = 900)]
         timeout: u64,
     },
+    /// Find one board in a box of identical ones: reset miner NAME through its serial lines
+    /// so its screen or LED visibly reboots. Costs about 20 s of mining. Needs `shepherd run`
+    /// running on the same database (it owns the port).
+    Identify {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// The miner's name.
+        name: String,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// List the USB serial devices plugged in now and what each is to the herd (works
     /// without a running server).
     Devices {

@@ -45,6 +45,36 @@ pub struct Config {
     pub backups: BackupsConfig,
     /// Web pages: optional login.
     pub web: WebConfig,
+    /// Resetting stuck miners by itself (off by default).
+    pub self_heal: SelfHealConfig,
+}
+
+/// `[self_heal]`: what the Shepherd may do on its own about a stuck miner.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfHealConfig {
+    /// Off unless the owner turns it on: a reset costs mining time.
+    pub enabled: bool,
+    /// A miner stalled or hung this long gets a reset through its serial lines.
+    pub after_minutes: u64,
+    /// When a reset did not help, power cycle the port with `uhubctl` where the hub can.
+    pub power_cycle: bool,
+    /// At most one action per miner this often.
+    pub min_interval_minutes: u64,
+    /// At most this many actions per miner a day.
+    pub max_per_day: u32,
+}
+
+impl Default for SelfHealConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            after_minutes: 10,
+            power_cycle: true,
+            min_interval_minutes: 30,
+            max_per_day: 6,
+        }
+    }
 }
 
 /// `[web]`: who may reach the pages and what needs the login.

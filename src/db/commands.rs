@@ -20,14 +20,17 @@ pub enum CommandKind {
     SetConfig,
     /// Read-only check of the flash link, with a protocol trace.
     Doctor,
+    /// Reset the board through its serial lines (identify, self-healing).
+    Reset,
 }
 
 impl CommandKind {
     /// Every kind, in the order the manage page lists them.
-    pub const ALL: [CommandKind; 3] = [
+    pub const ALL: [CommandKind; 4] = [
         CommandKind::GetConfig,
         CommandKind::SetConfig,
         CommandKind::Doctor,
+        CommandKind::Reset,
     ];
 
     /// The name stored in the table and shown to people.
@@ -36,6 +39,7 @@ impl CommandKind {
             CommandKind::GetConfig => "GET_CONFIG",
             CommandKind::SetConfig => "SET_CONFIG",
             CommandKind::Doctor => "DOCTOR",
+            CommandKind::Reset => "RESET",
         }
     }
 

@@ -21,6 +21,7 @@
 //! a CHECK constraint in place).
 //! 12 — the lottery: `share_records`, `lottery_hours`, `lottery_totals`, `share_histogram`,
 //! `found_blocks` (see [`super::records`]).
+//! 13 — `miner_commands` also takes `RESET` (identify, self-healing; rebuilt again).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -34,7 +35,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
@@ -221,7 +222,7 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
     let mut old_commands = false;
     if let Some(found) = found {
         added = add_missing_columns(&tx)?;
-        old_commands = found < 11 && table_exists(&tx, "miner_commands")?;
+        old_commands = found < 13 && table_exists(&tx, "miner_commands")?;
         if old_commands {
             // No table refers to it, so renaming leaves no foreign key dangling.
             tx.execute_batch(
@@ -684,6 +685,11 @@ mod tests {
         assert_eq!(kept, ("SET_CONFIG".into(), "{\"ok\":1}".into()));
         conn.execute(
             "INSERT INTO miner_commands (miner_id, command, created_at) VALUES (1, 'DOCTOR', 6)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO miner_commands (miner_id, command, created_at) VALUES (1, 'RESET', 7)",
             [],
         )
         .unwrap();

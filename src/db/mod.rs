@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod commands;
 pub mod devices;
 pub mod history;
+pub mod incidents;
 pub mod logs;
 pub mod migrate;
 pub mod miners;

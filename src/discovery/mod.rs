@@ -8,6 +8,7 @@
 //! or, in tests, from whoever sends [`DeviceEvent`]s to the actor's address.
 
 pub mod classify;
+pub mod portmap;
 pub mod probe;
 pub mod sysfs;
 pub mod udev_source;

@@ -1,6 +1,6 @@
 //! Miners: the MinerActor that alone owns a miner's serial port, and the pure pieces it uses
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
-//! with the port (GET_CONFIG, SET_CONFIG, DOCTOR; their shared plumbing is in `command`).
+//! with the port (GET_CONFIG, SET_CONFIG, DOCTOR, RESET; their shared plumbing is in `command`).
 
 pub mod backups;
 pub mod boot_config;
@@ -12,6 +12,7 @@ pub mod get_config;
 pub mod parse;
 pub mod port;
 pub mod reader;
+pub mod reset;
 pub mod set_config;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +156,9 @@ fn job(db: Addr<DbActor>, kind: CommandKind, id: i64, payload: Option<String>) -
         }
         CommandKind::Doctor => {
             Box::new(move |session| doctor::execute(&db, id, payload.as_deref(), session))
+        }
+        CommandKind::Reset => {
+            Box::new(move |session| reset::execute(&db, id, payload.as_deref(), session))
         }
     }
 }

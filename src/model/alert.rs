@@ -31,6 +31,9 @@ pub enum Rule {
     RebootStorm,
     /// A brown-out reset.
     Brownout,
+    /// Self-healing reset or power cycled a stuck miner (`[self_heal]`); not a rule the owner
+    /// tunes, so not in [`ALL_RULES`].
+    SelfHealing,
 }
 
 impl Rule {
@@ -48,6 +51,7 @@ impl Rule {
             Rule::WorkerRejected => "worker_rejected",
             Rule::RebootStorm => "reboot_storm",
             Rule::Brownout => "brownout",
+            Rule::SelfHealing => "self_healing",
         }
     }
 
@@ -58,7 +62,10 @@ impl Rule {
 
     /// A happening is sent once; a condition stays active until it clears.
     pub fn is_happening(self) -> bool {
-        matches!(self, Rule::Rebooted | Rule::BlockFound | Rule::Brownout)
+        matches!(
+            self,
+            Rule::Rebooted | Rule::BlockFound | Rule::Brownout | Rule::SelfHealing
+        )
     }
 }
 
@@ -134,6 +141,7 @@ impl Notice {
             Rule::WorkerRejected => "pool rejects worker",
             Rule::RebootStorm => "reboot storm",
             Rule::Brownout => "brown-out reset",
+            Rule::SelfHealing => "self-healing acted",
         };
         match self.kind {
             NoticeKind::Resolved => format!("{}: {what} resolved", self.miner),

@@ -71,6 +71,21 @@ pub async fn doctor(
     queue(&state, path.into_inner(), CommandKind::Doctor, payload).await
 }
 
+/// `POST /api/miner/{id}/identify` — no body. Queues RESET with reason `identify`: the board
+/// reboots visibly (about 20 s of mining lost); 202 `{"id"}`. Same-origin only: it resets the
+/// miner.
+pub async fn identify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(e) = csrf::check(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({ "error": e.to_string() })));
+    }
+    let payload = json!({ "reason": "identify" }).to_string();
+    queue(&state, path.into_inner(), CommandKind::Reset, Some(payload)).await
+}
+
 /// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
 async fn queue(
     state: &AppState,
@@ -557,7 +572,8 @@ pub async fn page(
                 button.read type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
                 button.read type="button" data-method="flash" { "Read from flash" } " "
                 button.read type="button" data-method="boot" { "Capture from boot log" } " "
-                button type="button" #doctor { "Doctor (read-only check)" }
+                button type="button" #doctor { "Doctor (read-only check)" } " "
+                button.danger-outline type="button" #identify title="Reset this board so its screen or LED visibly reboots" { "Identify" }
             }
             p {
                 label {

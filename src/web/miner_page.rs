@@ -22,6 +22,8 @@ const PAGE_LOG_LINES: usize = 200;
 const PAGE_EVENTS: usize = 100;
 /// Reboots shown on the page (each with its crash context, folded).
 const PAGE_REBOOTS: usize = 20;
+/// Incidents shown on the page.
+const PAGE_INCIDENTS: usize = 20;
 
 /// Query parameters, taken as text so a bad value gets our message rather than actix's.
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +130,10 @@ struct PageData {
     logs: Vec<LogLine>,
     reboots: Vec<RebootRow>,
     lottery: super::records::MinerLotteryPage,
+    /// Its incidents of the last 30 days, newest first.
+    incidents: Vec<crate::db::incidents::IncidentRow>,
+    /// Its availability.
+    availability: Option<crate::db::incidents::Availability>,
 }
 
 fn load(
@@ -164,6 +170,18 @@ fn load(
             logs: logs::newest(c, id, None, PAGE_LOG_LINES)?,
             reboots: reboots::recent(c, id, PAGE_REBOOTS, true)?,
             lottery: super::records::miner_lottery_page(c, &state.config.network, id, now)?,
+            incidents: crate::db::incidents::list(
+                c,
+                now,
+                &crate::db::incidents::Filter {
+                    miner_id: Some(id),
+                    ..Default::default()
+                },
+                PAGE_INCIDENTS,
+            )?,
+            availability: crate::db::incidents::availability(c, now, Some(id))?
+                .into_iter()
+                .next(),
         }))
     })
 }
@@ -236,6 +254,13 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
             }
             (super::records::miner_section(&d.lottery))
             (reboots_section(&d.reboots))
+            h2 { "Incidents " span.muted { "(last 30 days; " a href={ "/incidents?miner=" (id) } { "all" } ")" } }
+            @if let Some(a) = &d.availability {
+                p { "Mining " (super::incidents::percent(a.pct_24h)) " of the last 24 h, "
+                    (super::incidents::percent(a.pct_7d)) " of 7 days, "
+                    (super::incidents::percent(a.pct_30d)) " of 30 days." }
+            }
+            (super::incidents::table(&d.incidents, false))
             h2 { "Status history" }
             @if d.events.is_empty() {
                 p.empty { "No boots, crashes, pool or Wi-Fi changes recorded yet." }

@@ -9,7 +9,9 @@ pub mod csrf;
 /// `ApiError`: what a handler answers when the server side fails.
 pub mod error;
 pub mod events;
+pub mod firmware;
 pub mod format;
+pub mod incidents;
 pub mod integrations;
 pub mod kiosk;
 pub mod manage;
@@ -19,6 +21,7 @@ pub mod pages;
 /// Where a request comes from: client address and HTTPS behind trusted proxies, kiosk paths.
 pub mod request;
 pub mod records;
+pub mod ports;
 pub mod security;
 pub mod settings;
 pub mod tokens;
@@ -81,10 +84,18 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             web::post().to(manage::get_config),
         )
         .route("/api/miner/{id}/doctor", web::post().to(manage::doctor))
+        .route("/api/miner/{id}/identify", web::post().to(manage::identify))
         .route("/api/commands/{id}", web::get().to(manage::command))
         .route("/api/backups/{id}", web::get().to(manage::backup))
         .route("/healthz.json", web::get().to(integrations::healthz_json))
         .route("/api/alerts", web::get().to(integrations::alerts_data))
+        .route("/api/incidents", web::get().to(incidents::api))
+        .route("/incidents", web::get().to(incidents::page))
+        .route("/api/identifying", web::get().to(incidents::identifying))
+        .route("/api/ports", web::get().to(ports::api))
+        .route("/ports", web::get().to(ports::page))
+        .route("/api/firmware", web::get().to(firmware::api))
+        .route("/firmware", web::get().to(firmware::page))
         .route("/metrics", web::get().to(integrations::metrics))
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))

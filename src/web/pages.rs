@@ -38,6 +38,9 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     a.brand href="/" { img src=(asset("favicon.svg") ) alt="" width="28" height="28"; span.brand-text { "The Shepherd" } }
                     nav {
                         a href="/" { "Dashboard" }
+                        a href="/incidents" { "Incidents" }
+                        a href="/ports" { "Ports" }
+                        a href="/firmware" { "Firmware" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
                         a href="/onboarding" { "Add devices" }
