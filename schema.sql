@@ -261,3 +261,28 @@ CREATE TABLE IF NOT EXISTS miner_reboots (
     context             TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS miner_reboots_miner ON miner_reboots(miner_id, at);
+
+-- Fleet configuration as desired state (version 12). A pool profile: primary pool first, then
+-- fallbacks, as JSON [{"host","port","password"}]; the Pi's failover and schedule windows
+-- (JSON [{"start","end","pool"}], UTC minutes of the day).
+CREATE TABLE IF NOT EXISTS pool_profiles (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE,
+    pools_json     TEXT    NOT NULL,
+    failover       INTEGER NOT NULL DEFAULT 0,
+    down_minutes   INTEGER NOT NULL DEFAULT 10,
+    back_minutes   INTEGER NOT NULL DEFAULT 10,
+    schedule_json  TEXT    NOT NULL DEFAULT '[]',
+    created_at     INTEGER NOT NULL DEFAULT 0
+);
+-- Each miner's desired configuration: profile, payout address, worker name, board keys
+-- (JSON object), and which of the profile's pools it should be on now (failover, schedules).
+CREATE TABLE IF NOT EXISTS miner_desired (
+    miner_id     INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    profile_id   INTEGER REFERENCES pool_profiles(id) ON DELETE SET NULL,
+    address_id   INTEGER REFERENCES coin_addresses(id) ON DELETE SET NULL,
+    worker       TEXT,
+    board_json   TEXT    NOT NULL DEFAULT '{}',
+    active_pool  INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL DEFAULT 0
+);

@@ -18,7 +18,8 @@
 //! 10 — `miner_reboots` (reboot history with crash context) and the firmware-truth columns
 //! of `miner_summary` (boot time, lifetime time mining, NVS restore, diagnosis evidence).
 //! 11 — `miner_commands` also takes `DOCTOR` (the table is rebuilt once: SQLite cannot change
-//! a CHECK constraint in place).
+//! a CHECK constraint in place). 12 — `pool_profiles` and `miner_desired` (fleet configuration
+//! as desired state, see [`crate::fleet`]).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -32,7 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;

@@ -9,6 +9,7 @@ pub mod csrf;
 /// `ApiError`: what a handler answers when the server side fails.
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod format;
 pub mod integrations;
 pub mod kiosk;
@@ -84,6 +85,14 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))
         .route("/api/rollout/{id}", web::get().to(manage::rollout))
+        .route("/fleet", web::get().to(fleet::page))
+        .route("/api/fleet", web::get().to(fleet::api))
+        .route("/fleet/profiles", web::post().to(fleet::save_profile))
+        .route(
+            "/fleet/profiles/{id}/delete",
+            web::post().to(fleet::delete_profile),
+        )
+        .route("/fleet/reconcile", web::post().to(fleet::reconcile))
         .route(
             "/api/miner/{id}/set_config",
             web::post().to(manage::set_config),
