@@ -13,6 +13,8 @@ pub mod address;
 pub mod alerts;
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
+/// Failover and schedules carried out from the Pi, once a minute.
+pub mod autopilot;
 /// The command line: clap definitions and every subcommand (`run` is in `app`).
 pub mod cli;
 /// Wall-clock helpers.

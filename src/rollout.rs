@@ -296,6 +296,13 @@ impl Rollouts {
         self.lock().get(&id).cloned()
     }
 
+    /// Whether any rollout is still writing (automatic switches wait for it).
+    pub fn any_running(&self) -> bool {
+        self.lock()
+            .values()
+            .any(|r| matches!(r.next(), Next::Wait | Next::Start(_)))
+    }
+
     fn update<R>(&self, id: u64, f: impl FnOnce(&mut Rollout) -> R) -> Option<R> {
         self.lock().get_mut(&id).map(f)
     }
