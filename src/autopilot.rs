@@ -110,9 +110,11 @@ pub fn tick(
             Decision::Switch { to, why } => {
                 let address: Option<String> = match d.address_id {
                     Some(a) => conn
-                        .query_row("SELECT address FROM coin_addresses WHERE id = ?1", [a], |r| {
-                            r.get(0)
-                        })
+                        .query_row(
+                            "SELECT address FROM coin_addresses WHERE id = ?1",
+                            [a],
+                            |r| r.get(0),
+                        )
                         .ok(),
                     None => None,
                 };
@@ -247,7 +249,13 @@ mod tests {
             &Profile {
                 id: 0,
                 name: "fo".into(),
-                pools: vec![ep(primary), Endpoint { host: "localhost".into(), ..ep(fallback) }],
+                pools: vec![
+                    ep(primary),
+                    Endpoint {
+                        host: "localhost".into(),
+                        ..ep(fallback)
+                    },
+                ],
                 failover: true,
                 down_minutes: 10,
                 back_minutes: 10,
@@ -260,7 +268,10 @@ mod tests {
             &Profile {
                 id: 0,
                 name: "other".into(),
-                pools: vec![Endpoint { host: "pool.example".into(), ..ep(1) }],
+                pools: vec![Endpoint {
+                    host: "pool.example".into(),
+                    ..ep(1)
+                }],
                 failover: false,
                 down_minutes: 10,
                 back_minutes: 10,
@@ -299,7 +310,9 @@ mod tests {
         let t0 = 1_800_000_000_000;
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         for m in 0..10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &down, false, &probe).unwrap().is_empty());
+            assert!(tick(&c, &mut states, t0 + m * MIN, &down, false, &probe)
+                .unwrap()
+                .is_empty());
         }
         let s = tick(&c, &mut states, t0 + 10 * MIN, &down, false, &probe).unwrap();
         assert_eq!(s.len(), 1, "{s:?}");
@@ -311,14 +324,21 @@ mod tests {
         // On the fallback it mines; the Pi keeps testing the primary, which still refuses.
         let up: HashMap<i64, bool> = [(a, true), (a + 1, true)].into();
         for m in 11..60 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &up, false, &probe).unwrap().is_empty());
+            assert!(tick(&c, &mut states, t0 + m * MIN, &up, false, &probe)
+                .unwrap()
+                .is_empty());
         }
         // Now the primary answers (same port, an accepting stub is swapped in by editing it).
         let mut p = dbfleet::profile_named(&c, "fo").unwrap().unwrap();
         p.pools[0].port = stub(Stub::Accept, 100);
         save_profile(&c, &p).unwrap();
         for m in 60..70 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &up, false, &probe).unwrap().is_empty(), "{m}");
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, &up, false, &probe)
+                    .unwrap()
+                    .is_empty(),
+                "{m}"
+            );
         }
         let s = tick(&c, &mut states, t0 + 70 * MIN, &up, false, &probe).unwrap();
         assert_eq!(s.len(), 1, "{s:?}");
@@ -334,20 +354,26 @@ mod tests {
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         let mut states = HashMap::new();
         for m in 0..=10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &down, true, &probe).unwrap().is_empty());
+            assert!(tick(&c, &mut states, t0 + m * MIN, &down, true, &probe)
+                .unwrap()
+                .is_empty());
         }
         crate::db::commands::insert(&c, a, crate::db::commands::CommandKind::SetConfig, None)
             .map(|id| crate::db::commands::finish(&c, id, false, "MD5 mismatch", None))
             .unwrap()
             .unwrap();
-        assert!(tick(&c, &mut states, t0 + 11 * MIN, &down, false, &probe).unwrap().is_empty());
+        assert!(tick(&c, &mut states, t0 + 11 * MIN, &down, false, &probe)
+            .unwrap()
+            .is_empty());
         let everyone_down: HashMap<i64, bool> = [(a, false), (a + 1, false)].into();
         let mut fresh = HashMap::new();
         let c2 = setup(stub(Stub::Refuse, 10), stub(Stub::Accept, 10)).0;
         for m in 0..=20 {
-            assert!(tick(&c2, &mut fresh, t0 + m * MIN, &everyone_down, false, &probe)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c2, &mut fresh, t0 + m * MIN, &everyone_down, false, &probe)
+                    .unwrap()
+                    .is_empty()
+            );
         }
     }
 }

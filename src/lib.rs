@@ -29,11 +29,11 @@ pub mod diagnosis;
 /// USB device discovery: ESP32 boards recognised as they are plugged in, replugged miners
 /// reconnected, new boards offered for onboarding.
 pub mod discovery;
+/// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
+pub mod flash;
 /// Fleet configuration as desired state: pool profiles, desired configuration per miner,
 /// worker names, drift, failover and schedules.
 pub mod fleet;
-/// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
-pub mod flash;
 /// Lottery maths: expected time to a block and the chance of one, from difficulty and hashrate.
 pub mod lottery;
 /// Prometheus text exposition for `/metrics`.

@@ -464,10 +464,16 @@ mod tests {
                 .cloned()
                 .unwrap()
         };
-        let r = Rollout::plan_each(1, vec![(1, "a".into(), own("a")), (2, "b".into(), own("b"))])
-            .unwrap();
+        let r = Rollout::plan_each(
+            1,
+            vec![(1, "a".into(), own("a")), (2, "b".into(), own("b"))],
+        )
+        .unwrap();
         assert_eq!(r.next(), Next::Start(0));
-        assert!(r.change_for(1).unwrap()["btcString"].as_str().unwrap().ends_with(".b"));
+        assert!(r.change_for(1).unwrap()["btcString"]
+            .as_str()
+            .unwrap()
+            .ends_with(".b"));
         assert!(r.change_for(2).is_none());
         assert!(Rollout::plan_each(1, vec![]).is_err());
         assert!(Rollout::plan_each(1, vec![(1, "a".into(), Map::new())]).is_err());

@@ -178,7 +178,10 @@ pub fn set_miner(
             .split_once('=')
             .with_context(|| format!("{kv:?}: write board keys as KEY=VALUE, e.g. gmtZone=1"))?;
         if !BOARD_KEYS.contains(&k) {
-            bail!("{k} is not a board key (use one of {})", BOARD_KEYS.join(", "));
+            bail!(
+                "{k} is not a board key (use one of {})",
+                BOARD_KEYS.join(", ")
+            );
         }
         let v: Value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
         board_map.insert(k.to_owned(), v);
@@ -187,7 +190,11 @@ pub fn set_miner(
     // Check the whole desired state before storing it.
     dbfleet::set_desired(conn, miner.id, &row)?;
     let view = dbfleet::fleet(conn)?;
-    if let Some(problem) = view.iter().find(|m| m.id == miner.id).and_then(|m| m.problem.clone()) {
+    if let Some(problem) = view
+        .iter()
+        .find(|m| m.id == miner.id)
+        .and_then(|m| m.problem.clone())
+    {
         bail!("{name}: stored, but it cannot be written as it is: {problem}");
     }
     println!("{name}: desired configuration saved; `shepherd reconcile {name}` writes it");
@@ -273,7 +280,12 @@ pub fn reconcile(
                     },
                     TIMEOUT,
                 );
-                eprintln!("test {}: {} — {}", r.pool, if r.ok { "ok" } else { "FAILED" }, r.detail);
+                eprintln!(
+                    "test {}: {} — {}",
+                    r.pool,
+                    if r.ok { "ok" } else { "FAILED" },
+                    r.detail
+                );
                 r.ok
             });
         }

@@ -13,10 +13,10 @@ pub mod bench;
 pub mod bench_flash;
 /// What each subcommand does.
 pub mod dispatch;
-/// `shepherd profiles …`, `miners set`, `drift`, `reconcile`: fleet configuration.
-pub mod fleet;
 /// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get|set`, `shepherd doctor`.
 pub mod flash;
+/// `shepherd profiles …`, `miners set`, `drift`, `reconcile`: fleet configuration.
+pub mod fleet;
 /// `shepherd passwd`: the login password's hash into the config file.
 pub mod passwd;
 /// `shepherd tail`: follow one miner's events from a shell.

@@ -62,14 +62,30 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
             "INSERT INTO pool_profiles (name, pools_json, failover, down_minutes, back_minutes,
                                         schedule_json, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![p.name.trim(), pools, p.failover, p.down_minutes, p.back_minutes, schedule, now_ms()],
+            params![
+                p.name.trim(),
+                pools,
+                p.failover,
+                p.down_minutes,
+                p.back_minutes,
+                schedule,
+                now_ms()
+            ],
         )?;
         Ok(conn.last_insert_rowid())
     } else {
         conn.execute(
             "UPDATE pool_profiles SET name = ?2, pools_json = ?3, failover = ?4,
                     down_minutes = ?5, back_minutes = ?6, schedule_json = ?7 WHERE id = ?1",
-            params![p.id, p.name.trim(), pools, p.failover, p.down_minutes, p.back_minutes, schedule],
+            params![
+                p.id,
+                p.name.trim(),
+                pools,
+                p.failover,
+                p.down_minutes,
+                p.back_minutes,
+                schedule
+            ],
         )?;
         Ok(p.id)
     }
@@ -160,9 +176,10 @@ pub fn propose_worker(conn: &Connection, miner_id: i64) -> rusqlite::Result<Stri
     if let Some(w) = desired_row(conn, miner_id)?.and_then(|d| d.worker) {
         return Ok(w);
     }
-    let name: String = conn.query_row("SELECT name FROM miners WHERE id = ?1", [miner_id], |r| {
-        r.get(0)
-    })?;
+    let name: String =
+        conn.query_row("SELECT name FROM miners WHERE id = ?1", [miner_id], |r| {
+            r.get(0)
+        })?;
     let w = worker::propose(&name, &workers_taken(conn, Some(miner_id))?);
     conn.execute(
         "INSERT INTO miner_desired (miner_id, worker, updated_at) VALUES (?1, ?2, ?3)
@@ -332,7 +349,11 @@ mod tests {
         let view = fleet(&c).unwrap();
         assert_eq!(view[0].drift, Drift::Unknown);
         assert_eq!(view[1].drift, Drift::Unknown); // shelf: never read
-        assert!(view[0].pool_page.as_deref().unwrap().contains("public-pool.io"));
+        assert!(view[0]
+            .pool_page
+            .as_deref()
+            .unwrap()
+            .contains("public-pool.io"));
 
         store_config(
             &c,
@@ -370,6 +391,9 @@ mod tests {
         assert_eq!(desk.profile, None);
         assert_eq!(desk.drift, Drift::InSync); // address and worker still match
         let other = view.iter().find(|v| v.name == "Desk").unwrap();
-        assert_eq!((other.worker.as_deref(), other.problem.as_ref()), (Some("Desk-2"), None));
+        assert_eq!(
+            (other.worker.as_deref(), other.problem.as_ref()),
+            (Some("Desk-2"), None)
+        );
     }
 }

@@ -155,11 +155,7 @@ pub fn step(profile: &Profile, limits: Limits, state: &mut State, obs: &Observat
     if obs.last_write_failed {
         return held("the miner's last configuration write failed: look at it first");
     }
-    if state
-        .writes
-        .iter()
-        .any(|t| now - t < limits.min_gap_ms)
-    {
+    if state.writes.iter().any(|t| now - t < limits.min_gap_ms) {
         return held("at most one automatic write per 30 minutes");
     }
     if state.writes.len() >= limits.per_day {
@@ -219,7 +215,11 @@ mod tests {
         let p = profile();
         let mut s = State::default();
         for m in 0..10 {
-            assert_eq!(run(&p, &mut s, obs(m, false, Some(false))), Decision::Stay, "{m}");
+            assert_eq!(
+                run(&p, &mut s, obs(m, false, Some(false))),
+                Decision::Stay,
+                "{m}"
+            );
         }
         let d = run(&p, &mut s, obs(10, false, Some(false)));
         assert!(matches!(d, Decision::Switch { to: 1, .. }), "{d:?}");
@@ -247,7 +247,11 @@ mod tests {
         }
         assert_eq!(run(&p, &mut s, obs(24, true, Some(false))), Decision::Stay);
         for m in 25..50 {
-            assert_eq!(run(&p, &mut s, obs(m, true, Some(true))), Decision::Stay, "{m}");
+            assert_eq!(
+                run(&p, &mut s, obs(m, true, Some(true))),
+                Decision::Stay,
+                "{m}"
+            );
         }
         assert!(matches!(
             run(&p, &mut s, obs(50, true, Some(true))),
@@ -272,9 +276,16 @@ mod tests {
             }
         }
         assert_eq!(switches.len(), 6, "{switches:?}");
-        assert!(switches.windows(2).all(|w| w[1] - w[0] >= 30), "{switches:?}");
+        assert!(
+            switches.windows(2).all(|w| w[1] - w[0] >= 30),
+            "{switches:?}"
+        );
         // The next day the budget is back.
-        let d = run(&p, &mut s, obs(24 * 60 + switches[0] + 1, false, Some(true)));
+        let d = run(
+            &p,
+            &mut s,
+            obs(24 * 60 + switches[0] + 1, false, Some(true)),
+        );
         assert!(matches!(d, Decision::Switch { .. }), "{d:?}");
     }
 
@@ -291,7 +302,10 @@ mod tests {
         o.rollout_running = false;
         o.last_write_failed = true;
         let d = run(&p, &mut s, o);
-        assert!(matches!(&d, Decision::Held { why, .. } if why.contains("failed")), "{d:?}");
+        assert!(
+            matches!(&d, Decision::Held { why, .. } if why.contains("failed")),
+            "{d:?}"
+        );
         o.last_write_failed = false;
         o.others_ok = false;
         assert_eq!(run(&p, &mut s, o), Decision::Stay);

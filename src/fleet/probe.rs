@@ -37,7 +37,12 @@ pub fn probe(pool: &Endpoint, timeout: Duration) -> ProbeResult {
     let host = pool.host.trim_start_matches("stratum+tcp://");
     let addrs = match (host, pool.port).to_socket_addrs() {
         Ok(a) => a.collect::<Vec<_>>(),
-        Err(e) => return result(false, format!("cannot resolve {host}: {e} (check the name)")),
+        Err(e) => {
+            return result(
+                false,
+                format!("cannot resolve {host}: {e} (check the name)"),
+            )
+        }
     };
     let Some(addr) = addrs.first() else {
         return result(false, format!("{host} has no address (check the name)"));
@@ -47,12 +52,18 @@ pub fn probe(pool: &Endpoint, timeout: Duration) -> ProbeResult {
         Err(e) => {
             return result(
                 false,
-                format!("cannot connect to {}: {e} (check host and port)", pool.label()),
+                format!(
+                    "cannot connect to {}: {e} (check host and port)",
+                    pool.label()
+                ),
             )
         }
     };
-    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-    if stream.set_read_timeout(Some(left)).is_err() || stream.set_write_timeout(Some(left)).is_err() {
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    if stream.set_read_timeout(Some(left)).is_err() || stream.set_write_timeout(Some(left)).is_err()
+    {
         return result(false, "cannot set a timeout on the connection".into());
     }
     let subscribe = "{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"shepherd-probe\"]}\n";
@@ -73,15 +84,32 @@ pub fn probe(pool: &Endpoint, timeout: Duration) -> ProbeResult {
                 )
             }
             Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return result(
+                    false,
+                    format!(
+                        "no answer to mining.subscribe within {} s",
+                        timeout.as_secs()
+                    ),
+                )
+            }
             Err(e) => {
                 return result(
                     false,
-                    format!("no answer to mining.subscribe within the timeout: {e}"),
+                    format!("the pool closed the connection without answering: {e}"),
                 )
             }
         }
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
-            return result(false, "the pool answered something that is not stratum JSON".into());
+            return result(
+                false,
+                "the pool answered something that is not stratum JSON".into(),
+            );
         };
         // Notifications (a method, no id) may come first; the answer carries our id.
         if msg.get("id").and_then(serde_json::Value::as_i64) != Some(1) {
@@ -91,7 +119,10 @@ pub fn probe(pool: &Endpoint, timeout: Duration) -> ProbeResult {
         return match (msg.get("result").filter(|r| !r.is_null()), error) {
             (Some(_), None) => result(true, "subscribed".into()),
             (_, Some(e)) => result(false, format!("the pool refused mining.subscribe: {e}")),
-            (None, None) => result(false, "the pool answered mining.subscribe with no result".into()),
+            (None, None) => result(
+                false,
+                "the pool answered mining.subscribe with no result".into(),
+            ),
         };
     }
 }
@@ -125,12 +156,16 @@ pub(crate) mod tests {
                     Stub::Hangup => continue,
                     Stub::Accept => {
                         r.read_line(&mut line).unwrap();
-                        let _ = s.write_all(b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1]}\n");
+                        let _ = s.write_all(
+                            b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1]}\n",
+                        );
                         let _ = s.write_all(b"{\"id\":1,\"result\":[[[\"mining.notify\",\"ae6812eb\"]],\"08000002\",4],\"error\":null}\n");
                     }
                     Stub::Refuse => {
                         r.read_line(&mut line).unwrap();
-                        let _ = s.write_all(b"{\"id\":1,\"result\":null,\"error\":[20,\"banned\",null]}\n");
+                        let _ = s.write_all(
+                            b"{\"id\":1,\"result\":null,\"error\":[20,\"banned\",null]}\n",
+                        );
                     }
                 }
             }
@@ -160,7 +195,11 @@ pub(crate) mod tests {
         let r = probe(&ep(stub(Stub::Hangup, 1)), TIMEOUT);
         assert!(!r.ok && r.detail.contains("closed"), "{r:?}");
         // A port nobody listens on: bind, learn the port, close.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let r = probe(&ep(port), TIMEOUT);
         assert!(!r.ok && r.detail.contains("cannot connect"), "{r:?}");
     }

@@ -50,9 +50,9 @@ impl Endpoint {
             .to_owned();
         let mut parts = rest.splitn(3, ':');
         let host = parts.next().unwrap_or_default().to_owned();
-        let port = parts
-            .next()
-            .ok_or_else(|| format!("{text:?}: give the pool as host:port, e.g. public-pool.io:21496"))?;
+        let port = parts.next().ok_or_else(|| {
+            format!("{text:?}: give the pool as host:port, e.g. public-pool.io:21496")
+        })?;
         let port: u16 = port
             .parse()
             .map_err(|_| format!("{text:?}: the port {port:?} is not a number from 1 to 65535"))?;
@@ -247,8 +247,12 @@ mod tests {
         assert_eq!(e, ep("public-pool.io", 21496));
         let e = Endpoint::parse("stratum+tcp://solo.ckpool.org:3333:secret").unwrap();
         assert_eq!(e.password, "secret");
-        assert!(Endpoint::parse("public-pool.io").unwrap_err().contains("host:port"));
-        assert!(Endpoint::parse("a.b:99999").unwrap_err().contains("1 to 65535"));
+        assert!(Endpoint::parse("public-pool.io")
+            .unwrap_err()
+            .contains("host:port"));
+        assert!(Endpoint::parse("a.b:99999")
+            .unwrap_err()
+            .contains("1 to 65535"));
         assert!(ep("bad host", 1).check().unwrap_err().starts_with("host"));
         assert!(ep("ok.org", 0).check().unwrap_err().starts_with("port"));
         assert_eq!(ep("ok.org", 1).keys()["portNumber"], 1);

@@ -148,12 +148,20 @@ mod tests {
     fn checks_and_btc_strings() {
         assert!(check("").is_err());
         assert!(check("a.b").unwrap_err().contains("'.'"));
-        assert_eq!(btc_string(ADDR, Some("desk")).unwrap(), format!("{ADDR}.desk"));
-        assert_eq!(btc_string(&format!("{ADDR}.old"), Some("new")).unwrap(), format!("{ADDR}.new"));
+        assert_eq!(
+            btc_string(ADDR, Some("desk")).unwrap(),
+            format!("{ADDR}.desk")
+        );
+        assert_eq!(
+            btc_string(&format!("{ADDR}.old"), Some("new")).unwrap(),
+            format!("{ADDR}.new")
+        );
         assert_eq!(btc_string(ADDR, None).unwrap(), ADDR);
         // One character off: the checksum catches it before the miner hangs at 80 %.
         let typo = ADDR.replace("mdq", "mdp");
-        assert!(btc_string(&typo, Some("w")).unwrap_err().contains("not written"));
+        assert!(btc_string(&typo, Some("w"))
+            .unwrap_err()
+            .contains("not written"));
         assert!(btc_string(ADDR, Some("bad name")).is_err());
     }
 

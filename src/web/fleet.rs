@@ -82,14 +82,24 @@ impl ProfileForm {
             port,
             password,
         }];
-        for line in self.fallbacks.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        for line in self
+            .fallbacks
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             match Endpoint::parse(line) {
                 Ok(e) => pools.push(e),
                 Err(e) => errors.push(format!("fallback: {e}")),
             }
         }
         let mut schedule = Vec::new();
-        for line in self.schedule.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        for line in self
+            .schedule
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             match Window::parse(line) {
                 Ok(w) => schedule.push(w),
                 Err(e) => errors.push(format!("schedule: {e}")),
@@ -136,16 +146,15 @@ struct FormState {
 
 async fn load(state: &AppState) -> Result<(Vec<Profile>, Vec<FleetMiner>), ApiError> {
     let pool = state.pool.clone();
-    blocking(move || {
-        pool.with(|c| Ok((dbfleet::profiles(c)?, dbfleet::fleet(c)?)))
-    })
-    .await
+    blocking(move || pool.with(|c| Ok((dbfleet::profiles(c)?, dbfleet::fleet(c)?)))).await
 }
 
 /// `GET /api/fleet`: profiles and every miner's desired keys and drift.
 pub async fn api(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let (profiles, miners) = load(&state).await?;
-    Ok(fresh_json(&json!({ "profiles": profiles, "miners": miners })))
+    Ok(fresh_json(
+        &json!({ "profiles": profiles, "miners": miners }),
+    ))
 }
 
 /// `GET /fleet`.
@@ -163,7 +172,13 @@ async fn render(
 ) -> actix_web::Result<HttpResponse> {
     let (profiles, miners) = load(state).await?;
     let rollout = query.rollout.and_then(|id| state.rollouts.get(id));
-    let body = view(&profiles, &miners, query.drift.as_deref(), rollout.as_ref(), &form);
+    let body = view(
+        &profiles,
+        &miners,
+        query.drift.as_deref(),
+        rollout.as_ref(),
+        &form,
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(layout("Fleet", body).into_string()))
@@ -251,7 +266,9 @@ pub async fn reconcile(
     let mut chosen = Vec::new();
     for id in ids {
         let Some(m) = miners.iter().find(|m| m.id == id) else {
-            return Ok(message(&format!("There is no miner with id {id} any more.")));
+            return Ok(message(&format!(
+                "There is no miner with id {id} any more."
+            )));
         };
         if let Some(p) = &m.problem {
             return Ok(message(&format!("{} was not written: {p}", m.name)));
@@ -286,7 +303,8 @@ fn see_other(to: &str) -> HttpResponse {
 }
 
 fn message(text: &str) -> HttpResponse {
-    let body = html! { h1 { "Fleet" } p.error { (text) } p { a href="/fleet" { "Back to the fleet" } } };
+    let body =
+        html! { h1 { "Fleet" } p.error { (text) } p { a href="/fleet" { "Back to the fleet" } } };
     HttpResponse::BadRequest()
         .content_type("text/html; charset=utf-8")
         .body(layout("Fleet", body).into_string())
@@ -294,9 +312,13 @@ fn message(text: &str) -> HttpResponse {
 
 fn drift_badge(d: &Drift) -> Markup {
     match d {
-        Drift::Unknown => html! { span.badge.drift-unknown title="never read: read its configuration on its manage page" { "unknown" } },
+        Drift::Unknown => {
+            html! { span.badge.drift-unknown title="never read: read its configuration on its manage page" { "unknown" } }
+        }
         Drift::InSync => html! { span.badge.drift-in_sync { "in sync" } },
-        Drift::Drifted { keys } => html! { span.badge.drift-drifted { "drifted" } " " small { (keys.join(", ")) } },
+        Drift::Drifted { keys } => {
+            html! { span.badge.drift-drifted { "drifted" } " " small { (keys.join(", ")) } }
+        }
     }
 }
 
@@ -443,7 +465,12 @@ mod tests {
         };
         let miners = vec![
             m("<b>x</b>", Drift::InSync),
-            m("gone", Drift::Drifted { keys: vec!["poolString".into()] }),
+            m(
+                "gone",
+                Drift::Drifted {
+                    keys: vec!["poolString".into()],
+                },
+            ),
         ];
         let html = view(&[], &miners, Some("drifted"), None, &FormState::default()).into_string();
         assert!(!html.contains("<b>x</b>"));
