@@ -293,7 +293,9 @@ pub async fn reconcile(
 }
 
 fn time_cell(ms: i64) -> Markup {
-    html! { span.ts data-ts=(ms) { (ms) } }
+    let text = chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string());
+    html! { span.ts data-ts=(ms) { (text) } }
 }
 
 fn see_other(to: &str) -> HttpResponse {
