@@ -175,9 +175,9 @@ pub async fn run(
                     .into_iter()
                     .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
                     .collect();
-                Ok(tick(c, &mut st, now, &ok, running, &|e| {
+                tick(c, &mut st, now, &ok, running, &|e| {
                     crate::fleet::probe::probe(e, crate::fleet::probe::TIMEOUT).ok
-                })?)
+                })
             });
             (st, r)
         })

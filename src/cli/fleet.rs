@@ -302,11 +302,7 @@ pub fn reconcile(
     )
     .map_err(anyhow::Error::msg)?;
     eprintln!("{}", plan.summary());
-    loop {
-        let index = match plan.next() {
-            Next::Start(i) => i,
-            Next::Wait | Next::Done | Next::Stopped => break,
-        };
+    while let Next::Start(index) = plan.next() {
         let (miner_id, change) = match (plan.miners.get(index), plan.change_for(index)) {
             (Some(m), Some(c)) => (m.miner_id, c),
             _ => break,

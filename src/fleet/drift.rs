@@ -40,16 +40,13 @@ impl Desired {
                 m.extend(pool.keys());
             }
         }
-        match (&self.address, &self.worker) {
-            (Some(a), w) => {
-                m.insert(
-                    "btcString".into(),
-                    worker::btc_string(a, w.as_deref())?.into(),
-                );
-            }
-            // A worker name waits for its address (onboarding proposes names before anyone
-            // chose where the coins go).
-            (None, _) => {}
+        // A worker name without an address waits for it (onboarding proposes names before
+        // anyone chose where the coins go).
+        if let Some(a) = &self.address {
+            m.insert(
+                "btcString".into(),
+                worker::btc_string(a, self.worker.as_deref())?.into(),
+            );
         }
         for (k, v) in &self.board {
             if !BOARD_KEYS.contains(&k.as_str()) {

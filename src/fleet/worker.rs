@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(taken, ["desk", "Desk-2", "desk-3", "desk-4"]);
         let long = "y".repeat(30);
         let first = propose(&long, &[]);
-        let second = propose(&long, &[first.clone()]);
+        let second = propose(&long, std::slice::from_ref(&first));
         assert_ne!(first, second);
         assert!(second.len() <= MAX_WORKER && second.ends_with("-2"));
     }

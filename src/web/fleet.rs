@@ -293,8 +293,10 @@ pub async fn reconcile(
 }
 
 fn time_cell(ms: i64) -> Markup {
-    let text = chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string());
+    let text = chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
+    );
     html! { span.ts data-ts=(ms) { (text) } }
 }
 
