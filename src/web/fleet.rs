@@ -200,7 +200,9 @@ pub async fn save_profile(
                 errors,
                 tests: vec![],
             };
-            return render(&state, &FleetQuery::default(), st).await;
+            let mut page = render(&state, &FleetQuery::default(), st).await?;
+            *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(page);
         }
     };
     if form.action == "test" {
