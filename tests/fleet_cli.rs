@@ -188,6 +188,46 @@ fn profiles_desired_state_drift_and_reconcile_on_simulated_miners() {
     let (ok, _, err) = shepherd(&["reconcile", "--database", &db, "nobody"]);
     assert!(!ok && err.contains("no miner named"), "{err}");
 
+    // One click on /fleet: demo-2 (given an address now) is written through the rollout.
+    let (ok, _, err) = shepherd(&[
+        "miners",
+        "--database",
+        &db,
+        "set",
+        "demo-2",
+        "--profile",
+        "home",
+        "--address",
+        ADDR,
+    ]);
+    assert!(ok && err.contains("worker name demo-2"), "{err}");
+    let fleet = run.wait_json("/api/fleet", Duration::from_secs(10), |_| true);
+    let id = fleet["miners"][1]["id"].as_i64().unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let resp = agent
+        .post(&run.url("/fleet/reconcile"))
+        .header("Origin", &run.url(""))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("miner={id}"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let to = resp.headers()["location"].to_str().unwrap().to_owned();
+    let rid = to.rsplit('=').next().unwrap();
+    let r = run.wait_json(
+        &format!("/api/rollout/{rid}"),
+        Duration::from_secs(240),
+        |v| v["finished"] == true,
+    );
+    assert_eq!(r["miners"][0]["state"], "done", "{r:#}");
+    assert_eq!(drift(&db)[1], ("demo-2".into(), "in_sync".into()));
+    let (status, page) = run.get(&to).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("finished: all 1 miner(s) written"), "{page}");
+
     let (ok, _, _) = shepherd(&["profiles", "--database", &db, "remove", "home"]);
     assert!(ok);
     let (ok, _, err) = shepherd(&["profiles", "--database", &db, "remove", "home"]);
