@@ -1,7 +1,7 @@
 //! Failover and schedules carried out from the Pi, once a minute: for each miner whose profile
 //! has failover or schedule windows, the pure [`crate::fleet::failover::step`] decides, and a
 //! switch is written like any reconcile — a one-miner canary rollout of SET_CONFIG — so it is
-//! in the miner's command history. The per-miner memory (timers, recent automatic writes) is
+//! in the miner's command history, with a `pool_switch` line saying why in its event feed. The per-miner memory (timers, recent automatic writes) is
 //! kept in this process.
 
 use std::collections::HashMap;
@@ -200,9 +200,24 @@ pub async fn run(
         for s in switches {
             tracing::warn!(miner = %s.name, to = s.to, "automatic pool switch: {}", s.why);
             let (id, to) = (s.miner_id, i64::try_from(s.to).unwrap_or(0));
-            let _ = db
-                .send(Write::new(move |c| dbfleet::set_active_pool(c, id, to)))
+            let pool_label = format!(
+                "{}:{}",
+                s.change
+                    .get("poolString")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                s.change.get("portNumber").unwrap_or(&Value::Null)
+            );
+            let why = s.why.clone();
+            let recorded = db
+                .send(Write::new(move |c| {
+                    dbfleet::record_switch(c, id, to, &pool_label, &why)
+                }))
                 .await;
+            if !matches!(recorded, Ok(Ok(()))) {
+                tracing::warn!(miner = %s.name, "failover not written: cannot record it");
+                continue;
+            }
             match Rollout::plan_each(0, vec![(s.miner_id, s.name.clone(), s.change)]) {
                 Ok(plan) => {
                     let rid = rollouts.add(plan);

@@ -161,6 +161,29 @@ pub fn set_active_pool(conn: &Connection, miner_id: i64, index: i64) -> rusqlite
     Ok(())
 }
 
+/// An automatic switch (failover, schedule): the miner's pool index, and a `pool_switch`
+/// line in its history (the miner page's event feed) saying where to and why.
+pub fn record_switch(
+    conn: &Connection,
+    miner_id: i64,
+    to: i64,
+    pool: &str,
+    why: &str,
+) -> rusqlite::Result<()> {
+    set_active_pool(conn, miner_id, to)?;
+    conn.execute(
+        "INSERT INTO miner_events (miner_id, ts, kind, value, detail)
+         VALUES (?1, ?2, 'pool_switch', ?3, ?4)",
+        params![
+            miner_id,
+            now_ms(),
+            to,
+            format!("automatic switch to {pool}: {why}")
+        ],
+    )?;
+    Ok(())
+}
+
 /// Worker names already desired by miners other than `except`.
 pub fn workers_taken(conn: &Connection, except: Option<i64>) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
@@ -368,7 +391,18 @@ mod tests {
         assert_eq!(view[0].drift, Drift::InSync);
         assert_eq!(view[1].drift, Drift::InSync); // nothing desired for shelf
 
-        set_active_pool(&c, m, 1).unwrap();
+        record_switch(&c, m, 1, "solo.ckpool.org:3333", "pool down 10 min").unwrap();
+        let detail: String = c
+            .query_row(
+                "SELECT detail FROM miner_events WHERE miner_id = ?1 AND kind = 'pool_switch'",
+                [m],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            detail.contains("solo.ckpool.org") && detail.contains("down"),
+            "{detail}"
+        );
         let view = fleet(&c).unwrap();
         assert_eq!(
             view[0].drift,
