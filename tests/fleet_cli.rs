@@ -228,6 +228,47 @@ fn profiles_desired_state_drift_and_reconcile_on_simulated_miners() {
     assert_eq!(status, 200);
     assert!(page.contains("finished: all 1 miner(s) written"), "{page}");
 
+    // A pool that does not answer is not written from the page either.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("127.0.0.1:{closed}");
+    let (ok, _, err) = shepherd(&[
+        "profiles",
+        "--database",
+        &db,
+        "add",
+        "dead",
+        "--pool",
+        &dead,
+        "--no-test",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = shepherd(&[
+        "miners",
+        "--database",
+        &db,
+        "set",
+        "demo-2",
+        "--profile",
+        "dead",
+    ]);
+    assert!(ok, "{err}");
+    let mut resp = agent
+        .post(&run.url("/fleet/reconcile"))
+        .header("Origin", &run.url(""))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("miner={id}"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert!(body.contains("did not answer the test"), "{body}");
+    assert_eq!(drift(&db)[1].1, "drifted");
+    let (ok, _, err) = shepherd(&["reconcile", "--database", &db, "demo-2"]);
+    assert!(!ok && err.contains("did not answer"), "{err}");
+
     let (ok, _, _) = shepherd(&["profiles", "--database", &db, "remove", "home"]);
     assert!(ok);
     let (ok, _, err) = shepherd(&["profiles", "--database", &db, "remove", "home"]);

@@ -252,7 +252,8 @@ pub async fn delete_profile(
 }
 
 /// `POST /fleet/reconcile` (form: `miner=ID` repeated, in the order shown; the first is the
-/// canary): writes each chosen miner's desired keys through a canary rollout.
+/// canary): tests the pools from the Pi, then writes each chosen miner's desired keys through
+/// a canary rollout.
 pub async fn reconcile(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -278,6 +279,35 @@ pub async fn reconcile(
         if !m.desired.is_empty() {
             chosen.push((m.id, m.name.clone(), m.desired.clone()));
         }
+    }
+    // Each pool is tested from the Pi before it is written anywhere.
+    let mut pools: Vec<Endpoint> = Vec::new();
+    for (_, _, change) in &chosen {
+        let host = change.get("poolString").and_then(|v| v.as_str());
+        let port = change
+            .get("portNumber")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok());
+        if let (Some(host), Some(port)) = (host, port) {
+            let e = Endpoint {
+                host: host.to_owned(),
+                port,
+                password: String::new(),
+            };
+            if !pools.contains(&e) {
+                pools.push(e);
+            }
+        }
+    }
+    let tests: Vec<ProbeResult> =
+        web::block(move || pools.iter().map(|p| probe(p, TIMEOUT)).collect())
+            .await
+            .map_err(ApiError::from)?;
+    if let Some(bad) = tests.iter().find(|t| !t.ok) {
+        return Ok(message(&format!(
+            "Nothing was written: the pool {} did not answer the test from the Pi: {}",
+            bad.pool, bad.detail
+        )));
     }
     let plan = match Rollout::plan_each(0, chosen) {
         Ok(p) => p,
