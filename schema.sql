@@ -164,7 +164,7 @@ CREATE TABLE IF NOT EXISTS miner_commands (
     id           INTEGER PRIMARY KEY,
     miner_id     INTEGER NOT NULL REFERENCES miners(id) ON DELETE CASCADE,
     -- DOCTOR (a read-only check of the flash link) from version 11; RESET (identify,
-    -- self-healing) from version 12.
+    -- self-healing) from version 13.
     command      TEXT    NOT NULL CHECK (command IN ('GET_CONFIG', 'SET_CONFIG', 'DOCTOR', 'RESET')),
     payload      TEXT,
     status       TEXT    NOT NULL DEFAULT 'pending'
@@ -323,4 +323,28 @@ CREATE TABLE IF NOT EXISTS found_blocks (
 CREATE TABLE IF NOT EXISTS celebration_test (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     at  INTEGER NOT NULL
+
+-- Fleet configuration as desired state (version 14). A pool profile: primary pool first, then
+-- fallbacks, as JSON [{"host","port","password"}]; the Pi's failover and schedule windows
+-- (JSON [{"start","end","pool"}], UTC minutes of the day).
+CREATE TABLE IF NOT EXISTS pool_profiles (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE,
+    pools_json     TEXT    NOT NULL,
+    failover       INTEGER NOT NULL DEFAULT 0,
+    down_minutes   INTEGER NOT NULL DEFAULT 10,
+    back_minutes   INTEGER NOT NULL DEFAULT 10,
+    schedule_json  TEXT    NOT NULL DEFAULT '[]',
+    created_at     INTEGER NOT NULL DEFAULT 0
+);
+-- Each miner's desired configuration: profile, payout address, worker name, board keys
+-- (JSON object), and which of the profile's pools it should be on now (failover, schedules).
+CREATE TABLE IF NOT EXISTS miner_desired (
+    miner_id     INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    profile_id   INTEGER REFERENCES pool_profiles(id) ON DELETE SET NULL,
+    address_id   INTEGER REFERENCES coin_addresses(id) ON DELETE SET NULL,
+    worker       TEXT,
+    board_json   TEXT    NOT NULL DEFAULT '{}',
+    active_pool  INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL DEFAULT 0
 );

@@ -216,6 +216,16 @@ impl App {
             events: Arc::new(web::events::Hub::new(config.web.max_event_streams)),
             rollouts: Default::default(),
         };
+        // Failover and schedule windows of pool profiles (see crate::fleet).
+        let stall_ms =
+            i64::try_from(config.summarizer.stall_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        actix_rt::spawn(crate::autopilot::run(
+            state.pool.clone(),
+            state.db.clone(),
+            state.supervisor.clone(),
+            state.rollouts.clone(),
+            stall_ms,
+        ));
         let server = web::server(state, listener)?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);

@@ -15,6 +15,8 @@ pub mod address;
 pub mod alerts;
 /// `shepherd run`: actor wiring, startup and orderly shutdown.
 pub mod app;
+/// Failover and schedules carried out from the Pi, once a minute.
+pub mod autopilot;
 /// The command line: clap definitions and every subcommand (`run` is in `app`).
 pub mod cli;
 /// Wall-clock helpers.
@@ -31,6 +33,9 @@ pub mod diagnosis;
 pub mod discovery;
 /// A miner's flash: SPIFFS, partition table, ROM-loader protocol, reset sequences.
 pub mod flash;
+/// Fleet configuration as desired state: pool profiles, desired configuration per miner,
+/// worker names, drift, failover and schedules.
+pub mod fleet;
 /// Incidents: a miner's troubles told as episodes, and availability (pure).
 pub mod incidents;
 /// Firmware inventory: versions grouped against the newest known (pure).

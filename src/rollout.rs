@@ -52,6 +52,10 @@ pub struct RolloutMiner {
     pub miner_id: i64,
     /// Its name.
     pub name: String,
+    /// Keys for this miner only, over the rollout's common change (a reconcile writes each
+    /// miner's own worker name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own: Option<Map<String, Value>>,
     /// Where it stands.
     #[serde(flatten)]
     pub state: MinerState,
@@ -81,6 +85,20 @@ pub struct Rollout {
     pub miners: Vec<RolloutMiner>,
 }
 
+/// Refuses an empty list and a miner given twice.
+fn check_list(miners: &[(i64, String)]) -> Result<(), String> {
+    if miners.is_empty() {
+        return Err("choose at least one miner (the first is the canary)".into());
+    }
+    let mut seen = HashSet::new();
+    for (m, name) in miners {
+        if !seen.insert(*m) {
+            return Err(format!("{name} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 impl Rollout {
     /// Plans a rollout of `change` to `miners` (id, name), the first being the canary. Refuses
     /// an empty list, a miner given twice, and a change that is not valid.
@@ -89,15 +107,7 @@ impl Rollout {
         change: Map<String, Value>,
         miners: Vec<(i64, String)>,
     ) -> Result<Rollout, String> {
-        if miners.is_empty() {
-            return Err("choose at least one miner (the first is the canary)".into());
-        }
-        let mut seen = HashSet::new();
-        for (m, name) in &miners {
-            if !seen.insert(*m) {
-                return Err(format!("{name} is listed twice"));
-            }
-        }
+        check_list(&miners)?;
         let errors = nerd_config::validate_change(&change);
         if !errors.is_empty() {
             return Err(nerd_config::describe(&errors));
@@ -110,10 +120,56 @@ impl Rollout {
                 .map(|(miner_id, name)| RolloutMiner {
                     miner_id,
                     name,
+                    own: None,
                     state: MinerState::Waiting,
                 })
                 .collect(),
         })
+    }
+
+    /// Plans a rollout where each miner gets its own change (reconciling miners to their
+    /// desired configurations), with the same checks, canary first.
+    pub fn plan_each(
+        id: u64,
+        miners: Vec<(i64, String, Map<String, Value>)>,
+    ) -> Result<Rollout, String> {
+        let mut owns = Vec::with_capacity(miners.len());
+        for (_, name, change) in &miners {
+            let errors = nerd_config::validate_change(change);
+            if !errors.is_empty() {
+                return Err(format!("{name}: {}", nerd_config::describe(&errors)));
+            }
+            owns.push(change.clone());
+        }
+        let list: Vec<(i64, String)> = miners.into_iter().map(|(m, n, _)| (m, n)).collect();
+        check_list(&list)?;
+        let mut plan = Rollout {
+            id,
+            change: Map::new(),
+            miners: list
+                .into_iter()
+                .map(|(miner_id, name)| RolloutMiner {
+                    miner_id,
+                    name,
+                    own: None,
+                    state: MinerState::Waiting,
+                })
+                .collect(),
+        };
+        for (m, own) in plan.miners.iter_mut().zip(owns) {
+            m.own = Some(own);
+        }
+        Ok(plan)
+    }
+
+    /// The keys written to miner `index`: the common change and its own.
+    pub fn change_for(&self, index: usize) -> Option<Map<String, Value>> {
+        let m = self.miners.get(index)?;
+        let mut change = self.change.clone();
+        if let Some(own) = &m.own {
+            change.extend(own.clone());
+        }
+        Some(change)
     }
 
     /// What to do now.
@@ -240,6 +296,13 @@ impl Rollouts {
         self.lock().get(&id).cloned()
     }
 
+    /// Whether any rollout is still writing (automatic switches wait for it).
+    pub fn any_running(&self) -> bool {
+        self.lock()
+            .values()
+            .any(|r| matches!(r.next(), Next::Wait | Next::Start(_)))
+    }
+
     fn update<R>(&self, id: u64, f: impl FnOnce(&mut Rollout) -> R) -> Option<R> {
         self.lock().get_mut(&id).map(f)
     }
@@ -263,7 +326,7 @@ pub async fn run(
             Next::Wait | Next::Done | Next::Stopped => return,
         };
         let Some(Some((miner_id, payload))) = rollouts.update(id, |r| {
-            let change = Value::Object(r.change.clone()).to_string();
+            let change = Value::Object(r.change_for(index)?).to_string();
             r.miners.get(index).map(|m| (m.miner_id, change))
         }) else {
             return;
@@ -391,6 +454,29 @@ mod tests {
         let bad = json!({"portNumber": 0}).as_object().cloned().unwrap();
         assert!(Rollout::plan(1, bad, vec![(1, "a".into())]).is_err());
         assert!(Rollout::plan(1, Map::new(), vec![(1, "a".into())]).is_err());
+    }
+
+    #[test]
+    fn each_miner_gets_its_own_change() {
+        let own = |w: &str| {
+            json!({"btcString": format!("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq.{w}")})
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        let r = Rollout::plan_each(
+            1,
+            vec![(1, "a".into(), own("a")), (2, "b".into(), own("b"))],
+        )
+        .unwrap();
+        assert_eq!(r.next(), Next::Start(0));
+        assert!(r.change_for(1).unwrap()["btcString"]
+            .as_str()
+            .unwrap()
+            .ends_with(".b"));
+        assert!(r.change_for(2).is_none());
+        assert!(Rollout::plan_each(1, vec![]).is_err());
+        assert!(Rollout::plan_each(1, vec![(1, "a".into(), Map::new())]).is_err());
     }
 
     #[test]

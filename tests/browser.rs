@@ -660,3 +660,147 @@ fn test_celebration_shows_on_dashboard_and_kiosk() {
         s.js("return fetch('/api/herd_data').then(r => r.json()).then(d => JSON.stringify(d.lottery.latest_record))")
     );
 }
+
+/// A stratum stub on loopback that answers `mining.subscribe`, for the profile test.
+fn stratum_stub() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            let _ = (&s).write_all(
+                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
+            );
+        }
+    });
+    port
+}
+
+/// `/fleet` with two profiles (one tested from the Pi against a loopback pool) and a herd in
+/// every drift state; saved as fleet-profiles and fleet-drift screenshots under target/ (or
+/// docs/screenshots/ with SHEPHERD_SCREENSHOTS=docs).
+#[test]
+fn fleet_page_in_headless_chromium() {
+    let Some((chromium, driver_bin)) = browser("fleet_page_in_headless_chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(dir.path(), &["--demo", "3"]);
+    run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["totals"]["online"] == 3
+    });
+    let db = run.db.display().to_string();
+    let shepherd = |args: &[&str]| {
+        let out = Command::new(common::bin()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    shepherd(&[
+        "profiles",
+        "--database",
+        &db,
+        "add",
+        "public",
+        "--pool",
+        "public-pool.io:21496",
+        "--pool",
+        "solo.ckpool.org:3333",
+        "--failover",
+        "--no-test",
+    ]);
+    shepherd(&[
+        "profiles",
+        "--database",
+        &db,
+        "add",
+        "night-solo",
+        "--pool",
+        "public-pool.io:21496",
+        "--pool",
+        "solo.ckpool.org:3333",
+        "--window",
+        "22:00-06:00=1",
+        "--no-test",
+    ]);
+    let addr = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+    for (m, p) in [
+        ("demo-1", "public"),
+        ("demo-2", "public"),
+        ("demo-3", "night-solo"),
+    ] {
+        shepherd(&[
+            "miners",
+            "--database",
+            &db,
+            "set",
+            m,
+            "--profile",
+            p,
+            "--address",
+            addr,
+            "--board",
+            "Brightness=120",
+        ]);
+    }
+    // demo-1 read back as desired, demo-2 changed on its setup portal, demo-3 never read.
+    let conn = rusqlite::Connection::open(&run.db).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let cfg = |pool: &str, worker: &str| {
+        json!({"poolString": pool, "portNumber": 21496, "poolPassword": "x", "btcString": format!("{addr}.{worker}"), "Brightness": 120, "gmtZone": 2}).to_string()
+    };
+    conn.execute("UPDATE miners SET last_config_json = ?1, last_config_at = 1764500000000 WHERE name = 'demo-1'", [cfg("public-pool.io", "demo-1")]).unwrap();
+    conn.execute("UPDATE miners SET last_config_json = ?1, last_config_at = 1764500000000 WHERE name = 'demo-2'", [cfg("pool.example.org", "demo")]).unwrap();
+    let api = run.wait_json("/api/fleet", Duration::from_secs(10), |v| {
+        v["miners"].as_array().is_some_and(|m| m.len() == 3)
+    });
+    let states: Vec<&str> = api["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["drift"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["in_sync", "drifted", "unknown"], "{api:#}");
+
+    let shots = screenshot_dir();
+    let driver = Driver::start(&driver_bin);
+    let s = open_session(&driver, &chromium, &dir.path().join("profile"), 1920, 1080);
+    s.go(&run.url("/fleet"));
+    // Fill the form with a loopback pool and press "Test from the Pi".
+    let port = stratum_stub();
+    s.js(&format!(
+        "document.querySelector('[name=name]').value = 'garage';\
+         document.querySelector('[name=host]').value = '127.0.0.1';\
+         document.querySelector('[name=port]').value = '{port}';\
+         document.querySelector('[name=fallbacks]').value = 'solo.ckpool.org:3333';\
+         document.querySelector('button[value=test]').click(); return null"
+    ));
+    assert!(
+        wait_true(
+            &s,
+            "return !!document.querySelector('#profile-tests')",
+            Duration::from_secs(20)
+        ),
+        "no test results shown"
+    );
+    let first = s.js("return document.querySelector('#profile-tests tbody tr').textContent");
+    assert!(first.as_str().unwrap().contains("answers"), "{first}");
+    s.screenshot(&shots.join("fleet-profiles-1920x1080.png"));
+    s.go(&run.url("/fleet?drift=drifted"));
+    let rows = s.js("return document.querySelectorAll('#drift tbody tr').length");
+    assert_eq!(rows, json!(1));
+    s.js("document.querySelector('#drift').scrollIntoView(); return null");
+    s.go(&run.url("/fleet#drift"));
+    for entry in s.console() {
+        assert_ne!(
+            entry["level"], "SEVERE",
+            "console error {}",
+            entry["message"]
+        );
+    }
+    s.screenshot(&shots.join("fleet-drift-1920x1080.png"));
+}

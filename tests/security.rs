@@ -302,6 +302,8 @@ fn read_routes(miner: i64, cmd: i64, backup: i64) -> Vec<String> {
         "/api/alerts",
         "/metrics",
         "/settings",
+        "/fleet",
+        "/api/fleet",
         "/onboarding",
         "/kiosk",
         "/kiosk/clock",
@@ -664,6 +666,30 @@ fn every_page_forbids_frames_and_inline_code() {
     assert_eq!(r.status, 422);
     assert!(r.header("content-security-policy").is_some());
     assert_eq!(inline_code(&r.body), Vec::<String>::new());
+    // The fleet profile form: refused values come back escaped, with every problem listed.
+    let r = app.post_form(
+        "/fleet/profiles",
+        "action=save&name=%3Cscript%3Ex%3C%2Fscript%3E&host=a+b&port=0&schedule=soon",
+        None,
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("profile-errors"), "{}", r.body);
+    assert!(!r.body.contains("<script>x"), "{}", r.body);
+    assert_eq!(inline_code(&r.body), Vec::<String>::new());
+    // Fleet writes only from our own pages.
+    for path in [
+        "/fleet/profiles",
+        "/fleet/reconcile",
+        "/fleet/profiles/1/delete",
+    ] {
+        let r = app.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            "miner=1",
+        );
+        assert_eq!(r.status, 403, "{path}");
+    }
 }
 
 #[test]

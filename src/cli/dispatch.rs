@@ -123,6 +123,26 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 .unwrap_or(i64::MAX);
             miners_command(&conn, action, stall_ms)
         }
+        Command::Profiles { common, action } => {
+            let config = load_config(&common)?;
+            let (conn, _) = db::open_writer(&config.database.path)?;
+            super::fleet::profiles(&conn, action)
+        }
+        Command::Drift { common, json } => {
+            let config = load_config(&common)?;
+            let (conn, _) = db::open_writer(&config.database.path)?;
+            super::fleet::drift(&conn, json)
+        }
+        Command::Reconcile {
+            common,
+            names,
+            all,
+            force,
+            timeout,
+        } => {
+            let config = load_config(&common)?;
+            super::fleet::reconcile(&config.database.path, &names, all, force, timeout)
+        }
         Command::Passwd { config } => super::passwd::run(&config),
         Command::Devices { common, json } => {
             let config = load_config(&common)?;
@@ -169,6 +189,20 @@ fn miners_command(
             miners::remove(conn, &name).with_context(|| format!("cannot remove {name}"))?;
             println!("removed miner {name} and its history");
         }
+        MinersAction::Set {
+            name,
+            profile,
+            worker,
+            address,
+            board,
+        } => super::fleet::set_miner(
+            conn,
+            &name,
+            profile.as_deref(),
+            worker.as_deref(),
+            address.as_deref(),
+            &board,
+        )?,
     }
     Ok(())
 }

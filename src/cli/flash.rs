@@ -382,7 +382,7 @@ fn print_config(row: &CommandRow) -> anyhow::Result<()> {
 }
 
 /// Prints a command's progress until it ends (or `timeout` seconds pass); returns its row.
-fn follow(
+pub(crate) fn follow(
     conn: &rusqlite::Connection,
     db_path: &Path,
     id: i64,

@@ -15,6 +15,8 @@ pub mod bench_flash;
 pub mod dispatch;
 /// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get|set`, `shepherd doctor`.
 pub mod flash;
+/// `shepherd profiles …`, `miners set`, `drift`, `reconcile`: fleet configuration.
+pub mod fleet;
 /// `shepherd passwd`: the login password's hash into the config file.
 pub mod passwd;
 /// `shepherd tail`: follow one miner's events from a shell.
@@ -64,6 +66,43 @@ pub enum Command {
         /// What to do with miners.
         #[command(subcommand)]
         action: MinersAction,
+    },
+    /// Pool profiles: a primary pool and ordered fallbacks, failover and schedules.
+    Profiles {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// What to do with profiles.
+        #[command(subcommand)]
+        action: ProfilesAction,
+    },
+    /// Each miner's desired configuration against what it was last read as: in sync, drifted
+    /// (which keys) or unknown (never read).
+    Drift {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write miners' desired configurations through a canary rollout (first miner alone, the
+    /// rest one at a time, stop at the first failure), through the running shepherd.
+    Reconcile {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Miners to reconcile.
+        names: Vec<String>,
+        /// Every miner that is drifted or unknown.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Write even when a pool does not answer the test.
+        #[arg(long)]
+        force: bool,
+        /// Give up following one miner's write after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
     },
     /// Inspect and build SPIFFS images (offline, no miner needed).
     Spiffs {
@@ -335,6 +374,63 @@ pub enum MinersAction {
     },
     /// Remove a miner and its history.
     Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Set a miner's desired configuration (written by `shepherd reconcile`).
+    Set {
+        /// Its name.
+        name: String,
+        /// Pool profile (`shepherd profiles list`).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Worker name (letters, digits, '-', '_'); proposed from the miner's name if unset.
+        #[arg(long)]
+        worker: Option<String>,
+        /// Payout address: a label from /settings or a Bitcoin address (checked).
+        #[arg(long)]
+        address: Option<String>,
+        /// Board key, e.g. gmtZone=1, Brightness=120, invertColors=true, saveStatsToNVS=false.
+        #[arg(long, value_name = "KEY=VALUE")]
+        board: Vec<String>,
+    },
+}
+
+/// `shepherd profiles …`
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// List profiles.
+    List,
+    /// Add a profile (or replace the one of that name); its pools are tested first.
+    Add {
+        /// Unique name, e.g. "public".
+        name: String,
+        /// A pool as host:port[:password]; give it again for each fallback, in order.
+        #[arg(long, required = true)]
+        pool: Vec<String>,
+        /// Let the Pi move miners to the next pool when theirs is down.
+        #[arg(long)]
+        failover: bool,
+        /// Minutes a pool must fail before failing over.
+        #[arg(long, default_value_t = 10)]
+        down_minutes: u32,
+        /// Minutes the primary must answer the Pi before going back.
+        #[arg(long, default_value_t = 10)]
+        back_minutes: u32,
+        /// A time window (UTC) on pool N, e.g. 22:00-06:00=1 (a solo pool at night).
+        #[arg(long, value_name = "HH:MM-HH:MM=N")]
+        window: Vec<String>,
+        /// Save without testing the pools.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// Remove a profile.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Test each pool of a profile from here (TCP connect, stratum subscribe, 5 s timeout).
+    Test {
         /// Its name.
         name: String,
     },

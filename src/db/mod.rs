@@ -6,6 +6,7 @@ pub mod alert_settings;
 pub mod alerts;
 pub mod commands;
 pub mod devices;
+pub mod fleet;
 pub mod history;
 pub mod incidents;
 pub mod logs;

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod error;
 pub mod events;
 pub mod firmware;
+pub mod fleet;
 pub mod format;
 pub mod incidents;
 pub mod integrations;
@@ -18,10 +19,10 @@ pub mod manage;
 pub mod miner_page;
 pub mod onboarding;
 pub mod pages;
+pub mod ports;
+pub mod records;
 /// Where a request comes from: client address and HTTPS behind trusted proxies, kiosk paths.
 pub mod request;
-pub mod records;
-pub mod ports;
 pub mod security;
 pub mod settings;
 pub mod tokens;
@@ -100,6 +101,14 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/backups/{id}/restore", web::post().to(manage::restore))
         .route("/api/rollout", web::post().to(manage::start_rollout))
         .route("/api/rollout/{id}", web::get().to(manage::rollout))
+        .route("/fleet", web::get().to(fleet::page))
+        .route("/api/fleet", web::get().to(fleet::api))
+        .route("/fleet/profiles", web::post().to(fleet::save_profile))
+        .route(
+            "/fleet/profiles/{id}/delete",
+            web::post().to(fleet::delete_profile),
+        )
+        .route("/fleet/reconcile", web::post().to(fleet::reconcile))
         .route(
             "/api/miner/{id}/set_config",
             web::post().to(manage::set_config),

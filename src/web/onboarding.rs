@@ -147,7 +147,14 @@ async fn insert(state: &AppState, onboard: Onboard) -> actix_web::Result<Result<
     }
     let written = state
         .db
-        .send(Write::new(move |conn| Ok(devices::onboard(conn, &onboard))))
+        .send(Write::new(move |conn| {
+            let added = devices::onboard(conn, &onboard);
+            if let Ok(id) = &added {
+                // Each miner its own worker on the pool, written with its address.
+                crate::db::fleet::propose_worker(conn, *id)?;
+            }
+            Ok(added)
+        }))
         .await
         .map_err(ApiError::from)?
         .map_err(ApiError::from)?;

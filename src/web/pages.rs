@@ -43,6 +43,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                         a href="/firmware" { "Firmware" }
                         a href="/kiosk" { "Kiosk" }
                         a href="/settings" { "Settings" }
+                        a href="/fleet" { "Fleet" }
                         a href="/onboarding" { "Add devices" }
                     }
                     button.secondary #theme-toggle type="button" title="Switch between light and dark" { "◐" span.label { " Theme" } }
