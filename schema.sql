@@ -323,6 +323,7 @@ CREATE TABLE IF NOT EXISTS found_blocks (
 CREATE TABLE IF NOT EXISTS celebration_test (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     at  INTEGER NOT NULL
+);
 
 -- Fleet configuration as desired state (version 14). A pool profile: primary pool first, then
 -- fallbacks, as JSON [{"host","port","password"}]; the Pi's failover and schedule windows
