@@ -47,6 +47,12 @@ fn identify_reboots_the_simulated_miner_through_its_reader() {
             .any(|(_, d)| d.starts_with("identify: resetting")),
         "{seen:#?}"
     );
+    // The command ends on the boot banner; the simulated chip counts the boot as it starts
+    // the firmware, just after printing it.
+    let start = std::time::Instant::now();
+    while sim.state(|s| s.firmware_boots) <= boots && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         sim.state(|s| s.firmware_boots) > boots,
         "the board did not reboot"

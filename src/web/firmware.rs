@@ -129,14 +129,17 @@ pub fn render(inv: &Inventory) -> Markup {
                             }
                         }
                     }
-                    table {
-                        thead { tr { th { "Miner" } th { "Board" } th { "Chip" } } }
-                        tbody {
-                            @for m in &g.miners {
-                                tr {
-                                    td { a href={"/miners/" (m.miner_id)} { (m.miner) } }
-                                    td { (m.board.as_deref().unwrap_or("—")) }
-                                    td { (m.chip.as_deref().unwrap_or("— (read its configuration once)")) }
+                    // A phone scrolls the table, not the page.
+                    div.table-scroll {
+                        table {
+                            thead { tr { th { "Miner" } th { "Board" } th { "Chip" } } }
+                            tbody {
+                                @for m in &g.miners {
+                                    tr {
+                                        td { a href={"/miners/" (m.miner_id)} { (m.miner) } }
+                                        td { (m.board.as_deref().unwrap_or("—")) }
+                                        td { (m.chip.as_deref().unwrap_or("— (read its configuration once)")) }
+                                    }
                                 }
                             }
                         }
