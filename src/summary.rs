@@ -825,7 +825,8 @@ mod tests {
         assert_eq!(s.restarts, 1);
     }
 
-    fn boot(reason: &str) -> E {
+    /// A boot banner with this ROM reset reason (the lottery tests use it too).
+    pub(super) fn boot(reason: &str) -> E {
         E::Boot {
             reset_reason: reason.into(),
         }
@@ -1150,13 +1151,8 @@ mod sim_tests {
 #[cfg(test)]
 mod lottery_tests {
     use super::*;
+    use super::tests::boot;
     use MinerEvent as E;
-
-    fn boot(reason: &str) -> E {
-        E::Boot {
-            reset_reason: reason.into(),
-        }
-    }
 
     fn nvs_second(
         s: &mut MinerState,
