@@ -143,6 +143,7 @@ impl App {
             SummarizerActor::start_in_arbiter(&summarizer_arbiter.handle(), move |_| {
                 SummarizerActor::new(sum_pool, sum_db, interval)
             });
+        let port_news = crate::discovery::portmap::PortNews::default();
         let discovery = config.discovery.enabled.then(|| {
             DiscoveryActor::new(
                 config.discovery.clone(),
@@ -151,6 +152,7 @@ impl App {
                 db.clone(),
                 supervisor.clone(),
             )
+            .with_news(port_news.clone())
             .start()
         });
         if discovery.is_none() {
@@ -186,6 +188,7 @@ impl App {
         };
 
         // Off unless the owner turned it on; stops with the system.
+        let self_heal = crate::selfheal::Status::default();
         if config.self_heal.enabled {
             crate::selfheal::SelfHealActor::new(
                 config.self_heal.clone(),
@@ -193,6 +196,7 @@ impl App {
                 db.clone(),
                 supervisor.clone(),
                 alerts.1.clone(),
+                self_heal.clone(),
             )
             .start();
         }
@@ -214,6 +218,8 @@ impl App {
             read_tokens,
             allowed_hosts,
             events: Arc::new(web::events::Hub::new(config.web.max_event_streams)),
+            port_news,
+            self_heal,
             rollouts: Default::default(),
         };
         // Failover and schedule windows of pool profiles (see crate::fleet).

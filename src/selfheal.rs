@@ -49,28 +49,64 @@ pub struct Stuck {
     pub power: Option<(String, u32)>,
 }
 
+/// Why self-healing leaves a stuck miner alone for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// Not stuck for `after_minutes` yet.
+    Delay,
+    /// A configuration write is queued or running on it.
+    Writing,
+    /// It acted on this miner less than `min_interval_minutes` ago; may again at this time.
+    Interval(i64),
+    /// `max_per_day` actions in the last 24 h.
+    DayLimit,
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::Delay => write!(f, "not stuck long enough yet"),
+            Wait::Writing => write!(f, "a configuration write is on"),
+            Wait::Interval(at) => write!(
+                f,
+                "rate limit: acted lately, may again in {} min",
+                ((at - crate::clock::now_ms()).max(0) + 59_999) / 60_000
+            ),
+            Wait::DayLimit => write!(f, "rate limit: the most actions a day reached"),
+        }
+    }
+}
+
 /// What to do about `s` at `now`, within the limits of `cfg`; `None` to wait.
 pub fn plan(now: i64, cfg: &SelfHealConfig, s: &Stuck) -> Option<Action> {
+    decide(now, cfg, s).ok()
+}
+
+/// Like [`plan`], saying why it waits.
+pub fn decide(now: i64, cfg: &SelfHealConfig, s: &Stuck) -> Result<Action, Wait> {
     let min = 60_000;
-    if s.writing || now - s.since < cfg.after_minutes as i64 * min {
-        return None;
+    if s.writing {
+        return Err(Wait::Writing);
     }
-    let last = s.acted.iter().copied().max();
-    if last.is_some_and(|t| now - t < cfg.min_interval_minutes as i64 * min) {
-        return None;
+    if now - s.since < cfg.after_minutes as i64 * min {
+        return Err(Wait::Delay);
     }
     let today = s.acted.iter().filter(|&&t| now - t < 86_400_000).count();
     if today >= cfg.max_per_day as usize {
-        return None;
+        return Err(Wait::DayLimit);
+    }
+    let interval = cfg.min_interval_minutes as i64 * min;
+    if let Some(last) = s.acted.iter().copied().max().filter(|t| now - t < interval) {
+        return Err(Wait::Interval(last + interval));
     }
     // A reset already tried on this stuck spell did not help: power, where the hub can.
     let tried = s.acted.iter().any(|&t| t >= s.since);
     match (&s.power, tried && cfg.power_cycle) {
-        (Some((hub, port)), true) => Some(Action::PowerCycle {
+        (Some((hub, port)), true) => Ok(Action::PowerCycle {
             hub: hub.clone(),
             port: *port,
         }),
-        _ => Some(Action::Reset),
+        _ => Ok(Action::Reset),
     }
 }
 
@@ -187,6 +223,125 @@ pub mod uhubctl {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
 
+    /// How a hub switches its ports' power (uhubctl's tag at the end of the hub line, from the
+    /// hub descriptor's wHubCharacteristics).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Switching {
+        /// `ppps`: per port. The only kind self-healing power cycles.
+        PerPort,
+        /// `ganged`: all ports at once (cycling one would cycle every miner on the hub).
+        Ganged,
+        /// `nops`: no power switching.
+        None,
+    }
+
+    /// One port line: `  Port 2: 0503 power highspeed enable connect [1a86:7523 USB Serial]`.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+    pub struct PortStatus {
+        /// Port number on the hub.
+        pub port: u32,
+        /// Powered now (`power` in the flags; `off` when switched off).
+        pub powered: bool,
+        /// Something is plugged in (`connect`).
+        pub connected: bool,
+        /// What is plugged in, as uhubctl describes it (`vid:pid vendor product serial`).
+        pub device: Option<String>,
+    }
+
+    /// One hub as `uhubctl` without arguments lists it.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+    pub struct Hub {
+        /// Its location, as `-l` takes it and as sysfs names it (`1-1.3`; a root hub: `1`).
+        pub location: String,
+        /// What is between the brackets (`2109:3431 USB2.0 Hub, USB 2.10, 4 ports, ppps`).
+        pub description: String,
+        /// How it switches power.
+        pub switching: Switching,
+        /// Its ports.
+        pub ports: Vec<PortStatus>,
+    }
+
+    /// Parses what `uhubctl` prints without arguments: `Current status for hub LOCATION
+    /// [DESCRIPTION]` lines, each followed by `  Port N: STATUS flags… [device]` lines
+    /// (uhubctl.c `print_port_status`). uhubctl 2.4 and later end the description with
+    /// `ppps`, `ganged` or `nops`; older versions list only hubs that switch per port, without
+    /// a tag. Anything else (warnings, blank lines) is skipped.
+    pub fn parse(text: &str) -> Vec<Hub> {
+        let mut hubs: Vec<Hub> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("Current status for hub ") {
+                let (location, desc) = rest.split_once(' ').unwrap_or((rest, ""));
+                let description = desc
+                    .trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let tag = description.rsplit(',').next().unwrap_or("").trim();
+                let switching = match tag {
+                    "ganged" => Switching::Ganged,
+                    "nops" => Switching::None,
+                    _ => Switching::PerPort,
+                };
+                hubs.push(Hub {
+                    location: location.to_owned(),
+                    description,
+                    switching,
+                    ports: Vec::new(),
+                });
+                continue;
+            }
+            let Some(hub) = hubs.last_mut() else { continue };
+            let Some(rest) = line.trim_start().strip_prefix("Port ") else {
+                continue;
+            };
+            let Some((num, status)) = rest.split_once(':') else {
+                continue;
+            };
+            let Ok(port) = num.trim().parse() else {
+                continue;
+            };
+            let (flags, device) = match status.split_once('[') {
+                Some((f, d)) => (f, Some(d.trim().trim_end_matches(']').to_owned())),
+                None => (status, None),
+            };
+            let flags: Vec<&str> = flags.split_whitespace().skip(1).collect();
+            hub.ports.push(PortStatus {
+                port,
+                powered: flags.contains(&"power"),
+                connected: flags.contains(&"connect"),
+                device,
+            });
+        }
+        hubs
+    }
+
+    /// Whether port `port` of hub `location` can be power cycled on its own.
+    pub fn switchable(hubs: &[Hub], location: &str, port: u32) -> bool {
+        hubs.iter().any(|h| {
+            h.location == location
+                && h.switching == Switching::PerPort
+                && (h.ports.is_empty() || h.ports.iter().any(|p| p.port == port))
+        })
+    }
+
+    /// Runs `program` without arguments (it only lists) and parses what it prints.
+    pub fn list(program: &Path) -> Result<Vec<Hub>, String> {
+        let out = std::process::Command::new(program)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        let hubs = parse(&String::from_utf8_lossy(&out.stdout));
+        if hubs.is_empty() && !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(format!(
+                "{} failed ({}): {err} — may shepherd use it (a udev rule for the hub, or root)?",
+                program.display(),
+                out.status
+            ));
+        }
+        Ok(hubs)
+    }
+
     /// The arguments for a power cycle of `port` on hub `hub`.
     pub fn cycle_args(hub: &str, port: u32) -> Vec<String> {
         vec![
@@ -233,15 +388,59 @@ fn run(action: &Action, program: Option<&Path>) -> Option<Result<String, String>
 /// Where to power cycle the miner on `port` (its tty or by-id link): the hub it is plugged
 /// into and its port there, from sysfs; `None` on a root port or where sysfs cannot tell.
 pub fn power_location(port: &str) -> Option<(String, u32)> {
-    use crate::discovery::{portmap, sysfs};
-    let devices = sysfs::scan_system();
-    let real = std::fs::canonicalize(port).ok()?;
-    let scan = portmap::scan(Path::new("/sys/class/tty"), &devices);
+    use crate::discovery::portmap;
+    let scan = portmap::scan_root(&portmap::root());
     let placed = scan
         .devices
         .iter()
-        .find(|p| std::fs::canonicalize(&p.device.tty).ok().as_ref() == Some(&real))?;
-    Some((placed.path.parent()?.to_string(), placed.path.port()))
+        .find(|p| portmap::same_port(port, &p.device))?;
+    let hub = placed
+        .path
+        .parent()
+        .map_or_else(|| placed.path.bus.to_string(), |p| p.to_string());
+    Some((hub, placed.path.port()))
+}
+
+/// What self-healing knows and did lately, for the ports page and `GET /api/ports`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// `[self_heal] enabled`.
+    pub enabled: bool,
+    /// The uhubctl it runs, if found (and power cycles are allowed).
+    pub uhubctl: Option<String>,
+    /// The hubs uhubctl listed at start (None: not asked).
+    pub hubs: Option<Vec<uhubctl::Hub>>,
+    /// Why the list is missing, when it was asked for and failed.
+    pub hubs_error: Option<String>,
+    /// Rounds run since the start.
+    pub rounds: u64,
+    /// Stuck miners left alone in the last round, and why.
+    pub waiting: Vec<(String, String)>,
+}
+
+/// The [`Report`], shared between the actor and the web pages.
+#[derive(Debug, Clone, Default)]
+pub struct Status(std::sync::Arc<std::sync::Mutex<Report>>);
+
+impl Status {
+    /// A copy of the report now.
+    pub fn report(&self) -> Report {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Report)) {
+        if let Ok(mut r) = self.0.lock() {
+            f(&mut r);
+        }
+    }
+
+    /// Where a miner on `location` can be power cycled: its hub and port, when uhubctl listed
+    /// that hub as switching each port on its own.
+    fn switchable(&self, location: Option<(String, u32)>) -> Option<(String, u32)> {
+        let (hub, port) = location?;
+        let r = self.0.lock().ok()?;
+        uhubctl::switchable(r.hubs.as_deref()?, &hub, port).then_some((hub, port))
+    }
 }
 
 /// One line for the log and the alert: what was done to whom, and how it went.
@@ -262,7 +461,7 @@ pub fn describe(name: &str, action: &Action, outcome: Option<&Result<String, Str
     }
 }
 
-/// Runs self-healing rounds every minute while `[self_heal] enabled`.
+/// Runs self-healing rounds every `check_secs` while `[self_heal] enabled`.
 pub struct SelfHealActor {
     cfg: SelfHealConfig,
     pool: crate::db::ReadPool,
@@ -270,27 +469,41 @@ pub struct SelfHealActor {
     supervisor: actix::Addr<crate::supervisor::Supervisor>,
     alerts: actix::Addr<crate::alerts::AlertActor>,
     program: Option<PathBuf>,
+    status: Status,
     busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SelfHealActor {
-    /// Looks for uhubctl on PATH and says what it found (the README explains the package).
+    /// Finds uhubctl (`[self_heal] uhubctl`, else on PATH) and says what it found (the README
+    /// explains the package); `status` is where it reports.
     pub fn new(
         cfg: SelfHealConfig,
         pool: crate::db::ReadPool,
         db: actix::Addr<crate::db::DbActor>,
         supervisor: actix::Addr<crate::supervisor::Supervisor>,
         alerts: actix::Addr<crate::alerts::AlertActor>,
+        status: Status,
     ) -> Self {
-        let program = uhubctl::find(std::env::var_os("PATH").as_deref());
+        let program = if cfg.uhubctl.is_empty() {
+            uhubctl::find(std::env::var_os("PATH").as_deref())
+        } else {
+            Some(PathBuf::from(&cfg.uhubctl))
+        };
         match (&program, cfg.power_cycle) {
             (Some(p), true) => tracing::info!("self-healing on; power cycles with {}", p.display()),
             (None, true) => tracing::info!(
-                "self-healing on, serial resets only: uhubctl is not installed (apt install                  uhubctl) for power cycles on hubs that switch port power"
+                "self-healing on, serial resets only: uhubctl is not installed (apt install \
+                 uhubctl) for power cycles on hubs that switch port power"
             ),
-            (_, false) => tracing::info!("self-healing on, serial resets only (power_cycle = false)"),
+            (_, false) => {
+                tracing::info!("self-healing on, serial resets only (power_cycle = false)")
+            }
         }
         let program = program.filter(|_| cfg.power_cycle);
+        status.update(|r| {
+            r.enabled = true;
+            r.uhubctl = program.as_ref().map(|p| p.display().to_string());
+        });
         Self {
             cfg,
             pool,
@@ -298,7 +511,43 @@ impl SelfHealActor {
             supervisor,
             alerts,
             program,
+            status,
             busy: Default::default(),
+        }
+    }
+
+    /// Asks uhubctl once which hubs switch port power, on a thread of its own.
+    fn check_hubs(&self) {
+        let Some(program) = self.program.clone() else {
+            return;
+        };
+        let status = self.status.clone();
+        let spawned = std::thread::Builder::new()
+            .name("uhubctl".into())
+            .spawn(move || match uhubctl::list(&program) {
+                Ok(hubs) => {
+                    let per_port: Vec<&str> = hubs
+                        .iter()
+                        .filter(|h| h.switching == uhubctl::Switching::PerPort)
+                        .map(|h| h.location.as_str())
+                        .collect();
+                    tracing::info!(
+                        "uhubctl: hubs that switch each port's power: {}",
+                        if per_port.is_empty() {
+                            "none (power cycles off; serial resets only)".to_owned()
+                        } else {
+                            per_port.join(", ")
+                        }
+                    );
+                    status.update(|r| r.hubs = Some(hubs));
+                }
+                Err(e) => {
+                    tracing::warn!("self-healing will not power cycle: {e}");
+                    status.update(|r| r.hubs_error = Some(e));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot ask uhubctl about the hubs: {e}");
         }
     }
 
@@ -314,7 +563,8 @@ impl SelfHealActor {
             self.db.clone(),
             self.supervisor.clone(),
         );
-        let (program, busy) = (self.program.clone(), self.busy.clone());
+        let (program, busy, status) =
+            (self.program.clone(), self.busy.clone(), self.status.clone());
         let alerts = self.alerts.clone();
         let spawned = std::thread::Builder::new()
             .name("self-heal".into())
@@ -331,22 +581,30 @@ impl SelfHealActor {
                     let power_of = |id: i64| {
                         program.as_ref()?;
                         let port = ports.iter().find(|(m, _, _)| *m == id)?;
-                        power_location(&port.1)
+                        status.switchable(power_location(&port.1))
                     };
                     Ok((stuck(c, now, &power_of)?, ports))
                 });
                 match read {
                     Err(e) => tracing::warn!("self-healing cannot read the herd: {e}"),
                     Ok((list, names)) => {
+                        let name_of = |id: i64| {
+                            names
+                                .iter()
+                                .find(|(m, _, _)| *m == id)
+                                .map_or_else(|| format!("miner {id}"), |m| m.2.clone())
+                        };
+                        let mut waiting = Vec::new();
                         for s in list {
-                            let Some(action) = plan(now, &cfg, &s) else {
-                                continue;
+                            let action = match decide(now, &cfg, &s) {
+                                Ok(a) => a,
+                                Err(why) => {
+                                    waiting.push((name_of(s.miner_id), why.to_string()));
+                                    continue;
+                                }
                             };
                             let outcome = run(&action, program.as_deref());
-                            let name = names
-                                .iter()
-                                .find(|(m, _, _)| *m == s.miner_id)
-                                .map_or_else(|| format!("miner {}", s.miner_id), |m| m.2.clone());
+                            let name = name_of(s.miner_id);
                             let message = describe(&name, &action, outcome.as_ref());
                             tracing::warn!(miner = s.miner_id, "{message}");
                             alerts.do_send(crate::alerts::SelfHealed {
@@ -360,6 +618,10 @@ impl SelfHealActor {
                             }));
                         }
                         sup.do_send(crate::supervisor::CommandsQueued);
+                        status.update(|r| {
+                            r.rounds += 1;
+                            r.waiting = waiting;
+                        });
                     }
                 }
                 busy.store(false, Ordering::Release);
@@ -376,7 +638,9 @@ impl actix::Actor for SelfHealActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         use actix::AsyncContext;
-        ctx.run_interval(std::time::Duration::from_secs(60), |a, _| a.round());
+        self.check_hubs();
+        let every = std::time::Duration::from_secs(self.cfg.check_secs.max(1));
+        ctx.run_interval(every, |a, _| a.round());
     }
 }
 
@@ -499,6 +763,78 @@ mod tests {
         };
         s.acted = vec![now - 40 * MIN];
         assert_eq!(plan(now, &no_power, &s), Some(Action::Reset));
+    }
+
+    /// `uhubctl` without arguments on a Raspberry Pi 4 with a smart hub and a plain one
+    /// (the output shape of uhubctl.c `print_port_status`; 2.4+ tags each hub).
+    #[test]
+    fn uhubctl_listings_parse() {
+        let text = "\
+Current status for hub 2 [1d6b:0003 Linux 6.1.21-v8+ xhci-hcd xHCI Host Controller 0000:01:00.0, USB 3.00, 4 ports, ppps]
+  Port 1: 02a0 power 5gbps Rx.Detect
+  Port 2: 02a0 power 5gbps Rx.Detect
+Current status for hub 1-1 [2109:3431 USB2.0 Hub, USB 2.10, 4 ports, ppps]
+  Port 1: 0503 power highspeed enable connect [1a86:7523 QinHeng Electronics USB Serial]
+  Port 2: 0100 power
+  Port 3: 0000 off
+  Port 4: 0503 power highspeed enable connect [05e3:0608 USB2.0 Hub, USB 2.00, 4 ports, ganged]
+Current status for hub 1-1.4 [05e3:0608 USB2.0 Hub, USB 2.00, 4 ports, ganged]
+  Port 1: 0103 power enable connect [10c4:ea60 Silicon Labs CP2102 USB to UART Bridge Controller 0001]
+Current status for hub 3 [1d6b:0002 Linux xhci-hcd, USB 2.00, 1 ports, nops]
+  Port 1: 0100 power
+";
+        let hubs = uhubctl::parse(text);
+        let locs: Vec<&str> = hubs.iter().map(|h| h.location.as_str()).collect();
+        assert_eq!(locs, ["2", "1-1", "1-1.4", "3"]);
+        use uhubctl::Switching::*;
+        let kinds: Vec<_> = hubs.iter().map(|h| h.switching).collect();
+        assert_eq!(kinds, [PerPort, PerPort, Ganged, None]);
+        assert_eq!(
+            hubs[1].description,
+            "2109:3431 USB2.0 Hub, USB 2.10, 4 ports, ppps"
+        );
+        let p = &hubs[1].ports;
+        assert_eq!(p.len(), 4);
+        assert!(p[0].powered && p[0].connected);
+        assert_eq!(
+            p[0].device.as_deref(),
+            Some("1a86:7523 QinHeng Electronics USB Serial")
+        );
+        assert!(p[1].powered && !p[1].connected && p[1].device.is_none());
+        assert!(!p[2].powered, "off");
+        assert_eq!(
+            hubs[2].ports[0].device.as_deref(),
+            Some("10c4:ea60 Silicon Labs CP2102 USB to UART Bridge Controller 0001")
+        );
+        // Only per-port hubs, and only ports they have.
+        assert!(uhubctl::switchable(&hubs, "1-1", 1));
+        assert!(!uhubctl::switchable(&hubs, "1-1", 7));
+        assert!(!uhubctl::switchable(&hubs, "1-1.4", 1), "ganged");
+        assert!(!uhubctl::switchable(&hubs, "3", 1), "nops");
+        assert!(!uhubctl::switchable(&hubs, "1-2", 1), "not listed");
+        // uhubctl before 2.4 lists only hubs that switch per port, untagged.
+        let old = uhubctl::parse(
+            "Current status for hub 3-1 [0424:2514, USB 2.00, 4 ports]\n  Port 1: 0100 power\n",
+        );
+        assert_eq!(old[0].switching, PerPort);
+        // Warnings and an empty listing.
+        assert!(uhubctl::parse("No compatible devices detected!\n").is_empty());
+    }
+
+    #[test]
+    fn waits_say_why() {
+        let c = cfg();
+        let now = 10_000 * MIN;
+        let mut s = stuck_at(0, vec![now - MIN]);
+        assert_eq!(
+            decide(now, &c, &s),
+            Err(Wait::Interval(now - MIN + 30 * MIN))
+        );
+        s.acted = (1..=6).map(|i| now - i * 60 * MIN).collect();
+        assert_eq!(decide(now, &c, &s), Err(Wait::DayLimit));
+        assert!(Wait::DayLimit.to_string().starts_with("rate limit"));
+        s.writing = true;
+        assert_eq!(decide(now, &c, &s), Err(Wait::Writing));
     }
 
     /// A stuck miner (an open "stalled" alert, as the alert rules store it) in a database:

@@ -364,6 +364,237 @@ fn kiosk_marks_stale_data_and_heals_after_a_restart() {
     );
 }
 
+/// A uhubctl that lists the demo's hubs: `1-1` switches each port, `1-1.2` is ganged.
+fn fake_uhubctl(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let prog = dir.join("uhubctl");
+    std::fs::write(
+        &prog,
+        "#!/bin/sh\ncat <<'EOF'\n\
+         Current status for hub 1-1 [2109:3431 USB2.0 Hub, USB 2.10, 4 ports, ppps]\n  \
+         Port 1: 0103 power enable connect [10c4:ea60 Silicon Labs CP2102 USB to UART Bridge Controller 0001]\n  \
+         Port 2: 0503 power highspeed enable connect [1a86:8091 USB2.0 HUB, USB 2.00, 7 ports, ganged]\n  \
+         Port 3: 0103 power enable connect [1a86:7523 QinHeng Electronics USB Serial]\n  \
+         Port 4: 0100 power\n\
+         Current status for hub 1-1.2 [1a86:8091 USB2.0 HUB, USB 2.00, 7 ports, ganged]\n  \
+         Port 1: 0103 power enable connect [1a86:7523 QinHeng Electronics USB Serial]\n\
+         EOF\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    prog
+}
+
+/// A fake sysfs tree with the demo's miners on it, as the kernel lays it out: bus 1 holds hub
+/// `1-1` (demo-1, a CP2102 with a serial, on port 1; hub `1-1.2` with four serial-less CH340
+/// boards on port 2; demo-6 on port 3); bus 3 holds demo-7, an ESP32-S3 on its own USB. Each
+/// tty node links to the simulator's pty, so the port map finds the demo's miners.
+fn fake_port_map(root: &Path, db: &Path) {
+    use std::os::unix::fs::symlink;
+    let conn = shepherd::db::open_reader(db).unwrap();
+    let port_of = |name: &str| -> String {
+        conn.query_row("SELECT port FROM miners WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let write = |path: PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("{text}\n")).unwrap();
+    };
+    let usb1 = root.join("sys/devices/platform/scb/fd500000.pcie/pci0000:00/0000:01:00.0/usb1");
+    let hub = usb1.join("1-1");
+    let hub2 = hub.join("1-1.2");
+    for (dir, vid, product, ports) in [
+        (&hub, "2109", "USB2.0 Hub", "4"),
+        (&hub2, "1a86", "USB2.0 HUB", "7"),
+    ] {
+        write(dir.join("idVendor"), vid);
+        write(dir.join("product"), product);
+        write(dir.join("maxchild"), ports);
+    }
+    let usb3 = root.join("sys/devices/platform/scb/fd500000.pcie/pci0000:00/0000:01:00.0/usb3");
+    let boards = [
+        (
+            "demo-1",
+            hub.join("1-1.1"),
+            "ttyUSB0",
+            "10c4",
+            "ea60",
+            Some("0001"),
+        ),
+        (
+            "demo-2",
+            hub2.join("1-1.2.1"),
+            "ttyUSB1",
+            "1a86",
+            "7523",
+            None,
+        ),
+        (
+            "demo-3",
+            hub2.join("1-1.2.2"),
+            "ttyUSB2",
+            "1a86",
+            "7523",
+            None,
+        ),
+        (
+            "demo-4",
+            hub2.join("1-1.2.3"),
+            "ttyUSB3",
+            "1a86",
+            "7523",
+            None,
+        ),
+        (
+            "demo-5",
+            hub2.join("1-1.2.4"),
+            "ttyUSB4",
+            "1a86",
+            "7523",
+            None,
+        ),
+        (
+            "demo-6",
+            hub.join("1-1.3"),
+            "ttyUSB5",
+            "1a86",
+            "55d4",
+            Some("5434012345"),
+        ),
+        (
+            "demo-7",
+            usb3.join("3-1"),
+            "ttyACM0",
+            "303a",
+            "1001",
+            Some("F4:12:FA:00:11:22"),
+        ),
+    ];
+    for (name, dir, tty, vid, pid, serial) in boards {
+        write(dir.join("idVendor"), vid);
+        write(dir.join("idProduct"), pid);
+        if let Some(s) = serial {
+            write(dir.join("serial"), s);
+        }
+        let base = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let node = dir.join(format!("{base}:1.0")).join(tty);
+        std::fs::create_dir_all(&node).unwrap();
+        let class = root.join("sys/class/tty").join(tty);
+        std::fs::create_dir_all(&class).unwrap();
+        symlink(&node, class.join("device")).unwrap();
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        symlink(port_of(name), root.join("dev").join(tty)).unwrap();
+    }
+}
+
+/// A week of trouble for the incidents page: stalls, an unplug, a pool outage, a reboot
+/// storm, with the resets that self-healing and the owner did.
+fn incident_history(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(20)).unwrap();
+    let now = shepherd::clock::now_ms();
+    let (h, m) = (3_600_000i64, 60_000i64);
+    let id = |name: &str| -> i64 {
+        conn.query_row("SELECT id FROM miners WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let alerts = [
+        (
+            "demo-2",
+            "offline",
+            "demo-2 is stalled",
+            now - 150 * h,
+            Some(now - 150 * h + 14 * m),
+        ),
+        (
+            "demo-4",
+            "offline",
+            "demo-4 is offline",
+            now - 98 * h,
+            Some(now - 97 * h),
+        ),
+        (
+            "demo-1",
+            "pool_disconnected",
+            "demo-1 cannot reach its pool public-pool.io:21496",
+            now - 60 * h,
+            Some(now - 59 * h + 20 * m),
+        ),
+        (
+            "demo-3",
+            "pool_disconnected",
+            "demo-3 cannot reach its pool public-pool.io:21496",
+            now - 60 * h,
+            Some(now - 59 * h + 20 * m),
+        ),
+        (
+            "demo-5",
+            "reboot_storm",
+            "demo-5 rebooted 4 times within 30 min",
+            now - 30 * h,
+            Some(now - 29 * h),
+        ),
+        (
+            "demo-6",
+            "offline",
+            "demo-6 is stalled",
+            now - 5 * h,
+            Some(now - 5 * h + 12 * m),
+        ),
+        ("dead-1", "offline", "dead-1 is offline", now - 2 * h, None),
+    ];
+    for (name, rule, message, first, resolved) in alerts {
+        conn.execute(
+            "INSERT INTO alerts (miner_id, rule, state, message, first_at, last_sent_at, resolved_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            rusqlite::params![
+                id(name),
+                rule,
+                if resolved.is_some() { "resolved" } else { "active" },
+                message,
+                first,
+                resolved
+            ],
+        )
+        .unwrap();
+    }
+    let resets = [
+        (
+            "demo-2",
+            "self-healing: serial reset of a stuck miner",
+            "complete",
+            "reset through DTR/RTS; booted",
+            now - 150 * h + 10 * m,
+        ),
+        (
+            "demo-6",
+            "self-healing: serial reset of a stuck miner",
+            "complete",
+            "reset through DTR/RTS; booted",
+            now - 5 * h + 10 * m,
+        ),
+        (
+            "demo-5",
+            "identify",
+            "complete",
+            "reset through DTR/RTS; booted",
+            now - 28 * h,
+        ),
+    ];
+    for (name, reason, status, detail, at) in resets {
+        conn.execute(
+            "INSERT INTO miner_commands (miner_id, command, payload, status, detail, created_at, started_at, finished_at)
+             VALUES (?1, 'RESET', ?2, ?3, ?4, ?5, ?5, ?5 + 4000)",
+            rusqlite::params![id(name), serde_json::json!({ "reason": reason }).to_string(), status, detail, at],
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn every_page_in_headless_chromium() {
     let Some((chromium, driver_bin)) = browser("every_page_in_headless_chromium") else {
@@ -385,10 +616,34 @@ fn every_page_in_headless_chromium() {
         .output()
         .unwrap();
     assert!(added.status.success(), "{added:?}");
-    let run = Running::start(dir.path(), &["--demo", "7"]);
+    // The ports page reads a fake sysfs tree (filled once the demo's ports exist); self-healing
+    // asks a fake uhubctl which hubs switch port power.
+    let sys = dir.path().join("sys-root");
+    let uhubctl = fake_uhubctl(dir.path());
+    let config = format!(
+        "{}[self_heal]\nenabled = true\nuhubctl = \"{}\"\n",
+        common::OFFLINE_PRICE_CONFIG,
+        uhubctl.display()
+    );
+    let run = Running::start_on_env(
+        dir.path(),
+        common::free_port(),
+        &config,
+        &["--demo", "7"],
+        &[("SHEPHERD_SYSFS_ROOT", &sys)],
+    );
     let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
         v["totals"]["online"] == 7 && v["totals"]["miners"] == 8
     });
+    fake_port_map(&sys, &run.db);
+    incident_history(&run.db);
+    let ports = run.wait_json("/api/ports", Duration::from_secs(30), |v| {
+        v["self_heal"]["hubs"].is_array() && v["buses"].as_array().is_some_and(|b| b.len() == 2)
+    });
+    assert_eq!(
+        ports["buses"][0]["ports"][0]["hub"]["ports"][0]["miner"], "demo-1",
+        "{ports:#}"
+    );
     let miner_id = herd["miners"]
         .as_array()
         .unwrap()

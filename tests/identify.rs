@@ -94,3 +94,119 @@ fn identify_reboots_the_simulated_miner_through_its_reader() {
     assert!(app.json("/api/identifying")["miners"].is_array());
     app.stop();
 }
+
+/// `shepherd identify NAME`, the real binary, against `shepherd run --demo 1`: the miner shows
+/// as identifying while its reset is on, the command says which board rebooted and exits 0,
+/// the board's reboot is counted, and it mines again. An unknown name fails with a message.
+#[test]
+fn identify_cli_against_a_running_shepherd() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::Running::start(dir.path(), &["--demo", "1"]);
+    let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["totals"]["online"] == 1
+    });
+    let miner = &herd["miners"][0];
+    assert_eq!(miner["name"], "demo-1");
+    let id = miner["id"].as_i64().unwrap();
+    let restarts = miner["restarts"].as_i64().unwrap();
+
+    let child = Command::new(common::bin())
+        .args(["identify", "demo-1", "--timeout", "60", "--database"])
+        .arg(&run.db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // From the moment it is queued until the board mines again, the herd says "identifying".
+    let start = std::time::Instant::now();
+    loop {
+        let (_, body) = run.get("/api/identifying").unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["miners"]
+            .as_array()
+            .is_some_and(|m| m.contains(&serde_json::json!(id)))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never shown as identifying: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("queued RESET #"), "{stderr}");
+    assert!(
+        stdout.contains("demo-1 is the board whose screen or LED just rebooted"),
+        "{stdout}"
+    );
+    // The reboot is counted, the identifying mark goes once it mines again.
+    run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["miners"][0]["restarts"].as_i64() > Some(restarts) && v["miners"][0]["status"] == "online"
+    });
+    run.wait_json("/api/identifying", Duration::from_secs(60), |v| {
+        v["miners"].as_array().is_some_and(|m| m.is_empty())
+    });
+
+    let out = Command::new(common::bin())
+        .args(["identify", "nobody", "--database"])
+        .arg(&run.db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nobody"), "{stderr}");
+}
+
+/// A plug and an unplug reach a client subscribed to the port map's event stream.
+#[test]
+fn plug_and_unplug_reach_an_open_ports_page() {
+    use shepherd::discovery::DeviceEvent;
+    use shepherd::model::device::DeviceInfo;
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::start(dir.path(), &[], 2);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    // A guard against a hang, not a timing assertion.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET /api/ports/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept: text/event-stream\r\n\r\n",
+        app.port
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let read_until = |s: &mut std::net::TcpStream, what: &str, seen: &mut String| {
+        let mut buf = [0u8; 4096];
+        while seen.matches(what).count() == 0 {
+            let n = s.read(&mut buf).expect("the stream went quiet");
+            assert!(n > 0, "the stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen.clear();
+    };
+    read_until(&mut s, "retry: 3000", &mut seen);
+    assert!(seen.is_empty());
+    let device = DeviceInfo {
+        tty: "/dev/ttyUSB7".into(),
+        by_id: None,
+        vid: Some(0x1a86),
+        pid: Some(0x7523),
+        serial: None,
+        manufacturer: None,
+        product: Some("USB Serial".into()),
+    };
+    let discovery = app.discovery.clone().expect("discovery is on");
+    discovery.do_send(DeviceEvent::Added(device.clone()));
+    read_until(&mut s, "event: ports\ndata: 1\n", &mut seen);
+    discovery.do_send(DeviceEvent::Removed(device));
+    read_until(&mut s, "event: ports\ndata: 2\n", &mut seen);
+    app.stop();
+}

@@ -63,6 +63,10 @@ pub struct SelfHealConfig {
     pub min_interval_minutes: u64,
     /// At most this many actions per miner a day.
     pub max_per_day: u32,
+    /// How often stuck miners are looked for (seconds).
+    pub check_secs: u64,
+    /// The `uhubctl` program; empty: looked for on PATH.
+    pub uhubctl: String,
 }
 
 impl Default for SelfHealConfig {
@@ -73,6 +77,8 @@ impl Default for SelfHealConfig {
             power_cycle: true,
             min_interval_minutes: 30,
             max_per_day: 6,
+            check_secs: 60,
+            uhubctl: String::new(),
         }
     }
 }
@@ -592,6 +598,7 @@ impl Config {
             ("discovery.poll_secs", self.discovery.poll_secs),
             ("backups.keep", self.backups.keep as u64),
             ("alerts.interval_secs", self.alerts.interval_secs),
+            ("self_heal.check_secs", self.self_heal.check_secs),
             (
                 "alerts.retry_attempts",
                 u64::from(self.alerts.retry_attempts),

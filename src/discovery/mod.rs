@@ -92,6 +92,7 @@ pub struct DiscoveryActor {
     scanned: bool,
     probes: HashMap<String, Probe>,
     source: Option<SourceHandle>,
+    news: Option<portmap::PortNews>,
 }
 
 impl DiscoveryActor {
@@ -114,7 +115,14 @@ impl DiscoveryActor {
             scanned: false,
             probes: HashMap::new(),
             source: None,
+            news: None,
         }
+    }
+
+    /// Tells `news` (the `/ports` pages' live updates) about every plug and unplug.
+    pub fn with_news(mut self, news: portmap::PortNews) -> Self {
+        self.news = Some(news);
+        self
     }
 
     /// Turns an event into changes, keeping `present` current. The first full scan also
@@ -348,6 +356,9 @@ impl Handler<DeviceEvent> for DiscoveryActor {
 
     fn handle(&mut self, event: DeviceEvent, ctx: &mut Self::Context) {
         let (pending, present_ttys) = self.absorb(event);
+        if let (false, Some(news)) = (pending.is_empty(), &self.news) {
+            news.changed();
+        }
         if pending.is_empty() && present_ttys.is_none() {
             return;
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -130,6 +130,88 @@ pub fn scan(class_tty: &Path, devices: &[DeviceInfo]) -> Scan {
     }
     out.hubs = hubs.into_values().collect();
     out
+}
+
+/// News of plugs and unplugs for the open `/ports` pages: a counter that discovery bumps on
+/// every device change, watched by each page's event stream. Streams are capped like the
+/// herd's (`[web] max_event_streams`).
+#[derive(Debug, Clone)]
+pub struct PortNews {
+    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for PortNews {
+    fn default() -> Self {
+        Self {
+            tx: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            streams: Default::default(),
+        }
+    }
+}
+
+/// One open stream's receiver; gives its place back when dropped.
+#[derive(Debug)]
+pub struct NewsSeat {
+    /// Changes after the stream opened.
+    pub rx: tokio::sync::watch::Receiver<u64>,
+    streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for NewsSeat {
+    fn drop(&mut self) {
+        self.streams
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl PortNews {
+    /// Something was plugged in or unplugged.
+    pub fn changed(&self) {
+        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver for one more stream, or None when `max` are open.
+    pub fn join(&self, max: usize) -> Option<NewsSeat> {
+        use std::sync::atomic::Ordering;
+        self.streams
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(NewsSeat {
+            rx: self.tx.subscribe(),
+            streams: self.streams.clone(),
+        })
+    }
+}
+
+/// Where the port map reads `dev/` and `sys/class/tty/`: `/`, or the folder named by
+/// `SHEPHERD_SYSFS_ROOT` (a fake tree for tests and screenshots). Device discovery always
+/// reads the real ones: it would otherwise probe the fake tree's ports.
+pub fn root() -> PathBuf {
+    std::env::var_os("SHEPHERD_SYSFS_ROOT")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+/// The serial devices under `root` (see [`root`]) placed on the USB tree.
+pub fn scan_root(root: &Path) -> Scan {
+    let class = root.join("sys/class/tty");
+    let devices = super::sysfs::scan(&root.join("dev"), &class);
+    scan(&class, &devices)
+}
+
+/// Whether a miner's configured port (a tty, a by-id or by-path link) is `device`: the same
+/// name, or the same node once links are followed.
+pub fn same_port(port: &str, device: &DeviceInfo) -> bool {
+    if port == device.tty || Some(port) == device.by_id.as_deref() {
+        return true;
+    }
+    match (fs::canonicalize(port), fs::canonicalize(&device.tty)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {

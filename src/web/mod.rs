@@ -69,6 +69,10 @@ pub struct AppState {
     pub events: Arc<events::Hub>,
     /// Canary rollouts started in this process.
     pub rollouts: crate::rollout::Rollouts,
+    /// Plug and unplug news for the `/ports` pages' live updates.
+    pub port_news: crate::discovery::portmap::PortNews,
+    /// Self-healing's report (hubs that switch port power, miners it waits on).
+    pub self_heal: crate::selfheal::Status,
 }
 
 /// Registers every route.
@@ -94,6 +98,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/incidents", web::get().to(incidents::page))
         .route("/api/identifying", web::get().to(incidents::identifying))
         .route("/api/ports", web::get().to(ports::api))
+        .route("/api/ports/events", web::get().to(ports::events))
         .route("/ports", web::get().to(ports::page))
         .route("/api/firmware", web::get().to(firmware::api))
         .route("/firmware", web::get().to(firmware::page))

@@ -18,6 +18,8 @@ pub struct App {
     pub port: u16,
     pub db: PathBuf,
     pub registry: LineRegistry,
+    /// Device discovery, where a test sends plug and unplug events.
+    pub discovery: Option<actix::Addr<shepherd::discovery::DiscoveryActor>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -25,6 +27,16 @@ pub struct App {
 impl App {
     /// Starts the app with `sims` registered as miners named by the first element.
     pub fn start(dir: &Path, sims: &[(&str, &SimEsp32)], keep: usize) -> App {
+        Self::start_with(dir, sims, keep, |_| {})
+    }
+
+    /// Like [`App::start`], with `tweak` applied to the configuration last.
+    pub fn start_with(
+        dir: &Path,
+        sims: &[(&str, &SimEsp32)],
+        keep: usize,
+        tweak: impl FnOnce(&mut Config),
+    ) -> App {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -57,8 +69,10 @@ impl App {
         // Hermetic: no price or network fetches, and device events only from the test (none).
         config.price.enabled = false;
         config.network.enabled = false;
+        tweak(&mut config);
         let registry2 = registry.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (dtx, drx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let options = Options {
@@ -67,13 +81,16 @@ impl App {
                     sims: registry2,
                 };
                 let app = shepherd::app::App::start(config, options).await.unwrap();
+                let _ = dtx.send(app.discovery());
                 let _ = rx.await;
                 app.stop().await;
             });
         });
+        let discovery = drx.recv_timeout(Duration::from_secs(60)).unwrap();
         let app = App {
             port,
             registry,
+            discovery,
             db: db_path,
             stop: Some(tx),
             thread: Some(thread),

@@ -49,6 +49,17 @@ impl Running {
 
     /// Like [`Running::start_with`] on a given port (a restart that pages must find again).
     pub fn start_on(dir: &Path, port: u16, price_config: &str, extra: &[&str]) -> Self {
+        Self::start_on_env(dir, port, price_config, extra, &[])
+    }
+
+    /// Like [`Running::start_on`] with extra environment variables for the server.
+    pub fn start_on_env(
+        dir: &Path,
+        port: u16,
+        price_config: &str,
+        extra: &[&str],
+        envs: &[(&str, &Path)],
+    ) -> Self {
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
@@ -71,6 +82,7 @@ impl Running {
         let child = Command::new(bin())
             .args(&args)
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

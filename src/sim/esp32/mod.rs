@@ -203,6 +203,14 @@ pub struct SimState {
     pub configured: bool,
     /// Non-empty lines written in full (demo shutdown checks that ingest stored them all).
     pub lines_written: u64,
+    /// The firmware hangs: it prints nothing more until a reset, while the USB bridge keeps
+    /// the port open ([`SimEsp32::hang`]).
+    pub hung: bool,
+    /// The USB bridge ignores DTR/RTS until the port's power is cycled
+    /// ([`SimEsp32::wedge_bridge`]).
+    pub bridge_wedged: bool,
+    /// Times the port's power was cycled ([`SimEsp32::power_cycle`]).
+    pub power_cycles: u32,
 }
 
 /// Changes written data after the checksum was accepted (flash address, block): models a
@@ -239,6 +247,8 @@ pub struct SimEsp32 {
     lines: Forwarding,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    /// Set by [`SimEsp32::power_cycle`], taken by the chip's thread.
+    power: Arc<AtomicBool>,
     thread: Option<JoinHandle<File>>,
     master: Option<File>,
 }
@@ -266,6 +276,7 @@ impl SimEsp32 {
             boot: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
+        let power = Arc::new(AtomicBool::new(false));
         let lines = Forwarding::new(tx, config.wiring);
         let mut chip = Chip {
             force_download: false,
@@ -276,6 +287,7 @@ impl SimEsp32 {
             rx,
             shared: shared.clone(),
             stop: stop.clone(),
+            power: power.clone(),
             dtr: false,
             rts: false,
             in_reset: false,
@@ -299,6 +311,7 @@ impl SimEsp32 {
             lines,
             shared,
             stop,
+            power,
             thread: Some(thread),
             master: None,
         })
@@ -346,6 +359,30 @@ impl SimEsp32 {
         self.stop.clone()
     }
 
+    /// The firmware hangs where it is: no more output, the port stays open, and only a reset
+    /// brings it back. What owners of real boards report: a NerdMiner that "stops mining
+    /// after 2 days" while its screen still shows the clock (BitMaker-hub/NerdMiner_v2 issue
+    /// #104), or that "sometimes stops and I need to unplug it and replug" (issue #118). The
+    /// USB-serial bridge (CP2102, CH340) is a chip of its own, powered from the USB cable, so
+    /// the host still sees the port while the ESP32 behind it is stuck.
+    pub fn hang(&self) {
+        lock(&self.shared.state).hung = true;
+    }
+
+    /// Hangs the firmware and makes the USB bridge ignore DTR/RTS (a wedged bridge: the
+    /// serial reset does not reach EN), so only a power cycle of the port brings it back.
+    pub fn wedge_bridge(&self) {
+        let mut st = lock(&self.shared.state);
+        st.hung = true;
+        st.bridge_wedged = true;
+    }
+
+    /// The hub switches the port's power off and on: bridge and chip start from power-on.
+    pub fn power_cycle(&self) {
+        lock(&self.shared.state).power_cycles += 1;
+        self.power.store(true, Ordering::Relaxed);
+    }
+
     /// Powers it off (the pty stays open until the handle is dropped, so nothing written is
     /// lost). Returns the number of non-empty lines it wrote.
     pub fn stop(&mut self) -> u64 {
@@ -379,6 +416,7 @@ struct Chip {
     rx: Receiver<LineEvent>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    power: Arc<AtomicBool>,
     dtr: bool,
     rts: bool,
     in_reset: bool,
@@ -406,7 +444,23 @@ impl Chip {
         self.force_download = self.cfg.force_download_boot && self.cfg.chip == SimChip::Esp32S3;
         let mut buf = [0u8; 4096];
         while !self.stop.load(Ordering::Relaxed) {
+            if self.power.swap(false, Ordering::Relaxed) {
+                {
+                    let mut st = lock(&self.shared.state);
+                    st.hung = false;
+                    st.bridge_wedged = false;
+                }
+                (self.dtr, self.rts, self.in_reset) = (false, false, false);
+                self.boot(false, ResetReason::PowerOn);
+            }
+            let (hung, wedged) = {
+                let st = lock(&self.shared.state);
+                (st.hung, st.bridge_wedged)
+            };
             while let Ok(ev) = self.rx.try_recv() {
+                if wedged {
+                    continue; // the bridge no longer drives DTR/RTS
+                }
                 self.line_event(ev);
             }
             if self.in_reset && !self.en_low() && self.last_event.elapsed() >= RELEASE_DELAY {
@@ -454,7 +508,11 @@ impl Chip {
                     Err(_) => break, // WouldBlock: nothing more now
                 }
             }
-            if self.mode == Mode::Firmware && !self.in_reset && Instant::now() >= self.next_tick {
+            if self.mode == Mode::Firmware
+                && !self.in_reset
+                && !hung
+                && Instant::now() >= self.next_tick
+            {
                 self.next_tick = Instant::now() + self.cfg.line_interval;
                 let lines = self.miner.tick();
                 self.print(&lines);
@@ -551,6 +609,7 @@ impl Chip {
             st.crashed = false;
             st.watchdog_active = false;
             st.configured = config;
+            st.hung = false;
         }
         self.mode = if config {
             Mode::Firmware
