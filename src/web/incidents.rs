@@ -179,7 +179,8 @@ pub fn table(rows: &[IncidentRow], with_miner: bool) -> Markup {
         @if rows.is_empty() {
             p.muted { "No incidents in the last 30 days." }
         } @else {
-            table.incidents {
+            // Causes and actions wrap; a phone scrolls the table, not the page.
+            div.table-scroll { table.incidents {
                 thead { tr {
                     @if with_miner { th { "Miner" } }
                     th { "Kind" } th { "Started" } th { "Ended" } th { "Duration" } th { "Cause" } th { "What was done" }
@@ -199,8 +200,8 @@ pub fn table(rows: &[IncidentRow], with_miner: bool) -> Markup {
                                 }
                             }
                             td { (duration(r.duration_ms)) }
-                            td { (r.episode.cause) }
-                            td {
+                            td.wrap { (r.episode.cause) }
+                            td.wrap {
                                 @for a in &r.episode.actions {
                                     div { time data-ms=(a.at) { (crate::web::format::utc_time(Some(a.at))) } " " (a.text) }
                                 }
@@ -208,7 +209,7 @@ pub fn table(rows: &[IncidentRow], with_miner: bool) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }

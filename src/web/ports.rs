@@ -20,13 +20,30 @@ use crate::selfheal::{uhubctl, Report};
 /// Reads the devices and the herd, and draws the tree.
 fn load(state: &AppState) -> Result<Vec<BusNode>, crate::db::DbError> {
     let herd = state.pool.with(miners::list)?;
-    let scan = portmap::scan_root(&portmap::root());
+    let root = portmap::root();
+    let scan = portmap::scan_root(&root);
     let miner_of = |d: &DeviceInfo| {
         herd.iter()
             .find(|m| portmap::same_port(&m.port, d))
             .map(|m| m.name.clone())
     };
-    Ok(portmap::build(&scan, &miner_of))
+    let mut tree = portmap::build(&scan, &miner_of);
+    // A fake tree's ttys read as the real ones they stand for.
+    let dev = root.join("dev").display().to_string();
+    if dev != "/dev" {
+        fn strip(p: &mut PortNode, dev: &str) {
+            if let Some(t) = p.tty.as_mut().filter(|t| t.starts_with(dev)) {
+                *t = format!("/dev{}", &t[dev.len()..]);
+            }
+            for c in p.hub.iter_mut().flat_map(|h| h.ports.iter_mut()) {
+                strip(c, dev);
+            }
+        }
+        tree.iter_mut()
+            .flat_map(|b| b.ports.iter_mut())
+            .for_each(|p| strip(p, &dev));
+    }
+    Ok(tree)
 }
 
 /// `GET /api/ports`: buses, hubs and ports as a tree, and self-healing's report (hubs that
