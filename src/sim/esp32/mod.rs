@@ -444,7 +444,17 @@ impl Chip {
         self.force_download = self.cfg.force_download_boot && self.cfg.chip == SimChip::Esp32S3;
         let mut buf = [0u8; 4096];
         while !self.stop.load(Ordering::Relaxed) {
-            if self.power.swap(false, Ordering::Relaxed) {
+            // Read before the power flag: line changes sent while the bridge was wedged are
+            // lost even when the power comes back in the same turn.
+            let power = self.power.swap(false, Ordering::Relaxed);
+            let wedged = lock(&self.shared.state).bridge_wedged;
+            while let Ok(ev) = self.rx.try_recv() {
+                if wedged {
+                    continue; // the bridge no longer drives DTR/RTS
+                }
+                self.line_event(ev);
+            }
+            if power {
                 {
                     let mut st = lock(&self.shared.state);
                     st.hung = false;
@@ -453,16 +463,7 @@ impl Chip {
                 (self.dtr, self.rts, self.in_reset) = (false, false, false);
                 self.boot(false, ResetReason::PowerOn);
             }
-            let (hung, wedged) = {
-                let st = lock(&self.shared.state);
-                (st.hung, st.bridge_wedged)
-            };
-            while let Ok(ev) = self.rx.try_recv() {
-                if wedged {
-                    continue; // the bridge no longer drives DTR/RTS
-                }
-                self.line_event(ev);
-            }
+            let hung = lock(&self.shared.state).hung;
             if self.in_reset && !self.en_low() && self.last_event.elapsed() >= RELEASE_DELAY {
                 let (requested, reason) = match self.cfg.wiring {
                     Wiring::Classic => (self.io0_low(), ResetReason::PowerOn),
@@ -880,6 +881,45 @@ mod tests {
             }
         }
         panic!("never saw it; got:\n{text}");
+    }
+
+    /// A hung firmware prints nothing until a reset through the lines brings it back; with a
+    /// wedged bridge the reset is lost and only a power cycle does.
+    #[test]
+    fn a_hang_needs_a_reset_and_a_wedged_bridge_a_power_cycle() {
+        let flash = huge_app_flash(&[config_file()]).unwrap();
+        let mut cfg = SimEsp32Config::new(12, flash);
+        cfg.line_interval = Duration::from_millis(20);
+        let sim = SimEsp32::spawn(cfg).unwrap();
+        let mut port = open(&sim.path);
+        read_until(port.as_mut(), |t| t.contains(">>> Completed"));
+        sim.hang();
+        let boots = sim.state(|s| s.firmware_boots);
+        let mut lines = sim.line_control();
+        run(&mut lines, ResetKind::HardReset, Wiring::Classic).unwrap();
+        let text = read_until(port.as_mut(), |t| {
+            t.contains("Initiating tasks") && t.contains(">>> Completed")
+        });
+        assert!(text.contains("rst:0x1 (POWERON_RESET)"), "{text}");
+        assert_eq!(
+            sim.state(|s| (s.firmware_boots, s.hung)),
+            (boots + 1, false)
+        );
+
+        sim.wedge_bridge();
+        run(&mut lines, ResetKind::HardReset, Wiring::Classic).unwrap();
+        sim.power_cycle();
+        read_until(port.as_mut(), |t| t.contains("Initiating tasks"));
+        let st = sim.state(|s| (s.firmware_boots, s.power_cycles, s.bridge_wedged, s.hung));
+        assert_eq!(
+            st,
+            (boots + 2, 1, false, false),
+            "the wedged reset was lost"
+        );
+        // The bridge obeys the lines again.
+        run(&mut lines, ResetKind::HardReset, Wiring::Classic).unwrap();
+        read_until(port.as_mut(), |t| t.contains("Initiating tasks"));
+        assert_eq!(sim.state(|s| s.firmware_boots), boots + 3);
     }
 
     #[test]
