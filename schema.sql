@@ -349,3 +349,10 @@ CREATE TABLE IF NOT EXISTS miner_desired (
     active_pool  INTEGER NOT NULL DEFAULT 0,
     updated_at   INTEGER NOT NULL DEFAULT 0
 );
+-- Failover memory per miner (schema 15): timers and the automatic writes of the last day, so
+-- a restart neither resets the rate limits nor restarts the "down for N minutes" clocks.
+CREATE TABLE IF NOT EXISTS failover_state (
+    miner_id     INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    state_json   TEXT    NOT NULL,
+    updated_at   INTEGER NOT NULL DEFAULT 0
+);

@@ -14,6 +14,8 @@ pub mod failover;
 pub mod probe;
 /// Pool profiles: a primary pool, fallbacks, failover options and schedules.
 pub mod profile;
+/// Schedule windows' time zone: a named IANA zone or the Pi's own.
+pub mod zone;
 /// Worker names: pool-safe, unique, and `btcString` as `address.worker`.
 pub mod worker;
 

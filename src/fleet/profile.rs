@@ -82,7 +82,8 @@ impl Endpoint {
     }
 }
 
-/// A time window (UTC minutes of the day) during which a profile's miners mine on pool
+/// A time window (minutes of the day on the wall clock of `[fleet] time_zone` or the Pi's zone, see
+/// [`super::zone`]) during which a profile's miners mine on pool
 /// `pool` instead of the primary, e.g. a solo pool at night. `start > end` wraps midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -207,7 +208,7 @@ impl Profile {
         errors
     }
 
-    /// The pool the profile wants at minute-of-day `minute` (UTC): the first window that
+    /// The pool the profile wants at minute-of-day `minute` (wall clock, [`super::zone`]): the first window that
     /// holds it, else the primary.
     pub fn home(&self, minute: u16) -> usize {
         self.schedule
