@@ -104,7 +104,7 @@ fn describe(p: &Profile) -> String {
     }
     if !p.schedule.is_empty() {
         let w: Vec<String> = p.schedule.iter().map(Window::label).collect();
-        s.push_str(&format!("\tschedule (UTC) {}", w.join(", ")));
+        s.push_str(&format!("\tschedule (local time) {}", w.join(", ")));
     }
     s
 }

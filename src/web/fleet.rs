@@ -56,7 +56,7 @@ pub struct ProfileForm {
     /// Minutes up before going back.
     #[serde(default)]
     pub back_minutes: String,
-    /// Windows, one `HH:MM-HH:MM=N` a line (UTC).
+    /// Windows, one `HH:MM-HH:MM=N` a line (`[fleet] time_zone` or the Pi's zone).
     #[serde(default)]
     pub schedule: String,
 }
@@ -387,7 +387,7 @@ fn view(
             @if profiles.is_empty() { p.muted { "No profile yet." } }
             @else {
                 table {
-                    thead { tr { th { "Name" } th { "Primary → fallbacks" } th { "Failover" } th { "Schedule (UTC)" } th {} } }
+                    thead { tr { th { "Name" } th { "Primary → fallbacks" } th { "Failover" } th { "Schedule (local time)" } th {} } }
                     tbody { @for p in profiles { tr {
                         td { (p.name) }
                         td { (p.pools.iter().map(Endpoint::label).collect::<Vec<_>>().join(" → ")) }
@@ -418,7 +418,7 @@ fn view(
                 label { input type="checkbox" name="failover" checked[f.failover.is_some()]; " Fail over from the Pi when the pool is down" }
                 label { "after (min) " input name="down_minutes" inputmode="numeric" placeholder="10" value=(f.down_minutes); }
                 label { "back after the primary answered for (min) " input name="back_minutes" inputmode="numeric" placeholder="10" value=(f.back_minutes); }
-                label { "Schedule windows (UTC, HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
+                label { "Schedule windows (local time: [fleet] time_zone or the Pi's; HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
                 button.secondary type="submit" name="action" value="test" { "Test from the Pi" }
                 " "
                 button type="submit" name="action" value="save" { "Save" }
