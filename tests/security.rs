@@ -453,6 +453,22 @@ fn no_secret_in_any_response_without_the_login() {
         )
         .unwrap();
     assert_eq!((url.as_str(), pw.as_str()), ("pool2.example", SECRET));
+    // The same through the section's one Save.
+    let r = app.post_form(
+        "/settings/pools/all",
+        &format!("name.{pool_id}=main&url.{pool_id}=pool3.example&port.{pool_id}=3335&password.{pool_id}="),
+        Some(&cookie),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (url, pw): (String, String) = db::open_reader(&app.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT url, password FROM pools WHERE id = ?1",
+            [pool_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((url.as_str(), pw.as_str()), ("pool3.example", SECRET));
 }
 
 #[test]
@@ -676,11 +692,23 @@ fn every_page_forbids_frames_and_inline_code() {
     assert!(r.body.contains("profile-errors"), "{}", r.body);
     assert!(!r.body.contains("<script>x"), "{}", r.body);
     assert_eq!(inline_code(&r.body), Vec::<String>::new());
-    // Fleet writes only from our own pages.
+    // A refused section of /settings comes back escaped too.
+    let r = app.post_form(
+        "/settings/profiles/all",
+        "name.0=%3Cscript%3Ex%3C%2Fscript%3E&pools.0=a+b%3A1",
+        None,
+    );
+    assert_eq!(r.status, 422);
+    assert!(!r.body.contains("<script>x"), "{}", r.body);
+    assert_eq!(inline_code(&r.body), Vec::<String>::new());
+    // Fleet and section writes only from our own pages.
     for path in [
         "/fleet/profiles",
         "/fleet/reconcile",
         "/fleet/profiles/1/delete",
+        "/settings/pools/all",
+        "/settings/profiles/all",
+        "/settings/desired/all",
     ] {
         let r = app.request(
             "POST",
