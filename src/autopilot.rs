@@ -375,9 +375,11 @@ mod tests {
         let t0 = 1_800_000_000_000;
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         for m in 0..10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &probe)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &probe)
+                    .unwrap()
+                    .is_empty()
+            );
         }
         let s = tick(&c, &mut states, t0 + 10 * MIN, UTC, &down, false, &probe).unwrap();
         assert_eq!(s.len(), 1, "{s:?}");
@@ -419,26 +421,36 @@ mod tests {
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         let mut states = HashMap::new();
         for m in 0..=10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, UTC, &down, true, &probe)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, true, &probe)
+                    .unwrap()
+                    .is_empty()
+            );
         }
         crate::db::commands::insert(&c, a, crate::db::commands::CommandKind::SetConfig, None)
             .map(|id| crate::db::commands::finish(&c, id, false, "MD5 mismatch", None))
             .unwrap()
             .unwrap();
-        assert!(tick(&c, &mut states, t0 + 11 * MIN, UTC, &down, false, &probe)
-            .unwrap()
-            .is_empty());
+        assert!(
+            tick(&c, &mut states, t0 + 11 * MIN, UTC, &down, false, &probe)
+                .unwrap()
+                .is_empty()
+        );
         let everyone_down: HashMap<i64, bool> = [(a, false), (a + 1, false)].into();
         let mut fresh = HashMap::new();
         let c2 = setup(stub(Stub::Refuse, 10), stub(Stub::Accept, 10)).0;
         for m in 0..=20 {
-            assert!(
-                tick(&c2, &mut fresh, t0 + m * MIN, UTC, &everyone_down, false, &probe)
-                    .unwrap()
-                    .is_empty()
-            );
+            assert!(tick(
+                &c2,
+                &mut fresh,
+                t0 + m * MIN,
+                UTC,
+                &everyone_down,
+                false,
+                &probe
+            )
+            .unwrap()
+            .is_empty());
         }
     }
 
@@ -451,9 +463,11 @@ mod tests {
         // Five minutes down, then the process stops; what it stored is all the next one has.
         let mut states = HashMap::new();
         for m in 0..5 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &never)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &never)
+                    .unwrap()
+                    .is_empty()
+            );
         }
         dbfleet::save_failover_states(&c, &states).unwrap();
         let mut restarted = dbfleet::failover_states(&c).unwrap();

@@ -851,7 +851,10 @@ fn fleet_page_in_headless_chromium() {
         "no error beside the schedule"
     );
     let beside = s.js("return document.querySelector('#profiles small.field-error').closest('label').querySelector('textarea').name");
-    assert!(beside.as_str().unwrap().starts_with("schedule."), "{beside}");
+    assert!(
+        beside.as_str().unwrap().starts_with("schedule."),
+        "{beside}"
+    );
     let kept = s.js("return document.querySelector('#profiles small.field-error').closest('label').querySelector('textarea').value");
     assert_eq!(kept, json!("22:00-06:00=7"));
     s.js("document.querySelector('#profiles').scrollIntoView(); return null");

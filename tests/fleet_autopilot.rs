@@ -123,7 +123,15 @@ fn a_running_shepherd_fails_a_miner_over_to_its_fallback_and_alerts() {
     ]);
     for (name, profile) in [("good", "public"), ("rig", "fo")] {
         shepherd(&[
-            "miners", "--database", dbs, "set", name, "--profile", profile, "--address", ADDR,
+            "miners",
+            "--database",
+            dbs,
+            "set",
+            name,
+            "--profile",
+            profile,
+            "--address",
+            ADDR,
         ]);
     }
 
@@ -171,7 +179,8 @@ fn a_running_shepherd_fails_a_miner_over_to_its_fallback_and_alerts() {
                 .find(|m| m["name"] == n)
                 .map(|m| m["diagnosis"]["verdict"].clone())
         };
-        verdict("good") == Some("mining".into()) && verdict("rig") == Some("pool_unreachable".into())
+        verdict("good") == Some("mining".into())
+            && verdict("rig") == Some("pool_unreachable".into())
     });
 
     // After the profile's minute, the switch happens by itself (generous bound).

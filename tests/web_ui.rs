@@ -317,7 +317,11 @@ fn a_settings_section_saves_all_its_rows_or_none() {
     }
     let (_, page) = get(&run, "/settings");
     // One form and one Save for the section, no per-row Save.
-    assert_eq!(page.matches("action=\"/settings/pools/all\"").count(), 1, "{page}");
+    assert_eq!(
+        page.matches("action=\"/settings/pools/all\"").count(),
+        1,
+        "{page}"
+    );
     assert!(page.contains("Save pools"), "{page}");
     let ids: Vec<String> = page
         .split("formaction=\"/settings/pools/")
@@ -352,7 +356,12 @@ fn a_settings_section_saves_all_its_rows_or_none() {
     );
     assert_eq!(s, 422, "{body}");
     // Everything typed comes back, in both rows…
-    for typed in ["value=\"alpha renamed\"", "value=\"a2.example\"", "value=\"b example\"", "value=\"70000\""] {
+    for typed in [
+        "value=\"alpha renamed\"",
+        "value=\"a2.example\"",
+        "value=\"b example\"",
+        "value=\"70000\"",
+    ] {
         assert!(body.contains(typed), "{typed} not re-shown: {body}");
     }
     // … and each error sits in its field's label, right after that field.
@@ -383,9 +392,15 @@ fn a_settings_section_saves_all_its_rows_or_none() {
         None,
     );
     assert_eq!(s, 422, "{body}");
-    assert!(between(&body, &format!("name=\"{nb}\""), "</label>").contains("already taken"), "{body}");
+    assert!(
+        between(&body, &format!("name=\"{nb}\""), "</label>").contains("already taken"),
+        "{body}"
+    );
     let (_, page) = get(&run, "/settings");
-    assert!(!page.contains("alpha renamed"), "the first row was kept: not all or nothing");
+    assert!(
+        !page.contains("alpha renamed"),
+        "the first row was kept: not all or nothing"
+    );
 
     // Both valid: both stored, one redirect.
     let (s, loc, body) = post(
@@ -401,9 +416,19 @@ fn a_settings_section_saves_all_its_rows_or_none() {
         ],
         None,
     );
-    assert_eq!((s, loc.as_str()), (303, "/settings?saved=pools#pools"), "{body}");
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/settings?saved=pools#pools"),
+        "{body}"
+    );
     let (_, page) = get(&run, "/settings");
-    for v in ["value=\"alpha renamed\"", "value=\"a2.example\"", "value=\"4444\"", "value=\"beta renamed\"", "value=\"3334\""] {
+    for v in [
+        "value=\"alpha renamed\"",
+        "value=\"a2.example\"",
+        "value=\"4444\"",
+        "value=\"beta renamed\"",
+        "value=\"3334\"",
+    ] {
         assert!(page.contains(v), "{v} not stored");
     }
 }
@@ -415,12 +440,24 @@ fn a_refused_alert_rule_shows_its_error_beside_its_field() {
     let (run, _) = started(dir.path(), "");
     let form: Vec<(&str, &str)> = alert_rules_form("70")
         .into_iter()
-        .map(|(k, v)| (k, if k == "hashrate_below_percent" { "200" } else { v }))
+        .map(|(k, v)| {
+            (
+                k,
+                if k == "hashrate_below_percent" {
+                    "200"
+                } else {
+                    v
+                },
+            )
+        })
         .collect();
     let (s, _, body) = post(&run, "/settings/alerts", &form, None);
     assert_eq!(s, 422, "{body}");
     let label = between(&body, "name=\"hashrate_below_percent\"", "</label>");
-    assert!(label.contains("field-error") && label.contains("0 to 100"), "{label}");
+    assert!(
+        label.contains("field-error") && label.contains("0 to 100"),
+        "{label}"
+    );
     let fine = between(&body, "name=\"temperature_above_c\"", "</label>");
     assert!(!fine.contains("field-error"), "{fine}");
 }

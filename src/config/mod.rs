@@ -637,7 +637,8 @@ impl Config {
         self.validate_price()?;
         self.validate_network()?;
         self.validate_web()?;
-        crate::fleet::zone::named(&self.fleet.time_zone).map_err(|e| format!("fleet.time_zone: {e}"))?;
+        crate::fleet::zone::named(&self.fleet.time_zone)
+            .map_err(|e| format!("fleet.time_zone: {e}"))?;
         self.validate_alerts()
     }
 

@@ -14,10 +14,10 @@ pub mod failover;
 pub mod probe;
 /// Pool profiles: a primary pool, fallbacks, failover options and schedules.
 pub mod profile;
-/// Schedule windows' time zone: a named IANA zone or the Pi's own.
-pub mod zone;
 /// Worker names: pool-safe, unique, and `btcString` as `address.worker`.
 pub mod worker;
+/// Schedule windows' time zone: a named IANA zone or the Pi's own.
+pub mod zone;
 
 pub use drift::{drift, Drift};
 pub use profile::{Endpoint, Profile, Window};

@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(minute_of_day(after, berlin), 6 * 60 + 30);
         assert_eq!(p.home(minute_of_day(after, berlin)), 0);
         // In UTC both would have been the same minute.
-        assert_eq!(minute_of_day(before, Tz::UTC), minute_of_day(after, Tz::UTC));
+        assert_eq!(
+            minute_of_day(before, Tz::UTC),
+            minute_of_day(after, Tz::UTC)
+        );
         // The night itself: 21:30 UTC is 22:30 CET, inside; on the 29th 20:30 UTC is 22:30 CEST.
         assert_eq!(p.home(minute_of_day(utc(2026, 3, 28, 21, 30), berlin)), 1);
         assert_eq!(p.home(minute_of_day(utc(2026, 3, 29, 20, 30), berlin)), 1);

@@ -169,8 +169,14 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             "/settings/profiles/all",
             web::post().to(settings::save_profiles),
         )
-        .route("/settings/desired/all", web::post().to(settings::save_desired))
-        .route("/settings/{kind}/all", web::post().to(settings::save_section))
+        .route(
+            "/settings/desired/all",
+            web::post().to(settings::save_desired),
+        )
+        .route(
+            "/settings/{kind}/all",
+            web::post().to(settings::save_section),
+        )
         .route("/settings/{kind}/{id}", web::post().to(settings::update))
         .route(
             "/settings/{kind}/{id}/delete",

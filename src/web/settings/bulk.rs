@@ -63,7 +63,10 @@ pub(super) fn rows(form: &[(String, String)]) -> BTreeMap<i64, SettingsForm> {
 }
 
 /// Checks one row field by field; every problem is reported, each with the field it is about.
-pub(super) fn check_row(kind: Kind, f: &SettingsForm) -> Result<Valid, Vec<(&'static str, String)>> {
+pub(super) fn check_row(
+    kind: Kind,
+    f: &SettingsForm,
+) -> Result<Valid, Vec<(&'static str, String)>> {
     let mut errors = Vec::new();
     let mut note = |field: &'static str, r: Result<(), String>| {
         if let Err(e) = r {
@@ -121,12 +124,15 @@ pub(super) fn check_row(kind: Kind, f: &SettingsForm) -> Result<Valid, Vec<(&'st
     validate(kind, f).map_err(|e| vec![("", e)])
 }
 
+/// (row id, field, why) for rows the database refused.
+pub(super) type RowErrors = Vec<(i64, &'static str, String)>;
+
 /// Stores every row or none: `Ok(Err(errors))` when one was refused (a name taken, a row
 /// deleted meanwhile), after rolling everything back.
 pub(super) fn store_all(
     conn: &rusqlite::Connection,
     rows: &[(i64, Valid)],
-) -> rusqlite::Result<Result<(), Vec<(i64, &'static str, String)>>> {
+) -> rusqlite::Result<Result<(), RowErrors>> {
     let tx = conn.unchecked_transaction()?;
     let mut errors = Vec::new();
     for (id, v) in rows {

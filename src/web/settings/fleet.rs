@@ -246,10 +246,16 @@ pub async fn save_profiles(
     }
     // Two rows with one name would be one profile.
     for (i, a) in valid.iter().enumerate() {
-        if valid[..i].iter().any(|b| b.name.eq_ignore_ascii_case(&a.name)) {
+        if valid[..i]
+            .iter()
+            .any(|b| b.name.eq_ignore_ascii_case(&a.name))
+        {
             errors.insert(
                 (a.id, "name".into()),
-                format!("{:?} is used by two profiles here: pick another name", a.name),
+                format!(
+                    "{:?} is used by two profiles here: pick another name",
+                    a.name
+                ),
             );
         }
     }
@@ -262,7 +268,10 @@ pub async fn save_profiles(
                 for p in &valid {
                     if let Some(other) = dbfleet::profile_named(&tx, &p.name)? {
                         if other.id != p.id {
-                            errors.push((p.id, format!("{:?} is already taken: pick another name", p.name)));
+                            errors.push((
+                                p.id,
+                                format!("{:?} is already taken: pick another name", p.name),
+                            ));
                             continue;
                         }
                     }
@@ -339,7 +348,10 @@ pub async fn save_desired(
             errors.entry((*id, field.to_owned())).or_insert(e);
         };
         let Some(old) = current.get(id) else {
-            err("", "this miner was deleted meanwhile: reload the settings page".into());
+            err(
+                "",
+                "this miner was deleted meanwhile: reload the settings page".into(),
+            );
             continue;
         };
         let profile = match choice(&f.profile_id, "profile") {
@@ -347,7 +359,10 @@ pub async fn save_desired(
             Ok(Some(pid)) => match profiles.iter().find(|p| p.id == pid) {
                 Some(p) => Some(p.clone()),
                 None => {
-                    err("profile_id", "that profile no longer exists: reload the page".into());
+                    err(
+                        "profile_id",
+                        "that profile no longer exists: reload the page".into(),
+                    );
                     None
                 }
             },
@@ -361,7 +376,10 @@ pub async fn save_desired(
             Ok(Some(aid)) => match addresses.iter().find(|a| a.id == aid) {
                 Some(a) => Some(a.clone()),
                 None => {
-                    err("address_id", "that coin address no longer exists: reload the page".into());
+                    err(
+                        "address_id",
+                        "that coin address no longer exists: reload the page".into(),
+                    );
                     None
                 }
             },
@@ -408,10 +426,14 @@ pub async fn save_desired(
             board: board.clone(),
         };
         if let Err(e) = desired.keys() {
-            let field = BOARD_KEYS
-                .iter()
-                .find(|k| e.contains(**k))
-                .map_or(if e.contains("worker") { "worker" } else { "address_id" }, |k| *k);
+            let field = BOARD_KEYS.iter().find(|k| e.contains(**k)).map_or(
+                if e.contains("worker") {
+                    "worker"
+                } else {
+                    "address_id"
+                },
+                |k| *k,
+            );
             err(field, e);
         }
         rows.push((

@@ -197,11 +197,17 @@ fn profile_rows_are_checked_field_by_field() {
         schedule: "22:00-06:00=1".into(),
     };
     let p = row.check(4).unwrap();
-    assert_eq!((p.id, p.pools.len(), p.down_minutes, p.back_minutes), (4, 2, 5, 10));
+    assert_eq!(
+        (p.id, p.pools.len(), p.down_minutes, p.back_minutes),
+        (4, 2, 5, 10)
+    );
     assert_eq!(p.pools[1].password, "secret");
     // Shown again as typed: the stored profile reads back into the same row.
     let again = ProfileRow::of(&p);
-    assert_eq!((again.pools.as_str(), again.schedule.as_str()), (row.pools.as_str(), "22:00-06:00=1"));
+    assert_eq!(
+        (again.pools.as_str(), again.schedule.as_str()),
+        (row.pools.as_str(), "22:00-06:00=1")
+    );
     let bad = ProfileRow {
         name: "".into(),
         pools: "public-pool.io".into(),
