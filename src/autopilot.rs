@@ -50,7 +50,14 @@ pub fn tick(
     probe: &dyn Fn(&Endpoint) -> bool,
 ) -> rusqlite::Result<Vec<Switch>> {
     let profiles = dbfleet::profiles(conn)?;
-    let minute = crate::fleet::zone::minute_of_day(now_ms, tz);
+    // Each profile's windows on its own wall clock, else the configured or the Pi's.
+    let minute_of = |p: &crate::fleet::Profile| {
+        let zone = crate::fleet::zone::named(&p.time_zone)
+            .ok()
+            .flatten()
+            .unwrap_or(tz);
+        crate::fleet::zone::minute_of_day(now_ms, zone)
+    };
     let mut rows = Vec::new();
     for m in crate::db::miners::list(conn)? {
         let Some(d) = dbfleet::desired_row(conn, m.id)? else {
@@ -88,11 +95,11 @@ pub fn tick(
         let active = usize::try_from(d.active_pool).unwrap_or(0);
         let st = states.entry(m.id).or_insert_with(|| State {
             active,
-            home: p.home(minute),
+            home: p.home(minute_of(p)),
             ..State::default()
         });
         st.active = active;
-        let home = p.home(minute);
+        let home = p.home(minute_of(p));
         let mine = active_host(d, p);
         let others_ok = rows.iter().any(|(o, od, op, _)| {
             o.id != m.id && active_host(od, op) != mine && ok.get(&o.id) == Some(&true)
@@ -325,6 +332,7 @@ mod tests {
                 down_minutes: 10,
                 back_minutes: 10,
                 schedule: vec![],
+                time_zone: String::new(),
             },
         )
         .unwrap();
@@ -341,6 +349,7 @@ mod tests {
                 down_minutes: 10,
                 back_minutes: 10,
                 schedule: vec![],
+                time_zone: String::new(),
             },
         )
         .unwrap();
@@ -503,5 +512,30 @@ mod tests {
         crate::db::miners::remove(&c, "a").unwrap();
         dbfleet::save_failover_states(&c, &again).unwrap();
         assert!(!dbfleet::failover_states(&c).unwrap().contains_key(&a));
+    }
+
+    #[test]
+    fn a_schedule_window_is_read_in_the_profiles_own_zone() {
+        let (c, a) = setup(stub(Stub::Accept, 100), stub(Stub::Accept, 100));
+        // Solo pool (pool 1) from 22:00 to 06:00 in Tokyo (UTC+9, no DST).
+        let mut p = dbfleet::profile_named(&c, "fo").unwrap().unwrap();
+        p.failover = false;
+        p.schedule = vec![crate::fleet::Window::parse("22:00-06:00=1").unwrap()];
+        p.time_zone = "Asia/Tokyo".into();
+        save_profile(&c, &p).unwrap();
+        let fine: HashMap<i64, bool> = [(a, true), (a + 1, true)].into();
+        let never = |_: &Endpoint| false;
+        let mut states = HashMap::new();
+        // 12:00 UTC is 21:00 in Tokyo: not yet; the Pi's zone (UTC here) would say midday.
+        let noon = 1_799_928_000_000; // 2027-01-14 12:00 UTC
+        assert_eq!(noon % (24 * 60 * MIN), 12 * 60 * MIN);
+        assert!(tick(&c, &mut states, noon, UTC, &fine, false, &never)
+            .unwrap()
+            .is_empty());
+        // 13:00 UTC is 22:00 in Tokyo: the window starts, whatever the Pi's zone.
+        let s = tick(&c, &mut states, noon + 60 * MIN, UTC, &fine, false, &never).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].why.contains("schedule"), "{}", s[0].why);
+        assert_eq!(s[0].to, 1);
     }
 }

@@ -421,6 +421,10 @@ pub enum ProfilesAction {
         /// `[fleet] time_zone` or the Pi's own zone.
         #[arg(long, value_name = "HH:MM-HH:MM=N")]
         window: Vec<String>,
+        /// IANA time zone of the windows, e.g. Europe/Berlin (default: `[fleet] time_zone`,
+        /// else the Pi's own).
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
         /// Save without testing the pools.
         #[arg(long)]
         no_test: bool,

@@ -28,11 +28,12 @@ fn profile_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
         down_minutes: r.get(4)?,
         back_minutes: r.get(5)?,
         schedule: serde_json::from_str(&schedule).map_err(|e| bad(6, e))?,
+        time_zone: r.get(7)?,
     })
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, pools_json, failover, down_minutes, back_minutes, schedule_json";
+    "id, name, pools_json, failover, down_minutes, back_minutes, schedule_json, time_zone";
 
 /// Every profile by name.
 pub fn profiles(conn: &Connection) -> rusqlite::Result<Vec<Profile>> {
@@ -60,8 +61,8 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
     if p.id == 0 {
         conn.execute(
             "INSERT INTO pool_profiles (name, pools_json, failover, down_minutes, back_minutes,
-                                        schedule_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                        schedule_json, created_at, time_zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 p.name.trim(),
                 pools,
@@ -69,14 +70,16 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
                 p.down_minutes,
                 p.back_minutes,
                 schedule,
-                now_ms()
+                now_ms(),
+                p.time_zone.trim()
             ],
         )?;
         Ok(conn.last_insert_rowid())
     } else {
         conn.execute(
             "UPDATE pool_profiles SET name = ?2, pools_json = ?3, failover = ?4,
-                    down_minutes = ?5, back_minutes = ?6, schedule_json = ?7 WHERE id = ?1",
+                    down_minutes = ?5, back_minutes = ?6, schedule_json = ?7, time_zone = ?8
+              WHERE id = ?1",
             params![
                 p.id,
                 p.name.trim(),
@@ -84,7 +87,8 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
                 p.failover,
                 p.down_minutes,
                 p.back_minutes,
-                schedule
+                schedule,
+                p.time_zone.trim()
             ],
         )?;
         Ok(p.id)
@@ -413,6 +417,7 @@ mod tests {
             down_minutes: DEFAULT_MINUTES,
             back_minutes: DEFAULT_MINUTES,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

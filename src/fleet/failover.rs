@@ -191,6 +191,7 @@ mod tests {
             down_minutes: 10,
             back_minutes: 25,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

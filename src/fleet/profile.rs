@@ -152,6 +152,10 @@ pub struct Profile {
     pub back_minutes: u32,
     /// Time windows with another pool than the primary.
     pub schedule: Vec<Window>,
+    /// IANA time zone its windows are read in (e.g. "Europe/Berlin"); empty: `[fleet]
+    /// time_zone`, else the Pi's own.
+    #[serde(default)]
+    pub time_zone: String,
 }
 
 /// Failover's default wait, in minutes.
@@ -192,6 +196,9 @@ impl Profile {
         }
         if self.failover && (self.down_minutes == 0 || self.back_minutes == 0) {
             errors.push("failover: the waits must be at least one minute".into());
+        }
+        if let Err(e) = super::zone::named(&self.time_zone) {
+            errors.push(format!("time zone: {e}"));
         }
         for w in &self.schedule {
             if w.pool >= self.pools.len() {
@@ -239,6 +246,7 @@ mod tests {
             down_minutes: DEFAULT_MINUTES,
             back_minutes: DEFAULT_MINUTES,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             down_minutes: 10,
             back_minutes: 10,
             schedule: vec![Window::parse("22:00-06:00=1").unwrap()],
+            time_zone: String::new(),
         };
         // 04:30 UTC is 05:30 in winter (inside the night window) …
         let before = utc(2026, 3, 28, 4, 30);

@@ -59,6 +59,9 @@ pub struct ProfileForm {
     /// Windows, one `HH:MM-HH:MM=N` a line (`[fleet] time_zone` or the Pi's zone).
     #[serde(default)]
     pub schedule: String,
+    /// IANA zone of the windows (empty: `[fleet] time_zone`, else the Pi's).
+    #[serde(default)]
+    pub time_zone: String,
 }
 
 impl ProfileForm {
@@ -124,6 +127,7 @@ impl ProfileForm {
             down_minutes,
             back_minutes,
             schedule,
+            time_zone: self.time_zone.trim().to_owned(),
         };
         if port > 0 {
             errors.extend(p.check());
@@ -392,7 +396,7 @@ fn view(
                         td { (p.name) }
                         td { (p.pools.iter().map(Endpoint::label).collect::<Vec<_>>().join(" → ")) }
                         td { @if p.failover { "after " (p.down_minutes) " min; back after " (p.back_minutes) " min" } @else { "off" } }
-                        td { (p.schedule.iter().map(Window::label).collect::<Vec<_>>().join(", ")) }
+                        td { (p.schedule.iter().map(Window::label).collect::<Vec<_>>().join(", ")) @if !p.time_zone.is_empty() && !p.schedule.is_empty() { " (" (p.time_zone) ")" } }
                         td { form method="post" action={"/fleet/profiles/" (p.id) "/delete"} { button.secondary type="submit" { "Remove" } } }
                     } } }
                 }
@@ -418,7 +422,8 @@ fn view(
                 label { input type="checkbox" name="failover" checked[f.failover.is_some()]; " Fail over from the Pi when the pool is down" }
                 label { "after (min) " input name="down_minutes" inputmode="numeric" placeholder="10" value=(f.down_minutes); }
                 label { "back after the primary answered for (min) " input name="back_minutes" inputmode="numeric" placeholder="10" value=(f.back_minutes); }
-                label { "Schedule windows (local time: [fleet] time_zone or the Pi's; HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
+                label { "Schedule windows (local time; HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
+                label { "Time zone of the windows " input name="time_zone" placeholder="the Pi's, e.g. Europe/Berlin" value=(f.time_zone); }
                 button.secondary type="submit" name="action" value="test" { "Test from the Pi" }
                 " "
                 button type="submit" name="action" value="save" { "Save" }

@@ -29,6 +29,8 @@ pub(super) struct ProfileRow {
     pub back_minutes: String,
     /// One window a line, `HH:MM-HH:MM=N`.
     pub schedule: String,
+    /// IANA zone of the windows (empty: `[fleet] time_zone`, else the Pi's).
+    pub time_zone: String,
 }
 
 impl ProfileRow {
@@ -56,6 +58,7 @@ impl ProfileRow {
                 .map(Window::label)
                 .collect::<Vec<_>>()
                 .join("\n"),
+            time_zone: p.time_zone.clone(),
         }
     }
 
@@ -98,10 +101,13 @@ impl ProfileRow {
             down_minutes,
             back_minutes,
             schedule,
+            time_zone: self.time_zone.trim().to_owned(),
         };
         for e in p.check() {
             let field = if e.starts_with("name") {
                 "name"
+            } else if e.starts_with("time zone") {
+                "time_zone"
             } else if e.starts_with("schedule") {
                 "schedule"
             } else if e.starts_with("failover") {
@@ -225,6 +231,7 @@ pub async fn save_profiles(
             down_minutes: get(&fields, "down_minutes").to_owned(),
             back_minutes: get(&fields, "back_minutes").to_owned(),
             schedule: get(&fields, "schedule").to_owned(),
+            time_zone: get(&fields, "time_zone").to_owned(),
         };
         // The empty "new profile" row adds nothing.
         if id == NEW && row.name.trim().is_empty() && row.pools.trim().is_empty() {
@@ -513,6 +520,10 @@ fn profile_row(id: i64, row: &ProfileRow, r: Option<&FleetRefused>) -> Markup {
                     textarea name={ "schedule." (id) } rows="3" cols="18" spellcheck="false" placeholder="22:00-06:00=1" { (row.schedule) }
                     (err("schedule"))
                 }
+                label { "Time zone of the windows"
+                    input type="text" name={ "time_zone." (id) } value=(row.time_zone) size="16" spellcheck="false" placeholder="the Pi's";
+                    (err("time_zone"))
+                }
             }
             div.row {
                 label.switch { input type="checkbox" name={ "failover." (id) } value="on" checked[row.failover]; " fail over from the Pi" (err("failover")) }
@@ -542,7 +553,7 @@ pub(super) fn profiles_section(d: &PageData, r: Option<&FleetRefused>, saved: bo
         section #profiles {
             h2 { "Pool profiles" }
             @if saved { p.notice.ok { "Saved." } }
-            p.muted { "A profile is a primary pool and fallbacks in order. NerdMiner has no fallback pool of its own: with failover on, the Pi writes the next pool when a miner's pool has failed for the minutes given while other miners still reach theirs, and goes back once the primary answered the Pi for as long (at most one automatic write per 30 min, 6 a day). Schedule windows are read in " code { "[fleet] time_zone" } " or the Pi's own zone. Test the pools from the Pi and write miners on " a href="/fleet" { "Fleet" } "." }
+            p.muted { "A profile is a primary pool and fallbacks in order. NerdMiner has no fallback pool of its own: with failover on, the Pi writes the next pool when a miner's pool has failed for the minutes given while other miners still reach theirs, and goes back once the primary answered the Pi for as long (at most one automatic write per 30 min, 6 a day). Schedule windows are read in the profile's time zone, else " code { "[fleet] time_zone" } ", else the Pi's own. Test the pools from the Pi and write miners on " a href="/fleet" { "Fleet" } "." }
             form.section method="post" action="/settings/profiles/all" {
                 button.save type="submit" { "Save profiles" }
                 @if r.is_some_and(|r| r.section == "profiles") { p.error role="alert" { "Nothing in this section was saved: correct the fields marked beside them and save again." } }

@@ -195,6 +195,7 @@ fn profile_rows_are_checked_field_by_field() {
         down_minutes: "5".into(),
         back_minutes: "".into(),
         schedule: "22:00-06:00=1".into(),
+        time_zone: "Europe/Berlin".into(),
     };
     let p = row.check(4).unwrap();
     assert_eq!(
@@ -215,10 +216,11 @@ fn profile_rows_are_checked_field_by_field() {
         down_minutes: "soon".into(),
         back_minutes: "10".into(),
         schedule: "22:00-06:00=3".into(),
+        time_zone: "Mars/Olympus".into(),
     };
     let errors = bad.check(0).unwrap_err();
     let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
-    for f in ["pools", "down_minutes", "name", "failover"] {
+    for f in ["pools", "down_minutes", "name", "failover", "time_zone"] {
         assert!(fields.contains(&f), "{f} missing in {errors:?}");
     }
 }
