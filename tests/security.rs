@@ -257,6 +257,21 @@ fn plant_secrets(dir: &Path) -> (i64, i64, i64) {
         [SECRET],
     )
     .unwrap();
+    // A pool profile with a password, desired for the miner (shown on /fleet, /settings).
+    conn.execute(
+        "INSERT INTO pool_profiles (name, pools_json, created_at) VALUES ('private', ?1, 1)",
+        [
+            serde_json::json!([{ "host": "pool.example", "port": 3333, "password": SECRET }])
+                .to_string(),
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO miner_desired (miner_id, profile_id, board_json)
+         SELECT ?1, id, '{}' FROM pool_profiles WHERE name = 'private'",
+        [miner],
+    )
+    .unwrap();
     let config = serde_json::json!({
         "poolString": "pool.example", "portNumber": 3333, "poolPassword": SECRET,
         "btcString": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"

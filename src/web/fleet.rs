@@ -155,7 +155,23 @@ async fn load(state: &AppState) -> Result<(Vec<Profile>, Vec<FleetMiner>), ApiEr
 
 /// `GET /api/fleet`: profiles and every miner's desired keys and drift.
 pub async fn api(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
-    let (profiles, miners) = load(&state).await?;
+    let (mut profiles, mut miners) = load(&state).await?;
+    // Pool passwords are secrets: never sent back (the usual `x` says nothing).
+    let hide = |pw: &mut String| {
+        if pw != "x" && !pw.is_empty() {
+            *pw = "***".into();
+        }
+    };
+    for p in &mut profiles {
+        for e in &mut p.pools {
+            hide(&mut e.password);
+        }
+    }
+    for m in &mut miners {
+        if let Some(serde_json::Value::String(pw)) = m.desired.get_mut("poolPassword") {
+            hide(pw);
+        }
+    }
     Ok(fresh_json(
         &json!({ "profiles": profiles, "miners": miners }),
     ))

@@ -18,6 +18,54 @@ use crate::fleet::worker;
 /// Row id of the "new profile" row of the profiles form.
 const NEW: i64 = 0;
 
+/// A stored pool password as the form shows it.
+const HIDDEN: &str = "***";
+
+/// The pools text with every password but the usual `x` hidden, to show a refused form
+/// again without sending a secret back.
+pub(super) fn mask_pools(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let t = l.trim();
+            let rest = t.strip_prefix("stratum+tcp://").unwrap_or(t);
+            let parts: Vec<&str> = rest.splitn(3, ':').collect();
+            match parts.as_slice() {
+                [host, port, pw] if *pw != "x" && !pw.is_empty() => {
+                    format!("{host}:{port}:{HIDDEN}")
+                }
+                _ => t.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Puts back the stored password of each pool shown as `***`; the error names a pool whose
+/// password is not known (a new pool: type it).
+pub(super) fn restore_passwords(p: &mut Profile, stored: &[Profile]) -> Result<(), String> {
+    let old = stored.iter().find(|o| o.id == p.id);
+    for e in &mut p.pools {
+        if e.password != HIDDEN {
+            continue;
+        }
+        let known = old.and_then(|o| {
+            o.pools
+                .iter()
+                .find(|q| q.host.eq_ignore_ascii_case(&e.host) && q.port == e.port)
+        });
+        match known {
+            Some(q) => e.password = q.password.clone(),
+            None => {
+                return Err(format!(
+                    "{}: type its password again (only a stored one can stay hidden as ***)",
+                    e.label()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One profile row as typed.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ProfileRow {
@@ -41,10 +89,11 @@ impl ProfileRow {
                 .pools
                 .iter()
                 .map(|e| {
-                    if e.password == "x" {
+                    if e.password == "x" || e.password.is_empty() {
                         e.label()
                     } else {
-                        format!("{}:{}", e.label(), e.password)
+                        // A secret: never sent back; saving `***` keeps the stored one.
+                        format!("{}:{HIDDEN}", e.label())
                     }
                 })
                 .collect::<Vec<_>>()
@@ -239,11 +288,18 @@ pub async fn save_profiles(
         }
         typed.insert(id, row);
     }
+    let pool = state.pool.clone();
+    let stored = blocking(move || pool.with(dbfleet::profiles)).await?;
     let mut errors: BTreeMap<(i64, String), String> = BTreeMap::new();
     let mut valid = Vec::new();
     for (id, row) in &typed {
         match row.check(*id) {
-            Ok(p) => valid.push(p),
+            Ok(mut p) => match restore_passwords(&mut p, &stored) {
+                Ok(()) => valid.push(p),
+                Err(e) => {
+                    errors.insert((*id, "pools".into()), e);
+                }
+            },
             Err(es) => {
                 for (f, e) in es {
                     errors.entry((*id, f.to_owned())).or_insert(e);
@@ -300,6 +356,9 @@ pub async fn save_profiles(
         }
     } else if typed.is_empty() {
         return Ok(see_other("/settings#profiles"));
+    }
+    for row in typed.values_mut() {
+        row.pools = mask_pools(&row.pools);
     }
     refused(
         &req,

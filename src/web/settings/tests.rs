@@ -203,11 +203,14 @@ fn profile_rows_are_checked_field_by_field() {
         (4, 2, 5, 10)
     );
     assert_eq!(p.pools[1].password, "secret");
-    // Shown again as typed: the stored profile reads back into the same row.
+    // Shown again as typed, but for the password: the stored profile reads back into the row.
     let again = ProfileRow::of(&p);
     assert_eq!(
         (again.pools.as_str(), again.schedule.as_str()),
-        (row.pools.as_str(), "22:00-06:00=1")
+        (
+            "public-pool.io:21496\nsolo.ckpool.org:3333:***",
+            "22:00-06:00=1"
+        )
     );
     let bad = ProfileRow {
         name: "".into(),
@@ -223,4 +226,38 @@ fn profile_rows_are_checked_field_by_field() {
     for f in ["pools", "down_minutes", "name", "failover", "time_zone"] {
         assert!(fields.contains(&f), "{f} missing in {errors:?}");
     }
+}
+
+#[test]
+fn profile_passwords_are_never_shown_and_kept_when_left_hidden() {
+    use super::fleet::ProfileRow;
+    let row = ProfileRow {
+        name: "p".into(),
+        pools: "a.example:1:s3cret\nb.example:2".into(),
+        down_minutes: "10".into(),
+        back_minutes: "10".into(),
+        ..ProfileRow::default()
+    };
+    let stored = row.check(5).unwrap();
+    let shown = ProfileRow::of(&stored);
+    assert!(!shown.pools.contains("s3cret"), "{}", shown.pools);
+    assert_eq!(shown.pools, "a.example:1:***\nb.example:2");
+    // Saved as shown: the stored password stays.
+    let mut again = shown.check(5).unwrap();
+    super::fleet::restore_passwords(&mut again, std::slice::from_ref(&stored)).unwrap();
+    assert_eq!(again.pools[0].password, "s3cret");
+    // A new pool cannot keep a password nobody stored.
+    let mut new = ProfileRow {
+        pools: "c.example:3:***".into(),
+        ..shown.clone()
+    }
+    .check(5)
+    .unwrap();
+    assert!(super::fleet::restore_passwords(&mut new, &[stored])
+        .unwrap_err()
+        .contains("type its password again"));
+    assert_eq!(
+        super::fleet::mask_pools("x.org:1:typed\ny.org:2:x"),
+        "x.org:1:***\ny.org:2:x"
+    );
 }
