@@ -336,7 +336,9 @@ CREATE TABLE IF NOT EXISTS pool_profiles (
     down_minutes   INTEGER NOT NULL DEFAULT 10,
     back_minutes   INTEGER NOT NULL DEFAULT 10,
     schedule_json  TEXT    NOT NULL DEFAULT '[]',
-    created_at     INTEGER NOT NULL DEFAULT 0
+    created_at     INTEGER NOT NULL DEFAULT 0,
+    -- IANA zone of the schedule windows ('' = [fleet] time_zone, else the Pi's); schema 15.
+    time_zone      TEXT    NOT NULL DEFAULT ''
 );
 -- Each miner's desired configuration: profile, payout address, worker name, board keys
 -- (JSON object), and which of the profile's pools it should be on now (failover, schedules).
@@ -347,5 +349,12 @@ CREATE TABLE IF NOT EXISTS miner_desired (
     worker       TEXT,
     board_json   TEXT    NOT NULL DEFAULT '{}',
     active_pool  INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL DEFAULT 0
+);
+-- Failover memory per miner (schema 15): timers and the automatic writes of the last day, so
+-- a restart neither resets the rate limits nor restarts the "down for N minutes" clocks.
+CREATE TABLE IF NOT EXISTS failover_state (
+    miner_id     INTEGER PRIMARY KEY REFERENCES miners(id) ON DELETE CASCADE,
+    state_json   TEXT    NOT NULL,
     updated_at   INTEGER NOT NULL DEFAULT 0
 );

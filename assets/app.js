@@ -42,7 +42,7 @@
 
   const COLS = [["name", "Miner"], ["status", "Status"], ["hashrate", "Hashrate"], ["spark", "Last hour"],
     ["avg24", "24 h avg"], ["temp", "Temp"], ["shares", "Shares"], ["best", "Best diff"], ["uptime", "Uptime"],
-    ["seen", "Last seen"], ["pool", "Pool"]];
+    ["seen", "Last seen"], ["pool", "Pool"], ["config", "Config"]];
 
   function rowFor(m) {
     let row = tbody.querySelector('tr[data-id="' + m.id + '"]');
@@ -67,11 +67,13 @@
   // Sorting: click a header; click again to reverse. Values come from the last poll.
   let byId = new Map(), sortKey = null, sortDir = 1;
   const STATUS_ORDER = { online: 0, stalled: 1, no_data: 2, error: 3, offline: 4 };
+  const DRIFT_ORDER = { drifted: 0, unknown: 1, in_sync: 2 };
   const sortValue = {
     name: (m) => m.name.toLowerCase(), status: (m) => STATUS_ORDER[m.status] ?? 9,
     hashrate: (m) => m.hashrate_khs ?? -1, avg24: (m) => m.hashrate_avg_24h ?? -1,
     temp: (m) => m.temperature ?? -1, shares: (m) => m.accepted, best: (m) => m.best_diff ?? -1,
     uptime: (m) => m.uptime_secs ?? -1, seen: (m) => m.last_seen ?? 0, pool: (m) => (m.pool || "").toLowerCase(),
+    config: (m) => DRIFT_ORDER[m.fleet && m.fleet.drift.state] ?? 9,
   };
   function applySort() {
     const rows = [...tbody.querySelectorAll("tr")];
@@ -155,7 +157,7 @@
       seen.add(String(m.id));
       const row = rowFor(m);
       cell(row, "name").querySelector("a").textContent = m.name;
-      cell(row, "pool").textContent = m.pool || "—";
+      renderFleet(row, m);
       const badge = document.createElement("span");
       // Identify reset this board on purpose: say so until it mines again.
       const status = identifying.has(m.id) ? "identifying" : m.status;
@@ -186,6 +188,7 @@
     }
     for (const row of [...tbody.querySelectorAll("tr")]) if (!seen.has(row.dataset.id)) row.remove();
     applySort();
+    applyDriftFilter();
     const t = data.totals;
     const set = (k, v) => { const el = document.querySelector('[data-t="' + k + '"]'); if (el) el.textContent = v; };
     set("online", t.online + " / " + t.miners);
@@ -195,6 +198,47 @@
     set("blocks", t.blocks_found);
     renderMarket(data, set);
   }
+
+  // The pool cell links to the worker's page on the pool; the config cell says in sync /
+  // drifted (which keys) / unknown, as src/web/pages.rs renders them first.
+  function renderFleet(row, m) {
+    const f = m.fleet || { drift: { state: "unknown" }, pool_page: null };
+    const pool = cell(row, "pool");
+    if (f.pool_page) {
+      const a = document.createElement("a");
+      a.className = "worker-link";
+      a.href = f.pool_page;
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      a.title = "this worker on the pool's own page";
+      a.textContent = m.pool || "—";
+      pool.replaceChildren(a);
+    } else {
+      pool.textContent = m.pool || "—";
+    }
+    const d = f.drift, span = document.createElement("span");
+    span.className = "drift drift-" + d.state;
+    if (d.state === "drifted") {
+      span.textContent = "drifted: " + d.keys.join(", ");
+      span.title = "differs from the desired state: " + d.keys.join(", ");
+    } else if (d.state === "in_sync") {
+      span.textContent = "in sync";
+      span.title = "every desired key reads back as desired";
+    } else {
+      span.textContent = "unknown";
+      span.title = "its configuration was never read";
+    }
+    cell(row, "config").replaceChildren(span);
+    row.dataset.drift = d.state;
+  }
+
+  // The drift filter: only the miners in that state.
+  const driftFilter = document.getElementById("drift-filter");
+  function applyDriftFilter() {
+    const want = driftFilter ? driftFilter.value : "";
+    for (const row of tbody.querySelectorAll("tr")) row.hidden = !!want && row.dataset.drift !== want;
+  }
+  if (driftFilter) driftFilter.addEventListener("change", applyDriftFilter);
 
   // Price, network and odds: a value that is not live keeps its "as of" time and stale mark.
   function renderMarket(data, set) {

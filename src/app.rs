@@ -227,10 +227,15 @@ impl App {
             i64::try_from(config.summarizer.stall_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         actix_rt::spawn(crate::autopilot::run(
             state.pool.clone(),
-            state.db.clone(),
-            state.supervisor.clone(),
-            state.rollouts.clone(),
-            stall_ms,
+            crate::autopilot::Autopilot {
+                db: state.db.clone(),
+                supervisor: state.supervisor.clone(),
+                rollouts: state.rollouts.clone(),
+                alerts: alerts.1.clone(),
+                stall_ms,
+                every: std::time::Duration::from_secs(config.fleet.autopilot_secs.max(1)),
+                tz: crate::fleet::zone::resolve(&config.fleet.time_zone),
+            },
         ));
         let server = web::server(state, listener)?;
         let server_handle = server.handle();

@@ -1,8 +1,9 @@
 //! Failover and schedules carried out from the Pi, once a minute: for each miner whose profile
 //! has failover or schedule windows, the pure [`crate::fleet::failover::step`] decides, and a
 //! switch is written like any reconcile — a one-miner canary rollout of SET_CONFIG — so it is
-//! in the miner's command history, with a `pool_switch` line saying why in its event feed. The per-miner memory (timers, recent automatic writes) is
-//! kept in this process.
+//! in the miner's command history, with a `pool_switch` line saying why in its event feed, and an alert
+//! ([`crate::alerts::PoolSwitched`]). The per-miner memory (timers, recent automatic writes)
+//! is stored in `failover_state` after every tick, so a restart keeps the rate limits.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,17 +38,26 @@ pub struct Switch {
 
 /// One tick over the database: every miner with a profile that fails over or has a schedule.
 /// `ok` says, per miner id, whether it currently reaches its pool (absent: unknown, counted
-/// as fine so an unplugged miner is never switched); `probe` tests a pool from the Pi.
+/// as fine so an unplugged miner is never switched); `probe` tests a pool from the Pi;
+/// schedule windows are read on the wall clock of `tz`.
 pub fn tick(
     conn: &Connection,
     states: &mut HashMap<i64, State>,
     now_ms: i64,
+    tz: chrono_tz::Tz,
     ok: &HashMap<i64, bool>,
     rollout_running: bool,
     probe: &dyn Fn(&Endpoint) -> bool,
 ) -> rusqlite::Result<Vec<Switch>> {
     let profiles = dbfleet::profiles(conn)?;
-    let minute = u16::try_from((now_ms / 60_000).rem_euclid(1440)).unwrap_or(0);
+    // Each profile's windows on its own wall clock, else the configured or the Pi's.
+    let minute_of = |p: &crate::fleet::Profile| {
+        let zone = crate::fleet::zone::named(&p.time_zone)
+            .ok()
+            .flatten()
+            .unwrap_or(tz);
+        crate::fleet::zone::minute_of_day(now_ms, zone)
+    };
     let mut rows = Vec::new();
     for m in crate::db::miners::list(conn)? {
         let Some(d) = dbfleet::desired_row(conn, m.id)? else {
@@ -85,11 +95,11 @@ pub fn tick(
         let active = usize::try_from(d.active_pool).unwrap_or(0);
         let st = states.entry(m.id).or_insert_with(|| State {
             active,
-            home: p.home(minute),
+            home: p.home(minute_of(p)),
             ..State::default()
         });
         st.active = active;
-        let home = p.home(minute);
+        let home = p.home(minute_of(p));
         let mine = active_host(d, p);
         let others_ok = rows.iter().any(|(o, od, op, _)| {
             o.id != m.id && active_host(od, op) != mine && ok.get(&o.id) == Some(&true)
@@ -154,17 +164,50 @@ fn reaches_pool(v: Verdict) -> Option<bool> {
     }
 }
 
-/// Runs [`tick`] every minute until the process stops, writing each switch.
-pub async fn run(
-    pool: ReadPool,
-    db: Addr<DbActor>,
-    supervisor: Addr<Supervisor>,
-    rollouts: Rollouts,
-    stall_ms: i64,
-) {
-    let mut states: HashMap<i64, State> = HashMap::new();
+/// What [`run`] needs besides the database.
+pub struct Autopilot {
+    /// The database writer.
+    pub db: Addr<DbActor>,
+    /// Delivers the SET_CONFIG writes.
+    pub supervisor: Addr<Supervisor>,
+    /// Where the one-miner rollouts run.
+    pub rollouts: Rollouts,
+    /// Raises the alert of each switch.
+    pub alerts: Addr<crate::alerts::AlertActor>,
+    /// A status this old means stalled (as the summarizer counts it).
+    pub stall_ms: i64,
+    /// Time between ticks (a minute; tests shorten it).
+    pub every: Duration,
+    /// The zone schedule windows are read in.
+    pub tz: chrono_tz::Tz,
+}
+
+/// Runs [`tick`] every `every` until the process stops, writing each switch.
+pub async fn run(pool: ReadPool, a: Autopilot) {
+    let Autopilot {
+        db,
+        supervisor,
+        rollouts,
+        alerts,
+        stall_ms,
+        every,
+        tz,
+    } = a;
+    let p = pool.clone();
+    let mut states: HashMap<i64, State> =
+        match actix_web::web::block(move || p.with(dbfleet::failover_states)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!("stored failover state not read, starting afresh: {e}");
+                HashMap::new()
+            }
+            Err(e) => {
+                tracing::warn!("stored failover state not read, starting afresh: {e}");
+                HashMap::new()
+            }
+        };
     loop {
-        actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+        actix_web::rt::time::sleep(every).await;
         let running = rollouts.any_running();
         let p = pool.clone();
         let mut st = std::mem::take(&mut states);
@@ -175,7 +218,7 @@ pub async fn run(
                     .into_iter()
                     .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
                     .collect();
-                tick(c, &mut st, now, &ok, running, &|e| {
+                tick(c, &mut st, now, tz, &ok, running, &|e| {
                     crate::fleet::probe::probe(e, crate::fleet::probe::TIMEOUT).ok
                 })
             });
@@ -185,6 +228,13 @@ pub async fn run(
         let switches = match result {
             Ok((st, Ok(s))) => {
                 states = st;
+                let keep = states.clone();
+                let saved = db
+                    .send(Write::new(move |c| dbfleet::save_failover_states(c, &keep)))
+                    .await;
+                if !matches!(saved, Ok(Ok(()))) {
+                    tracing::warn!("failover state not stored: a restart would forget it");
+                }
                 s
             }
             Ok((st, Err(e))) => {
@@ -209,15 +259,21 @@ pub async fn run(
                 s.change.get("portNumber").unwrap_or(&Value::Null)
             );
             let why = s.why.clone();
+            let label = pool_label.clone();
             let recorded = db
                 .send(Write::new(move |c| {
-                    dbfleet::record_switch(c, id, to, &pool_label, &why)
+                    dbfleet::record_switch(c, id, to, &label, &why)
                 }))
                 .await;
             if !matches!(recorded, Ok(Ok(()))) {
                 tracing::warn!(miner = %s.name, "failover not written: cannot record it");
                 continue;
             }
+            alerts.do_send(crate::alerts::PoolSwitched {
+                miner_id: s.miner_id,
+                miner: s.name.clone(),
+                message: format!("{} moved to {}: {}", s.name, pool_label, s.why),
+            });
             match Rollout::plan_each(0, vec![(s.miner_id, s.name.clone(), s.change)]) {
                 Ok(plan) => {
                     let rid = rollouts.add(plan);
@@ -243,6 +299,7 @@ mod tests {
     use crate::fleet::probe::tests::{stub, Stub};
     use crate::fleet::profile::Profile;
 
+    const UTC: chrono_tz::Tz = chrono_tz::Tz::UTC;
     const ADDR: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
     const MIN: i64 = 60_000;
 
@@ -275,6 +332,7 @@ mod tests {
                 down_minutes: 10,
                 back_minutes: 10,
                 schedule: vec![],
+                time_zone: String::new(),
             },
         )
         .unwrap();
@@ -291,6 +349,7 @@ mod tests {
                 down_minutes: 10,
                 back_minutes: 10,
                 schedule: vec![],
+                time_zone: String::new(),
             },
         )
         .unwrap();
@@ -325,11 +384,13 @@ mod tests {
         let t0 = 1_800_000_000_000;
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         for m in 0..10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &down, false, &probe)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &probe)
+                    .unwrap()
+                    .is_empty()
+            );
         }
-        let s = tick(&c, &mut states, t0 + 10 * MIN, &down, false, &probe).unwrap();
+        let s = tick(&c, &mut states, t0 + 10 * MIN, UTC, &down, false, &probe).unwrap();
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!((s[0].miner_id, s[0].to), (a, 1));
         assert_eq!(s[0].change["poolString"], "localhost");
@@ -339,7 +400,7 @@ mod tests {
         // On the fallback it mines; the Pi keeps testing the primary, which still refuses.
         let up: HashMap<i64, bool> = [(a, true), (a + 1, true)].into();
         for m in 11..60 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &up, false, &probe)
+            assert!(tick(&c, &mut states, t0 + m * MIN, UTC, &up, false, &probe)
                 .unwrap()
                 .is_empty());
         }
@@ -349,13 +410,13 @@ mod tests {
         save_profile(&c, &p).unwrap();
         for m in 60..70 {
             assert!(
-                tick(&c, &mut states, t0 + m * MIN, &up, false, &probe)
+                tick(&c, &mut states, t0 + m * MIN, UTC, &up, false, &probe)
                     .unwrap()
                     .is_empty(),
                 "{m}"
             );
         }
-        let s = tick(&c, &mut states, t0 + 70 * MIN, &up, false, &probe).unwrap();
+        let s = tick(&c, &mut states, t0 + 70 * MIN, UTC, &up, false, &probe).unwrap();
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!(s[0].to, 0);
         assert_eq!(states[&a].writes.len(), 2);
@@ -369,26 +430,112 @@ mod tests {
         let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
         let mut states = HashMap::new();
         for m in 0..=10 {
-            assert!(tick(&c, &mut states, t0 + m * MIN, &down, true, &probe)
-                .unwrap()
-                .is_empty());
+            assert!(
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, true, &probe)
+                    .unwrap()
+                    .is_empty()
+            );
         }
         crate::db::commands::insert(&c, a, crate::db::commands::CommandKind::SetConfig, None)
             .map(|id| crate::db::commands::finish(&c, id, false, "MD5 mismatch", None))
             .unwrap()
             .unwrap();
-        assert!(tick(&c, &mut states, t0 + 11 * MIN, &down, false, &probe)
-            .unwrap()
-            .is_empty());
+        assert!(
+            tick(&c, &mut states, t0 + 11 * MIN, UTC, &down, false, &probe)
+                .unwrap()
+                .is_empty()
+        );
         let everyone_down: HashMap<i64, bool> = [(a, false), (a + 1, false)].into();
         let mut fresh = HashMap::new();
         let c2 = setup(stub(Stub::Refuse, 10), stub(Stub::Accept, 10)).0;
         for m in 0..=20 {
+            assert!(tick(
+                &c2,
+                &mut fresh,
+                t0 + m * MIN,
+                UTC,
+                &everyone_down,
+                false,
+                &probe
+            )
+            .unwrap()
+            .is_empty());
+        }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_timers_and_the_rate_limits() {
+        let (c, a) = setup(stub(Stub::Refuse, 100), stub(Stub::Accept, 100));
+        let t0 = 1_800_000_000_000;
+        let down: HashMap<i64, bool> = [(a, false), (a + 1, true)].into();
+        let never = |_: &Endpoint| false;
+        // Five minutes down, then the process stops; what it stored is all the next one has.
+        let mut states = HashMap::new();
+        for m in 0..5 {
             assert!(
-                tick(&c2, &mut fresh, t0 + m * MIN, &everyone_down, false, &probe)
+                tick(&c, &mut states, t0 + m * MIN, UTC, &down, false, &never)
                     .unwrap()
                     .is_empty()
             );
         }
+        dbfleet::save_failover_states(&c, &states).unwrap();
+        let mut restarted = dbfleet::failover_states(&c).unwrap();
+        assert_eq!(restarted, states);
+        for m in 5..10 {
+            assert!(
+                tick(&c, &mut restarted, t0 + m * MIN, UTC, &down, false, &never)
+                    .unwrap()
+                    .is_empty(),
+                "the down timer restarted at minute {m}"
+            );
+        }
+        // Ten minutes after it went down, as if there had been no restart.
+        let s = tick(&c, &mut restarted, t0 + 10 * MIN, UTC, &down, false, &never).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        dbfleet::set_active_pool(&c, a, 1).unwrap();
+        dbfleet::save_failover_states(&c, &restarted).unwrap();
+
+        // The fallback fails too; another restart must not forget the write just made.
+        let mut again = dbfleet::failover_states(&c).unwrap();
+        assert_eq!(again[&a].writes, vec![t0 + 10 * MIN]);
+        for m in 11..40 {
+            assert!(
+                tick(&c, &mut again, t0 + m * MIN, UTC, &down, false, &never)
+                    .unwrap()
+                    .is_empty(),
+                "a second write {m} min after the first: the 30-minute limit was forgotten"
+            );
+        }
+        let s = tick(&c, &mut again, t0 + 40 * MIN, UTC, &down, false, &never).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        // A deleted miner's state is not stored (its row went with it).
+        crate::db::miners::remove(&c, "a").unwrap();
+        dbfleet::save_failover_states(&c, &again).unwrap();
+        assert!(!dbfleet::failover_states(&c).unwrap().contains_key(&a));
+    }
+
+    #[test]
+    fn a_schedule_window_is_read_in_the_profiles_own_zone() {
+        let (c, a) = setup(stub(Stub::Accept, 100), stub(Stub::Accept, 100));
+        // Solo pool (pool 1) from 22:00 to 06:00 in Tokyo (UTC+9, no DST).
+        let mut p = dbfleet::profile_named(&c, "fo").unwrap().unwrap();
+        p.failover = false;
+        p.schedule = vec![crate::fleet::Window::parse("22:00-06:00=1").unwrap()];
+        p.time_zone = "Asia/Tokyo".into();
+        save_profile(&c, &p).unwrap();
+        let fine: HashMap<i64, bool> = [(a, true), (a + 1, true)].into();
+        let never = |_: &Endpoint| false;
+        let mut states = HashMap::new();
+        // 12:00 UTC is 21:00 in Tokyo: not yet; the Pi's zone (UTC here) would say midday.
+        let noon = 1_799_928_000_000; // 2027-01-14 12:00 UTC
+        assert_eq!(noon % (24 * 60 * MIN), 12 * 60 * MIN);
+        assert!(tick(&c, &mut states, noon, UTC, &fine, false, &never)
+            .unwrap()
+            .is_empty());
+        // 13:00 UTC is 22:00 in Tokyo: the window starts, whatever the Pi's zone.
+        let s = tick(&c, &mut states, noon + 60 * MIN, UTC, &fine, false, &never).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].why.contains("schedule"), "{}", s[0].why);
+        assert_eq!(s[0].to, 1);
     }
 }

@@ -518,6 +518,7 @@ mod tests {
             shares_last_hour: 0,
             odds: None,
             lottery: None,
+            fleet: Default::default(),
             time_mining_secs: None,
             stats_restored: None,
             shares_meaning: None,

@@ -367,6 +367,7 @@ fn metrics_with_awkward_names_still_parse() {
         shares_last_hour: 0,
         odds: None,
         lottery: None,
+        fleet: Default::default(),
         time_mining_secs: None,
         stats_restored: None,
         shares_meaning: None,

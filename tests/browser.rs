@@ -1058,4 +1058,76 @@ fn fleet_page_in_headless_chromium() {
         );
     }
     s.screenshot(&shots.join("fleet-drift-1920x1080.png"));
+
+    // The dashboard's herd table says the same: a Config column, a drift filter, and the
+    // pool name linked to the worker's page on public-pool.io.
+    s.go(&run.url("/"));
+    assert!(
+        wait_true(
+            &s,
+            "return document.querySelectorAll('#herd tbody tr[data-drift]').length === 3",
+            Duration::from_secs(20)
+        ),
+        "no drift on the herd table"
+    );
+    let config = s.js(
+        "return [...document.querySelectorAll('#herd tbody tr')].map(r => r.querySelector('[data-k=name]').textContent + ' ' + r.dataset.drift).sort()",
+    );
+    assert_eq!(
+        config,
+        json!(["demo-1 in_sync", "demo-2 drifted", "demo-3 unknown"])
+    );
+    let link = s.js(
+        "const r = [...document.querySelectorAll('#herd tbody tr')].find(r => r.querySelector('[data-k=name]').textContent === 'demo-1'); const a = r.querySelector('[data-k=pool] a.worker-link'); return a ? a.href : null",
+    );
+    assert_eq!(
+        link,
+        json!(format!("https://web.public-pool.io/#/app/{addr}/demo-1"))
+    );
+    s.js("const f = document.getElementById('drift-filter'); f.value = 'drifted'; f.dispatchEvent(new Event('change')); return null");
+    let shown = s.js(
+        "return [...document.querySelectorAll('#herd tbody tr')].filter(r => r.offsetParent !== null).map(r => r.querySelector('[data-k=name]').textContent)",
+    );
+    assert_eq!(shown, json!(["demo-2"]));
+    s.screenshot(&shots.join("dashboard-drift-1920x1080.png"));
+
+    // /settings edits the same profiles and desired state; a refused section keeps what was
+    // typed and puts the error beside its field.
+    s.go(&run.url("/settings#profiles"));
+    let blocks = s.js("return document.querySelectorAll('#profiles fieldset.profile').length");
+    assert_eq!(blocks, json!(3), "two profiles and the empty new one");
+    s.js("const t = document.querySelector('#profiles textarea[name^=\"schedule.\"]'); t.value = '22:00-06:00=7'; document.querySelector('#profiles button.save').click(); return null");
+    assert!(
+        wait_true(
+            &s,
+            "return !!document.querySelector('#profiles small.field-error')",
+            Duration::from_secs(20)
+        ),
+        "no error beside the schedule"
+    );
+    let beside = s.js("return document.querySelector('#profiles small.field-error').closest('label').querySelector('textarea').name");
+    assert!(
+        beside.as_str().unwrap().starts_with("schedule."),
+        "{beside}"
+    );
+    let kept = s.js("return document.querySelector('#profiles small.field-error').closest('label').querySelector('textarea').value");
+    assert_eq!(kept, json!("22:00-06:00=7"));
+    s.js("document.querySelector('#profiles').scrollIntoView(); return null");
+    s.screenshot(&shots.join("settings-profiles-1920x1080.png"));
+    s.go(&run.url("/settings#desired"));
+    let rows = s.js("return document.querySelectorAll('#desired fieldset.row').length");
+    assert_eq!(rows, json!(3));
+    s.js("document.querySelector('#desired').scrollIntoView(); return null");
+    s.screenshot(&shots.join("settings-desired-1920x1080.png"));
+    for entry in s.console() {
+        // The refused section's own answer (422) is the one error expected.
+        let expected = entry["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/settings/profiles/all") && m.contains("422"));
+        assert!(
+            entry["level"] != "SEVERE" || expected,
+            "console error {}",
+            entry["message"]
+        );
+    }
 }

@@ -87,6 +87,21 @@ fn profiles_desired_state_drift_and_reconcile_on_simulated_miners() {
         "a.org:0",
     ]);
     assert!(!ok && err.contains("1 to 65535"), "{err}");
+    let (ok, _, err) = shepherd(&[
+        "profiles",
+        "--database",
+        &db,
+        "add",
+        "x",
+        "--pool",
+        "a.org:1",
+        "--window",
+        "22:00-06:00=0",
+        "--time-zone",
+        "Mars/Olympus",
+        "--no-test",
+    ]);
+    assert!(!ok && err.contains("time zone"), "{err}");
     // A good one is tested from here first.
     let (ok, _, err) = shepherd(&[
         "profiles",

@@ -257,6 +257,21 @@ fn plant_secrets(dir: &Path) -> (i64, i64, i64) {
         [SECRET],
     )
     .unwrap();
+    // A pool profile with a password, desired for the miner (shown on /fleet, /settings).
+    conn.execute(
+        "INSERT INTO pool_profiles (name, pools_json, created_at) VALUES ('private', ?1, 1)",
+        [
+            serde_json::json!([{ "host": "pool.example", "port": 3333, "password": SECRET }])
+                .to_string(),
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO miner_desired (miner_id, profile_id, board_json)
+         SELECT ?1, id, '{}' FROM pool_profiles WHERE name = 'private'",
+        [miner],
+    )
+    .unwrap();
     let config = serde_json::json!({
         "poolString": "pool.example", "portNumber": 3333, "poolPassword": SECRET,
         "btcString": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
@@ -453,6 +468,22 @@ fn no_secret_in_any_response_without_the_login() {
         )
         .unwrap();
     assert_eq!((url.as_str(), pw.as_str()), ("pool2.example", SECRET));
+    // The same through the section's one Save.
+    let r = app.post_form(
+        "/settings/pools/all",
+        &format!("name.{pool_id}=main&url.{pool_id}=pool3.example&port.{pool_id}=3335&password.{pool_id}="),
+        Some(&cookie),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (url, pw): (String, String) = db::open_reader(&app.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT url, password FROM pools WHERE id = ?1",
+            [pool_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((url.as_str(), pw.as_str()), ("pool3.example", SECRET));
 }
 
 #[test]
@@ -676,11 +707,23 @@ fn every_page_forbids_frames_and_inline_code() {
     assert!(r.body.contains("profile-errors"), "{}", r.body);
     assert!(!r.body.contains("<script>x"), "{}", r.body);
     assert_eq!(inline_code(&r.body), Vec::<String>::new());
-    // Fleet writes only from our own pages.
+    // A refused section of /settings comes back escaped too.
+    let r = app.post_form(
+        "/settings/profiles/all",
+        "name.0=%3Cscript%3Ex%3C%2Fscript%3E&pools.0=a+b%3A1",
+        None,
+    );
+    assert_eq!(r.status, 422);
+    assert!(!r.body.contains("<script>x"), "{}", r.body);
+    assert_eq!(inline_code(&r.body), Vec::<String>::new());
+    // Fleet and section writes only from our own pages.
     for path in [
         "/fleet/profiles",
         "/fleet/reconcile",
         "/fleet/profiles/1/delete",
+        "/settings/pools/all",
+        "/settings/profiles/all",
+        "/settings/desired/all",
     ] {
         let r = app.request(
             "POST",

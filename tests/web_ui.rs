@@ -219,8 +219,8 @@ fn settings_validate_keep_input_and_ask_before_deleting() {
     assert_eq!(s, 303);
 
     let (_, page) = get(&run, "/settings");
-    let pool_id = between(&page, "action=\"/settings/pools/", "\"");
-    let addr_id = between(&page, "action=\"/settings/addresses/", "\"");
+    let pool_id = between(&page, "formaction=\"/settings/pools/", "/delete\"");
+    let addr_id = between(&page, "formaction=\"/settings/addresses/", "/delete\"");
     let (s, _, body) = post(
         &run,
         &format!("/settings/miners/{id}"),
@@ -274,7 +274,7 @@ fn settings_validate_keep_input_and_ask_before_deleting() {
     );
     assert_eq!(s, 303);
     let (_, page) = get(&run, "/settings");
-    let spare = between(&page, "action=\"/settings/pools/", "\"");
+    let spare = between(&page, "formaction=\"/settings/pools/", "/delete\"");
     let (s, _, _) = post(&run, &format!("/settings/pools/{spare}/delete"), &[], None);
     assert_eq!(s, 303);
     let (s, _, _) = post(&run, "/settings/wallets", &[], None);
@@ -298,6 +298,168 @@ fn settings_validate_keep_input_and_ask_before_deleting() {
     let (s, _, body) = post(&run, &format!("/settings/miners/{id}/delete"), &[], None);
     assert_eq!(s, 200);
     assert!(body.contains("history"), "{body}");
+}
+
+/// One Save per section: every row is checked, all are stored or none, and a refused section
+/// comes back with everything typed and each error beside its field.
+#[test]
+fn a_settings_section_saves_all_its_rows_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = started(dir.path(), "");
+    for (name, url) in [("alpha", "a.example"), ("beta", "b.example")] {
+        let (s, _, body) = post(
+            &run,
+            "/settings/pools",
+            &[("name", name), ("url", url), ("port", "3333")],
+            None,
+        );
+        assert_eq!(s, 303, "{body}");
+    }
+    let (_, page) = get(&run, "/settings");
+    // One form and one Save for the section, no per-row Save.
+    assert_eq!(
+        page.matches("action=\"/settings/pools/all\"").count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("Save pools"), "{page}");
+    let ids: Vec<String> = page
+        .split("formaction=\"/settings/pools/")
+        .skip(1)
+        .map(|rest| rest[..rest.find('/').unwrap()].to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{page}");
+    let (a, b) = (&ids[0], &ids[1]);
+    let field = |f: &str, id: &str| format!("{f}.{id}");
+    let (na, ua, pa, nb, ub, pb) = (
+        field("name", a),
+        field("url", a),
+        field("port", a),
+        field("name", b),
+        field("url", b),
+        field("port", b),
+    );
+
+    // The first row is fine, the second has a bad port and a bad URL: nothing is stored.
+    let (s, _, body) = post(
+        &run,
+        "/settings/pools/all",
+        &[
+            (&na, "alpha renamed"),
+            (&ua, "a2.example"),
+            (&pa, "4444"),
+            (&nb, "beta"),
+            (&ub, "b example"),
+            (&pb, "70000"),
+        ],
+        None,
+    );
+    assert_eq!(s, 422, "{body}");
+    // Everything typed comes back, in both rows…
+    for typed in [
+        "value=\"alpha renamed\"",
+        "value=\"a2.example\"",
+        "value=\"b example\"",
+        "value=\"70000\"",
+    ] {
+        assert!(body.contains(typed), "{typed} not re-shown: {body}");
+    }
+    // … and each error sits in its field's label, right after that field.
+    let port_label = between(&body, &format!("name=\"{pb}\""), "</label>");
+    assert!(port_label.contains("1 to 65535"), "{port_label}");
+    let url_label = between(&body, &format!("name=\"{ub}\""), "</label>");
+    assert!(url_label.contains("without spaces"), "{url_label}");
+    let ok_label = between(&body, &format!("name=\"{na}\""), "</label>");
+    assert!(!ok_label.contains("field-error"), "{ok_label}");
+    let (_, page) = get(&run, "/settings");
+    assert!(
+        page.contains("value=\"alpha\"") && !page.contains("alpha renamed"),
+        "the valid row was stored although the section was refused"
+    );
+
+    // A name taken by the other row, found only when storing: rolled back as a whole.
+    let (s, _, body) = post(
+        &run,
+        "/settings/pools/all",
+        &[
+            (&na, "alpha renamed"),
+            (&ua, "a.example"),
+            (&pa, "3333"),
+            (&nb, "alpha renamed"),
+            (&ub, "b.example"),
+            (&pb, "3333"),
+        ],
+        None,
+    );
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        between(&body, &format!("name=\"{nb}\""), "</label>").contains("already taken"),
+        "{body}"
+    );
+    let (_, page) = get(&run, "/settings");
+    assert!(
+        !page.contains("alpha renamed"),
+        "the first row was kept: not all or nothing"
+    );
+
+    // Both valid: both stored, one redirect.
+    let (s, loc, body) = post(
+        &run,
+        "/settings/pools/all",
+        &[
+            (&na, "alpha renamed"),
+            (&ua, "a2.example"),
+            (&pa, "4444"),
+            (&nb, "beta renamed"),
+            (&ub, "b.example"),
+            (&pb, "3334"),
+        ],
+        None,
+    );
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/settings?saved=pools#pools"),
+        "{body}"
+    );
+    let (_, page) = get(&run, "/settings");
+    for v in [
+        "value=\"alpha renamed\"",
+        "value=\"a2.example\"",
+        "value=\"4444\"",
+        "value=\"beta renamed\"",
+        "value=\"3334\"",
+    ] {
+        assert!(page.contains(v), "{v} not stored");
+    }
+}
+
+/// The alert rules section: a wrong threshold gets its error beside it, not only at the end.
+#[test]
+fn a_refused_alert_rule_shows_its_error_beside_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = started(dir.path(), "");
+    let form: Vec<(&str, &str)> = alert_rules_form("70")
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                if k == "hashrate_below_percent" {
+                    "200"
+                } else {
+                    v
+                },
+            )
+        })
+        .collect();
+    let (s, _, body) = post(&run, "/settings/alerts", &form, None);
+    assert_eq!(s, 422, "{body}");
+    let label = between(&body, "name=\"hashrate_below_percent\"", "</label>");
+    assert!(
+        label.contains("field-error") && label.contains("0 to 100"),
+        "{label}"
+    );
+    let fine = between(&body, "name=\"temperature_above_c\"", "</label>");
+    assert!(!fine.contains("field-error"), "{fine}");
 }
 
 fn between(text: &str, start: &str, end: &str) -> String {
@@ -391,7 +553,7 @@ fn hostile_input_is_escaped_on_every_page() {
         settings.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "payload not shown escaped"
     );
-    let pool_id = between(&settings, "action=\"/settings/pools/", "\"");
+    let pool_id = between(&settings, "formaction=\"/settings/pools/", "/delete\"");
     let (_, _, confirm) = post(&run, &format!("/settings/miners/{id}/delete"), &[], None);
     assert_clean("miner delete confirmation", &confirm);
     let (_, _, confirm) = post(

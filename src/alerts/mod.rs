@@ -120,6 +120,42 @@ impl Handler<SelfHealed> for AlertActor {
     }
 }
 
+/// The autopilot moved a miner to another pool (failover, schedule): a warning sent to the
+/// notifiers and kept in the alert history, like [`SelfHealed`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PoolSwitched {
+    /// Which miner.
+    pub miner_id: i64,
+    /// Its name.
+    pub miner: String,
+    /// Where to and why.
+    pub message: String,
+}
+
+impl Handler<PoolSwitched> for AlertActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PoolSwitched, _: &mut Self::Context) {
+        // Alerts off: the miner's history still has its `pool_switch` line.
+        if self.engine.is_none() {
+            return;
+        }
+        let n = Notice {
+            miner_id: msg.miner_id,
+            miner: msg.miner,
+            rule: rules::Rule::PoolSwitched,
+            kind: NoticeKind::Fired,
+            severity: rules::Severity::Warning,
+            message: msg.message,
+            at: now_ms(),
+        };
+        self.notifier.notify(&n);
+        self.db
+            .do_send(Write::new(move |c| sql::store(c, std::slice::from_ref(&n))));
+    }
+}
+
 /// The program is stopping: say goodbye on MQTT and stop the delivery threads.
 #[derive(Message)]
 #[rtype(result = "()")]

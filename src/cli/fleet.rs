@@ -41,6 +41,7 @@ pub fn profiles(conn: &Connection, action: ProfilesAction) -> anyhow::Result<()>
             down_minutes,
             back_minutes,
             window,
+            time_zone,
             no_test,
         } => {
             let pools = pool
@@ -61,6 +62,7 @@ pub fn profiles(conn: &Connection, action: ProfilesAction) -> anyhow::Result<()>
                 down_minutes,
                 back_minutes,
                 schedule,
+                time_zone: time_zone.unwrap_or_default(),
             };
             let errors = p.check();
             if !errors.is_empty() {
@@ -104,7 +106,12 @@ fn describe(p: &Profile) -> String {
     }
     if !p.schedule.is_empty() {
         let w: Vec<String> = p.schedule.iter().map(Window::label).collect();
-        s.push_str(&format!("\tschedule (UTC) {}", w.join(", ")));
+        let zone = if p.time_zone.is_empty() {
+            "local time"
+        } else {
+            p.time_zone.as_str()
+        };
+        s.push_str(&format!("\tschedule ({zone}) {}", w.join(", ")));
     }
     s
 }

@@ -417,9 +417,14 @@ pub enum ProfilesAction {
         /// Minutes the primary must answer the Pi before going back.
         #[arg(long, default_value_t = 10)]
         back_minutes: u32,
-        /// A time window (UTC) on pool N, e.g. 22:00-06:00=1 (a solo pool at night).
+        /// A time window on pool N, e.g. 22:00-06:00=1 (a solo pool at night), in
+        /// `[fleet] time_zone` or the Pi's own zone.
         #[arg(long, value_name = "HH:MM-HH:MM=N")]
         window: Vec<String>,
+        /// IANA time zone of the windows, e.g. Europe/Berlin (default: `[fleet] time_zone`,
+        /// else the Pi's own).
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
         /// Save without testing the pools.
         #[arg(long)]
         no_test: bool,

@@ -47,6 +47,29 @@ pub struct Config {
     pub web: WebConfig,
     /// Resetting stuck miners by itself (off by default).
     pub self_heal: SelfHealConfig,
+    /// Pool profiles' failover and schedules.
+    pub fleet: FleetConfig,
+}
+
+/// `[fleet]`: how the Pi carries out pool profiles' failover and schedule windows.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Seconds between two looks at the herd (failover waits are counted in minutes, so a
+    /// minute is plenty; tests shorten it).
+    pub autopilot_secs: u64,
+    /// IANA time zone of schedule windows (e.g. "Europe/Berlin") for profiles that name none;
+    /// empty: the Pi's own zone.
+    pub time_zone: String,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            autopilot_secs: 60,
+            time_zone: String::new(),
+        }
+    }
 }
 
 /// `[self_heal]`: what the Shepherd may do on its own about a stuck miner.
@@ -608,6 +631,7 @@ impl Config {
             ("mqtt.interval_secs", self.mqtt.interval_secs),
             ("web.session_days", self.web.session_days),
             ("web.max_event_streams", self.web.max_event_streams as u64),
+            ("fleet.autopilot_secs", self.fleet.autopilot_secs),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -620,6 +644,8 @@ impl Config {
         self.validate_price()?;
         self.validate_network()?;
         self.validate_web()?;
+        crate::fleet::zone::named(&self.fleet.time_zone)
+            .map_err(|e| format!("fleet.time_zone: {e}"))?;
         self.validate_alerts()
     }
 

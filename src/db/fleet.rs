@@ -28,11 +28,12 @@ fn profile_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
         down_minutes: r.get(4)?,
         back_minutes: r.get(5)?,
         schedule: serde_json::from_str(&schedule).map_err(|e| bad(6, e))?,
+        time_zone: r.get(7)?,
     })
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, pools_json, failover, down_minutes, back_minutes, schedule_json";
+    "id, name, pools_json, failover, down_minutes, back_minutes, schedule_json, time_zone";
 
 /// Every profile by name.
 pub fn profiles(conn: &Connection) -> rusqlite::Result<Vec<Profile>> {
@@ -60,8 +61,8 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
     if p.id == 0 {
         conn.execute(
             "INSERT INTO pool_profiles (name, pools_json, failover, down_minutes, back_minutes,
-                                        schedule_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                        schedule_json, created_at, time_zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 p.name.trim(),
                 pools,
@@ -69,14 +70,16 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
                 p.down_minutes,
                 p.back_minutes,
                 schedule,
-                now_ms()
+                now_ms(),
+                p.time_zone.trim()
             ],
         )?;
         Ok(conn.last_insert_rowid())
     } else {
         conn.execute(
             "UPDATE pool_profiles SET name = ?2, pools_json = ?3, failover = ?4,
-                    down_minutes = ?5, back_minutes = ?6, schedule_json = ?7 WHERE id = ?1",
+                    down_minutes = ?5, back_minutes = ?6, schedule_json = ?7, time_zone = ?8
+              WHERE id = ?1",
             params![
                 p.id,
                 p.name.trim(),
@@ -84,7 +87,8 @@ pub fn save_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<i64> {
                 p.failover,
                 p.down_minutes,
                 p.back_minutes,
-                schedule
+                schedule,
+                p.time_zone.trim()
             ],
         )?;
         Ok(p.id)
@@ -184,6 +188,46 @@ pub fn record_switch(
     Ok(())
 }
 
+/// The failover memory of every miner, as last stored by the autopilot (an unreadable row is
+/// skipped: that miner starts afresh, which only delays a switch).
+pub fn failover_states(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<i64, crate::fleet::failover::State>> {
+    let mut stmt = conn.prepare_cached("SELECT miner_id, state_json FROM failover_state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (id, json) = row?;
+        match serde_json::from_str(&json) {
+            Ok(st) => {
+                out.insert(id, st);
+            }
+            Err(e) => tracing::warn!(miner_id = id, "stored failover state ignored: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Stores the failover memory of these miners (after each autopilot tick). Miners deleted
+/// meanwhile are skipped (their row went with them).
+pub fn save_failover_states(
+    conn: &Connection,
+    states: &std::collections::HashMap<i64, crate::fleet::failover::State>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO failover_state (miner_id, state_json, updated_at)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM miners WHERE id = ?1)
+         ON CONFLICT(miner_id) DO UPDATE SET state_json = excluded.state_json,
+                                             updated_at = excluded.updated_at",
+    )?;
+    let now = now_ms();
+    for (id, st) in states {
+        let json = serde_json::to_string(st).map_err(json_err)?;
+        stmt.execute(params![id, json, now])?;
+    }
+    Ok(())
+}
+
 /// Worker names already desired by miners other than `except`.
 pub fn workers_taken(conn: &Connection, except: Option<i64>) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
@@ -261,6 +305,38 @@ pub struct FleetMiner {
     pub read_at: Option<i64>,
     /// The pool's public page for its worker, where the pool has one.
     pub pool_page: Option<String>,
+}
+
+/// A miner's fleet state as the herd document carries it: in sync / drifted (which keys) /
+/// unknown, its profile, and where the pool shows its worker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HerdFleet {
+    /// Desired vs last read back.
+    pub drift: Drift,
+    /// Its profile's name.
+    pub profile: Option<String>,
+    /// The pool's public page for its worker, where the pool has one.
+    pub pool_page: Option<String>,
+}
+
+impl Default for HerdFleet {
+    fn default() -> Self {
+        HerdFleet {
+            drift: Drift::Unknown,
+            profile: None,
+            pool_page: None,
+        }
+    }
+}
+
+impl From<&FleetMiner> for HerdFleet {
+    fn from(m: &FleetMiner) -> Self {
+        HerdFleet {
+            drift: m.drift.clone(),
+            profile: m.profile.clone(),
+            pool_page: m.pool_page.clone(),
+        }
+    }
 }
 
 /// Every miner with its desired keys and drift, by name.
@@ -341,6 +417,7 @@ mod tests {
             down_minutes: DEFAULT_MINUTES,
             back_minutes: DEFAULT_MINUTES,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

@@ -90,6 +90,9 @@ pub struct MinerView {
     pub odds: Option<Odds>,
     /// Best share, luck and coin flips (filled in by the API from the lottery tables).
     pub lottery: Option<crate::db::records::LotteryFigures>,
+    /// Desired configuration vs read-back, and its worker's page on the pool (filled in by
+    /// the API from the fleet tables, see [`crate::db::fleet::HerdFleet`]).
+    pub fleet: crate::db::fleet::HerdFleet,
     /// Why it is (not) mining: the chain Wi-Fi → pool → subscribed → authorized → hashing →
     /// shares, each link with the line that proves it (see [`crate::diagnosis`]).
     pub diagnosis: Diagnosis,
@@ -214,6 +217,7 @@ pub fn miner_views(conn: &Connection, now: i64, stall_ms: i64) -> rusqlite::Resu
             shares_last_hour: r.get("shares_last_hour")?,
             odds: None,
             lottery: None,
+            fleet: Default::default(),
             diagnosis,
         })
     })?;

@@ -156,6 +156,7 @@ mod tests {
                 down_minutes: DEFAULT_MINUTES,
                 back_minutes: DEFAULT_MINUTES,
                 schedule: vec![],
+                time_zone: String::new(),
             }),
             active_pool: 0,
             address: Some(ADDR.into()),

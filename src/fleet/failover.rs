@@ -7,7 +7,7 @@
 //! and after a failed write, and only made when the miner's trouble is its pool's: other
 //! miners on other pools must still reach theirs (otherwise it is the Pi's network).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::profile::Profile;
 
@@ -51,8 +51,8 @@ pub struct Observation {
     pub home: usize,
 }
 
-/// One miner's failover memory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One miner's failover memory (stored in `failover_state` so a restart keeps it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// The pool index it is on.
     pub active: usize,
@@ -191,6 +191,7 @@ mod tests {
             down_minutes: 10,
             back_minutes: 25,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

@@ -16,6 +16,8 @@ pub mod probe;
 pub mod profile;
 /// Worker names: pool-safe, unique, and `btcString` as `address.worker`.
 pub mod worker;
+/// Schedule windows' time zone: a named IANA zone or the Pi's own.
+pub mod zone;
 
 pub use drift::{drift, Drift};
 pub use profile::{Endpoint, Profile, Window};

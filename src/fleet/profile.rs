@@ -82,7 +82,8 @@ impl Endpoint {
     }
 }
 
-/// A time window (UTC minutes of the day) during which a profile's miners mine on pool
+/// A time window (minutes of the day on the wall clock of `[fleet] time_zone` or the Pi's zone, see
+/// [`super::zone`]) during which a profile's miners mine on pool
 /// `pool` instead of the primary, e.g. a solo pool at night. `start > end` wraps midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -151,6 +152,10 @@ pub struct Profile {
     pub back_minutes: u32,
     /// Time windows with another pool than the primary.
     pub schedule: Vec<Window>,
+    /// IANA time zone its windows are read in (e.g. "Europe/Berlin"); empty: `[fleet]
+    /// time_zone`, else the Pi's own.
+    #[serde(default)]
+    pub time_zone: String,
 }
 
 /// Failover's default wait, in minutes.
@@ -192,6 +197,9 @@ impl Profile {
         if self.failover && (self.down_minutes == 0 || self.back_minutes == 0) {
             errors.push("failover: the waits must be at least one minute".into());
         }
+        if let Err(e) = super::zone::named(&self.time_zone) {
+            errors.push(format!("time zone: {e}"));
+        }
         for w in &self.schedule {
             if w.pool >= self.pools.len() {
                 errors.push(format!(
@@ -207,7 +215,7 @@ impl Profile {
         errors
     }
 
-    /// The pool the profile wants at minute-of-day `minute` (UTC): the first window that
+    /// The pool the profile wants at minute-of-day `minute` (wall clock, [`super::zone`]): the first window that
     /// holds it, else the primary.
     pub fn home(&self, minute: u16) -> usize {
         self.schedule
@@ -238,6 +246,7 @@ mod tests {
             down_minutes: DEFAULT_MINUTES,
             back_minutes: DEFAULT_MINUTES,
             schedule: vec![],
+            time_zone: String::new(),
         }
     }
 

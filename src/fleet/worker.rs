@@ -87,7 +87,18 @@ pub fn btc_string(addr: &str, worker: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// The pool's public page for this worker, where the pool has one.
+/// The pool's public page for this worker, where the pool has one. The formats, from the
+/// pools' own sources:
+/// - public-pool.io: its web UI (`benjamin-wilson/public-pool-ui`) is served at
+///   web.public-pool.io with Angular's hash routing (`HashLocationStrategy` in
+///   `src/app/app.module.ts`); `src/app/app-routing.module.ts` routes `app/:address` to the
+///   address's dashboard and `app/:address/:workerName` to that worker's group page, so
+///   `https://web.public-pool.io/#/app/<address>/<worker>`.
+/// - solo.ckpool.org: ckpool writes each user's and worker's stats as JSON files named after
+///   them in its log directory (`src/stratifier.c`, `read_userstats`: `<logdir>/users/<user>`,
+///   `read_workerstats`: `<logdir>/workers/<workername>`, where the worker name is the whole
+///   stratum user `address.worker`), and solo.ckpool.org publishes that directory, so
+///   `https://solo.ckpool.org/users/<address>` and `…/workers/<address>.<worker>`.
 pub fn pool_page(pool_host: &str, btc_string: &str) -> Option<String> {
     let host = pool_host
         .trim()
@@ -99,7 +110,10 @@ pub fn pool_page(pool_host: &str, btc_string: &str) -> Option<String> {
         return None;
     }
     if host == "public-pool.io" || host.ends_with(".public-pool.io") {
-        return Some(format!("https://web.public-pool.io/#/app/{addr}"));
+        return Some(match worker.filter(|w| check(w).is_ok()) {
+            Some(w) => format!("https://web.public-pool.io/#/app/{addr}/{w}"),
+            None => format!("https://web.public-pool.io/#/app/{addr}"),
+        });
     }
     if host == "solo.ckpool.org" || host.ends_with(".solo.ckpool.org") {
         return Some(match worker.filter(|w| check(w).is_ok()) {
@@ -170,6 +184,10 @@ mod tests {
         let s = format!("{ADDR}.desk");
         assert_eq!(
             pool_page("public-pool.io", &s).unwrap(),
+            format!("https://web.public-pool.io/#/app/{ADDR}/desk")
+        );
+        assert_eq!(
+            pool_page("stratum+tcp://public-pool.io:21496", ADDR).unwrap(),
             format!("https://web.public-pool.io/#/app/{ADDR}")
         );
         assert_eq!(

@@ -34,6 +34,9 @@ pub enum Rule {
     /// Self-healing reset or power cycled a stuck miner (`[self_heal]`); not a rule the owner
     /// tunes, so not in [`ALL_RULES`].
     SelfHealing,
+    /// The Pi moved a miner to another pool of its profile (failover, schedule window): a
+    /// flash write the owner should hear about; like [`Rule::SelfHealing`] not tunable.
+    PoolSwitched,
 }
 
 impl Rule {
@@ -52,6 +55,7 @@ impl Rule {
             Rule::RebootStorm => "reboot_storm",
             Rule::Brownout => "brownout",
             Rule::SelfHealing => "self_healing",
+            Rule::PoolSwitched => "pool_switched",
         }
     }
 
@@ -64,7 +68,11 @@ impl Rule {
     pub fn is_happening(self) -> bool {
         matches!(
             self,
-            Rule::Rebooted | Rule::BlockFound | Rule::Brownout | Rule::SelfHealing
+            Rule::Rebooted
+                | Rule::BlockFound
+                | Rule::Brownout
+                | Rule::SelfHealing
+                | Rule::PoolSwitched
         )
     }
 }
@@ -142,6 +150,7 @@ impl Notice {
             Rule::RebootStorm => "reboot storm",
             Rule::Brownout => "brown-out reset",
             Rule::SelfHealing => "self-healing acted",
+            Rule::PoolSwitched => "pool switched automatically",
         };
         match self.kind {
             NoticeKind::Resolved => format!("{}: {what} resolved", self.miner),

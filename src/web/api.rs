@@ -60,7 +60,7 @@ pub struct HerdLottery {
 pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
     let now = now_ms();
     let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-    let (mut miners, price, network, keys, (per, herd_figures), lottery_rows) =
+    let (mut miners, price, network, keys, (per, herd_figures), lottery_rows, fleet) =
         state.pool.with(|c| {
             let network = cache::network_view(c, &state.config.network, now)?;
             let figures = records::lottery_figures(c, now, network.difficulty)?;
@@ -77,9 +77,13 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
                     records::found_blocks(c)?,
                     records::test_celebration_at(c)?,
                 ),
+                crate::db::fleet::fleet(c)?,
             ))
         })?;
+    let fleet: std::collections::HashMap<i64, crate::db::fleet::HerdFleet> =
+        fleet.iter().map(|f| (f.id, f.into())).collect();
     for m in &mut miners {
+        m.fleet = fleet.get(&m.id).cloned().unwrap_or_default();
         m.odds = miner_odds(m, network.difficulty);
         m.lottery = Some(
             keys.get(&m.id)

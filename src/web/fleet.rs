@@ -56,9 +56,12 @@ pub struct ProfileForm {
     /// Minutes up before going back.
     #[serde(default)]
     pub back_minutes: String,
-    /// Windows, one `HH:MM-HH:MM=N` a line (UTC).
+    /// Windows, one `HH:MM-HH:MM=N` a line (`[fleet] time_zone` or the Pi's zone).
     #[serde(default)]
     pub schedule: String,
+    /// IANA zone of the windows (empty: `[fleet] time_zone`, else the Pi's).
+    #[serde(default)]
+    pub time_zone: String,
 }
 
 impl ProfileForm {
@@ -124,6 +127,7 @@ impl ProfileForm {
             down_minutes,
             back_minutes,
             schedule,
+            time_zone: self.time_zone.trim().to_owned(),
         };
         if port > 0 {
             errors.extend(p.check());
@@ -151,7 +155,23 @@ async fn load(state: &AppState) -> Result<(Vec<Profile>, Vec<FleetMiner>), ApiEr
 
 /// `GET /api/fleet`: profiles and every miner's desired keys and drift.
 pub async fn api(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
-    let (profiles, miners) = load(&state).await?;
+    let (mut profiles, mut miners) = load(&state).await?;
+    // Pool passwords are secrets: never sent back (the usual `x` says nothing).
+    let hide = |pw: &mut String| {
+        if pw != "x" && !pw.is_empty() {
+            *pw = "***".into();
+        }
+    };
+    for p in &mut profiles {
+        for e in &mut p.pools {
+            hide(&mut e.password);
+        }
+    }
+    for m in &mut miners {
+        if let Some(serde_json::Value::String(pw)) = m.desired.get_mut("poolPassword") {
+            hide(pw);
+        }
+    }
     Ok(fresh_json(
         &json!({ "profiles": profiles, "miners": miners }),
     ))
@@ -387,12 +407,12 @@ fn view(
             @if profiles.is_empty() { p.muted { "No profile yet." } }
             @else {
                 table {
-                    thead { tr { th { "Name" } th { "Primary → fallbacks" } th { "Failover" } th { "Schedule (UTC)" } th {} } }
+                    thead { tr { th { "Name" } th { "Primary → fallbacks" } th { "Failover" } th { "Schedule (local time)" } th {} } }
                     tbody { @for p in profiles { tr {
                         td { (p.name) }
                         td { (p.pools.iter().map(Endpoint::label).collect::<Vec<_>>().join(" → ")) }
                         td { @if p.failover { "after " (p.down_minutes) " min; back after " (p.back_minutes) " min" } @else { "off" } }
-                        td { (p.schedule.iter().map(Window::label).collect::<Vec<_>>().join(", ")) }
+                        td { (p.schedule.iter().map(Window::label).collect::<Vec<_>>().join(", ")) @if !p.time_zone.is_empty() && !p.schedule.is_empty() { " (" (p.time_zone) ")" } }
                         td { form method="post" action={"/fleet/profiles/" (p.id) "/delete"} { button.secondary type="submit" { "Remove" } } }
                     } } }
                 }
@@ -418,7 +438,8 @@ fn view(
                 label { input type="checkbox" name="failover" checked[f.failover.is_some()]; " Fail over from the Pi when the pool is down" }
                 label { "after (min) " input name="down_minutes" inputmode="numeric" placeholder="10" value=(f.down_minutes); }
                 label { "back after the primary answered for (min) " input name="back_minutes" inputmode="numeric" placeholder="10" value=(f.back_minutes); }
-                label { "Schedule windows (UTC, HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
+                label { "Schedule windows (local time; HH:MM-HH:MM=N, N the pool: 0 primary) " textarea name="schedule" rows="2" { (f.schedule) } }
+                label { "Time zone of the windows " input name="time_zone" placeholder="the Pi's, e.g. Europe/Berlin" value=(f.time_zone); }
                 button.secondary type="submit" name="action" value="test" { "Test from the Pi" }
                 " "
                 button type="submit" name="action" value="save" { "Save" }

@@ -170,6 +170,18 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
             web::post().to(tokens::revoke),
         )
         .route("/settings/{kind}", web::post().to(settings::create))
+        .route(
+            "/settings/profiles/all",
+            web::post().to(settings::save_profiles),
+        )
+        .route(
+            "/settings/desired/all",
+            web::post().to(settings::save_desired),
+        )
+        .route(
+            "/settings/{kind}/all",
+            web::post().to(settings::save_section),
+        )
         .route("/settings/{kind}/{id}", web::post().to(settings::update))
         .route(
             "/settings/{kind}/{id}/delete",

@@ -140,9 +140,31 @@ fn why(m: &MinerView) -> Markup {
     }
 }
 
+/// In sync / drifted (which keys) / unknown, as the herd table and its filter show it.
+fn config_cell(m: &MinerView) -> Markup {
+    use crate::fleet::Drift;
+    html! {
+        @match &m.fleet.drift {
+            Drift::InSync => span.drift.drift-in_sync title="every desired key reads back as desired" { "in sync" },
+            Drift::Unknown => span.drift.drift-unknown title="its configuration was never read" { "unknown" },
+            Drift::Drifted { keys } => span.drift.drift-drifted title={ "differs from the desired state: " (keys.join(", ")) } { "drifted: " (keys.join(", ")) },
+        }
+    }
+}
+
+/// The pool's name, linked to the worker's page on the pool where it has one.
+fn pool_cell(m: &MinerView) -> Markup {
+    let name = m.pool.as_deref().unwrap_or("—");
+    html! {
+        @if let Some(url) = &m.fleet.pool_page {
+            a.worker-link href=(url) rel="noopener noreferrer" target="_blank" title="this worker on the pool's own page" { (name) }
+        } @else { (name) }
+    }
+}
+
 fn miner_row(m: &MinerView, spark: Option<&Vec<f64>>) -> Markup {
     html! {
-        tr data-id=(m.id) data-rank=(problem_rank(m)) {
+        tr data-id=(m.id) data-rank=(problem_rank(m)) data-drift=(m.fleet.drift.name()) {
             td data-k="name" data-label="Miner" { a href={ "/miners/" (m.id) } { (m.name) } }
             td data-k="status" data-label="Status" { (status_badge(m)) (why(m)) }
             td.num data-k="hashrate" data-label="Hashrate" { (format::hashrate(m.hashrate_khs)) }
@@ -153,7 +175,8 @@ fn miner_row(m: &MinerView, spark: Option<&Vec<f64>>) -> Markup {
             td.num data-k="best" data-label="Best diff" { (format::difficulty(m.best_diff)) }
             td.num data-k="uptime" data-label="Uptime" { (format::uptime(m.uptime_secs)) }
             td data-k="seen" data-label="Last seen" data-ts=[m.last_seen] { "—" }
-            td data-k="pool" data-label="Pool" { (m.pool.as_deref().unwrap_or("—")) }
+            td data-k="pool" data-label="Pool" { (pool_cell(m)) }
+            td data-k="config" data-label="Config" { (config_cell(m)) }
         }
     }
 }
@@ -340,6 +363,19 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
             @if data.miners.is_empty() {
                 p.empty { "No miners yet. Add one with " code { "shepherd miners add --name NAME --port /dev/ttyUSB0" } " or start with " code { "shepherd run --demo" } "." }
             }
+            @if !data.miners.is_empty() {
+                p.filters {
+                    label { "Configuration "
+                        select #drift-filter {
+                            option value="" { "all" }
+                            option value="in_sync" { "in sync" }
+                            option value="drifted" { "drifted" }
+                            option value="unknown" { "unknown (never read)" }
+                        }
+                    }
+                    " " a href="/fleet" { "profiles, desired state and reconcile" }
+                }
+            }
             div.table-wrap {
                 table #herd data-server-time=(data.server_time) {
                     thead { tr {
@@ -350,6 +386,7 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                         th.num.sortable data-sort="best" { "Best diff" }
                         th.num.sortable data-sort="uptime" { "Uptime" } th.sortable data-sort="seen" { "Last seen" }
                         th.sortable data-sort="pool" { "Pool" }
+                        th.sortable data-sort="config" title="Desired configuration (/fleet) against what the miner last read back" { "Config" }
                     } }
                     tbody { @for m in &data.miners { (miner_row(m, sparks.get(&m.id))) } }
                 }

@@ -38,6 +38,22 @@ pub(super) fn alert_overrides(
         .collect())
 }
 
+/// Each field of a refused alert rules form that is wrong on its own, checked alone against
+/// config.toml's `[alerts]`, with why: the error goes beside that field.
+pub(super) fn alert_field_errors(
+    base: &AlertsConfig,
+    values: &[(String, String)],
+) -> Vec<(String, String)> {
+    values
+        .iter()
+        .filter_map(|(k, v)| {
+            base.with_overrides(&[(k.clone(), v.clone())])
+                .err()
+                .map(|e| (k.clone(), e))
+        })
+        .collect()
+}
+
 /// The rules as the form groups them: title, switch key, threshold keys.
 pub(super) const RULE_GROUPS: [(&str, Option<&str>, &[&str]); 11] = [
     (
@@ -119,6 +135,11 @@ pub(super) fn alerts_form(
         .unwrap_or_default()
     };
     let changed = |key: &str| overrides.iter().any(|(k, _)| k == key);
+    let bad = |key: &str| {
+        refused
+            .is_some_and(|r| r.field_errors.iter().any(|(k, _)| k == key))
+            .then_some("true")
+    };
     let from_toml = |key: &str| {
         html! {
             @if changed(key) {
@@ -145,8 +166,11 @@ pub(super) fn alerts_form(
                             @let (before, unit) = rule_words(key);
                             label.words title=(key) {
                                 (before) " "
-                                input type="text" inputmode="decimal" name=(key) value=(shown(key)) size="5" aria-label={ (before) " (" (unit) ")" };
+                                input type="text" inputmode="decimal" name=(key) value=(shown(key)) size="5" aria-label={ (before) " (" (unit) ")" } aria-invalid=[bad(key)];
                                 " " (unit) (from_toml(key))
+                                @if let Some((_, e)) = refused.and_then(|r| r.field_errors.iter().find(|(k, _)| k == key)) {
+                                    " " small.error.field-error role="alert" { (e) }
+                                }
                             }
                         }
                     }

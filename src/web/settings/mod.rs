@@ -25,12 +25,17 @@ use crate::db::Write;
 use crate::supervisor::MinersChanged;
 
 mod alerts;
+mod bulk;
+mod fleet;
 mod form;
 #[cfg(test)]
 mod tests;
 mod view;
 
 use alerts::*;
+pub use bulk::save_section;
+use bulk::BulkRefused;
+pub use fleet::{save_desired, save_profiles};
 use form::*;
 use view::*;
 
@@ -43,6 +48,10 @@ struct PageData {
     alert_overrides: Vec<(String, String)>,
     /// Read-only tokens.
     tokens: Vec<crate::db::read_tokens::TokenRow>,
+    /// Pool profiles.
+    profiles: Vec<crate::fleet::Profile>,
+    /// Each miner's desired configuration, by miner id (absent: nothing desired yet).
+    desired: std::collections::HashMap<i64, crate::db::fleet::DesiredRow>,
 }
 
 fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
@@ -53,6 +62,16 @@ fn load(state: &AppState) -> Result<PageData, crate::db::DbError> {
             addresses: db::addresses(c)?,
             alert_overrides: alert_settings::overrides(c)?,
             tokens: crate::db::read_tokens::list(c)?,
+            profiles: crate::db::fleet::profiles(c)?,
+            desired: {
+                let mut d = std::collections::HashMap::new();
+                for m in crate::db::miners::list(c)? {
+                    if let Some(row) = crate::db::fleet::desired_row(c, m.id)? {
+                        d.insert(m.id, row);
+                    }
+                }
+                d
+            },
         })
     })
 }
@@ -69,6 +88,8 @@ struct Refused {
 struct AlertsRefused {
     typed: Vec<(String, String)>,
     message: String,
+    /// (key, why) for each field that is wrong on its own, shown beside it.
+    field_errors: Vec<(String, String)>,
 }
 
 /// `?saved=<kind>` after a successful change.
@@ -172,6 +193,26 @@ async fn save(
         Err(message) => {
             let st = state.clone().into_inner();
             let data = blocking(move || load(&st)).await?;
+            if let Some(id) = id {
+                // A stored row is shown in its section's form: the error goes beside it there.
+                let refused = BulkRefused {
+                    kind,
+                    rows: [(id, form)].into(),
+                    errors: [((id, ""), message)].into(),
+                };
+                return Ok(html_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    render_page(
+                        &req,
+                        &state,
+                        &data,
+                        Rendering {
+                            bulk: Some(&refused),
+                            ..Rendering::default()
+                        },
+                    ),
+                ));
+            }
             let refused = Refused {
                 kind,
                 id,
@@ -271,7 +312,12 @@ pub async fn save_alerts(
         Err(message) => {
             let st = state.clone().into_inner();
             let data = blocking(move || load(&st)).await?;
-            let refused = AlertsRefused { typed, message };
+            let field_errors = alert_field_errors(base, &typed);
+            let refused = AlertsRefused {
+                typed,
+                message,
+                field_errors,
+            };
             Ok(html_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 render_with(&req, &state, &data, None, None, false, Some(&refused)),

@@ -143,3 +143,121 @@ fn alert_form_stores_only_what_differs_from_config_toml() {
     let missing = alert_form_values(&base, &[]);
     assert!(alert_overrides(&base, &missing).is_err());
 }
+
+#[test]
+fn section_forms_split_into_rows_and_every_field_is_checked() {
+    let form: Vec<(String, String)> = [
+        ("name.3", "rack-1"),
+        ("port.3", "ttyUSB0"),
+        ("pool_id.3", "x"),
+        ("name.7", "rack-2"),
+        ("port.7", "/dev/ttyUSB1"),
+        ("confirm", "yes"),
+        ("name.oops", "ignored"),
+        ("colour.7", "ignored"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let rows = super::bulk::rows(&form);
+    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [3, 7]);
+    assert_eq!(rows[&7].port, "/dev/ttyUSB1");
+    // Both bad fields of row 3 are reported, each with its own field.
+    let errors = super::bulk::check_row(Kind::Miner, &rows[&3]).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+    assert_eq!(fields, ["port", "pool_id"], "{errors:?}");
+    assert!(super::bulk::check_row(Kind::Miner, &rows[&7]).is_ok());
+    let pool = SettingsForm {
+        name: "".into(),
+        url: "a b".into(),
+        port: "0".into(),
+        ..form_default()
+    };
+    let fields: Vec<&str> = super::bulk::check_row(Kind::Pool, &pool)
+        .unwrap_err()
+        .iter()
+        .map(|(f, _)| *f)
+        .collect();
+    assert_eq!(fields, ["name", "url", "port"]);
+}
+
+fn form_default() -> SettingsForm {
+    SettingsForm::default()
+}
+
+#[test]
+fn profile_rows_are_checked_field_by_field() {
+    use super::fleet::ProfileRow;
+    let row = ProfileRow {
+        name: "night".into(),
+        pools: "public-pool.io:21496\nsolo.ckpool.org:3333:secret".into(),
+        failover: true,
+        down_minutes: "5".into(),
+        back_minutes: "".into(),
+        schedule: "22:00-06:00=1".into(),
+        time_zone: "Europe/Berlin".into(),
+    };
+    let p = row.check(4).unwrap();
+    assert_eq!(
+        (p.id, p.pools.len(), p.down_minutes, p.back_minutes),
+        (4, 2, 5, 10)
+    );
+    assert_eq!(p.pools[1].password, "secret");
+    // Shown again as typed, but for the password: the stored profile reads back into the row.
+    let again = ProfileRow::of(&p);
+    assert_eq!(
+        (again.pools.as_str(), again.schedule.as_str()),
+        (
+            "public-pool.io:21496\nsolo.ckpool.org:3333:***",
+            "22:00-06:00=1"
+        )
+    );
+    let bad = ProfileRow {
+        name: "".into(),
+        pools: "public-pool.io".into(),
+        failover: true,
+        down_minutes: "soon".into(),
+        back_minutes: "10".into(),
+        schedule: "22:00-06:00=3".into(),
+        time_zone: "Mars/Olympus".into(),
+    };
+    let errors = bad.check(0).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+    for f in ["pools", "down_minutes", "name", "failover", "time_zone"] {
+        assert!(fields.contains(&f), "{f} missing in {errors:?}");
+    }
+}
+
+#[test]
+fn profile_passwords_are_never_shown_and_kept_when_left_hidden() {
+    use super::fleet::ProfileRow;
+    let row = ProfileRow {
+        name: "p".into(),
+        pools: "a.example:1:s3cret\nb.example:2".into(),
+        down_minutes: "10".into(),
+        back_minutes: "10".into(),
+        ..ProfileRow::default()
+    };
+    let stored = row.check(5).unwrap();
+    let shown = ProfileRow::of(&stored);
+    assert!(!shown.pools.contains("s3cret"), "{}", shown.pools);
+    assert_eq!(shown.pools, "a.example:1:***\nb.example:2");
+    // Saved as shown: the stored password stays.
+    let mut again = shown.check(5).unwrap();
+    super::fleet::restore_passwords(&mut again, std::slice::from_ref(&stored)).unwrap();
+    assert_eq!(again.pools[0].password, "s3cret");
+    // A new pool cannot keep a password nobody stored.
+    let mut new = ProfileRow {
+        pools: "c.example:3:***".into(),
+        ..shown.clone()
+    }
+    .check(5)
+    .unwrap();
+    assert!(super::fleet::restore_passwords(&mut new, &[stored])
+        .unwrap_err()
+        .contains("type its password again"));
+    assert_eq!(
+        super::fleet::mask_pools("x.org:1:typed\ny.org:2:x"),
+        "x.org:1:***\ny.org:2:x"
+    );
+}

@@ -1,5 +1,5 @@
-//! The settings page as HTML: one form per row, the add forms, the alert rules, the delete
-//! confirmation.
+//! The settings page as HTML: one form per section with one Save (see [`super::bulk`]), the
+//! add forms, the alert rules, the delete confirmation.
 
 use super::alerts::*;
 use super::form::*;
@@ -39,14 +39,6 @@ pub(super) fn typed(refused: Option<&Refused>, kind: Kind, id: Option<i64>) -> O
 
 pub(super) fn error_line(r: Option<&Refused>) -> Markup {
     html! { @if let Some(r) = r { p.error role="alert" { (r.message) } } }
-}
-
-pub(super) fn delete_button(kind: Kind, id: i64) -> Markup {
-    html! {
-        form.inline method="post" action={ "/settings/" (kind_path(kind)) "/" (id) "/delete" } {
-            button.danger-outline type="submit" { "Delete" }
-        }
-    }
 }
 
 pub(super) fn select(name: &str, none: &str, choices: &[(i64, &str)], picked: &str) -> Markup {
@@ -147,6 +139,118 @@ pub(super) fn address_form(a: Option<&AddressRow>, r: Option<&Refused>) -> Marku
     }
 }
 
+/// A field's error, beside it.
+fn field_error(e: Option<&str>) -> Markup {
+    html! { @if let Some(e) = e { small.error.field-error role="alert" { (e) } } }
+}
+
+/// One existing miner as a row of the miners section form (fields `<field>.<id>`).
+pub(super) fn miner_row(d: &PageData, m: &MinerRow, r: Option<&BulkRefused>) -> Markup {
+    let id = m.id;
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let (name, port, pool_id, address_id) = match BulkRefused::typed(r, Kind::Miner, id) {
+        Some(t) => (
+            t.name.clone(),
+            t.port.clone(),
+            t.pool_id.trim().to_owned(),
+            t.address_id.trim().to_owned(),
+        ),
+        None => (
+            m.name.clone(),
+            m.port.clone(),
+            opt(m.pool_id),
+            opt(m.address_id),
+        ),
+    };
+    let err = |f: &str| BulkRefused::error(r, Kind::Miner, id, f);
+    let pools: Vec<(i64, &str)> = d.pools.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let addrs: Vec<(i64, &str)> = d
+        .addresses
+        .iter()
+        .map(|a| (a.id, a.label.as_str()))
+        .collect();
+    html! {
+        div.item.row data-id=(id) {
+            label { "Name" input type="text" name={ "name." (id) } value=(name) maxlength="64" required aria-invalid=[err("name").map(|_| "true")]; (field_error(err("name"))) }
+            label { "Port" input type="text" name={ "port." (id) } value=(port) placeholder="/dev/ttyUSB0" required aria-invalid=[err("port").map(|_| "true")]; (field_error(err("port"))) }
+            label { "Pool" (select(&format!("pool_id.{id}"), "— none —", &pools, &pool_id)) (field_error(err("pool_id"))) }
+            label { "Coin address" (select(&format!("address_id.{id}"), "— none —", &addrs, &address_id)) (field_error(err("address_id"))) }
+            @if m.kind == "demo" { span.muted { "demo" } }
+            button.danger-outline type="submit" formaction={ "/settings/miners/" (id) "/delete" } formnovalidate { "Delete" }
+            (field_error(err("")))
+        }
+    }
+}
+
+/// One existing pool as a row of the pools section form.
+pub(super) fn pool_row(p: &PoolRow, r: Option<&BulkRefused>) -> Markup {
+    let id = p.id;
+    // The password is a secret: never sent back, not even as typed into a refused form.
+    let (name, url, port) = match BulkRefused::typed(r, Kind::Pool, id) {
+        Some(t) => (t.name.clone(), t.url.clone(), t.port.clone()),
+        None => (p.name.clone(), p.url.clone(), p.port.to_string()),
+    };
+    let err = |f: &str| BulkRefused::error(r, Kind::Pool, id, f);
+    html! {
+        div.item.row data-id=(id) {
+            label { "Name" input type="text" name={ "name." (id) } value=(name) maxlength="64" required aria-invalid=[err("name").map(|_| "true")]; (field_error(err("name"))) }
+            label { "URL" input type="text" name={ "url." (id) } value=(url) placeholder="public-pool.io" required aria-invalid=[err("url").map(|_| "true")]; (field_error(err("url"))) }
+            label { "Port" input type="number" name={ "port." (id) } value=(port) min="1" max="65535" required aria-invalid=[err("port").map(|_| "true")]; (field_error(err("port"))) }
+            label { "Password" input type="password" name={ "password." (id) } value="" placeholder="unchanged" maxlength="64" autocomplete="off" aria-invalid=[err("password").map(|_| "true")]; (field_error(err("password"))) }
+            button.danger-outline type="submit" formaction={ "/settings/pools/" (id) "/delete" } formnovalidate { "Delete" }
+            (field_error(err("")))
+        }
+    }
+}
+
+/// One existing coin address as a row of the addresses section form.
+pub(super) fn address_row(a: &AddressRow, r: Option<&BulkRefused>) -> Markup {
+    let id = a.id;
+    let (label, addr) = match BulkRefused::typed(r, Kind::Address, id) {
+        Some(t) => (t.label.clone(), t.address.clone()),
+        None => (a.label.clone(), a.address.clone()),
+    };
+    let err = |f: &str| BulkRefused::error(r, Kind::Address, id, f);
+    html! {
+        div.item.row data-id=(id) {
+            label { "Label" input type="text" name={ "label." (id) } value=(label) maxlength="64" required aria-invalid=[err("label").map(|_| "true")]; (field_error(err("label"))) }
+            label.wide { "Bitcoin address" input type="text" name={ "address." (id) } value=(addr) size="46" spellcheck="false" required aria-invalid=[err("address").map(|_| "true")]; (field_error(err("address"))) }
+            button.danger-outline type="submit" formaction={ "/settings/addresses/" (id) "/delete" } formnovalidate { "Delete" }
+            (field_error(err("")))
+        }
+    }
+}
+
+/// A section's one form: every row, one Save.
+fn section_form(kind: Kind, what: &str, rows: Markup, refused: bool) -> Markup {
+    html! {
+        form.section method="post" action={ "/settings/" (kind_path(kind)) "/all" } {
+            // First in the form, so Enter in a field saves (the default button is the first
+            // submit button, and each row has a Delete); app.css shows it after the rows.
+            button.save type="submit" { "Save " (what) }
+            @if refused { p.error role="alert" { "Nothing in this section was saved: correct the fields marked beside them and save again." } }
+            (rows)
+        }
+    }
+}
+
+/// What a settings page shows besides the stored rows.
+#[derive(Default)]
+pub(super) struct Rendering<'a> {
+    /// A refused add or one-row form.
+    pub refused: Option<&'a Refused>,
+    /// A refused section form.
+    pub bulk: Option<&'a BulkRefused>,
+    /// The section just saved.
+    pub saved: Option<Kind>,
+    /// The alert rules were just saved.
+    pub alerts_saved: bool,
+    /// A refused alert rules form.
+    pub alerts_refused: Option<&'a AlertsRefused>,
+    /// A refused pool profiles or desired configuration section.
+    pub fleet: Option<&'a super::fleet::FleetRefused>,
+}
+
 pub(super) fn render(
     req: &HttpRequest,
     state: &AppState,
@@ -167,6 +271,37 @@ pub(super) fn render_with(
     alerts_saved: bool,
     alerts_refused: Option<&AlertsRefused>,
 ) -> Markup {
+    render_page(
+        req,
+        state,
+        d,
+        Rendering {
+            refused,
+            bulk: None,
+            saved,
+            alerts_saved,
+            alerts_refused,
+            fleet: None,
+        },
+    )
+}
+
+pub(super) fn render_page(
+    req: &HttpRequest,
+    state: &AppState,
+    d: &PageData,
+    how: Rendering<'_>,
+) -> Markup {
+    let Rendering {
+        refused,
+        bulk,
+        saved,
+        alerts_saved,
+        alerts_refused,
+        fleet,
+    } = how;
+    let saved_query = |what: &str| req.query_string().contains(&format!("saved={what}"));
+    let bulk_in = |k: Kind| bulk.is_some_and(|b| b.kind == k);
     let login_needed = state.password.is_set();
     let logged_in = login_needed && auth::allowed(state, req);
     let saved_note = |k: Kind| html! { @if saved == Some(k) { p.notice.ok { "Saved." } } };
@@ -182,12 +317,12 @@ pub(super) fn render_with(
                         p.notice { "Changes need a login: " a href="/login" { "log in" } "." }
                     }
                 }
-                @if refused.is_some() || alerts_refused.is_some() { p.notice role="alert" { "Not saved — see the message below the form." } }
+                @if refused.is_some() || alerts_refused.is_some() || bulk.is_some() || fleet.is_some() { p.notice role="alert" { "Not saved — see the messages beside the fields." } }
                 section #miners {
                     h2 { "Miners" }
                     (saved_note(Kind::Miner))
-                    @for m in &d.miners {
-                        div.item { (miner_form(d, Some(m), typed(refused, Kind::Miner, Some(m.id)))) (delete_button(Kind::Miner, m.id)) }
+                    @if !d.miners.is_empty() {
+                        (section_form(Kind::Miner, "miners", html! { @for m in &d.miners { (miner_row(d, m, bulk)) } }, bulk_in(Kind::Miner)))
                     }
                     h3 { "Add a miner" }
                     (miner_form(d, None, typed(refused, Kind::Miner, None)))
@@ -196,8 +331,8 @@ pub(super) fn render_with(
                 section #pools {
                     h2 { "Pools" }
                     (saved_note(Kind::Pool))
-                    @for p in &d.pools {
-                        div.item { (pool_form(Some(p), typed(refused, Kind::Pool, Some(p.id)))) (delete_button(Kind::Pool, p.id)) }
+                    @if !d.pools.is_empty() {
+                        (section_form(Kind::Pool, "pools", html! { @for p in &d.pools { (pool_row(p, bulk)) } }, bulk_in(Kind::Pool)))
                     }
                     h3 { "Add a pool" }
                     (pool_form(None, typed(refused, Kind::Pool, None)))
@@ -205,13 +340,15 @@ pub(super) fn render_with(
                 section #addresses {
                     h2 { "Coin addresses" }
                     (saved_note(Kind::Address))
-                    @for a in &d.addresses {
-                        div.item { (address_form(Some(a), typed(refused, Kind::Address, Some(a.id)))) (delete_button(Kind::Address, a.id)) }
+                    @if !d.addresses.is_empty() {
+                        (section_form(Kind::Address, "coin addresses", html! { @for a in &d.addresses { (address_row(a, bulk)) } }, bulk_in(Kind::Address)))
                     }
                     h3 { "Add an address" }
                     (address_form(None, typed(refused, Kind::Address, None)))
                     p.muted { "Checked as a Bitcoin address: bech32/bech32m (bc1…) or base58check (1…, 3…), checksum included. " code { "address.worker" } " is accepted." }
                 }
+                (super::fleet::profiles_section(d, fleet, saved_query("profiles")))
+                (super::fleet::desired_section(d, fleet, saved_query("desired")))
                 section #alert-rules {
                     h2 { "Alert rules" }
                     @if alerts_saved { p.notice.ok { "Saved." } }
