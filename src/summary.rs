@@ -346,6 +346,11 @@ impl MinerState {
                 accepted: shares,
                 hashrate_khs,
                 ..
+            }
+            | MinerEvent::AxeOsStats {
+                accepted: shares,
+                hashrate_khs,
+                ..
             } => {
                 let new_shares = self.take_shares(ts, *shares);
                 self.hashrate_khs = Some(*hashrate_khs);
@@ -374,6 +379,23 @@ impl MinerState {
                         }
                         self.rejected = self.rejected.saturating_add(rej - self.spark_rejected);
                         self.spark_rejected = rej;
+                        if let Some(d) = best_diff {
+                            self.best_line(ts, *d);
+                        }
+                    }
+                    MinerEvent::AxeOsStats {
+                        best_diff,
+                        rejected,
+                        ..
+                    } => {
+                        self.firmware_family = Some("AxeOS".into());
+                        // Its reject counter, like SparkMiner's, runs since boot.
+                        if *rejected < self.spark_rejected {
+                            self.spark_rejected = 0;
+                        }
+                        self.rejected =
+                            self.rejected.saturating_add(rejected - self.spark_rejected);
+                        self.spark_rejected = *rejected;
                         if let Some(d) = best_diff {
                             self.best_line(ts, *d);
                         }
@@ -1150,8 +1172,8 @@ mod sim_tests {
 
 #[cfg(test)]
 mod lottery_tests {
-    use super::*;
     use super::tests::boot;
+    use super::*;
     use MinerEvent as E;
 
     fn nvs_second(

@@ -161,14 +161,19 @@ pub fn save_miner(
     match id {
         None => {
             conn.execute(
-                "INSERT INTO miners (name, port, pool_id, address_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                // An http(s) address is an AxeOS miner (checked by `miners::normalize_url`).
+                "INSERT INTO miners (name, port, pool_id, address_id, created_at, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?2 LIKE 'http%' THEN 'axeos' ELSE 'serial' END)",
                 params![name, port, pool_id, address_id, now_ms()],
             )?;
             Ok(Some(conn.last_insert_rowid()))
         }
         Some(id) => {
             let n = conn.execute(
-                "UPDATE miners SET name = ?2, port = ?3, pool_id = ?4, address_id = ?5 WHERE id = ?1",
+                "UPDATE miners SET name = ?2, port = ?3, pool_id = ?4, address_id = ?5,
+                   kind = CASE WHEN ?3 LIKE 'http%' THEN 'axeos'
+                               WHEN kind = 'axeos' THEN 'serial' ELSE kind END
+                 WHERE id = ?1",
                 params![id, name, port, pool_id, address_id],
             )?;
             Ok((n > 0).then_some(id))

@@ -1,0 +1,132 @@
+//! A mixed herd end to end: a simulated NerdMiner on a pseudo-terminal and mock AxeOS miners
+//! (Bitaxe-like, on 127.0.0.1) added with `shepherd miners add --url`, shown side by side in
+//! `/api/herd_data` and on the dashboard; restart, identify and a pool change reach the mock
+//! through the command table; a mock that vanishes shows offline with its reason.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::in_process::App;
+use serde_json::Value;
+use shepherd::db::commands::{self, CommandKind};
+use shepherd::sim::axeos::{MockAxeOs, Version};
+use shepherd::sim::esp32::{self, SimEsp32};
+
+fn wait_herd(app: &App, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let herd = app.json("/api/herd_data");
+        let miners = herd["miners"].as_array().cloned().unwrap_or_default();
+        if ok(&miners) {
+            return miners;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: {miners:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn by_name<'a>(miners: &'a [Value], name: &str) -> Option<&'a Value> {
+    miners.iter().find(|m| m["name"] == name)
+}
+
+fn queue(app: &App, miner: i64, kind: CommandKind, payload: Option<&str>) -> Value {
+    let conn = rusqlite::Connection::open(&app.db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let id = commands::insert(&conn, miner, kind, payload).unwrap();
+    app.follow(id).0
+}
+
+#[test]
+fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimEsp32::spawn({
+        let mut cfg = esp32::SimEsp32Config::new(3, esp32::huge_app_flash(&[]).unwrap());
+        cfg.line_interval = Duration::from_millis(100);
+        cfg
+    })
+    .unwrap();
+    let gamma = MockAxeOs::start(Version::V2_12, 1150.0, "gamma").unwrap();
+    let nerdqaxe = MockAxeOs::start(Version::V2_15, 4800.0, "nerdqaxe").unwrap();
+    let app = App::start(dir.path(), &[("nerd", &sim)], 2);
+
+    // Added from a shell, as an owner would; the running shepherd picks them up.
+    for (name, mock) in [("gamma", &gamma), ("nerdqaxe", &nerdqaxe)] {
+        let out = Command::new(common::bin())
+            .args(["miners", "add", "--name", name, "--url", &mock.url()])
+            .args(["--database", app.db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("AxeOS"));
+    }
+    let bad = Command::new(common::bin())
+        .args([
+            "miners",
+            "add",
+            "--name",
+            "x",
+            "--url",
+            "http://127.0.0.1:1/api/system",
+        ])
+        .args(["--database", app.db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("path"));
+
+    let miners = wait_herd(&app, "a mixed herd", |m| {
+        let rate = |n: &str| by_name(m, n).and_then(|x| x["hashrate_khs"].as_f64());
+        rate("nerd").is_some_and(|h| h > 0.0 && h < 1e4)
+            && rate("gamma").is_some_and(|h| h > 1e9)
+            && rate("nerdqaxe").is_some_and(|h| h > 4e9)
+    });
+    let gamma_row = by_name(&miners, "gamma").unwrap();
+    assert_eq!(gamma_row["firmware"], "v2.12.0", "{gamma_row:#}");
+    assert_ne!(gamma_row["status"], "offline", "{gamma_row:#}");
+    let herd = app.json("/api/herd_data");
+    let total = herd["totals"]["hashrate_khs"].as_f64().unwrap_or(0.0);
+    assert!(total > 5.9e9, "the herd's sum counts every kind: {total}");
+
+    // One table, each in its own unit.
+    let (status, page) = app.get("/");
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("TH/s"), "the Bitaxes read in TH/s");
+    assert!(page.contains("KH/s"), "the NerdMiner reads in KH/s");
+
+    let id = app.miner_id("gamma");
+    let row = queue(
+        &app,
+        id,
+        CommandKind::Reset,
+        Some(r#"{"reason":"identify"}"#),
+    );
+    assert_eq!(row["status"], "complete", "{row:#}");
+    assert_eq!(gamma.identifies(), 1);
+    let row = queue(
+        &app,
+        id,
+        CommandKind::SetConfig,
+        Some(r#"{"poolString":"pool.example","portNumber":3333}"#),
+    );
+    assert_eq!(row["status"], "complete", "{row:#}");
+    assert_eq!(gamma.primary_pool(), "pool.example:3333");
+    let row = queue(&app, id, CommandKind::Reset, None);
+    assert_eq!(row["status"], "complete", "{row:#}");
+    assert_eq!(gamma.restarts(), 1);
+
+    // Gone from the network: offline with a reason, the rest of the herd unharmed.
+    nerdqaxe.set_present(false);
+    let miners = wait_herd(&app, "the vanished miner offline", |m| {
+        by_name(m, "nerdqaxe").is_some_and(|x| x["status"] == "offline")
+    });
+    let gone = by_name(&miners, "nerdqaxe").unwrap();
+    let reason = gone["status_detail"].as_str().unwrap_or_default();
+    assert!(reason.contains("refused"), "{gone:#}");
+    assert!(by_name(&miners, "nerd").is_some_and(|x| x["status"] != "offline"));
+}
