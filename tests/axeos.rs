@@ -12,7 +12,7 @@ use common::in_process::App;
 use serde_json::Value;
 use shepherd::db::commands::{self, CommandKind};
 use shepherd::sim::axeos::{MockAxeOs, Version};
-use shepherd::sim::esp32::{self, SimEsp32};
+use shepherd::sim::esp32;
 
 fn wait_herd(app: &App, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let start = Instant::now();
@@ -44,12 +44,8 @@ fn queue(app: &App, miner: i64, kind: CommandKind, payload: Option<&str>) -> Val
 #[test]
 fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = SimEsp32::spawn({
-        let mut cfg = esp32::SimEsp32Config::new(3, esp32::huge_app_flash(&[]).unwrap());
-        cfg.line_interval = Duration::from_millis(100);
-        cfg
-    })
-    .unwrap();
+    // A configured NerdMiner, as `--demo` makes them.
+    let sim = esp32::demo(3, Duration::from_millis(100)).unwrap();
     let gamma = MockAxeOs::start(Version::V2_12, 1150.0, "gamma").unwrap();
     let nerdqaxe = MockAxeOs::start(Version::V2_15, 4800.0, "nerdqaxe").unwrap();
     let app = App::start(dir.path(), &[("nerd", &sim)], 2);

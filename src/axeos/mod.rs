@@ -58,6 +58,10 @@ pub struct Poller {
     asic_tried: bool,
     link: Option<(LinkState, Option<String>)>,
     config: Option<Map<String, Value>>,
+    /// The pool password last written: AxeOS shows it as `*****`, so drift compares with it.
+    password: Option<String>,
+    /// Readings made while running a command, for the loop to store.
+    pending: Vec<Polled>,
 }
 
 impl Poller {
@@ -70,7 +74,34 @@ impl Poller {
             asic_tried: false,
             link: None,
             config: None,
+            password: None,
+            pending: Vec::new(),
         }
+    }
+
+    /// Readings made while running commands since the last call (to be stored like polls).
+    pub fn take_pending(&mut self) -> Vec<Polled> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Polls and keeps the reading for [`Poller::take_pending`].
+    fn poll_kept(&mut self) {
+        let p = self.poll();
+        self.pending.push(p);
+    }
+
+    /// The miner's pool in the NerdMiner configuration keys fleet drift compares.
+    fn pool_config(&self, i: &Info) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(p) = &i.pool {
+            m.insert("poolString".into(), p.host.clone().into());
+            m.insert("portNumber".into(), p.port.into());
+            m.insert("btcString".into(), p.user.clone().into());
+            if let Some(pw) = &self.password {
+                m.insert("poolPassword".into(), pw.clone().into());
+            }
+        }
+        m
     }
 
     /// The last reading, if the miner ever answered.
@@ -117,7 +148,7 @@ impl Poller {
         }
         let events = parse::events(self.last.as_ref(), &info, self.asic.as_ref());
         let line = parse::status_line(&info);
-        let config = pool_config(&info);
+        let config = self.pool_config(&info);
         let config = (self.config.as_ref() != Some(&config)).then(|| {
             self.config = Some(config.clone());
             config
@@ -168,7 +199,7 @@ impl Poller {
                     _ => return Err("the configuration must be a JSON object".into()),
                 };
                 if self.last.is_none() {
-                    self.poll();
+                    self.poll_kept();
                 }
                 let info = self
                     .last
@@ -176,16 +207,22 @@ impl Poller {
                     .ok_or("the miner has not answered yet: nothing was changed")?;
                 let body = parse::pool_patch(info, &change)?;
                 self.client.patch("/api/system", &body)?;
+                if let Some(pw) = change.get("poolPassword").and_then(Value::as_str) {
+                    self.password = Some(pw.to_owned());
+                }
                 // AxeOS applies pool settings on its next connection: read back what it now
                 // reports so the result shows the stored change.
-                let after = self.poll();
+                self.poll_kept();
                 let pool = self
                     .last
                     .as_ref()
                     .and_then(|i| i.pool.as_ref())
                     .map(parse::Pool::label)
                     .unwrap_or_default();
-                let result = after.config.map(Value::Object);
+                let result = self
+                    .last
+                    .as_ref()
+                    .map(|i| Value::Object(self.pool_config(i)));
                 Ok((
                     format!(
                         "PATCH /api/system accepted; the miner reports pool {pool} (AxeOS \
@@ -195,11 +232,11 @@ impl Poller {
                 ))
             }
             CommandKind::GetConfig => {
-                self.poll();
+                self.poll_kept();
                 let info = self.last.as_ref().ok_or("the miner did not answer")?;
                 Ok((
                     "read /api/system/info".into(),
-                    Some(Value::Object(pool_config(info))),
+                    Some(Value::Object(self.pool_config(info))),
                 ))
             }
             CommandKind::Doctor => Err(
@@ -216,17 +253,6 @@ fn said(body: &str, fallback: &str) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
         .map_or_else(|| fallback.to_owned(), |m| format!("{fallback} ({m})"))
-}
-
-/// The miner's pool in the NerdMiner configuration keys fleet drift compares.
-fn pool_config(i: &Info) -> Map<String, Value> {
-    let mut m = Map::new();
-    if let Some(p) = &i.pool {
-        m.insert("poolString".into(), p.host.clone().into());
-        m.insert("portNumber".into(), p.port.into());
-        m.insert("btcString".into(), p.user.clone().into());
-    }
-    m
 }
 
 /// A command for an AxeOS miner's thread.
@@ -312,6 +338,9 @@ fn run_job(miner_id: i64, sink: &Sink, poller: &mut Poller, job: Job) {
     sink.db
         .do_send(Write::new(move |c| commands::start(c, id, &what)));
     let out = poller.command(job.kind, job.payload.as_deref());
+    for polled in poller.take_pending() {
+        deliver(miner_id, sink, polled);
+    }
     if let Err(e) = &out {
         tracing::warn!(miner = miner_id, "command #{id} failed: {e}");
     }

@@ -361,6 +361,8 @@ pub fn pool_patch(info: &Info, change: &Map<String, Value>) -> Result<Value, Str
             }
             "poolPassword" => ("stratumPassword", v.clone()),
             "btcString" => ("stratumUser", v.clone()),
+            // How to reach a serial board's loader: nothing to do over HTTP.
+            "no_reset" => continue,
             other => {
                 return Err(format!(
                     "{other} is a NerdMiner setting an AxeOS miner does not have (pool changes \
