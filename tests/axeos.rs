@@ -95,7 +95,28 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(page.contains("TH/s"), "the Bitaxes read in TH/s");
     assert!(page.contains("KH/s"), "the NerdMiner reads in KH/s");
 
+    // The live log (`/api/ws`) lands in the raw-line store beside the readings.
     let id = app.miner_id("gamma");
+    let start = Instant::now();
+    loop {
+        let conn = rusqlite::Connection::open(&app.db).unwrap();
+        let logged: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM miner_logs WHERE miner_id = ?1 AND line LIKE '%asic_result%'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if logged > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no live log lines"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let row = queue(
         &app,
         id,

@@ -10,6 +10,7 @@
 //! serial lines, so every page, alert, record, MQTT topic and metric shows them.
 
 pub mod http;
+pub mod logs;
 pub mod parse;
 pub mod scan;
 
@@ -269,6 +270,13 @@ pub struct Job {
 /// One AxeOS miner's thread: polls until `stop`, running commands from `jobs` between polls.
 pub fn run(miner_id: i64, url: String, sink: Sink, stop: Arc<AtomicBool>, jobs: Receiver<Job>) {
     tracing::info!(miner = miner_id, %url, "reading AxeOS miner");
+    // The live log on its own thread: a blocked websocket never delays a poll or a command.
+    let logs = {
+        let (url, sink, stop) = (url.clone(), sink.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("axeos-log-{miner_id}"))
+            .spawn(move || logs::run(miner_id, &url, &sink, &stop))
+    };
     let mut poller = Poller::new(&url, http::TIMEOUT);
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -288,6 +296,14 @@ pub fn run(miner_id: i64, url: String, sink: Sink, stop: Arc<AtomicBool>, jobs: 
     }
     while let Ok(job) = jobs.try_recv() {
         finish(&sink, job.id, Err("shepherd is stopping".into()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    match logs {
+        // Its last lines are sent before the "stopped" link state.
+        Ok(t) => {
+            let _ = t.join();
+        }
+        Err(e) => tracing::warn!(miner = miner_id, "the AxeOS log thread did not start: {e}"),
     }
     sink.db.do_send(LinkChanged {
         miner_id,

@@ -14,6 +14,7 @@
 //!   `PATCH /api/system` takes pools only as the `pools` array (`http_server.c:924-1011`).
 //!
 //! All: `GET /api/system/asic` (v2.12.0 `axe-os/api/system/asic_settings.c:41-66`),
+//! `GET /api/ws` (the live log, see [`log_stream`]),
 //! `POST /api/system/restart` answering `{"message":"System will restart shortly."}` before
 //! rebooting (`http_server.c:731-760`), `PATCH /api/system` answering an empty 200, and —
 //! when [`MockAxeOs::refuse_writes`] is on — the `401 Unauthorized` AxeOS gives a client
@@ -82,6 +83,8 @@ struct State {
     pools: Vec<Pool>,
     primary: usize,
     fault: Fault,
+    /// Off the network ([`MockAxeOs::set_present`]): open log streams end too.
+    gone: bool,
     refuse_writes: bool,
     restarts: u32,
     identifies: u32,
@@ -266,6 +269,7 @@ impl MockAxeOs {
             ],
             primary: 0,
             fault: Fault::None,
+            gone: false,
             refuse_writes: false,
             restarts: 0,
             identifies: 0,
@@ -306,6 +310,7 @@ impl MockAxeOs {
 
     /// Gone from the network (`false`: connections are refused) or back (`true`).
     pub fn set_present(&self, present: bool) {
+        lock(&self.state).gone = !present;
         self.listening.store(present, Ordering::Relaxed);
     }
 
@@ -352,7 +357,7 @@ fn serve(
     mut listener: Option<TcpListener>,
     addr: SocketAddr,
     state: &Arc<Mutex<State>>,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     listening: &AtomicBool,
 ) {
     let mut held: Vec<TcpStream> = Vec::new();
@@ -377,7 +382,7 @@ fn serve(
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                if let Some(keep) = handle(stream, state) {
+                if let Some(keep) = handle(stream, state, stop) {
                     // A silent miner: the connection stays open, unanswered.
                     held.push(keep);
                 }
@@ -392,11 +397,16 @@ fn serve(
 
 /// Answers one request (one per connection, as `Connection: close`); returns the stream
 /// when it must be left unanswered.
-fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) -> Option<TcpStream> {
+fn handle(
+    stream: TcpStream,
+    state: &Arc<Mutex<State>>,
+    stop: &Arc<AtomicBool>,
+) -> Option<TcpStream> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
     let mut length = 0usize;
+    let mut ws_key: Option<String> = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).ok()? == 0 || h == "\r\n" || h == "\n" {
@@ -406,6 +416,22 @@ fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) -> Option<TcpStream> {
             if k.trim().eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().unwrap_or(0).min(64 * 1024);
             }
+            if k.trim().eq_ignore_ascii_case("sec-websocket-key") {
+                ws_key = Some(v.trim().to_owned());
+            }
+        }
+    }
+    if request_line.starts_with("GET /api/ws ") {
+        if let Some(key) = ws_key {
+            let stream = reader.into_inner();
+            if lock(state).fault == Fault::None {
+                let state = state.clone();
+                let stop = stop.clone();
+                let _ = std::thread::Builder::new()
+                    .name("mock-axeos-ws".into())
+                    .spawn(move || log_stream(stream, &key, &state, &stop));
+            }
+            return None;
         }
     }
     let mut body = vec![0u8; length];
@@ -477,6 +503,54 @@ fn route(
             "Redirect to the captive portal".into(),
         ),
     }
+}
+
+/// The `/api/ws` log stream: the handshake answered, then an ESP log line as a text frame
+/// every 500 ms, colour codes included, as `log_to_queue` forwards them (v2.12.0
+/// `main/http_server/websocket.c:25-60`), until the client goes or the mock stops.
+fn log_stream(mut stream: TcpStream, key: &str, state: &Mutex<State>, stop: &AtomicBool) {
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut ws =
+        tungstenite::WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Server, None);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let (ms, user, present) = {
+            let s = lock(state);
+            let user = s.pools[s.primary].user.clone();
+            (
+                s.boot.elapsed().as_millis(),
+                user,
+                s.fault == Fault::None && !s.gone,
+            )
+        };
+        if !present {
+            break;
+        }
+        n += 1;
+        let line = if n % 2 == 0 {
+            format!(
+                "\u{1b}[0;32mI ({ms}) asic_result: ID: {n:08x}, ver: 20000000 Nonce 1A2B{n:04X} diff {}.{} of 1000.\u{1b}[0m\n",
+                900 + n % 700,
+                n % 10
+            )
+        } else {
+            format!(
+                "\u{1b}[0;32mI ({ms}) stratum_task: tx: {{\"id\": {n}, \"method\": \"mining.submit\", \"params\": [\"{user}\", \"{n:x}\"]}}\u{1b}[0m\n"
+            )
+        };
+        if ws.send(tungstenite::Message::text(line)).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = ws.close(None);
 }
 
 /// Mock miners for `--demo`: one of each version, cycling, at Bitaxe Ultra / Gamma rates.
