@@ -133,9 +133,10 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     );
     assert_eq!(row["status"], "complete", "{row:#}");
     assert_eq!(gamma.primary_pool(), "pool.example:3333");
+    assert_eq!(gamma.restarts(), 1, "restarted to use the new pool");
     let row = queue(&app, id, CommandKind::Reset, None);
     assert_eq!(row["status"], "complete", "{row:#}");
-    assert_eq!(gamma.restarts(), 1);
+    assert_eq!(gamma.restarts(), 2);
 
     // Gone from the network: offline with a reason, the rest of the herd unharmed.
     nerdqaxe.set_present(false);

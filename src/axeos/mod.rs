@@ -211,8 +211,19 @@ impl Poller {
                 if let Some(pw) = change.get("poolPassword").and_then(Value::as_str) {
                     self.password = Some(pw.to_owned());
                 }
-                // AxeOS applies pool settings on its next connection: read back what it now
-                // reports so the result shows the stored change.
+                // AxeOS stores pool settings and uses them from its next start (its web page
+                // asks for a restart): restart now, as a NerdMiner reboots after a write,
+                // unless told not to.
+                let no_reset = change.get("no_reset").and_then(Value::as_bool) == Some(true);
+                let applied = if no_reset {
+                    "it uses them from its next restart"
+                } else {
+                    self.client.post("/api/system/restart").map_err(|e| {
+                        format!("the settings were stored, but the restart that applies them failed: {e}")
+                    })?;
+                    "restarted to use them"
+                };
+                // Read back what it now reports so the result shows the stored change.
                 self.poll_kept();
                 let pool = self
                     .last
@@ -225,10 +236,7 @@ impl Poller {
                     .as_ref()
                     .map(|i| Value::Object(self.pool_config(i)));
                 Ok((
-                    format!(
-                        "PATCH /api/system accepted; the miner reports pool {pool} (AxeOS \
-                         connects to it after a restart)"
-                    ),
+                    format!("PATCH /api/system accepted, {applied}; the miner reports pool {pool}"),
                     result,
                 ))
             }
@@ -486,6 +494,10 @@ mod tests {
             let change = r#"{"poolString":"pool.example","portNumber":3333}"#;
             let (detail, result) = p.command(CommandKind::SetConfig, Some(change)).unwrap();
             assert!(detail.contains("pool.example:3333"), "{detail}");
+            assert_eq!(mock.restarts(), 2, "restarted to apply the pool");
+            let quiet = r#"{"btcString":"bc1qother.w","no_reset":true}"#;
+            p.command(CommandKind::SetConfig, Some(quiet)).unwrap();
+            assert_eq!(mock.restarts(), 2);
             assert_eq!(result.unwrap()["poolString"], "pool.example");
             assert_eq!(mock.primary_pool(), "pool.example:3333");
             let bad = p.command(CommandKind::SetConfig, Some(r#"{"timezone":1}"#));
@@ -505,7 +517,7 @@ mod tests {
         let mut p = Poller::new(&old.url(), QUICK);
         let e = p.command(CommandKind::Reset, Some(identify)).unwrap_err();
         assert!(e.contains("no identify"), "{e}");
-        assert_eq!(old.restarts(), 1, "identify never falls back to a restart");
+        assert_eq!(old.restarts(), 2, "identify never falls back to a restart");
     }
 
     #[test]

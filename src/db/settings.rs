@@ -250,6 +250,24 @@ mod tests {
     use crate::db::migrate::migrate;
 
     #[test]
+    fn an_address_makes_an_axeos_miner_and_a_device_path_a_serial_one() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        let kind = |id: i64| -> String {
+            c.query_row("SELECT kind FROM miners WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let id = save_miner(&c, None, "gamma", "http://192.168.1.50", None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kind(id), "axeos");
+        save_miner(&c, Some(id), "gamma", "/dev/ttyUSB0", None, None).unwrap();
+        assert_eq!(kind(id), "serial");
+        save_miner(&c, Some(id), "gamma", "http://gamma.local", None, None).unwrap();
+        assert_eq!(kind(id), "axeos");
+    }
+
+    #[test]
     fn crud_and_users() {
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "foreign_keys", true).unwrap();
