@@ -1079,6 +1079,20 @@ mod tests {
         );
         assert_eq!((s.shares(), s.rejected), (3, 2));
         assert_eq!(s.hashrate_khs, Some(712.0));
+        // An AxeOS reading: a Bitaxe's TH/s in KH/s, its reject counter since boot.
+        let mut s = MinerState::default();
+        let axe = |accepted, rejected| E::AxeOsStats {
+            hashrate_khs: 1.2e9,
+            accepted,
+            rejected,
+            best_diff: Some(4.29e9),
+        };
+        s.apply(0, &axe(100, 2), &mut m);
+        s.apply(10_000, &axe(104, 3), &mut m);
+        assert_eq!(s.firmware_family.as_deref(), Some("AxeOS"));
+        assert_eq!(s.hashrate_khs, Some(1.2e9));
+        assert_eq!(s.best_diff, Some(4.29e9));
+        assert_eq!(s.rejected, 3);
         let mut s = MinerState::default();
         s.apply(0, &E::HighestHashedDifficulty(0.25), &mut m);
         assert_eq!(s.best_diff, Some(0.25));

@@ -250,7 +250,7 @@ pub const KHS_PER_GHS: f64 = 1e6;
 
 /// What changed since the previous reading, as the events the NerdMiner path stores: the
 /// first reading names firmware, pool, worker and chip; uptime going back is a reboot (with
-/// AxeOS's reset reason); `blockFound` rising is a block.
+/// AxeOS's reset reason); `blockFound` travels as the valid-blocks counter.
 pub fn events(prev: Option<&Info>, now: &Info, asic: Option<&Asic>) -> Vec<MinerEvent> {
     let mut out = Vec::new();
     let rebooted = match (prev.and_then(|p| p.uptime_secs), now.uptime_secs) {
@@ -299,10 +299,9 @@ pub fn events(prev: Option<&Info>, now: &Info, asic: Option<&Asic>) -> Vec<Miner
             }
         }
     }
-    let blocks_before = prev.filter(|_| !rebooted).map_or(now.blocks, |p| p.blocks);
-    for _ in blocks_before..now.blocks {
-        out.push(MinerEvent::BlockFound);
-    }
+    // `blockFound` counts since boot like a NerdMiner's `Valid blocks`: the summary takes the
+    // first figure as a baseline and a rise while watched as a found block.
+    out.push(MinerEvent::ValidBlocks(now.blocks));
     out.push(MinerEvent::AxeOsStats {
         hashrate_khs: now.hashrate_ghs * KHS_PER_GHS,
         accepted: now.accepted,
@@ -530,20 +529,12 @@ mod tests {
             rejected: 2,
             best_diff: Some(4.29e9),
         }));
-        assert!(
-            !first.contains(&MinerEvent::BlockFound),
-            "old blocks are not new"
-        );
+        assert!(first.contains(&MinerEvent::ValidBlocks(0)));
         let mut b = a.clone();
         b.uptime_secs = Some(3610);
         b.blocks = 1;
         let next = events(Some(&a), &b, None);
-        assert_eq!(
-            next.iter()
-                .filter(|e| **e == MinerEvent::BlockFound)
-                .count(),
-            1
-        );
+        assert!(next.contains(&MinerEvent::ValidBlocks(1)));
         assert!(!next
             .iter()
             .any(|e| matches!(e, MinerEvent::Subscribe { .. })));
