@@ -148,3 +148,97 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(reason.contains("refused"), "{gone:#}");
     assert!(by_name(&miners, "nerd").is_some_and(|x| x["status"] != "offline"));
 }
+
+/// A pool on loopback that answers `mining.subscribe` (the profile's pools are tested first).
+fn stratum_stub() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            let _ = (&s).write_all(
+                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
+            );
+        }
+    });
+    port
+}
+
+fn shepherd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(common::bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fleet_profiles_drift_and_reconcile_move_a_demo_bitaxe() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::Running::start(dir.path(), &["--demo", "1", "--demo-axeos", "1"]);
+    run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
+        v["totals"]["online"] == 2
+    });
+    let db = run.db.display().to_string();
+    let pool = format!("127.0.0.1:{}", stratum_stub());
+    let (ok, _, err) = shepherd(&[
+        "profiles",
+        "--database",
+        &db,
+        "add",
+        "home",
+        "--pool",
+        &pool,
+    ]);
+    assert!(ok, "{err}");
+    let addr = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+    let (ok, _, err) = shepherd(&[
+        "miners",
+        "--database",
+        &db,
+        "set",
+        "demo-axe-1",
+        "--profile",
+        "home",
+        "--address",
+        addr,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = shepherd(&["drift", "--database", &db]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("demo-axe-1"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("poolString"),
+        "read from the miner, it differs: {out}"
+    );
+
+    let (ok, out, err) = shepherd(&[
+        "reconcile",
+        "--database",
+        &db,
+        "demo-axe-1",
+        "--timeout",
+        "240",
+    ]);
+    assert!(ok, "{err}\n{}", run.log_text());
+    assert!(out.contains("demo-axe-1\twritten"), "{out}\n{err}");
+    let (ok, out, _) = shepherd(&["drift", "--database", &db]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("demo-axe-1"))
+        .unwrap_or_default();
+    assert!(ok && line.contains("in sync"), "{out}");
+    let herd = run.wait_json("/api/herd_data", Duration::from_secs(30), |v| {
+        v["miners"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["name"] == "demo-axe-1" && m["pool"] == "127.0.0.1")
+        })
+    });
+    assert_eq!(herd["totals"]["miners"], 2);
+}
