@@ -95,6 +95,11 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(page.contains("TH/s"), "the Bitaxes read in TH/s");
     assert!(page.contains("KH/s"), "the NerdMiner reads in KH/s");
 
+    let (status, manage) = app.get(&format!("/miners/manage/{}", app.miner_id("gamma")));
+    assert_eq!(status, 200);
+    let manage = String::from_utf8_lossy(&manage);
+    assert!(manage.contains("An AxeOS miner") && manage.contains(&gamma.url()));
+
     // The live log (`/api/ws`) lands in the raw-line store beside the readings.
     let id = app.miner_id("gamma");
     let start = Instant::now();
@@ -164,6 +169,31 @@ fn stratum_stub() -> u16 {
         }
     });
     port
+}
+
+#[test]
+fn the_subnet_scan_is_bounded_and_says_what_it_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let (ok, _, err) = shepherd(&[
+        "miners",
+        "scan",
+        "10.0.0.0/8",
+        "--database",
+        db.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("at most 512"), "{err}");
+    // Loopback only: port 80 here is closed or not AxeOS, either way nothing is found.
+    let (ok, out, err) = shepherd(&[
+        "miners",
+        "scan",
+        "127.0.0.1/32",
+        "--database",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("asking 1 addresses"), "{out}");
+    assert!(out.contains("no AxeOS miner answered"), "{out}");
 }
 
 fn shepherd(args: &[&str]) -> (bool, String, String) {
