@@ -75,18 +75,47 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("path"));
 
+    // A third one by address on /settings (as the page's form posts it).
+    let mini = MockAxeOs::start(Version::V2_10, 480.0, "mini").unwrap();
+    let form = |port: &str| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let origin = format!("http://127.0.0.1:{}", app.port);
+        let r = agent
+            .post(format!("{origin}/settings/miners"))
+            .header("Origin", &origin)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(format!(
+                "name=mini&port={}",
+                port.replace(':', "%3A").replace('/', "%2F")
+            ))
+            .unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!(
+        form(&format!("{}/api/system/info", mini.url())),
+        422,
+        "path junk"
+    );
+    assert_eq!(form(&mini.url()), 303);
+
     let miners = wait_herd(&app, "a mixed herd", |m| {
         let rate = |n: &str| by_name(m, n).and_then(|x| x["hashrate_khs"].as_f64());
         rate("nerd").is_some_and(|h| h > 0.0 && h < 1e4)
             && rate("gamma").is_some_and(|h| h > 1e9)
             && rate("nerdqaxe").is_some_and(|h| h > 4e9)
+            && rate("mini").is_some_and(|h| h > 4e8)
     });
+    assert_eq!(by_name(&miners, "mini").unwrap()["kind"], "axeos");
     let gamma_row = by_name(&miners, "gamma").unwrap();
     assert_eq!(gamma_row["firmware"], "v2.12.0", "{gamma_row:#}");
     assert_ne!(gamma_row["status"], "offline", "{gamma_row:#}");
     let herd = app.json("/api/herd_data");
     let total = herd["totals"]["hashrate_khs"].as_f64().unwrap_or(0.0);
-    assert!(total > 5.9e9, "the herd's sum counts every kind: {total}");
+    assert!(total > 6.0e9, "the herd's sum counts every kind: {total}");
 
     // One table, each in its own unit.
     let (status, page) = app.get("/");
