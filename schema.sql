@@ -18,14 +18,15 @@ CREATE TABLE IF NOT EXISTS coin_addresses (
 );
 
 -- A miner is one USB device. `port` is where it was last found; `usb_serial` / `by_id_path`
--- identify it across replugs. `kind` is 'serial' for real hardware, 'demo' for simulators.
+-- identify it across replugs. `kind` is 'serial' for real hardware, 'demo' for simulators,
+-- 'axeos' for a Bitaxe/NerdQAxe read over HTTP: its `port` is then the miner's URL.
 CREATE TABLE IF NOT EXISTS miners (
     id                INTEGER PRIMARY KEY,
     name              TEXT    NOT NULL UNIQUE,
     port              TEXT    NOT NULL,
     usb_serial        TEXT,
     by_id_path        TEXT,
-    kind              TEXT    NOT NULL DEFAULT 'serial' CHECK (kind IN ('serial', 'demo')),
+    kind              TEXT    NOT NULL DEFAULT 'serial' CHECK (kind IN ('serial', 'demo', 'axeos')),
     enabled           INTEGER NOT NULL DEFAULT 1,
     pool_id           INTEGER REFERENCES pools(id) ON DELETE SET NULL,
     address_id        INTEGER REFERENCES coin_addresses(id) ON DELETE SET NULL,

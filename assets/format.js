@@ -4,7 +4,16 @@
 (function () {
   "use strict";
   window.ShepherdFormat = {
-    hashrate: (v) => v == null ? "—" : v >= 1000 ? (v / 1000).toFixed(2) + " MH/s" : v.toFixed(1) + " KH/s",
+    // Stored in KH/s: a NerdMiner reads KH/s, a Bitaxe TH/s, in the same column.
+    hashrate: (v) => {
+      if (v == null) return "—";
+      if (v < 1000) return v.toFixed(1) + " KH/s";
+      for (const unit of ["MH/s", "GH/s", "TH/s", "PH/s", "EH/s"]) {
+        v /= 1000;
+        if (v < 1000) return v.toFixed(2) + " " + unit;
+      }
+      return (v / 1000).toFixed(2) + " ZH/s";
+    },
     diff: (v) => {
       if (v == null) return "not reported";
       const s = ["", "K", "M", "G", "T", "P", "E"];

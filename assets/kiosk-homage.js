@@ -34,10 +34,12 @@
       if (m.temperature != null && !m.temperature_no_sensor) temp = temp == null ? m.temperature : Math.max(temp, m.temperature);
       if (m.uptime_secs != null) up = up == null ? m.uptime_secs : Math.max(up, m.uptime_secs);
     }
-    const hr = t.hashrate_khs || 0;
-    const mh = hr >= 1000;
+    // KH/s for NerdMiners, up to TH/s and beyond once Bitaxes join: the face keeps its digits.
+    let hr = t.hashrate_khs || 0, unit = 0;
+    const units = ["KH/S", "MH/S", "GH/S", "TH/S", "PH/S", "EH/S"];
+    while (hr >= 1000 && unit < units.length - 1) { hr /= 1000; unit++; }
     return {
-      hashrate: (mh ? hr / 1000 : hr).toFixed(2), unit: mh ? "MH/S" : "KH/S",
+      hashrate: hr.toFixed(2), unit: units[unit],
       temp: temp == null ? "--" : Math.round(temp) + "°C",
       best: t.best_diff == null ? "--" : K.fmt.diff(t.best_diff),
       shares: String(t.shares), online: t.online + "/" + t.miners, allOnline: t.online === t.miners,

@@ -57,6 +57,8 @@ pub struct App {
     config: Arc<Config>,
     _lock: InstanceLock,
     sims: Vec<SimEsp32>,
+    /// Mock AxeOS miners of the demo (served until the app stops).
+    mock_axeos: Vec<crate::sim::axeos::MockAxeOs>,
     db: Addr<DbActor>,
     db_arbiter: Arbiter,
     supervisor: Addr<Supervisor>,
@@ -107,6 +109,22 @@ impl App {
         if demo > 0 {
             tracing::info!("demo: {demo} simulated NerdMiners on pseudo-terminals");
         }
+        // Beside them, mock AxeOS miners on loopback (one per firmware generation), so the
+        // demo herd is a mixed one.
+        let axeos_count = if demo > 0 {
+            config.demo.axeos_miners
+        } else {
+            0
+        };
+        let mocks = crate::sim::axeos::demo(axeos_count)
+            .context("cannot start the demo's mock AxeOS miners on 127.0.0.1")?;
+        let urls: Vec<(String, String)> = mocks.iter().map(|(n, m)| (n.clone(), m.url())).collect();
+        miners::sync_demo_axeos(&mut conn, &urls)
+            .context("cannot register the demo AxeOS miners")?;
+        if axeos_count > 0 {
+            tracing::info!("demo: {axeos_count} mock AxeOS miners on 127.0.0.1");
+        }
+        let mock_axeos: Vec<_> = mocks.into_iter().map(|(_, m)| m).collect();
 
         let read_tokens = web::auth::ReadTokens::default();
         read_tokens.replace(db::read_tokens::digests(&conn)?);
@@ -244,6 +262,7 @@ impl App {
             config,
             _lock: lock,
             sims,
+            mock_axeos,
             db,
             db_arbiter,
             supervisor,
@@ -291,6 +310,7 @@ impl App {
             tracing::info!("demo miner {name} wrote {n} lines");
         }
         drop(self.sims);
+        drop(self.mock_axeos);
         // Publishes the retained "offline" on MQTT and stops the delivery threads.
         let _ = self.alerts.1.send(Stopping).await;
         self.alerts.0.stop();

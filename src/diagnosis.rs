@@ -350,6 +350,11 @@ impl Evidence {
                 hashrate_khs,
                 accepted,
                 ..
+            }
+            | E::AxeOsStats {
+                hashrate_khs,
+                accepted,
+                ..
             } => self.hashing(at, line, *hashrate_khs, Some(*accepted)),
             E::BlockFound => {
                 self.mark(SharesAccepted, at, line, true, None);
@@ -404,6 +409,15 @@ pub fn describe(event: &MinerEvent) -> String {
         } => format!(
             "[STATS] Hashrate: {:.2} H/s | Shares: {accepted}/{answered}",
             hashrate_khs * 1000.0
+        ),
+        E::AxeOsStats {
+            hashrate_khs,
+            accepted,
+            rejected,
+            ..
+        } => format!(
+            "[axeos] hashRate {:.2} GH/s | shares {accepted} accepted, {rejected} rejected",
+            hashrate_khs / 1e6
         ),
         E::MinerStatus {
             new_job,

@@ -346,6 +346,11 @@ impl MinerState {
                 accepted: shares,
                 hashrate_khs,
                 ..
+            }
+            | MinerEvent::AxeOsStats {
+                accepted: shares,
+                hashrate_khs,
+                ..
             } => {
                 let new_shares = self.take_shares(ts, *shares);
                 self.hashrate_khs = Some(*hashrate_khs);
@@ -374,6 +379,23 @@ impl MinerState {
                         }
                         self.rejected = self.rejected.saturating_add(rej - self.spark_rejected);
                         self.spark_rejected = rej;
+                        if let Some(d) = best_diff {
+                            self.best_line(ts, *d);
+                        }
+                    }
+                    MinerEvent::AxeOsStats {
+                        best_diff,
+                        rejected,
+                        ..
+                    } => {
+                        self.firmware_family = Some("AxeOS".into());
+                        // Its reject counter, like SparkMiner's, runs since boot.
+                        if *rejected < self.spark_rejected {
+                            self.spark_rejected = 0;
+                        }
+                        self.rejected =
+                            self.rejected.saturating_add(rejected - self.spark_rejected);
+                        self.spark_rejected = *rejected;
                         if let Some(d) = best_diff {
                             self.best_line(ts, *d);
                         }
@@ -1057,6 +1079,20 @@ mod tests {
         );
         assert_eq!((s.shares(), s.rejected), (3, 2));
         assert_eq!(s.hashrate_khs, Some(712.0));
+        // An AxeOS reading: a Bitaxe's TH/s in KH/s, its reject counter since boot.
+        let mut s = MinerState::default();
+        let axe = |accepted, rejected| E::AxeOsStats {
+            hashrate_khs: 1.2e9,
+            accepted,
+            rejected,
+            best_diff: Some(4.29e9),
+        };
+        s.apply(0, &axe(100, 2), &mut m);
+        s.apply(10_000, &axe(104, 3), &mut m);
+        assert_eq!(s.firmware_family.as_deref(), Some("AxeOS"));
+        assert_eq!(s.hashrate_khs, Some(1.2e9));
+        assert_eq!(s.best_diff, Some(4.29e9));
+        assert_eq!(s.rejected, 3);
         let mut s = MinerState::default();
         s.apply(0, &E::HighestHashedDifficulty(0.25), &mut m);
         assert_eq!(s.best_diff, Some(0.25));
@@ -1150,8 +1186,8 @@ mod sim_tests {
 
 #[cfg(test)]
 mod lottery_tests {
-    use super::*;
     use super::tests::boot;
+    use super::*;
     use MinerEvent as E;
 
     fn nvs_second(

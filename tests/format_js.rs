@@ -26,6 +26,10 @@ fn cases() -> Vec<(&'static str, Value, String)> {
         Some(6.1e12),
         Some(7.7e15),
         Some(9.1e18),
+        // A 1.2 TH/s Bitaxe and a 300 KH/s NerdMiner in one table.
+        Some(1.2e9),
+        Some(300.0),
+        Some(999_999.0),
     ];
     for v in numbers {
         out.push(("hashrate", json!([v]), format::hashrate(v)));

@@ -44,6 +44,7 @@ fn config_in(dir: &Path, change: impl FnOnce(&mut Config)) -> Config {
     config.ingest.batch_millis = 100;
     config.summarizer.interval_secs = 1;
     config.demo.line_interval_millis = 100;
+    config.demo.axeos_miners = 0;
     config.price.enabled = false;
     config.network.enabled = false;
     config.discovery.enabled = false;

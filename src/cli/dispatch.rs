@@ -21,10 +21,18 @@ pub fn load_config(common: &Common) -> anyhow::Result<Config> {
 /// Runs one parsed command.
 pub fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { common, bind, demo } => {
+        Command::Run {
+            common,
+            bind,
+            demo,
+            demo_axeos,
+        } => {
             let mut config = load_config(&common)?;
             if let Some(bind) = bind {
                 config.server.bind = bind;
+            }
+            if let Some(n) = demo_axeos {
+                config.demo.axeos_miners = n;
             }
             crate::app::run(config, demo.unwrap_or(0))
         }
@@ -181,9 +189,59 @@ fn miners_command(
                 }
             }
         }
-        MinersAction::Add { name, port } => {
-            let id = miners::add(conn, &name, &port, "serial")?;
-            println!("added miner {name} (id {id}) on {port}; a running shepherd picks it up within seconds");
+        MinersAction::Add { name, port, url } => match (port, url) {
+            (_, Some(url)) => {
+                let id = miners::add_axeos(conn, &name, &url)?;
+                let url = miners::get(conn, id)?.map(|m| m.port).unwrap_or(url);
+                println!(
+                    "added AxeOS miner {name} (id {id}) at {url}; a running shepherd reads it within seconds"
+                );
+            }
+            (Some(port), None) => {
+                let id = miners::add(conn, &name, &port, "serial")?;
+                println!("added miner {name} (id {id}) on {port}; a running shepherd picks it up within seconds");
+            }
+            (None, None) => anyhow::bail!("give --port /dev/ttyUSB0 or --url http://192.168.1.50"),
+        },
+        MinersAction::Scan { subnet, add } => {
+            let hosts = crate::axeos::scan::hosts(&subnet).map_err(anyhow::Error::msg)?;
+            println!(
+                "asking {} addresses for /api/system/info ({} ms each)…",
+                hosts.len(),
+                crate::axeos::scan::TIMEOUT.as_millis()
+            );
+            let urls = hosts.iter().map(|h| format!("http://{h}")).collect();
+            let found = crate::axeos::scan::probe(urls, crate::axeos::scan::TIMEOUT);
+            if found.is_empty() {
+                println!("no AxeOS miner answered on {subnet}");
+            }
+            let known: Vec<String> = miners::list(conn)?.into_iter().map(|m| m.port).collect();
+            for f in found {
+                let name = f
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| f.url.replace("http://", ""));
+                let what = format!(
+                    "{} {} {} {:.0} GH/s",
+                    f.url,
+                    name,
+                    f.version.as_deref().unwrap_or("?"),
+                    f.hashrate_ghs
+                );
+                if known.contains(&f.url) {
+                    println!("{what} (already watched)");
+                } else if add {
+                    match miners::add_axeos(conn, &name, &f.url) {
+                        Ok(id) => println!("{what}: added as {name} (id {id})"),
+                        Err(e) => println!("{what}: not added: {e}"),
+                    }
+                } else {
+                    println!(
+                        "{what}: add with `shepherd miners add --name {name} --url {}`",
+                        f.url
+                    );
+                }
+            }
         }
         MinersAction::Remove { name } => {
             miners::remove(conn, &name).with_context(|| format!("cannot remove {name}"))?;

@@ -57,6 +57,10 @@ pub enum Command {
         /// Add N simulated miners (default 5) so there is a live herd with no hardware.
         #[arg(long, num_args = 0..=1, default_missing_value = "5", value_name = "N")]
         demo: Option<usize>,
+        /// With --demo: this many mock AxeOS miners (Bitaxe-like, on 127.0.0.1) beside the
+        /// simulated NerdMiners (overrides [demo] axeos_miners; default 3).
+        #[arg(long, value_name = "N")]
+        demo_axeos: Option<usize>,
     },
     /// Manage miners from a shell (same database as the web UI).
     Miners {
@@ -363,14 +367,25 @@ pub enum ConfigAction {
 pub enum MinersAction {
     /// List configured miners.
     List,
-    /// Add a miner read from a serial port.
+    /// Add a miner read from a serial port (--port) or an AxeOS miner over HTTP (--url).
     Add {
         /// Unique name, e.g. "garage-1".
         #[arg(long)]
         name: String,
         /// Serial device; prefer /dev/serial/by-id/… which survives replugging.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        port: Option<String>,
+        /// A Bitaxe, NerdQAxe or other AxeOS miner's address, e.g. http://192.168.1.50.
         #[arg(long)]
-        port: String,
+        url: Option<String>,
+    },
+    /// Look for AxeOS miners on a subnet you name (at most 512 addresses, each asked once).
+    Scan {
+        /// IPv4 subnet, e.g. 192.168.1.0/24.
+        subnet: String,
+        /// Add every miner found (named after its hostname).
+        #[arg(long)]
+        add: bool,
     },
     /// Remove a miner and its history.
     Remove {

@@ -220,6 +220,8 @@ pub struct SummarizerConfig {
 pub struct DemoConfig {
     /// Seconds between the simulated miners' status lines (the firmware prints once a second).
     pub line_interval_millis: u64,
+    /// Mock AxeOS miners (Bitaxe-like, on 127.0.0.1) added beside the simulated NerdMiners.
+    pub axeos_miners: usize,
 }
 
 /// `[price]`
@@ -493,6 +495,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         Self {
             line_interval_millis: 1000,
+            axeos_miners: 3,
         }
     }
 }

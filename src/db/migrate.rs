@@ -26,6 +26,8 @@
 //! [`crate::fleet`]).
 //! 15 — `failover_state` (failover timers and rate-limit counts survive a restart) and
 //! `pool_profiles.time_zone` (schedule windows in a profile's own zone).
+//! 16 — `miners.kind` also takes `axeos` (Bitaxe/NerdQAxe over HTTP, `port` holds the URL;
+//! the table is rebuilt once, keeping every id so the tables that refer to it stay whole).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -39,7 +41,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
@@ -224,8 +226,22 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
     let mut added = Vec::new();
     let mut old_logs = false;
     let mut old_commands = false;
+    let mut old_miners = false;
     if let Some(found) = found {
         added = add_missing_columns(&tx)?;
+        old_miners = found < 16 && table_exists(&tx, "miners")?;
+        if old_miners {
+            // Other tables' foreign keys name `miners`: with legacy_alter_table the rename
+            // leaves them naming `miners`, which is the new table once it is created. Its
+            // index and trigger are dropped so the schema creates them on the new table.
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS miners_usb_serial;
+                 DROP TRIGGER IF EXISTS miner_logs_of_deleted_miner;
+                 PRAGMA legacy_alter_table = ON;
+                 ALTER TABLE miners RENAME TO miners_v14;
+                 PRAGMA legacy_alter_table = OFF;",
+            )?;
+        }
         old_commands = found < 13 && table_exists(&tx, "miner_commands")?;
         if old_commands {
             // No table refers to it, so renaming leaves no foreign key dangling.
@@ -241,6 +257,16 @@ fn upgrade(conn: &mut Connection, found: Option<i64>) -> rusqlite::Result<Vec<St
         }
     }
     tx.execute_batch(SCHEMA)?;
+    // Before anything that reads `miners` (the log move keeps lines of existing miners).
+    if old_miners {
+        tx.execute_batch(
+            "INSERT INTO miners (id, name, port, usb_serial, by_id_path, kind, enabled, pool_id,
+                                 address_id, last_config_json, last_config_at, created_at)
+               SELECT id, name, port, usb_serial, by_id_path, kind, enabled, pool_id,
+                      address_id, last_config_json, last_config_at, created_at FROM miners_v14;
+             DROP TABLE miners_v14;",
+        )?;
+    }
     if old_logs {
         // Lines of miners that no longer exist are left behind (the old foreign key would
         // have removed them).
@@ -705,6 +731,62 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 1);
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
+    }
+
+    #[test]
+    fn version_14_miners_take_axeos_and_keep_their_ids_and_references() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // The table as versions 2 to 14 made it: only serial and demo miners.
+        conn.execute_batch(
+            "DROP TRIGGER miner_logs_of_deleted_miner;
+             DROP INDEX miners_usb_serial;
+             DROP TABLE miners;
+             CREATE TABLE miners (
+                 id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, port TEXT NOT NULL,
+                 usb_serial TEXT, by_id_path TEXT,
+                 kind TEXT NOT NULL DEFAULT 'serial' CHECK (kind IN ('serial', 'demo')),
+                 enabled INTEGER NOT NULL DEFAULT 1,
+                 pool_id INTEGER REFERENCES pools(id) ON DELETE SET NULL,
+                 address_id INTEGER REFERENCES coin_addresses(id) ON DELETE SET NULL,
+                 last_config_json TEXT, last_config_at INTEGER,
+                 created_at INTEGER NOT NULL DEFAULT 0);
+             CREATE UNIQUE INDEX miners_usb_serial ON miners(usb_serial) WHERE usb_serial IS NOT NULL;
+             INSERT INTO miners (id, name, port, usb_serial) VALUES (7, 'a', '/dev/ttyUSB0', 'S1');
+             INSERT INTO miner_summary (miner_id, updated_at) VALUES (7, 1);
+             PRAGMA user_version = 14;",
+        )
+        .unwrap();
+        assert!(matches!(
+            migrate(&mut conn).unwrap(),
+            Migration::Upgraded { from: 14, .. }
+        ));
+        let dangling: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%miners_v14%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(dangling, 0);
+        conn.execute(
+            "INSERT INTO miners (name, port, kind) VALUES ('axe', 'http://127.0.0.1:1', 'axeos')",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO miners (name, port, usb_serial) VALUES ('b', '/dev/ttyUSB1', 'S1')",
+                [],
+            )
+            .is_err());
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute("DELETE FROM miners WHERE id = 7", []).unwrap();
+        let summaries: i64 = conn
+            .query_row("SELECT count(*) FROM miner_summary", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(summaries, 0, "the summary's foreign key still cascades");
         assert_eq!(migrate(&mut conn).unwrap(), Migration::Current);
     }
 

@@ -14,7 +14,7 @@ pub struct Miner {
     pub name: String,
     /// Serial device it is read from.
     pub port: String,
-    /// `serial` (hardware) or `demo` (simulator).
+    /// `serial` (hardware), `demo` (simulator) or `axeos` (read over HTTP; `port` is its URL).
     pub kind: String,
     /// Whether a reader runs for it.
     pub enabled: bool,
@@ -116,6 +116,126 @@ pub fn add(conn: &Connection, name: &str, port: &str, kind: &str) -> Result<i64,
     Ok(conn.last_insert_rowid())
 }
 
+/// Checks an AxeOS miner's address and returns it normalized (`http://host[:port]`): the
+/// API paths are added by the reader, so a path, query or credentials are refused rather
+/// than silently dropped.
+pub fn normalize_url(url: &str) -> Result<String, MinerError> {
+    let url = url.trim();
+    let bad = |why: &str| {
+        MinerError::Invalid(format!(
+            "{url:?} {why}: give the miner's address as http://192.168.1.50 or http://bitaxe.local"
+        ))
+    };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => return Err(bad("does not start with http:// or https://")),
+    };
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    if host_port.contains(['/', '?', '#']) {
+        return Err(bad(
+            "has a path, query or fragment (AxeOS answers at its root)",
+        ));
+    }
+    if host_port.contains('@') {
+        return Err(bad("carries credentials (AxeOS has none)"));
+    }
+    // `[v6]:port`, `[v6]`, `host:port` or `host`.
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (format!("[{h}]"), None),
+            Some((h, p)) => (format!("[{h}]"), Some(p.strip_prefix(':').unwrap_or("x"))),
+            None => return Err(bad("has no usable host name")),
+        },
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (host_port.to_owned(), None),
+        },
+    };
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("has a port that is not a number from 1 to 65535"))?,
+        ),
+        None => None,
+    };
+    let host_ok = !host.is_empty()
+        && host != "[]"
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'));
+    if !host_ok {
+        return Err(bad("has no usable host name"));
+    }
+    Ok(match port {
+        Some(p) => format!("{scheme}://{}:{p}", host.to_ascii_lowercase()),
+        None => format!("{scheme}://{}", host.to_ascii_lowercase()),
+    })
+}
+
+/// Adds an AxeOS miner (Bitaxe, NerdQAxe…) read over HTTP at `url`; returns its id.
+pub fn add_axeos(conn: &Connection, name: &str, url: &str) -> Result<i64, MinerError> {
+    let url = normalize_url(url)?;
+    // The name rules are the serial ones; the port check is for device paths.
+    validate(name, "/")?;
+    let name = name.trim();
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM miners WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(MinerError::NameTaken(name.to_owned()));
+    }
+    let taken: Option<String> = conn
+        .query_row(
+            "SELECT name FROM miners WHERE kind = 'axeos' AND port = ?1",
+            [&url],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = taken {
+        return Err(MinerError::Invalid(format!(
+            "{url} is already watched as {other:?}"
+        )));
+    }
+    conn.execute(
+        "INSERT INTO miners (name, port, kind, created_at) VALUES (?1, ?2, 'axeos', ?3)",
+        params![name, url, now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Makes the demo AxeOS miners exactly `urls` (name, URL pairs): mock servers get a new port
+/// each run, so existing rows are re-pointed; demo AxeOS rows not named are removed.
+pub fn sync_demo_axeos(conn: &mut Connection, urls: &[(String, String)]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for (name, url) in urls {
+        tx.execute(
+            "INSERT INTO miners (name, port, kind, created_at) VALUES (?1, ?2, 'axeos', ?3)
+             ON CONFLICT (name) DO UPDATE SET port = excluded.port, kind = 'axeos', enabled = 1",
+            params![name, url, now_ms()],
+        )?;
+    }
+    let keep: Vec<&str> = urls.iter().map(|(n, _)| n.as_str()).collect();
+    let mut stmt =
+        tx.prepare("SELECT id, name FROM miners WHERE kind = 'axeos' AND name LIKE 'demo-axe-%'")?;
+    let demo: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    drop(stmt);
+    for (id, name) in demo {
+        if !keep.contains(&name.as_str()) {
+            tx.execute("DELETE FROM miners WHERE id = ?1", [id])?;
+        }
+    }
+    tx.commit()
+}
+
 /// Removes a miner and, through the foreign keys, its history.
 pub fn remove(conn: &Connection, name: &str) -> Result<(), MinerError> {
     let n = conn.execute("DELETE FROM miners WHERE name = ?1", [name])?;
@@ -192,6 +312,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("/dev/ttyUSB0"));
+    }
+
+    #[test]
+    fn axeos_urls_are_checked_and_normalized() {
+        assert_eq!(
+            normalize_url(" HTTP://Bitaxe.local/ ").unwrap(),
+            "http://bitaxe.local"
+        );
+        assert_eq!(
+            normalize_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "bitaxe.local",
+            "ftp://x",
+            "http://",
+            "http://x/api/system/info",
+            "http://x?a=1",
+            "http://u:p@x",
+            "http://x:0",
+            "http://x:99999",
+            "http://a b",
+        ] {
+            let e = normalize_url(bad).unwrap_err().to_string();
+            assert!(e.contains("http://192.168.1.50"), "{bad}: {e}");
+        }
+        let c = db();
+        add_axeos(&c, "axe", "http://127.0.0.1:1/").unwrap();
+        let m = &list(&c).unwrap()[0];
+        assert_eq!(
+            (m.kind.as_str(), m.port.as_str()),
+            ("axeos", "http://127.0.0.1:1")
+        );
+        assert!(add_axeos(&c, "axe2", "http://127.0.0.1:1")
+            .unwrap_err()
+            .to_string()
+            .contains("already watched"));
+        assert!(matches!(
+            add_axeos(&c, "axe", "http://127.0.0.1:2"),
+            Err(MinerError::NameTaken(_))
+        ));
     }
 
     #[test]

@@ -161,14 +161,19 @@ pub fn save_miner(
     match id {
         None => {
             conn.execute(
-                "INSERT INTO miners (name, port, pool_id, address_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                // An http(s) address is an AxeOS miner (checked by `miners::normalize_url`).
+                "INSERT INTO miners (name, port, pool_id, address_id, created_at, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?2 LIKE 'http%' THEN 'axeos' ELSE 'serial' END)",
                 params![name, port, pool_id, address_id, now_ms()],
             )?;
             Ok(Some(conn.last_insert_rowid()))
         }
         Some(id) => {
             let n = conn.execute(
-                "UPDATE miners SET name = ?2, port = ?3, pool_id = ?4, address_id = ?5 WHERE id = ?1",
+                "UPDATE miners SET name = ?2, port = ?3, pool_id = ?4, address_id = ?5,
+                   kind = CASE WHEN ?3 LIKE 'http%' THEN 'axeos'
+                               WHEN kind = 'axeos' THEN 'serial' ELSE kind END
+                 WHERE id = ?1",
                 params![id, name, port, pool_id, address_id],
             )?;
             Ok((n > 0).then_some(id))
@@ -243,6 +248,24 @@ pub fn name_taken(
 mod tests {
     use super::*;
     use crate::db::migrate::migrate;
+
+    #[test]
+    fn an_address_makes_an_axeos_miner_and_a_device_path_a_serial_one() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        let kind = |id: i64| -> String {
+            c.query_row("SELECT kind FROM miners WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let id = save_miner(&c, None, "gamma", "http://192.168.1.50", None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kind(id), "axeos");
+        save_miner(&c, Some(id), "gamma", "/dev/ttyUSB0", None, None).unwrap();
+        assert_eq!(kind(id), "serial");
+        save_miner(&c, Some(id), "gamma", "http://gamma.local", None, None).unwrap();
+        assert_eq!(kind(id), "axeos");
+    }
 
     #[test]
     fn crud_and_users() {

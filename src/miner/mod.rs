@@ -34,6 +34,8 @@ pub struct MinerActor {
     wake: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     jobs: Option<Sender<PortJob>>,
+    /// Commands for an AxeOS miner's thread (its `port` is a URL: `crate::axeos::run`).
+    axeos_jobs: Option<Sender<crate::axeos::Job>>,
 }
 
 impl MinerActor {
@@ -46,6 +48,7 @@ impl MinerActor {
             wake: Arc::new(AtomicBool::new(false)),
             thread: None,
             jobs: None,
+            axeos_jobs: None,
         }
     }
 }
@@ -54,6 +57,23 @@ impl Actor for MinerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
+        if crate::axeos::is_url(&self.cfg.port) {
+            // An AxeOS miner: the same shell, an HTTP poller instead of the serial reader.
+            let (id, url, sink) = (self.cfg.miner_id, self.cfg.port.clone(), self.sink.clone());
+            let stop = self.stop.clone();
+            let (tx, rx) = channel();
+            let spawned = std::thread::Builder::new()
+                .name(format!("axeos-{id}"))
+                .spawn(move || crate::axeos::run(id, url, sink, stop, rx));
+            match spawned {
+                Ok(handle) => {
+                    self.thread = Some(handle);
+                    self.axeos_jobs = Some(tx);
+                }
+                Err(e) => tracing::error!(miner = id, "cannot start the AxeOS poller: {e}"),
+            }
+            return;
+        }
         let (cfg, sink) = (self.cfg.clone(), self.sink.clone());
         let (stop, wake) = (self.stop.clone(), self.wake.clone());
         let (tx, rx) = channel();
@@ -85,6 +105,7 @@ impl Handler<StopReading> for MinerActor {
     fn handle(&mut self, _: StopReading, _: &mut Self::Context) -> Self::Result {
         self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
+        self.axeos_jobs = None;
         let thread = self.thread.take();
         Box::pin(
             async move {
@@ -127,6 +148,20 @@ impl Handler<CommandQueued> for MinerActor {
             }));
             return;
         };
+        if let Some(tx) = &self.axeos_jobs {
+            if tx.send(crate::axeos::Job { id, kind, payload }).is_err() {
+                db.do_send(Write::new(move |c| {
+                    commands::finish(
+                        c,
+                        id,
+                        false,
+                        "the miner's poller has stopped; try again",
+                        None,
+                    )
+                }));
+            }
+            return;
+        }
         let job = job(db, kind, id, payload);
         // The reader thread runs jobs one at a time, between reads: commands for one miner
         // queue there in the order they were dispatched.

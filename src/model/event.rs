@@ -203,6 +203,19 @@ pub enum MinerEvent {
         /// The driver's words before `display driver` (e.g. `SSD1306 128x64`, `No`).
         name: String,
     },
+    /// One reading of an AxeOS miner's `GET /api/system/info` (Bitaxe, NerdQAxe), made by
+    /// `axeos::parse`; its counters run since the miner's boot like the NerdMiner's.
+    AxeOsStats {
+        /// Hashrate in KH/s (AxeOS reports GH/s).
+        hashrate_khs: f64,
+        /// `sharesAccepted`.
+        accepted: u64,
+        /// `sharesRejected`.
+        rejected: u64,
+        /// `bestSessionDiff`: the best share since boot (`bestDiff`, the all-time best, is the
+        /// baseline the records already hold).
+        best_diff: Option<f64>,
+    },
 }
 
 /// Tagged enums can't hold a bare number: it travels as `{"value": n}` beside the tag.

@@ -2,6 +2,8 @@
 //! that the real MinerActors read through the real serial code: demo mode exercises ingest, it
 //! does not bypass it.
 
+/// A mock AxeOS miner (Bitaxe, NerdQAxe) answering HTTP on loopback.
+pub mod axeos;
 pub mod esp32;
 pub mod nerdminer;
 pub mod pty;

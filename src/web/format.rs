@@ -1,13 +1,22 @@
 //! Numbers as people read them. The same rules are mirrored in assets/format.js for live
 //! updates; `tests/format_js.rs` runs both on the same inputs and fails when they differ.
 
-/// Hashrate in KH/s with a sensible unit.
+/// Hashrate in KH/s (the stored unit) with a sensible unit: a NerdMiner reads "300.0 KH/s"
+/// and a Bitaxe "1.20 TH/s" in the same column.
 pub fn hashrate(khs: Option<f64>) -> String {
-    match khs {
-        None => "—".into(),
-        Some(v) if v >= 1000.0 => format!("{:.2} MH/s", v / 1000.0),
-        Some(v) => format!("{v:.1} KH/s"),
+    let Some(mut v) = khs else {
+        return "—".into();
+    };
+    if v < 1000.0 {
+        return format!("{v:.1} KH/s");
     }
+    for unit in ["MH/s", "GH/s", "TH/s", "PH/s", "EH/s"] {
+        v /= 1000.0;
+        if v < 1000.0 {
+            return format!("{v:.2} {unit}");
+        }
+    }
+    format!("{:.2} ZH/s", v / 1000.0)
 }
 
 /// Difficulty with K/M/G suffix, or "not reported" (display boards never print it).
@@ -177,6 +186,10 @@ mod tests {
     fn formats() {
         assert_eq!(hashrate(Some(47.25)), "47.2 KH/s");
         assert_eq!(hashrate(Some(1500.0)), "1.50 MH/s");
+        assert_eq!(hashrate(Some(300.0)), "300.0 KH/s");
+        assert_eq!(hashrate(Some(1.2e9)), "1.20 TH/s");
+        assert_eq!(hashrate(Some(4.8e6)), "4.80 GH/s");
+        assert_eq!(hashrate(Some(2.5e12)), "2.50 PH/s");
         assert_eq!(hashrate(None), "—");
         assert_eq!(difficulty(Some(0.0333)), "0.0333");
         assert_eq!(difficulty(Some(12_345.0)), "12.35K");

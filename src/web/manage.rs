@@ -566,6 +566,15 @@ pub async fn page(
     let body = html! {
         h1 { "Manage " (d.miner.name) }
         p.muted { "Port " code { (d.miner.port) } " · " (d.miner.kind) }
+        @if d.miner.kind == "axeos" {
+            // The address was checked as http(s)://host[:port] when it was added.
+            p.notice {
+                "An AxeOS miner, read over HTTP: Read asks its API for the pool, Identify makes "
+                "its screen say \"Hi!\" for 30 s (AxeOS 2.12 on), pool changes go through fleet "
+                "profiles and Reconcile. Flash, boot log and Doctor are for USB NerdMiners. "
+                a href=(d.miner.port) target="_blank" rel="noopener noreferrer" { "Open its AxeOS page" }
+            }
+        }
         section.card #read data-miner=(d.miner.id) data-active=[active] {
             h2 { "Read its configuration" }
             p {

@@ -63,7 +63,7 @@ impl Running {
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
-            format!("[summarizer]\ninterval_secs = 1\nstall_secs = 10\n[demo]\nline_interval_millis = 200\n[ingest]\nbatch_millis = 100\nmax_retry_secs = 2\n{price_config}"),
+            format!("[summarizer]\ninterval_secs = 1\nstall_secs = 10\n[demo]\nline_interval_millis = 200\naxeos_miners = 0\n[ingest]\nbatch_millis = 100\nmax_retry_secs = 2\n{price_config}"),
         )
         .unwrap();
         let db = dir.join("shepherd.db");

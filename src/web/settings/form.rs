@@ -106,8 +106,14 @@ pub(super) fn validate(kind: Kind, f: &SettingsForm) -> Result<Valid, String> {
     match kind {
         Kind::Miner => {
             let name = check_name("a miner name", &f.name)?;
-            let port = f.port.trim().to_owned();
-            miner_rules::validate(&name, &port).map_err(|e| e.to_string())?;
+            let mut port = f.port.trim().to_owned();
+            if port.contains("://") {
+                // A Bitaxe or other AxeOS miner, read over HTTP at this address.
+                port = miner_rules::normalize_url(&port).map_err(|e| e.to_string())?;
+                miner_rules::validate(&name, "/").map_err(|e| e.to_string())?;
+            } else {
+                miner_rules::validate(&name, &port).map_err(|e| e.to_string())?;
+            }
             Ok(Valid::Miner {
                 name,
                 port,

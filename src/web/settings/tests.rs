@@ -88,6 +88,20 @@ fn addresses_and_miners_are_validated() {
     assert!(validate(Kind::Miner, &bad)
         .unwrap_err()
         .contains("/dev/ttyUSB0"));
+    // A Bitaxe by address: normalized, and path junk refused with the reason.
+    let axe = SettingsForm {
+        port: " HTTP://Bitaxe.local/ ".into(),
+        ..bad.clone()
+    };
+    assert!(matches!(
+        validate(Kind::Miner, &axe),
+        Ok(Valid::Miner { ref port, .. }) if port == "http://bitaxe.local"
+    ));
+    let junk = SettingsForm {
+        port: "http://bitaxe.local/api/system/info".into(),
+        ..bad
+    };
+    assert!(validate(Kind::Miner, &junk).unwrap_err().contains("path"));
     assert_eq!(parse_kind("pools"), Some(Kind::Pool));
     assert_eq!(parse_kind("wallets"), None);
 }

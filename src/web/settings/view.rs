@@ -83,7 +83,7 @@ pub(super) fn miner_form(d: &PageData, m: Option<&MinerRow>, r: Option<&Refused>
     html! {
         form.row method="post" action=(action) {
             label { "Name" input type="text" name="name" value=(name) maxlength="64" required; }
-            label { "Port" input type="text" name="port" value=(port) placeholder="/dev/ttyUSB0" required; }
+            label { "Port or address" input type="text" name="port" value=(port) placeholder="/dev/ttyUSB0 or http://192.168.1.50 (Bitaxe)" required; }
             label { "Pool" (select("pool_id", "— none —", &pools, &pool_id)) }
             label { "Coin address" (select("address_id", "— none —", &addrs, &address_id)) }
             button type="submit" { @if id.is_some() { "Save" } @else { "Add miner" } }
