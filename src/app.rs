@@ -65,6 +65,8 @@ pub struct App {
     discovery: Option<Addr<DiscoveryActor>>,
     price: Option<(Arbiter, Addr<PriceActor>)>,
     alerts: (Arbiter, Addr<AlertActor>),
+    /// The `--hub` subscriber, when on.
+    hub: Option<crate::hub::client::HubClient>,
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -185,6 +187,13 @@ impl App {
             (arbiter, addr)
         };
 
+        // The central view of other sites (`--hub`): threads of its own, writes via the DbActor.
+        let hub = if config.hub.enabled {
+            Some(crate::hub::start(&config, db.clone()).map_err(anyhow::Error::msg)?)
+        } else {
+            None
+        };
+
         // Off unless the owner turned it on; stops with the system.
         if config.self_heal.enabled {
             crate::selfheal::SelfHealActor::new(
@@ -241,6 +250,7 @@ impl App {
             discovery,
             price,
             alerts,
+            hub,
             server: server_handle,
             server_task,
         })
@@ -280,6 +290,10 @@ impl App {
             tracing::info!("demo miner {name} wrote {n} lines");
         }
         drop(self.sims);
+        if let Some(mut hub) = self.hub.take() {
+            hub.stop();
+            flush(&self.db).await;
+        }
         // Publishes the retained "offline" on MQTT and stops the delivery threads.
         let _ = self.alerts.1.send(Stopping).await;
         self.alerts.0.stop();

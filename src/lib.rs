@@ -68,3 +68,5 @@ pub mod summary;
 pub mod supervisor;
 /// Web server, pages and JSON API.
 pub mod web;
+/// Several sites in one view through an MQTT broker: topics, the subscriber of `--hub`.
+pub mod hub;

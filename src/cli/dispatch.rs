@@ -21,10 +21,22 @@ pub fn load_config(common: &Common) -> anyhow::Result<Config> {
 /// Runs one parsed command.
 pub fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { common, bind, demo } => {
+        Command::Run {
+            common,
+            bind,
+            demo,
+            hub,
+        } => {
             let mut config = load_config(&common)?;
             if let Some(bind) = bind {
                 config.server.bind = bind;
+            }
+            if hub {
+                anyhow::ensure!(
+                    config.mqtt.enabled,
+                    "--hub needs [mqtt] enabled = true with the central broker's host in the config file"
+                );
+                config.hub.enabled = true;
             }
             crate::app::run(config, demo.unwrap_or(0))
         }

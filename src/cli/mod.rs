@@ -57,6 +57,9 @@ pub enum Command {
         /// Add N simulated miners (default 5) so there is a live herd with no hardware.
         #[arg(long, num_args = 0..=1, default_missing_value = "5", value_name = "N")]
         demo: Option<usize>,
+        /// Also show every site on the [mqtt] broker (the same as `[hub] enabled = true`).
+        #[arg(long)]
+        hub: bool,
     },
     /// Manage miners from a shell (same database as the web UI).
     Miners {

@@ -47,6 +47,54 @@ pub struct Config {
     pub web: WebConfig,
     /// Resetting stuck miners by itself (off by default).
     pub self_heal: SelfHealConfig,
+    /// This Shepherd's site: its name on a shared broker.
+    pub site: SiteConfig,
+    /// The central view of every site on the `[mqtt]` broker (off by default).
+    pub hub: HubConfig,
+}
+
+/// `[site]`: how this Shepherd is named when several share one broker.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Topic segment and label ("" means the machine's hostname).
+    pub name: String,
+    /// This Shepherd's address as a hub should link to it ("" for none).
+    pub url: String,
+}
+
+impl SiteConfig {
+    /// The name in force: `name`, else the hostname, made safe as one topic segment.
+    pub fn effective_name(&self) -> String {
+        let raw = if self.name.trim().is_empty() {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default()
+        } else {
+            self.name.clone()
+        };
+        crate::hub::site_segment(&raw)
+    }
+}
+
+/// `[hub]`: subscribe to every site under `[mqtt] topic_prefix` and show them together.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// Also turned on by `shepherd run --hub`.
+    pub enabled: bool,
+    /// A site not heard from for this long is shown as stale even without its last will.
+    pub stale_secs: u64,
+    /// Days of remote miners' history kept.
+    pub history_days: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            stale_secs: 120,
+            history_days: 30,
+        }
+    }
 }
 
 /// `[self_heal]`: what the Shepherd may do on its own about a stuck miner.
@@ -599,6 +647,8 @@ impl Config {
             ("alerts.queue_size", self.alerts.queue_size as u64),
             ("alerts.timeout_secs", self.alerts.timeout_secs),
             ("mqtt.interval_secs", self.mqtt.interval_secs),
+            ("hub.stale_secs", self.hub.stale_secs),
+            ("hub.history_days", self.hub.history_days),
             ("web.session_days", self.web.session_days),
             ("web.max_event_streams", self.web.max_event_streams as u64),
         ];
@@ -613,7 +663,21 @@ impl Config {
         self.validate_price()?;
         self.validate_network()?;
         self.validate_web()?;
+        self.validate_hub()?;
         self.validate_alerts()
+    }
+
+    fn validate_hub(&self) -> Result<(), String> {
+        if self.site.name.contains(['/', '+', '#']) {
+            return Err("site.name must not contain / + or # (it is one MQTT topic level)".into());
+        }
+        if !self.site.url.is_empty() && !self.site.url.starts_with("http") {
+            return Err("site.url must start with http:// or https:// (or be \"\")".into());
+        }
+        if self.hub.enabled && !self.mqtt.enabled {
+            return Err("[hub] enabled = true needs [mqtt] enabled = true and the central broker's host".into());
+        }
+        Ok(())
     }
 
     fn validate_web(&self) -> Result<(), String> {

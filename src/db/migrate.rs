@@ -24,6 +24,8 @@
 //! 13 — `miner_commands` also takes `RESET` (identify, self-healing; rebuilt again).
 //! 14 — `pool_profiles` and `miner_desired` (fleet configuration as desired state, see
 //! [`crate::fleet`]).
+//! 15 — `hub_sites`, `hub_miners`, `hub_history`, `hub_events`, `hub_runs` (other sites seen
+//! through the MQTT broker, see [`crate::hub`]).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -37,7 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;
