@@ -36,6 +36,8 @@ pub mod flash;
 /// Fleet configuration as desired state: pool profiles, desired configuration per miner,
 /// worker names, drift, failover and schedules.
 pub mod fleet;
+/// Several sites in one view through an MQTT broker: topics, the subscriber of `--hub`.
+pub mod hub;
 /// Incidents: a miner's troubles told as episodes, and availability (pure).
 pub mod incidents;
 /// Firmware inventory: versions grouped against the newest known (pure).
@@ -68,5 +70,3 @@ pub mod summary;
 pub mod supervisor;
 /// Web server, pages and JSON API.
 pub mod web;
-/// Several sites in one view through an MQTT broker: topics, the subscriber of `--hub`.
-pub mod hub;

@@ -411,7 +411,8 @@ impl MqttBridge {
         let fresh = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, f, s, status) = (link.clone(), fresh.clone(), stop.clone(), topics.status());
-        let (info_topic, site_name, url) = (topics.site_info(), topics.site.clone(), site.url.clone());
+        let (info_topic, site_name, url) =
+            (topics.site_info(), topics.site.clone(), site.url.clone());
         let broker = format!("{}:{}", c.host, c.port);
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -645,7 +646,10 @@ mod tests {
     #[test]
     fn state_carries_the_figures() {
         let s = miner_state("barn", &view(), 5);
-        assert_eq!((s["schema"].as_u64(), s["site"].as_str()), (Some(SCHEMA), Some("barn")));
+        assert_eq!(
+            (s["schema"].as_u64(), s["site"].as_str()),
+            (Some(SCHEMA), Some("barn"))
+        );
         assert_eq!((s["id"].as_i64(), s["at"].as_i64()), (Some(7), Some(5)));
         assert_eq!(s["status"], "online");
         assert_eq!(s["hashrate"], 55.5);
@@ -661,7 +665,10 @@ mod tests {
         else {
             panic!("{state}")
         };
-        assert_eq!((site.as_str(), id, name.as_str()), ("barn", 7, "desk \"one\""));
+        assert_eq!(
+            (site.as_str(), id, name.as_str()),
+            ("barn", 7, "desk \"one\"")
+        );
         let e = event_doc("barn", "block", json!({"id": 3, "at": 9, "miner": "desk"}));
         assert!(matches!(
             crate::hub::parse("shepherd", &topics.event("block"), e.to_string().as_bytes()),

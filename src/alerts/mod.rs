@@ -135,7 +135,10 @@ impl AlertActor {
         db: Addr<DbActor>,
         stats: Arc<NotifyStats>,
     ) -> Self {
-        let mqtt = config.mqtt.enabled.then(|| MqttBridge::start(&config.mqtt, &config.site));
+        let mqtt = config
+            .mqtt
+            .enabled
+            .then(|| MqttBridge::start(&config.mqtt, &config.site));
         let link = mqtt.as_ref().map(MqttBridge::link);
         let destinations: Vec<Destination> = config
             .notify

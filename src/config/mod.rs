@@ -675,7 +675,10 @@ impl Config {
             return Err("site.url must start with http:// or https:// (or be \"\")".into());
         }
         if self.hub.enabled && !self.mqtt.enabled {
-            return Err("[hub] enabled = true needs [mqtt] enabled = true and the central broker's host".into());
+            return Err(
+                "[hub] enabled = true needs [mqtt] enabled = true and the central broker's host"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -129,10 +129,7 @@ pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
 
 /// Drops remote history and events older than `before` (Unix ms).
 pub fn prune(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    let mut n = conn.execute(
-        "DELETE FROM hub_history WHERE minute < ?1",
-        [before / 1000],
-    )?;
+    let mut n = conn.execute("DELETE FROM hub_history WHERE minute < ?1", [before / 1000])?;
     n += conn.execute("DELETE FROM hub_events WHERE at < ?1", [before])?;
     Ok(n)
 }
@@ -288,9 +285,11 @@ pub struct EventMarks {
 /// The newest ids now: publishing starts after them (history is not replayed at start).
 pub fn event_marks(conn: &Connection) -> rusqlite::Result<EventMarks> {
     let max = |table: &str| -> rusqlite::Result<i64> {
-        conn.query_row(&format!("SELECT coalesce(max(id), 0) FROM {table}"), [], |r| {
-            r.get(0)
-        })
+        conn.query_row(
+            &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )
     };
     Ok(EventMarks {
         record: max("share_records")?,
@@ -391,8 +390,13 @@ mod tests {
         let c = memory_db();
         apply(&c, "barn", &Incoming::Status(true), 1_000).unwrap();
         apply(&c, "barn", &miner(1, 2_000, 50.0), 2_100).unwrap();
-        apply(&c, "barn", &Incoming::Herd(json!({"schema": 1, "miners": 1, "at": 2_000})), 2_100)
-            .unwrap();
+        apply(
+            &c,
+            "barn",
+            &Incoming::Herd(json!({"schema": 1, "miners": 1, "at": 2_000})),
+            2_100,
+        )
+        .unwrap();
         apply(&c, "barn", &Incoming::Status(false), 9_000).unwrap();
         let s = &sites(&c).unwrap()[0];
         assert!(!s.online);

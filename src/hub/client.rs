@@ -217,9 +217,15 @@ mod tests {
             br#"{"schema":1,"name":"x"}"#,
             br#"{"schema":1,"id":1,"at":2}"#,
         ]) {
-            let topic = filter
-                .replacen('+', "barn", 1)
-                .replacen('+', if filter.ends_with("events/+") { "block" } else { "3" }, 1);
+            let topic = filter.replacen('+', "barn", 1).replacen(
+                '+',
+                if filter.ends_with("events/+") {
+                    "block"
+                } else {
+                    "3"
+                },
+                1,
+            );
             assert!(parse("shepherd", &topic, payload).is_ok(), "{topic}");
         }
     }

@@ -216,8 +216,8 @@ pub fn start(config: &Config, db: Addr<DbActor>) -> Result<client::HubClient, St
         config.mqtt.host,
         config.mqtt.port
     );
-    let keep_ms = i64::try_from(config.hub.history_days.saturating_mul(86_400_000))
-        .unwrap_or(i64::MAX);
+    let keep_ms =
+        i64::try_from(config.hub.history_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
     let started = now_ms();
     db.do_send(Write::new(move |c| {
         if let Err(e) = crate::db::hub::start_run(c, started) {
@@ -283,7 +283,8 @@ mod tests {
             parse(p, "shepherd/barn/status", b"offline"),
             Ok(("barn".into(), Incoming::Status(false)))
         );
-        let site = json!({"schema": 1, "site": "barn", "url": "http://barn:8080", "version": "1.0"});
+        let site =
+            json!({"schema": 1, "site": "barn", "url": "http://barn:8080", "version": "1.0"});
         assert_eq!(
             parse(p, "shepherd/barn/site", site.to_string().as_bytes()),
             Ok((
@@ -323,9 +324,15 @@ mod tests {
     #[test]
     fn foreign_newer_and_broken_messages_are_skipped() {
         let p = "shepherd";
-        assert_eq!(parse(p, "homeassistant/sensor/x/config", b"{}"), Err(Skip::NotOurs));
+        assert_eq!(
+            parse(p, "homeassistant/sensor/x/config", b"{}"),
+            Err(Skip::NotOurs)
+        );
         assert_eq!(parse(p, "shepherd/alerts", b"{}"), Err(Skip::NotOurs));
-        assert_eq!(parse(p, "shepherdx/barn/status", b"online"), Err(Skip::NotOurs));
+        assert_eq!(
+            parse(p, "shepherdx/barn/status", b"online"),
+            Err(Skip::NotOurs)
+        );
         assert_eq!(
             parse(p, "shepherd/barn/herd/state", br#"{"schema": 2}"#),
             Err(Skip::NewerSchema(2))
@@ -335,7 +342,11 @@ mod tests {
             Err(Skip::Malformed(_))
         ));
         assert!(matches!(
-            parse(p, "shepherd/barn/events/record", br#"{"schema": 1, "at": 1}"#),
+            parse(
+                p,
+                "shepherd/barn/events/record",
+                br#"{"schema": 1, "at": 1}"#
+            ),
             Err(Skip::Malformed(_))
         ));
         assert_eq!(
@@ -355,7 +366,10 @@ mod tests {
     #[test]
     fn gaps_lie_between_runs() {
         assert_eq!(gaps(&[(0, 100), (100, 200)]), vec![]);
-        assert_eq!(gaps(&[(0, 100), (500, 900), (950, 990)]), vec![(100, 500), (900, 950)]);
+        assert_eq!(
+            gaps(&[(0, 100), (500, 900), (950, 990)]),
+            vec![(100, 500), (900, 950)]
+        );
         assert!(gaps(&[(0, 100)]).is_empty());
     }
 }

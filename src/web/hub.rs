@@ -62,8 +62,8 @@ pub struct HubView {
 /// Reads the hub's tables into the view.
 pub fn view(state: &AppState, filter: Option<&str>) -> Result<HubView, crate::db::DbError> {
     let now = now_ms();
-    let stale_ms = i64::try_from(state.config.hub.stale_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let stale_ms =
+        i64::try_from(state.config.hub.stale_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let (sites, miners, events, runs) = state.pool.with(|c| {
         Ok((
             sql::sites(c)?,
@@ -224,7 +224,10 @@ fn miner_row(v: &HubView, m: &RemoteMiner) -> Markup {
     let fresh = site.map_or(Freshness::Offline, |s| s.freshness);
     let url = site.and_then(|s| s.row.url.as_deref());
     let st = &m.state;
-    let status = st.get("status").and_then(Value::as_str).unwrap_or("no_data");
+    let status = st
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("no_data");
     let shares = format!(
         "{} / {}",
         num(st, "shares_accepted").unwrap_or(0.0),
@@ -325,10 +328,16 @@ mod tests {
     #[test]
     fn an_offline_site_is_never_shown_live_and_links_go_to_its_own_shepherd() {
         let html = section(&view(), None).into_string();
-        assert!(html.contains("href=\"http://barn:8080/miners/4\""), "{html}");
+        assert!(
+            html.contains("href=\"http://barn:8080/miners/4\""),
+            "{html}"
+        );
         // The offline site's miner says so instead of its last status.
         let shed = html.split("data-site=\"shed &lt;b&gt;\"").nth(2).unwrap();
-        assert!(shed.contains("site offline") && !shed.contains("status-online"), "{shed}");
+        assert!(
+            shed.contains("site offline") && !shed.contains("status-online"),
+            "{shed}"
+        );
         assert!(html.contains("last heard 5 min ago"), "{html}");
         assert!(html.contains("/?site=shed%20%3Cb%3E"));
         assert!(!html.contains("<b>"), "names are escaped");
