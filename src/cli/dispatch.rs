@@ -122,6 +122,12 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 log_rows,
                 requests,
             } => super::bench::api(miners, log_rows, requests),
+            BenchKind::Hub {
+                sites,
+                miners,
+                seconds,
+                interval_secs,
+            } => super::bench_hub::run(sites, miners, seconds, interval_secs.max(1)),
             BenchKind::SimWriter {
                 miners,
                 seconds,
