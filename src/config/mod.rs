@@ -71,7 +71,7 @@ impl SiteConfig {
         } else {
             self.name.clone()
         };
-        crate::hub::site_segment(&raw)
+        crate::model::site::site_segment(&raw)
     }
 }
 

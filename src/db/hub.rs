@@ -5,7 +5,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::hub::Incoming;
+use crate::model::site::Incoming;
 
 /// One message applied: sites, remote miners, history (a point a minute), events.
 pub fn apply(conn: &Connection, site: &str, msg: &Incoming, now: i64) -> rusqlite::Result<()> {
@@ -447,7 +447,10 @@ mod tests {
         start_run(&c, 1_000).unwrap();
         alive(&c, 1_100).unwrap();
         assert_eq!(runs(&c).unwrap(), vec![(100, 200), (1_000, 1_100)]);
-        assert_eq!(crate::hub::gaps(&runs(&c).unwrap()), vec![(200, 1_000)]);
+        assert_eq!(
+            crate::model::site::gaps(&runs(&c).unwrap()),
+            vec![(200, 1_000)]
+        );
     }
 
     #[test]
