@@ -369,7 +369,10 @@ pub async fn dashboard(
                     tbody { @for m in &data.miners { (miner_row(m, sparks.get(&m.id))) } }
                 }
             }
-            @if let Some((v, f)) = &hub { (super::hub::section(v, f.as_deref())) }
+            @if let Some((v, f)) = &hub {
+                (super::hub::section(v, f.as_deref()))
+                script src=(asset("hub.js")) {}
+            }
             script src=(asset("format.js")) {}
             script src=(asset("app.js")) {}
             script src=(asset("alerts.js")) {}
