@@ -203,6 +203,25 @@ fn the_hub_sees_both_sites_a_killed_one_goes_offline_and_retained_state_survives
     assert_eq!(herd["site"], "central");
     // Remote miners are no local miners: no actor, nothing in /api/herd_data.
     assert_eq!(herd["miners"].as_array().unwrap().len(), 0);
+    // Their history is kept from what arrives.
+    let beta_id = v["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["site"] == "beta")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let h = hub.wait_json(
+        &format!("/api/hub/history?site=beta&miner={beta_id}"),
+        Duration::from_secs(30),
+        |h| {
+            h["points"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["hashrate"].is_number()))
+        },
+    );
+    assert_eq!(h["points"][0]["status"], "online", "{h:#}");
 
     // beta dies without a goodbye: its broker publishes the last will, bridged to the hub.
     let mut child = beta.child.take().unwrap();
@@ -329,5 +348,19 @@ fn events_published_while_the_bridge_is_down_arrive_when_it_is_back() {
     hub.wait_json("/api/hub", Duration::from_secs(60), |v| {
         site(v, "alpha").is_some_and(|s| s["freshness"] == "live")
     });
+
+    // The hub itself away for a while: its history has a gap there.
+    let mut hub = hub;
+    hub.terminate();
+    std::thread::sleep(Duration::from_secs(2));
+    let hub = start_hub(&dh, central.port);
+    let v = hub.wait_json("/api/hub", Duration::from_secs(30), |v| {
+        v["gaps"].as_array().is_some_and(|g| g.len() == 1)
+    });
+    let gap = &v["gaps"][0];
+    assert!(
+        gap[1].as_i64().unwrap() - gap[0].as_i64().unwrap() >= 2000,
+        "{v:#}"
+    );
     drop(alpha);
 }

@@ -298,13 +298,16 @@ pub fn event_marks(conn: &Connection) -> rusqlite::Result<EventMarks> {
     })
 }
 
+/// One of this site's events: kind, row id, fields.
+pub type SiteEvent = (&'static str, i64, Value);
+
 /// This site's events after `marks` (at most `limit` of each kind), as (kind, id, document
 /// without `schema`/`site`), and the marks after them.
 pub fn events_after(
     conn: &Connection,
     marks: EventMarks,
     limit: usize,
-) -> rusqlite::Result<(Vec<(&'static str, i64, Value)>, EventMarks)> {
+) -> rusqlite::Result<(Vec<SiteEvent>, EventMarks)> {
     let mut out = Vec::new();
     let mut next = marks;
     let lim = limit as i64;
