@@ -9,9 +9,10 @@ use crate::model::site::Incoming;
 
 /// One message applied: sites, remote miners, history (a point a minute), events.
 pub fn apply(conn: &Connection, site: &str, msg: &Incoming, now: i64) -> rusqlite::Result<()> {
-    // Anything from a site is a sign of life (a status change is stamped too).
+    // `last_heard` counts only figures stamped by the site itself: a retained "online" can
+    // be hours old when it arrives (0 until the first figures).
     conn.execute(
-        "INSERT INTO hub_sites (site, online, status_at, last_heard) VALUES (?1, 1, ?2, ?2)
+        "INSERT INTO hub_sites (site, online, status_at, last_heard) VALUES (?1, 1, ?2, 0)
          ON CONFLICT (site) DO NOTHING",
         params![site, now],
     )?;
@@ -21,10 +22,6 @@ pub fn apply(conn: &Connection, site: &str, msg: &Incoming, now: i64) -> rusqlit
                 "UPDATE hub_sites SET status_at = ?2, online = ?3 WHERE site = ?1",
                 params![site, now, online],
             )?;
-            // "offline" is the one message that is no sign of life.
-            if *online {
-                touch(conn, site, now)?;
-            }
         }
         Incoming::Site { url, version } => {
             conn.execute(
@@ -401,9 +398,15 @@ mod tests {
         )
         .unwrap();
         apply(&c, "barn", &Incoming::Status(false), 9_000).unwrap();
+        apply(&c, "shed", &Incoming::Status(true), 9_000).unwrap();
+        assert_eq!(
+            sites(&c).unwrap()[1].last_heard,
+            0,
+            "a bare retained online"
+        );
         let s = &sites(&c).unwrap()[0];
         assert!(!s.online);
-        // The last will is no sign of life: the age counts from the last figures.
+        // Neither status is a sign of life: the age counts from the last figures.
         assert_eq!((s.status_at, s.last_heard), (9_000, 2_000));
         assert_eq!(s.herd["miners"], 1);
         let m = miners(&c, Some("barn")).unwrap();

@@ -36,8 +36,8 @@ pub struct SiteView {
     pub row: SiteRow,
     /// Live, stale or offline.
     pub freshness: Freshness,
-    /// Seconds since anything came from it.
-    pub age_secs: i64,
+    /// Seconds since its last figures (null: none received yet).
+    pub age_secs: Option<i64>,
 }
 
 /// `/api/hub`: sites, remote miners (with their site), recent events, and the hub's gaps.
@@ -76,7 +76,7 @@ pub fn view(state: &AppState, filter: Option<&str>) -> Result<HubView, crate::db
         .into_iter()
         .map(|row| SiteView {
             freshness: freshness(row.online, row.last_heard, now, stale_ms),
-            age_secs: now.saturating_sub(row.last_heard) / 1000,
+            age_secs: (row.last_heard > 0).then(|| now.saturating_sub(row.last_heard) / 1000),
             row,
         })
         .collect();
@@ -141,16 +141,19 @@ fn num(v: &Value, key: &str) -> Option<f64> {
 }
 
 fn freshness_badge(s: &SiteView) -> Markup {
-    let age = age_words(s.age_secs);
+    let age = s.age_secs.map_or_else(
+        || "no figures received yet".to_owned(),
+        |a| format!("last heard {} ago", age_words(a)),
+    );
     match s.freshness {
         Freshness::Live => html! { span.badge.status-online { "live" } },
         Freshness::Stale => html! {
             span.badge.status-stalled title="It says online but nothing arrived lately (a broken bridge?)" { "stale" }
-            " " span.muted { "last heard " (age) " ago" }
+            " " span.muted { (age) }
         },
         Freshness::Offline => html! {
             span.badge.status-offline { "offline" }
-            " " span.muted { "last heard " (age) " ago" }
+            " " span.muted { (age) }
         },
     }
 }
@@ -288,10 +291,10 @@ mod tests {
                 version: None,
                 herd: json!({"miners": 2, "online": 1, "hashrate": 100.0}),
                 status_at: 0,
-                last_heard: 0,
+                last_heard: 1,
             },
             freshness: f,
-            age_secs: 300,
+            age_secs: Some(300),
         }
     }
 
