@@ -915,11 +915,26 @@ mod tests {
             ("[mqtt]\nhots = \"x\"\n", "hots"),
             ("[mqtt]\ntopic_prefix = \"a/#\"\n", "mqtt.topic_prefix"),
             ("[alerts]\nqueue_size = 0\n", "alerts.queue_size"),
+            ("[hub]\nenabled = true\n", "needs [mqtt] enabled = true"),
+            ("[site]\nname = \"a/b\"\n", "site.name"),
+            ("[site]\nurl = \"javascript:x\"\n", "site.url"),
+            ("[hub]\nstale_secs = 0\n", "hub.stale_secs"),
         ];
         for (text, want) in bad {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_site_is_named_by_config_or_hostname() {
+        let named = SiteConfig {
+            name: "Shelf Pi".into(),
+            url: String::new(),
+        };
+        assert_eq!(named.effective_name(), "shelf-pi");
+        // Unnamed: the hostname, or "shepherd" where there is none to read.
+        assert!(!SiteConfig::default().effective_name().is_empty());
     }
 
     #[test]
