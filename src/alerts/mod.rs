@@ -156,6 +156,12 @@ impl AlertActor {
             Duration::from_secs(a.timeout_secs),
             stats,
         );
+        // Where events start: whatever happens from now on is published.
+        let event_marks = config
+            .mqtt
+            .enabled
+            .then(|| pool.with(crate::db::hub::event_marks).ok())
+            .flatten();
         Self {
             pool,
             db,
@@ -175,7 +181,7 @@ impl AlertActor {
             mqtt,
             mqtt_every: Duration::from_secs(config.mqtt.interval_secs),
             mqtt_last: None,
-            event_marks: None,
+            event_marks,
             writes: None,
             writes_alerted: false,
         }
