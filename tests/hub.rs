@@ -52,6 +52,11 @@ impl Broker {
              persistence_location {}/\n",
             data.display()
         );
+        // As root (the directory we just made is root's), mosquitto would switch to its own user, which cannot write to this
+        // directory: its persistence file would silently not be saved.
+        if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&data).unwrap()) == 0 {
+            conf.push_str("user root\n");
+        }
         if let Some(central) = bridge_to {
             // The bridge of packaging/mosquitto-bridge.conf, minus TLS (loopback only).
             conf.push_str(&format!(
@@ -324,6 +329,10 @@ fn events_published_while_the_bridge_is_down_arrive_when_it_is_back() {
 
     // The central broker goes away (saving its sessions); alpha goes on finding records.
     central.stop();
+    assert!(
+        dir.path().join("central/mosquitto.db").exists(),
+        "the central broker saved its sessions"
+    );
     let before = local.lock().unwrap().len();
     wait_until(
         "two events at alpha while the bridge is down",
