@@ -373,3 +373,42 @@ fn events_published_while_the_bridge_is_down_arrive_when_it_is_back() {
     );
     drop(alpha);
 }
+
+/// `shepherd bench hub` itself works on a small scale (its figures belong in
+/// docs/BENCHMARKS.md, not here): every remote miner's last round reaches the hub.
+#[test]
+fn bench_hub_delivers_every_remote_miner() {
+    if mosquitto().is_none() {
+        return;
+    }
+    let out = Command::new(common::bin())
+        .args([
+            "bench",
+            "hub",
+            "--sites",
+            "3",
+            "--miners",
+            "4",
+            "--seconds",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("| remote miners with their last round stored | 12 of 12 |"),
+        "{text}"
+    );
+    let published: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("| messages published | "))
+        .and_then(|v| v.trim_end_matches(" |").parse().ok())
+        .unwrap();
+    // At least one round of 3 × (4 miners + herd + event).
+    assert!(published >= 18, "{text}");
+}
