@@ -136,6 +136,107 @@ pub async fn history(
     })))
 }
 
+/// A remote miner's series for a chart: `(t, value)` oldest first, with a break (`None`)
+/// where the hub was not running (`gaps`, Unix ms) and where nothing arrived for longer than
+/// `max_step` seconds, so a hole shows as a hole and never as a line across it.
+pub fn with_breaks(
+    points: &[(i64, Option<f64>)],
+    gaps: &[(i64, i64)],
+    max_step: i64,
+) -> Vec<(f64, Option<f64>)> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut prev: Option<i64> = None;
+    for &(t, v) in points {
+        if let Some(p) = prev {
+            let hub_away = gaps.iter().any(|g| g.0 / 1000 < t && g.1 / 1000 > p);
+            if hub_away || t - p > max_step {
+                out.push(((p + 1) as f64, None));
+            }
+        }
+        out.push((t as f64, v));
+        prev = Some(t);
+    }
+    out
+}
+
+/// `GET /hub/miner?site=NAME&miner=ID`: a remote miner's last 24 h as the hub saw it, with
+/// the hub's own gaps marked, and the way to its own Shepherd (read-only here).
+pub async fn miner_page(
+    state: web::Data<AppState>,
+    q: web::Query<HistoryQuery>,
+) -> actix_web::Result<HttpResponse> {
+    let pool = state.pool.clone();
+    let q = q.into_inner();
+    let now = now_ms();
+    let since = now / 1000 - 86_400;
+    let (site, miner, points, runs) = {
+        let site = q.site.clone();
+        blocking(move || {
+            pool.with(|c| {
+                let sites = sql::sites(c)?;
+                let miner = sql::miners(c, Some(&site))?
+                    .into_iter()
+                    .find(|m| m.id == q.miner);
+                Ok((
+                    sites.into_iter().find(|s| s.site == site),
+                    miner,
+                    sql::history(c, &site, q.miner, since)?,
+                    sql::runs(c)?,
+                ))
+            })
+        })
+        .await?
+    };
+    let Some(m) = miner else {
+        return Ok(HttpResponse::NotFound()
+            .content_type("text/html; charset=utf-8")
+            .body(
+                super::pages::layout(
+                    "Not found",
+                    html! { p { "No miner " (q.miner) " at site " (q.site) " is known to this hub. " a href="/" { "Back to the dashboard" } } },
+                )
+                .into_string(),
+            ));
+    };
+    let gaps: Vec<(i64, i64)> = gaps(&runs)
+        .into_iter()
+        .filter(|g| g.1 / 1000 >= since)
+        .collect();
+    let series = |f: fn(&sql::HistoryPoint) -> Option<f64>| {
+        let raw: Vec<(i64, Option<f64>)> = points.iter().map(|p| (p.0, f(p))).collect();
+        with_breaks(&raw, &gaps, 300)
+    };
+    let x = (since as f64, (now / 1000) as f64);
+    let ends = ("24 h ago", "now");
+    let url = site.as_ref().and_then(|s| s.url.as_deref());
+    let page = super::pages::layout(
+        &m.name,
+        html! {
+            div.page-head {
+                h1 { (m.name) " " span.muted { "at " (m.site) } }
+                @if let Some(u) = url {
+                    a href={ (u.trim_end_matches('/')) "/miners/" (m.id) } rel="noopener" { "Open it on its own Shepherd (actions are there) →" }
+                } @else {
+                    span.muted { "Its site publishes no address ([site] url): act on it at its own Shepherd." }
+                }
+            }
+            p.muted { "Read-only: the history below is what reached this hub, a point a minute." }
+            div.charts {
+                (super::charts::line_chart("Hashrate", &series(|p| p.2), x, ends, true, |v| format::hashrate(Some(v))))
+                (super::charts::line_chart("Temperature", &series(|p| p.3), x, ends, false, |v| format!("{v:.0} °C")))
+            }
+            @if !gaps.is_empty() {
+                h2 { "Gaps" }
+                p { "The hub was not running (nothing was received) from:" }
+                ul { @for g in &gaps { li { (format::utc_time(Some(g.0))) " to " (format::utc_time(Some(g.1))) } } }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.into_string()))
+}
+
 fn num(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(Value::as_f64)
 }
@@ -204,7 +305,7 @@ pub fn section(v: &HubView, filter: Option<&str>) -> Markup {
                         thead { tr {
                             th { "Site" } th { "Miner" } th { "Status" } th.num { "Hashrate" }
                             th.num { "Temp" } th.num { "Shares acc / rej" } th.num { "Best diff" }
-                            th { "As of" }
+                            th { "As of" } th { "History" }
                         } }
                         tbody { @for m in &v.miners { (miner_row(v, m)) } }
                     }
@@ -249,6 +350,7 @@ fn miner_row(v: &HubView, m: &RemoteMiner) -> Markup {
             td.num { (shares) }
             td.num { (format::difficulty(num(st, "best_difficulty"))) }
             td { (format::utc_time(Some(m.at))) }
+            td { a href={ "/hub/miner?site=" (urlencode(&m.site)) "&miner=" (m.id) } { "24 h" } }
         }
     }
 }
@@ -344,6 +446,23 @@ mod tests {
         assert!(html.contains("last heard 5 min ago"), "{html}");
         assert!(html.contains("/?site=shed%20%3Cb%3E"));
         assert!(!html.contains("<b>"), "names are escaped");
+    }
+
+    #[test]
+    fn history_breaks_where_the_hub_was_away_or_nothing_came() {
+        let pts = [
+            (60, Some(1.0)),
+            (120, Some(2.0)),
+            (1_000, Some(3.0)),
+            (1_060, None),
+            (1_120, Some(4.0)),
+        ];
+        // The hub away between 130 s and 900 s; nothing for more than 300 s is a break too.
+        let s = with_breaks(&pts, &[], 300);
+        assert_eq!(s.iter().filter(|p| p.1.is_none()).count(), 2, "{s:?}");
+        assert_eq!(s[2], (121.0, None));
+        let s = with_breaks(&pts[..2], &[(90_000, 100_000)], 300);
+        assert_eq!(s, vec![(60.0, Some(1.0)), (61.0, None), (120.0, Some(2.0))]);
     }
 
     #[test]

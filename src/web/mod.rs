@@ -78,6 +78,7 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/herd_data", web::get().to(api::herd_data))
         .route("/api/hub", web::get().to(hub::api))
         .route("/api/hub/history", web::get().to(hub::history))
+        .route("/hub/miner", web::get().to(hub::miner_page))
         .route("/api/records", web::get().to(records::api))
         .route("/kiosk/records", web::get().to(kiosk::records))
         .route("/api/events", web::get().to(events::events))
