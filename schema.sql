@@ -359,3 +359,53 @@ CREATE TABLE IF NOT EXISTS failover_state (
     state_json   TEXT    NOT NULL,
     updated_at   INTEGER NOT NULL DEFAULT 0
 );
+
+-- The hub (version 17): what other sites publish on the shared MQTT broker (see src/hub/).
+-- Remote miners live here only, never in `miners`, so no local actor ever starts for them.
+-- A site: its availability (`online` from its status topic or last will), the link to its
+-- own Shepherd, its herd totals, when its status last changed and when anything last came.
+CREATE TABLE IF NOT EXISTS hub_sites (
+    site        TEXT    PRIMARY KEY,
+    online      INTEGER NOT NULL DEFAULT 0,
+    url         TEXT,
+    version     TEXT,
+    herd_json   TEXT,
+    status_at   INTEGER NOT NULL,
+    last_heard  INTEGER NOT NULL
+);
+-- A remote miner's last state document, as its site published it (schema 1).
+CREATE TABLE IF NOT EXISTS hub_miners (
+    site         TEXT    NOT NULL,
+    miner_id     INTEGER NOT NULL,
+    name         TEXT    NOT NULL,
+    state_json   TEXT    NOT NULL,
+    at           INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (site, miner_id)
+) WITHOUT ROWID;
+-- Remote miners' history, one point per miner per minute, from what arrived.
+CREATE TABLE IF NOT EXISTS hub_history (
+    site         TEXT    NOT NULL,
+    miner_id     INTEGER NOT NULL,
+    minute       INTEGER NOT NULL,
+    status       TEXT,
+    hashrate     REAL,
+    temperature  REAL,
+    PRIMARY KEY (site, miner_id, minute)
+) WITHOUT ROWID;
+-- Events (records, blocks, incidents) as sites published them, once each.
+CREATE TABLE IF NOT EXISTS hub_events (
+    site      TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    event_id  INTEGER NOT NULL,
+    at        INTEGER NOT NULL,
+    miner     TEXT,
+    json      TEXT    NOT NULL,
+    PRIMARY KEY (site, kind, event_id)
+) WITHOUT ROWID;
+-- When the hub listened: between one run's `alive_at` and the next one's `started_at` nothing
+-- was received, so remote history has a gap there.
+CREATE TABLE IF NOT EXISTS hub_runs (
+    started_at  INTEGER PRIMARY KEY,
+    alive_at    INTEGER NOT NULL
+);

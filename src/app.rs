@@ -67,6 +67,8 @@ pub struct App {
     discovery: Option<Addr<DiscoveryActor>>,
     price: Option<(Arbiter, Addr<PriceActor>)>,
     alerts: (Arbiter, Addr<AlertActor>),
+    /// The `--hub` subscriber, when on.
+    hub: Option<crate::hub::client::HubClient>,
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -205,6 +207,13 @@ impl App {
             (arbiter, addr)
         };
 
+        // The central view of other sites (`--hub`): threads of its own, writes via the DbActor.
+        let hub = if config.hub.enabled {
+            Some(crate::hub::start(&config, db.clone()).map_err(anyhow::Error::msg)?)
+        } else {
+            None
+        };
+
         // Off unless the owner turned it on; stops with the system.
         let self_heal = crate::selfheal::Status::default();
         if config.self_heal.enabled {
@@ -271,6 +280,7 @@ impl App {
             discovery,
             price,
             alerts,
+            hub,
             server: server_handle,
             server_task,
         })
@@ -311,6 +321,10 @@ impl App {
         }
         drop(self.sims);
         drop(self.mock_axeos);
+        if let Some(mut hub) = self.hub.take() {
+            hub.stop();
+            flush(&self.db).await;
+        }
         // Publishes the retained "offline" on MQTT and stops the delivery threads.
         let _ = self.alerts.1.send(Stopping).await;
         self.alerts.0.stop();

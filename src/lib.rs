@@ -38,6 +38,8 @@ pub mod flash;
 /// Fleet configuration as desired state: pool profiles, desired configuration per miner,
 /// worker names, drift, failover and schedules.
 pub mod fleet;
+/// Several sites in one view through an MQTT broker: topics, the subscriber of `--hub`.
+pub mod hub;
 /// Incidents: a miner's troubles told as episodes, and availability (pure).
 pub mod incidents;
 /// Firmware inventory: versions grouped against the newest known (pure).

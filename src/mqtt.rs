@@ -2,12 +2,18 @@
 //! totals as JSON, Home Assistant discovery so each miner appears as a device with sensors,
 //! and a retained availability topic with a last will.
 //!
-//! Topics, with the default prefixes:
-//! - `shepherd/status` — `online` / `offline`, retained; the broker publishes `offline` (the
-//!   last will) if the Shepherd vanishes without saying goodbye;
-//! - `shepherd/miners/<id>/state` and `shepherd/herd/state` — JSON, retained;
+//! Topics, with the default prefixes, under this site's name (`[site] name`, default the
+//! hostname) so several Shepherds can share a broker; the documents are versioned
+//! (`"schema": 1`, described in `docs/mqtt-schema.md`):
+//! - `shepherd/<site>/status` — `online` / `offline`, retained; the broker publishes `offline`
+//!   (the last will) if the Shepherd vanishes without saying goodbye;
+//! - `shepherd/<site>/site` — who this is (version, `[site] url`), retained;
+//! - `shepherd/<site>/miners/<id>/state` and `shepherd/<site>/herd/state` — JSON, retained;
+//! - `shepherd/<site>/events/{record,block,incident}` — news, QoS 1, not retained;
 //! - `homeassistant/sensor/<node>/<object>/config` — discovery, retained, one per sensor, with a
 //!   device block per miner (`<node>` is `shepherd_miner_<id>`, or `shepherd_herd`).
+//!
+//! Everything is published with QoS 1.
 //!
 //! rumqttc's blocking client runs its connection (and reconnects) on a thread of its own; the
 //! publish calls only queue, and give up instead of waiting when the queue is full, so a dead
@@ -22,8 +28,10 @@ use std::time::Duration;
 use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::config::MqttConfig;
+use crate::clock::now_ms;
+use crate::config::{MqttConfig, SiteConfig};
 use crate::db::queries::{HerdTotals, MinerView};
+use crate::hub::SCHEMA;
 
 /// Requests the client may queue while the broker is slow or away.
 const QUEUE: usize = 1000;
@@ -183,30 +191,43 @@ pub struct Topics {
     pub prefix: String,
     /// `[mqtt] discovery_prefix`.
     pub discovery: String,
+    /// This site's topic level.
+    pub site: String,
 }
 
 impl Topics {
-    /// From `[mqtt]`.
-    pub fn from_config(c: &MqttConfig) -> Self {
+    /// From `[mqtt]` and the site's name (one topic level, see [`crate::hub::site_segment`]).
+    pub fn from_config(c: &MqttConfig, site: &str) -> Self {
         Self {
             prefix: c.topic_prefix.trim_end_matches('/').to_owned(),
             discovery: c.discovery_prefix.trim_end_matches('/').to_owned(),
+            site: site.to_owned(),
         }
     }
 
     /// Retained availability topic.
     pub fn status(&self) -> String {
-        format!("{}/status", self.prefix)
+        format!("{}/{}/status", self.prefix, self.site)
+    }
+
+    /// Retained "who is this site" topic.
+    pub fn site_info(&self) -> String {
+        format!("{}/{}/site", self.prefix, self.site)
     }
 
     /// A miner's state topic.
     pub fn miner_state(&self, id: i64) -> String {
-        format!("{}/miners/{id}/state", self.prefix)
+        format!("{}/{}/miners/{id}/state", self.prefix, self.site)
     }
 
     /// The herd's state topic.
     pub fn herd_state(&self) -> String {
-        format!("{}/herd/state", self.prefix)
+        format!("{}/{}/herd/state", self.prefix, self.site)
+    }
+
+    /// An event's topic (`record`, `block`, `incident`).
+    pub fn event(&self, kind: &str) -> String {
+        format!("{}/{}/events/{kind}", self.prefix, self.site)
     }
 
     fn config(&self, node: &str, object: &str) -> String {
@@ -298,10 +319,14 @@ pub fn herd_discovery(topics: &Topics) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// A miner's state document.
-pub fn miner_state(m: &MinerView) -> Value {
+/// A miner's state document (schema 1) at `at` (Unix ms).
+pub fn miner_state(site: &str, m: &MinerView, at: i64) -> Value {
     let status = serde_json::to_value(m.status).unwrap_or(Value::Null);
     json!({
+        "schema": SCHEMA,
+        "site": site,
+        "at": at,
+        "id": m.id,
         "name": m.name,
         "status": status,
         "hashrate": m.hashrate_khs,
@@ -317,9 +342,12 @@ pub fn miner_state(m: &MinerView) -> Value {
     })
 }
 
-/// The herd's state document.
-pub fn herd_state(t: &HerdTotals) -> Value {
+/// The herd's state document (schema 1) at `at` (Unix ms).
+pub fn herd_state(site: &str, t: &HerdTotals, at: i64) -> Value {
     json!({
+        "schema": SCHEMA,
+        "site": site,
+        "at": at,
         "hashrate": t.hashrate_khs,
         "online": t.online,
         "miners": t.miners,
@@ -327,6 +355,27 @@ pub fn herd_state(t: &HerdTotals) -> Value {
         "best_difficulty": t.best_diff,
         "blocks_found": t.blocks_found,
     })
+}
+
+/// The site document (schema 1): who publishes here and where its own pages are.
+pub fn site_info(site: &str, url: &str, at: i64) -> Value {
+    json!({
+        "schema": SCHEMA,
+        "site": site,
+        "at": at,
+        "version": env!("CARGO_PKG_VERSION"),
+        "url": (!url.is_empty()).then_some(url),
+    })
+}
+
+/// An event document (schema 1): the row's fields plus `schema`, `site` and `kind`.
+pub fn event_doc(site: &str, kind: &str, mut fields: Value) -> Value {
+    if let Value::Object(map) = &mut fields {
+        map.insert("schema".into(), json!(SCHEMA));
+        map.insert("site".into(), json!(site));
+        map.insert("kind".into(), json!(kind));
+    }
+    fields
 }
 
 /// The broker connection, its thread, and what has been announced since it last connected.
@@ -343,9 +392,9 @@ pub struct MqttBridge {
 
 impl MqttBridge {
     /// Starts connecting (in the background; an unreachable broker is retried for ever).
-    pub fn start(c: &MqttConfig) -> Self {
-        let topics = Topics::from_config(c);
-        let id = format!("shepherd-{}", std::process::id());
+    pub fn start(c: &MqttConfig, site: &SiteConfig) -> Self {
+        let topics = Topics::from_config(c, &site.effective_name());
+        let id = format!("shepherd-{}-{}", topics.site, std::process::id());
         let mut opts = MqttOptions::new(id, c.host.clone(), c.port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_last_will(LastWill::new(
@@ -362,6 +411,8 @@ impl MqttBridge {
         let fresh = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, f, s, status) = (link.clone(), fresh.clone(), stop.clone(), topics.status());
+        let (info_topic, site_name, url) =
+            (topics.site_info(), topics.site.clone(), site.url.clone());
         let broker = format!("{}:{}", c.host, c.port);
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -373,6 +424,10 @@ impl MqttBridge {
                             tracing::info!("MQTT: connected to {broker}");
                             was_down = false;
                             if let Err(e) = l.publish(&status, b"online".to_vec(), true) {
+                                tracing::warn!("{e}");
+                            }
+                            let info = site_info(&site_name, &url, now_ms()).to_string();
+                            if let Err(e) = l.publish(&info_topic, info.into_bytes(), true) {
                                 tracing::warn!("{e}");
                             }
                             f.store(true, Ordering::SeqCst);
@@ -416,6 +471,7 @@ impl MqttBridge {
         let Ok(mut announced) = self.announced.lock() else {
             return;
         };
+        let (site, now) = (self.topics.site.as_str(), now_ms());
         let reannounce = self.fresh.swap(false, Ordering::SeqCst);
         if reannounce {
             announced.clear();
@@ -429,7 +485,7 @@ impl MqttBridge {
                     self.send(&topic, &payload);
                 }
             }
-            self.send(&self.topics.miner_state(m.id), &miner_state(m));
+            self.send(&self.topics.miner_state(m.id), &miner_state(site, m, now));
         }
         // A miner removed from the Shepherd: an empty retained config removes it from Home
         // Assistant, and an empty retained state clears the broker's copy.
@@ -445,7 +501,25 @@ impl MqttBridge {
             }
             self.send_raw(&self.topics.miner_state(id), Vec::new());
         }
-        self.send(&self.topics.herd_state(), &herd_state(totals));
+        self.send(&self.topics.herd_state(), &herd_state(site, totals, now));
+    }
+
+    /// Publishes events (kind, fields) — QoS 1, not retained: news, not state. Returns how
+    /// many were queued; the rest failed on a full queue (the broker is away too long).
+    pub fn publish_events(&self, events: &[(&str, i64, Value)]) -> usize {
+        let mut queued = 0;
+        for (kind, _, fields) in events {
+            let doc = event_doc(&self.topics.site, kind, fields.clone());
+            match self.link.publish(
+                &self.topics.event(kind),
+                doc.to_string().into_bytes(),
+                false,
+            ) {
+                Ok(()) => queued += 1,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        queued
     }
 
     fn send(&self, topic: &str, payload: &Value) {
@@ -533,7 +607,7 @@ mod tests {
 
     #[test]
     fn discovery_has_a_device_per_miner_and_a_sensor_per_figure() {
-        let topics = Topics::from_config(&MqttConfig::default());
+        let topics = Topics::from_config(&MqttConfig::default(), "barn");
         let msgs = miner_discovery(&topics, &view());
         assert_eq!(msgs.len(), MINER_SENSORS.len());
         let (topic, temp) = &msgs[1];
@@ -541,8 +615,8 @@ mod tests {
             topic,
             "homeassistant/sensor/shepherd_miner_7/temperature/config"
         );
-        assert_eq!(temp["state_topic"], "shepherd/miners/7/state");
-        assert_eq!(temp["availability_topic"], "shepherd/status");
+        assert_eq!(temp["state_topic"], "shepherd/barn/miners/7/state");
+        assert_eq!(temp["availability_topic"], "shepherd/barn/status");
         assert_eq!(temp["value_template"], "{{ value_json.temperature }}");
         assert_eq!(temp["device_class"], "temperature");
         assert_eq!(temp["device"]["identifiers"][0], "shepherd_miner_7");
@@ -552,7 +626,7 @@ mod tests {
         let topics_only: Vec<String> = msgs.iter().map(|m| m.0.clone()).collect();
         assert_eq!(miner_config_topics(&topics, 7), topics_only);
         // Every value template names a field the state document has.
-        let state = miner_state(&view());
+        let state = miner_state("barn", &view(), 1);
         for (_, p) in &msgs {
             let field = p["value_template"].as_str().unwrap();
             let field = field
@@ -560,7 +634,7 @@ mod tests {
                 .trim_end_matches(" }}");
             assert!(state.get(field).is_some(), "{field}");
         }
-        let herd = herd_state(&HerdTotals::default());
+        let herd = herd_state("barn", &HerdTotals::default(), 1);
         for (_, p) in herd_discovery(&topics) {
             let field = p["value_template"].as_str().unwrap();
             let field = field
@@ -572,9 +646,40 @@ mod tests {
 
     #[test]
     fn state_carries_the_figures() {
-        let s = miner_state(&view());
+        let s = miner_state("barn", &view(), 5);
+        assert_eq!(
+            (s["schema"].as_u64(), s["site"].as_str()),
+            (Some(SCHEMA), Some("barn"))
+        );
+        assert_eq!((s["id"].as_i64(), s["at"].as_i64()), (Some(7), Some(5)));
         assert_eq!(s["status"], "online");
         assert_eq!(s["hashrate"], 55.5);
         assert_eq!(s["shares_rejected"], 1);
+    }
+
+    #[test]
+    fn documents_read_back_through_the_hub_parser() {
+        let topics = Topics::from_config(&MqttConfig::default(), "barn");
+        let state = miner_state("barn", &view(), 5).to_string();
+        let Ok((site, crate::hub::Incoming::Miner { id, name, .. })) =
+            crate::hub::parse("shepherd", &topics.miner_state(7), state.as_bytes())
+        else {
+            panic!("{state}")
+        };
+        assert_eq!(
+            (site.as_str(), id, name.as_str()),
+            ("barn", 7, "desk \"one\"")
+        );
+        let e = event_doc("barn", "block", json!({"id": 3, "at": 9, "miner": "desk"}));
+        assert!(matches!(
+            crate::hub::parse("shepherd", &topics.event("block"), e.to_string().as_bytes()),
+            Ok((_, crate::hub::Incoming::Event { id: 3, at: 9, .. }))
+        ));
+        let info = site_info("barn", "http://barn.local:8080", 1).to_string();
+        assert!(matches!(
+            crate::hub::parse("shepherd", &topics.site_info(), info.as_bytes()),
+            Ok((_, crate::hub::Incoming::Site { url: Some(_), .. }))
+        ));
+        assert_eq!(site_info("barn", "", 1)["url"], Value::Null);
     }
 }

@@ -542,7 +542,8 @@ fn mqtt_publishes_discovery_state_availability_and_last_will() {
     };
     let extra = format!(
         "{OFFLINE_PRICE_CONFIG}[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n\
-         topic_prefix = \"herdtest\"\ndiscovery_prefix = \"ha\"\ninterval_secs = 1\n",
+         topic_prefix = \"herdtest\"\ndiscovery_prefix = \"ha\"\ninterval_secs = 1\n\
+         [site]\nname = \"barn\"\n",
         broker.port
     );
     let mut run = Running::start_with(dir.path(), &extra, &["--demo", "1"]);
@@ -557,10 +558,13 @@ fn mqtt_publishes_discovery_state_availability_and_last_will() {
     assert!(late.wait("retained discovery", |m| m.0 == config_topic).2);
     let config: serde_json::Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(config["device"]["name"], "demo-1");
-    assert_eq!(config["availability_topic"], "herdtest/status");
+    assert_eq!(config["availability_topic"], "herdtest/barn/status");
     assert_eq!(config["unit_of_measurement"], "kH/s");
     let state_topic = config["state_topic"].as_str().unwrap().to_owned();
-    assert!(state_topic.starts_with("herdtest/miners/"), "{state_topic}");
+    assert!(
+        state_topic.starts_with("herdtest/barn/miners/"),
+        "{state_topic}"
+    );
     sub.wait("the herd device", |m| {
         m.0 == "ha/sensor/shepherd_herd/hashrate/config"
     });
@@ -574,11 +578,11 @@ fn mqtt_publishes_discovery_state_availability_and_last_will() {
     assert_eq!(state["name"], "demo-1");
     assert!(state.get("shares_accepted").is_some() && state.get("best_difficulty").is_some());
     sub.wait("herd totals", |m| {
-        m.0 == "herdtest/herd/state"
+        m.0 == "herdtest/barn/herd/state"
             && serde_json::from_str::<serde_json::Value>(&m.1).is_ok_and(|v| v["miners"] == 1)
     });
-    let late = Subscriber::start(broker.port, &["herdtest/status"]);
-    let (_, online, retained) = late.wait("availability online", |m| m.0 == "herdtest/status");
+    let late = Subscriber::start(broker.port, &["herdtest/barn/status"]);
+    let (_, online, retained) = late.wait("availability online", |m| m.0 == "herdtest/barn/status");
     assert_eq!((online.as_str(), retained), ("online", true));
 
     // Killed without a goodbye: the broker publishes the last will.
@@ -586,11 +590,11 @@ fn mqtt_publishes_discovery_state_availability_and_last_will() {
     child.kill().unwrap();
     child.wait().unwrap();
     sub.wait("the last will", |m| {
-        m.0 == "herdtest/status" && m.1 == "offline"
+        m.0 == "herdtest/barn/status" && m.1 == "offline"
     });
     // And it is retained: a subscriber arriving later sees "offline" at once.
-    let late = Subscriber::start(broker.port, &["herdtest/status"]);
-    let (_, v, retained) = late.wait("retained offline", |m| m.0 == "herdtest/status");
+    let late = Subscriber::start(broker.port, &["herdtest/barn/status"]);
+    let (_, v, retained) = late.wait("retained offline", |m| m.0 == "herdtest/barn/status");
     assert_eq!((v.as_str(), retained), ("offline", true));
 }
 
@@ -601,12 +605,13 @@ fn mqtt_says_offline_on_a_clean_stop() {
         return;
     };
     let extra = format!(
-        "{OFFLINE_PRICE_CONFIG}[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n",
+        "{OFFLINE_PRICE_CONFIG}[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n\
+         [site]\nname = \"shed\"\n",
         broker.port
     );
     let mut run = Running::start_with(dir.path(), &extra, &[]);
     run.wait_up();
-    let sub = Subscriber::start(broker.port, &["shepherd/status"]);
+    let sub = Subscriber::start(broker.port, &["shepherd/shed/status"]);
     sub.wait("online", |m| m.1 == "online");
     run.terminate();
     sub.wait("offline after SIGTERM", |m| m.1 == "offline");

@@ -68,6 +68,8 @@ pub struct AlertActor {
     mqtt: Option<MqttBridge>,
     mqtt_every: Duration,
     mqtt_last: Option<Instant>,
+    /// Last record/block/incident published as an event (`None` until MQTT's first run).
+    event_marks: Option<crate::db::hub::EventMarks>,
     /// The writer's counters, once [`WatchWrites`] arrived: a run of failed writes (a full
     /// disk) is an alert of its own.
     writes: Option<Arc<crate::db::IngestStats>>,
@@ -169,7 +171,10 @@ impl AlertActor {
         db: Addr<DbActor>,
         stats: Arc<NotifyStats>,
     ) -> Self {
-        let mqtt = config.mqtt.enabled.then(|| MqttBridge::start(&config.mqtt));
+        let mqtt = config
+            .mqtt
+            .enabled
+            .then(|| MqttBridge::start(&config.mqtt, &config.site));
         let link = mqtt.as_ref().map(MqttBridge::link);
         let destinations: Vec<Destination> = config
             .notify
@@ -187,6 +192,12 @@ impl AlertActor {
             Duration::from_secs(a.timeout_secs),
             stats,
         );
+        // Where events start: whatever happens from now on is published.
+        let event_marks = config
+            .mqtt
+            .enabled
+            .then(|| pool.with(crate::db::hub::event_marks).ok())
+            .flatten();
         Self {
             pool,
             db,
@@ -206,6 +217,7 @@ impl AlertActor {
             mqtt,
             mqtt_every: Duration::from_secs(config.mqtt.interval_secs),
             mqtt_last: None,
+            event_marks,
             writes: None,
             writes_alerted: false,
         }
@@ -265,7 +277,7 @@ impl AlertActor {
         let (miners, (signs, mark), overrides) = self
             .pool
             .with(|c| {
-                let miners = queries::miner_views(c, now, stall)?;
+                let miners = herd_document(c, now, stall)?;
                 let (signs, overrides) = if want_signs {
                     (
                         sql::signs_after(c, after, SIGNS_PER_READ)?,
@@ -346,7 +358,32 @@ impl AlertActor {
         }
         self.mqtt_last = Some(Instant::now());
         mqtt.publish_herd(miners, &queries::totals(miners));
+        // Events since the last run (history is not replayed at start).
+        let marks = self.event_marks;
+        let read = self.pool.with(|c| match marks {
+            None => Ok((Vec::new(), crate::db::hub::event_marks(c)?)),
+            Some(m) => crate::db::hub::events_after(c, m, EVENTS_PER_RUN),
+        });
+        match read {
+            Ok((events, next)) => {
+                mqtt.publish_events(&events);
+                self.event_marks = Some(next);
+            }
+            Err(e) => tracing::warn!("MQTT events: {e}"),
+        }
     }
+}
+
+/// Events of each kind published per run; a backlog goes out over several.
+const EVENTS_PER_RUN: usize = 500;
+
+/// The herd document the rules and MQTT work from: the one place it is obtained.
+fn herd_document(
+    c: &rusqlite::Connection,
+    now: i64,
+    stall: i64,
+) -> rusqlite::Result<Vec<MinerView>> {
+    queries::miner_views(c, now, stall)
 }
 
 impl Actor for AlertActor {

@@ -26,6 +26,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             bind,
             demo,
             demo_axeos,
+            hub,
         } => {
             let mut config = load_config(&common)?;
             if let Some(bind) = bind {
@@ -33,6 +34,13 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             }
             if let Some(n) = demo_axeos {
                 config.demo.axeos_miners = n;
+            }
+            if hub {
+                anyhow::ensure!(
+                    config.mqtt.enabled,
+                    "--hub needs [mqtt] enabled = true with the central broker's host in the config file"
+                );
+                config.hub.enabled = true;
             }
             crate::app::run(config, demo.unwrap_or(0))
         }
@@ -118,6 +126,12 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
                 log_rows,
                 requests,
             } => super::bench::api(miners, log_rows, requests),
+            BenchKind::Hub {
+                sites,
+                miners,
+                seconds,
+                interval_secs,
+            } => super::bench_hub::run(sites, miners, seconds, interval_secs.max(1)),
             BenchKind::SimWriter {
                 miners,
                 seconds,

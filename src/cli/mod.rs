@@ -11,6 +11,8 @@ pub mod bench;
 /// `shepherd bench flash`: a configuration read and write against a simulated chip whose link
 /// is paced like a real one.
 pub mod bench_flash;
+/// `shepherd bench hub`: a `--hub` fed by simulated sites over a loopback broker.
+pub mod bench_hub;
 /// What each subcommand does.
 pub mod dispatch;
 /// `shepherd spiffs …`, `shepherd flash inspect`, `shepherd config get|set`, `shepherd doctor`.
@@ -61,6 +63,9 @@ pub enum Command {
         /// simulated NerdMiners (overrides [demo] axeos_miners; default 3).
         #[arg(long, value_name = "N")]
         demo_axeos: Option<usize>,
+        /// Also show every site on the [mqtt] broker (the same as `[hub] enabled = true`).
+        #[arg(long)]
+        hub: bool,
     },
     /// Manage miners from a shell (same database as the web UI).
     Miners {
@@ -254,6 +259,22 @@ pub enum BenchKind {
         /// Requests of /api/herd_data (a quarter as many history requests).
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+    },
+    /// Messages/s, CPU, memory and /api/hub p99 of a `--hub` fed by N sites × M miners
+    /// published on a loopback mosquitto (needs mosquitto installed).
+    Hub {
+        /// Sites publishing.
+        #[arg(long, default_value_t = 50)]
+        sites: usize,
+        /// Miners per site.
+        #[arg(long, default_value_t = 50)]
+        miners: usize,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Seconds between a site's rounds (`[mqtt] interval_secs`; 10 by default there).
+        #[arg(long, default_value_t = 1)]
+        interval_secs: u64,
     },
     /// (internal) the child process that plays the miners.
     #[command(hide = true)]

@@ -49,6 +49,10 @@ pub struct Config {
     pub self_heal: SelfHealConfig,
     /// Pool profiles' failover and schedules.
     pub fleet: FleetConfig,
+    /// This Shepherd's site: its name on a shared broker.
+    pub site: SiteConfig,
+    /// The central view of every site on the `[mqtt]` broker (off by default).
+    pub hub: HubConfig,
 }
 
 /// `[fleet]`: how the Pi carries out pool profiles' failover and schedule windows.
@@ -68,6 +72,50 @@ impl Default for FleetConfig {
         Self {
             autopilot_secs: 60,
             time_zone: String::new(),
+        }
+    }
+}
+
+/// `[site]`: how this Shepherd is named when several share one broker.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Topic segment and label ("" means the machine's hostname).
+    pub name: String,
+    /// This Shepherd's address as a hub should link to it ("" for none).
+    pub url: String,
+}
+
+impl SiteConfig {
+    /// The name in force: `name`, else the hostname, made safe as one topic segment.
+    pub fn effective_name(&self) -> String {
+        let raw = if self.name.trim().is_empty() {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default()
+        } else {
+            self.name.clone()
+        };
+        crate::model::site::site_segment(&raw)
+    }
+}
+
+/// `[hub]`: subscribe to every site under `[mqtt] topic_prefix` and show them together.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// Also turned on by `shepherd run --hub`.
+    pub enabled: bool,
+    /// A site not heard from for this long is shown as stale even without its last will.
+    pub stale_secs: u64,
+    /// Days of remote miners' history kept.
+    pub history_days: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            stale_secs: 120,
+            history_days: 30,
         }
     }
 }
@@ -632,6 +680,8 @@ impl Config {
             ("alerts.queue_size", self.alerts.queue_size as u64),
             ("alerts.timeout_secs", self.alerts.timeout_secs),
             ("mqtt.interval_secs", self.mqtt.interval_secs),
+            ("hub.stale_secs", self.hub.stale_secs),
+            ("hub.history_days", self.hub.history_days),
             ("web.session_days", self.web.session_days),
             ("web.max_event_streams", self.web.max_event_streams as u64),
             ("fleet.autopilot_secs", self.fleet.autopilot_secs),
@@ -649,7 +699,24 @@ impl Config {
         self.validate_web()?;
         crate::fleet::zone::named(&self.fleet.time_zone)
             .map_err(|e| format!("fleet.time_zone: {e}"))?;
+        self.validate_hub()?;
         self.validate_alerts()
+    }
+
+    fn validate_hub(&self) -> Result<(), String> {
+        if self.site.name.contains(['/', '+', '#']) {
+            return Err("site.name must not contain / + or # (it is one MQTT topic level)".into());
+        }
+        if !self.site.url.is_empty() && !self.site.url.starts_with("http") {
+            return Err("site.url must start with http:// or https:// (or be \"\")".into());
+        }
+        if self.hub.enabled && !self.mqtt.enabled {
+            return Err(
+                "[hub] enabled = true needs [mqtt] enabled = true and the central broker's host"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn validate_web(&self) -> Result<(), String> {
@@ -884,11 +951,26 @@ mod tests {
             ("[mqtt]\nhots = \"x\"\n", "hots"),
             ("[mqtt]\ntopic_prefix = \"a/#\"\n", "mqtt.topic_prefix"),
             ("[alerts]\nqueue_size = 0\n", "alerts.queue_size"),
+            ("[hub]\nenabled = true\n", "needs [mqtt] enabled = true"),
+            ("[site]\nname = \"a/b\"\n", "site.name"),
+            ("[site]\nurl = \"javascript:x\"\n", "site.url"),
+            ("[hub]\nstale_secs = 0\n", "hub.stale_secs"),
         ];
         for (text, want) in bad {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_site_is_named_by_config_or_hostname() {
+        let named = SiteConfig {
+            name: "Shelf Pi".into(),
+            url: String::new(),
+        };
+        assert_eq!(named.effective_name(), "shelf-pi");
+        // Unnamed: the hostname, or "shepherd" where there is none to read.
+        assert!(!SiteConfig::default().effective_name().is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod devices;
 pub mod fleet;
 pub mod history;
+pub mod hub;
 pub mod incidents;
 pub mod logs;
 pub mod migrate;

@@ -18,6 +18,8 @@ use crate::summary::Status;
 pub struct HerdData {
     /// Program version.
     pub version: &'static str,
+    /// This Shepherd's site (`[site] name`, default the hostname): its topic level on MQTT.
+    pub site: String,
     /// Server clock (Unix ms), so pages can tell how old their data is.
     pub server_time: i64,
     /// Herd-wide figures.
@@ -100,6 +102,7 @@ pub fn herd(state: &AppState) -> Result<HerdData, crate::db::DbError> {
         .and_then(|d| lottery::odds(d, totals.hashrate_khs * 1000.0));
     Ok(HerdData {
         version: env!("CARGO_PKG_VERSION"),
+        site: state.config.site.effective_name(),
         server_time: now,
         totals,
         miners,

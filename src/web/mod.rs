@@ -12,6 +12,7 @@ pub mod events;
 pub mod firmware;
 pub mod fleet;
 pub mod format;
+pub mod hub;
 pub mod incidents;
 pub mod integrations;
 pub mod kiosk;
@@ -79,6 +80,9 @@ pub struct AppState {
 pub fn configure_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::dashboard))
         .route("/api/herd_data", web::get().to(api::herd_data))
+        .route("/api/hub", web::get().to(hub::api))
+        .route("/api/hub/history", web::get().to(hub::history))
+        .route("/hub/miner", web::get().to(hub::miner_page))
         .route("/api/records", web::get().to(records::api))
         .route("/kiosk/records", web::get().to(kiosk::records))
         .route("/api/events", web::get().to(events::events))

@@ -328,8 +328,23 @@ fn write_failure_banner(f: Option<&crate::db::actor::WriteFailure>) -> Markup {
 }
 
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
-pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    site: web::Query<super::hub::SiteFilter>,
+) -> actix_web::Result<Markup> {
     let state = state.into_inner();
+    // `--hub`: the other sites, below the local herd (a failed read must not take it down).
+    let hub = if state.config.hub.enabled {
+        let s = state.clone();
+        let filter = site.into_inner().site.filter(|x| !x.is_empty());
+        let f = filter.clone();
+        blocking(move || super::hub::view(&s, f.as_deref()))
+            .await
+            .ok()
+            .map(|v| (v, filter))
+    } else {
+        None
+    };
     let pool = state.pool.clone();
     let spark_pool = state.pool.clone();
     let mut data = blocking(move || herd(&state)).await?;
@@ -390,6 +405,10 @@ pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> 
                     } }
                     tbody { @for m in &data.miners { (miner_row(m, sparks.get(&m.id))) } }
                 }
+            }
+            @if let Some((v, f)) = &hub {
+                (super::hub::section(v, f.as_deref()))
+                script src=(asset("hub.js")) {}
             }
             script src=(asset("format.js")) {}
             script src=(asset("app.js")) {}
