@@ -160,7 +160,7 @@ pub async fn run(
     db: Addr<DbActor>,
     supervisor: Addr<Supervisor>,
     rollouts: Rollouts,
-    stall_ms: i64,
+    herd: crate::herd::Feed,
 ) {
     let mut states: HashMap<i64, State> = HashMap::new();
     loop {
@@ -168,13 +168,19 @@ pub async fn run(
         let running = rollouts.any_running();
         let p = pool.clone();
         let mut st = std::mem::take(&mut states);
+        let feed = herd.clone();
         let result = actix_web::web::block(move || {
             let now = crate::clock::now_ms();
+            let herd = match feed.current() {
+                Ok(h) => h,
+                Err(e) => return (st, Err(e)),
+            };
+            let ok: HashMap<i64, bool> = herd
+                .miners
+                .iter()
+                .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
+                .collect();
             let r = p.with(|c| {
-                let ok: HashMap<i64, bool> = crate::db::queries::miner_views(c, now, stall_ms)?
-                    .into_iter()
-                    .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
-                    .collect();
                 tick(c, &mut st, now, &ok, running, &|e| {
                     crate::fleet::probe::probe(e, crate::fleet::probe::TIMEOUT).ok
                 })

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::alerts::notify::NotifyStats;
 use crate::db::actor::IngestSnapshot;
-use crate::db::queries::MinerView;
+use crate::herd::MinerView;
 use crate::summary::Status;
 
 /// Everything one scrape shows.

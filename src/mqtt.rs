@@ -23,7 +23,7 @@ use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
 use crate::config::MqttConfig;
-use crate::db::queries::{HerdTotals, MinerView};
+use crate::herd::{HerdTotals, MinerView};
 
 /// Requests the client may queue while the broker is slow or away.
 const QUEUE: usize = 1000;

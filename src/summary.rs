@@ -1150,8 +1150,8 @@ mod sim_tests {
 
 #[cfg(test)]
 mod lottery_tests {
-    use super::*;
     use super::tests::boot;
+    use super::*;
     use MinerEvent as E;
 
     fn nvs_second(

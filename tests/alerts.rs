@@ -335,7 +335,7 @@ fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
 
 #[test]
 fn metrics_with_awkward_names_still_parse() {
-    use shepherd::db::queries::MinerView;
+    use shepherd::herd::MinerView;
     use shepherd::summary::Status;
     let mk = |id, name: &str| MinerView {
         id,

@@ -1,7 +1,8 @@
-//! AlertActor: every few seconds reads the herd and the new events, runs the
+//! AlertActor: every few seconds takes the herd the summarizer last published
+//! ([`crate::herd::Feed`]) and reads the new events, runs the
 //! [rules](rules), stores what fired or cleared in `alerts`, and hands notifications to the
 //! [notifiers](notify). When MQTT is on it also publishes the herd's state to the broker
-//! ([`crate::mqtt`]) from the same read.
+//! ([`crate::mqtt`]) from the same document.
 //!
 //! The rules are `[alerts]` from config.toml with the owner's changes from `/settings`
 //! ([`crate::db::alert_settings`]) applied; those are read again on every run, so a change
@@ -22,8 +23,8 @@ use self::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
 use self::rules::{Engine, MinerSnapshot, Notice, NoticeKind, Thresholds};
 use crate::clock::now_ms;
 use crate::config::{AlertsConfig, Config};
-use crate::db::queries::{self, MinerView};
 use crate::db::{alert_settings, alerts as sql, DbActor, ReadPool, Write};
+use crate::herd::{self, HerdData, MinerView};
 use crate::mqtt::MqttBridge;
 
 /// Events read per evaluation; a backlog is worked through over several.
@@ -54,7 +55,7 @@ type StoreRequest = Request<DbActor, Write<()>>;
 pub struct AlertActor {
     pool: ReadPool,
     db: Addr<DbActor>,
-    stall_ms: i64,
+    herd: herd::Feed,
     interval: Duration,
     /// `None` when `[alerts] enabled = false` (MQTT may still be on).
     engine: Option<Engine>,
@@ -131,6 +132,7 @@ impl AlertActor {
         config: &Config,
         pool: ReadPool,
         db: Addr<DbActor>,
+        herd: herd::Feed,
         stats: Arc<NotifyStats>,
     ) -> Self {
         let mqtt = config.mqtt.enabled.then(|| MqttBridge::start(&config.mqtt));
@@ -154,8 +156,7 @@ impl AlertActor {
         Self {
             pool,
             db,
-            stall_ms: i64::try_from(config.summarizer.stall_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
+            herd,
             // One tick serves both: often enough for the rules and for MQTT.
             interval: Duration::from_secs(if config.mqtt.enabled {
                 a.interval_secs.min(config.mqtt.interval_secs)
@@ -224,26 +225,24 @@ impl AlertActor {
             }
             self.watermark = Some(mark);
         }
-        let (stall, after) = (self.stall_ms, self.watermark.unwrap_or(0));
-        let want_signs = self.engine.is_some();
-        let (miners, (signs, mark), overrides) = self
-            .pool
-            .with(|c| {
-                let miners = queries::miner_views(c, now, stall)?;
-                let (signs, overrides) = if want_signs {
-                    (
+        let after = self.watermark.unwrap_or(0);
+        let herd = self.herd.current().map_err(|e| e.to_string())?;
+        let ((signs, mark), overrides) = if self.engine.is_some() {
+            self.pool
+                .with(|c| {
+                    Ok((
                         sql::signs_after(c, after, SIGNS_PER_READ)?,
                         alert_settings::overrides(c)?,
-                    )
-                } else {
-                    ((Vec::new(), after), Vec::new())
-                };
-                Ok((miners, signs, overrides))
-            })
-            .map_err(|e| e.to_string())?;
+                    ))
+                })
+                .map_err(|e| e.to_string())?
+        } else {
+            ((Vec::new(), after), Vec::new())
+        };
         self.watermark = Some(mark);
         self.apply_overrides(overrides);
-        self.publish_mqtt(&miners);
+        self.publish_mqtt(&herd);
+        let miners = &herd.miners;
         let writes = self.check_writes(now);
         if let Some(n) = &writes {
             match n.kind {
@@ -300,7 +299,7 @@ impl AlertActor {
         self.overrides = overrides;
     }
 
-    fn publish_mqtt(&mut self, miners: &[MinerView]) {
+    fn publish_mqtt(&mut self, herd: &HerdData) {
         let Some(mqtt) = &self.mqtt else { return };
         if self
             .mqtt_last
@@ -309,7 +308,7 @@ impl AlertActor {
             return;
         }
         self.mqtt_last = Some(Instant::now());
-        mqtt.publish_herd(miners, &queries::totals(miners));
+        mqtt.publish_herd(&herd.miners, &herd.totals);
     }
 }
 

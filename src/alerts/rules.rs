@@ -19,7 +19,7 @@ pub use crate::model::alert::{
 };
 use crate::summary::Status;
 
-/// One miner as the rules see it (a subset of [`MinerView`](crate::db::queries::MinerView)).
+/// One miner as the rules see it (a subset of [`MinerView`](crate::herd::MinerView)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerSnapshot {
     /// Row id.

@@ -115,12 +115,18 @@ struct NetworkFeed {
     backoff: Backoff,
 }
 
+/// New price or network figures were stored in `price_cache` (the herd document shows them).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PricesStored;
+
 /// Fetches the price and network figures on their intervals and caches them.
 pub struct PriceActor {
     db: Addr<DbActor>,
     pool: ReadPool,
     price: Option<PriceFeed>,
     network: Option<NetworkFeed>,
+    stored: Option<Recipient<PricesStored>>,
 }
 
 impl PriceActor {
@@ -144,7 +150,14 @@ impl PriceActor {
             pool,
             price,
             network,
+            stored: None,
         }
+    }
+
+    /// Tells `to` each time new figures are stored (the summarizer, which publishes the herd).
+    pub fn telling(mut self, to: Recipient<PricesStored>) -> Self {
+        self.stored = Some(to);
+        self
     }
 
     fn schedule(&mut self, feed: Feed) -> Option<&mut Schedule> {
@@ -344,6 +357,11 @@ impl PriceActor {
                 Ok(Err(e)) => Some(format!("cannot store in the database: {e}")),
                 Err(e) => Some(format!("database writer unavailable: {e}")),
             };
+            if failure.is_none() && outcome.stored {
+                if let Some(to) = &act.stored {
+                    to.do_send(PricesStored);
+                }
+            }
             if let Some(f) = failure {
                 tracing::warn!("{feed:?}: {f}");
                 outcome.stored = false;

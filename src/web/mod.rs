@@ -69,6 +69,8 @@ pub struct AppState {
     pub events: Arc<events::Hub>,
     /// Canary rollouts started in this process.
     pub rollouts: crate::rollout::Rollouts,
+    /// The herd document as the summarizer last published it.
+    pub herd: crate::herd::Feed,
 }
 
 /// Registers every route.

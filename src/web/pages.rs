@@ -4,12 +4,12 @@
 use actix_web::web;
 use maud::{html, Markup, DOCTYPE};
 
-use super::api::{blocking, herd, HerdData};
+use super::api::{blocking, herd};
 use super::{charts, format, AppState};
 use crate::clock::now_ms;
 use crate::db::devices;
 use crate::db::history;
-use crate::db::queries::MinerView;
+use crate::herd::{HerdData, MinerView};
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
 /// upgrade.
@@ -306,10 +306,9 @@ fn write_failure_banner(f: Option<&crate::db::actor::WriteFailure>) -> Markup {
 
 /// `GET /`: every miner with its status and figures, updated live by assets/app.js.
 pub async fn dashboard(state: web::Data<AppState>) -> actix_web::Result<Markup> {
-    let state = state.into_inner();
     let pool = state.pool.clone();
     let spark_pool = state.pool.clone();
-    let mut data = blocking(move || herd(&state)).await?;
+    let mut data = herd(&state).await?;
     problems_first(&mut data.miners);
     // Sparklines are decoration: a failed read leaves them empty rather than failing the page.
     let sparks =
