@@ -129,6 +129,8 @@ impl App {
         let sink = Sink {
             db: db.clone(),
             stats: stats.clone(),
+            // The supervisor puts itself here when it starts.
+            commands: None,
         };
         let settings = MinerSettings {
             backups_dir: config.backups_dir(),

@@ -190,6 +190,8 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Readers queue commands too (a restore after a replug): they tell this actor.
+        self.sink.commands = Some(ctx.address().recipient());
         self.reconcile(ctx);
         self.dispatch_from_table();
         ctx.run_interval(POLL, |act, ctx| {

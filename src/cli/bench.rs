@@ -171,6 +171,7 @@ fn run_shepherd(
             Sink {
                 db: db_addr.clone(),
                 stats: stats.clone(),
+                commands: None,
             },
             ingest,
             MinerSettings::default(),
