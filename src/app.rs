@@ -129,8 +129,6 @@ impl App {
         let sink = Sink {
             db: db.clone(),
             stats: stats.clone(),
-            // The supervisor puts itself here when it starts.
-            commands: None,
         };
         let settings = MinerSettings {
             backups_dir: config.backups_dir(),

@@ -22,8 +22,9 @@ use crate::db::records::{self, FoundBlock, LotteryFigures, ShareRecord};
 use crate::db::{DbError, IngestStats, ReadPool};
 use crate::diagnosis::{self, Diagnosis, Evidence, Verdict};
 use crate::lottery::{self, Odds};
+use crate::model::status::{derive_status, Status};
 use crate::price::cache::{self, NetworkView, PriceView};
-use crate::summary::{derive_status, Status, NO_SENSOR_AFTER_MS};
+use crate::summary::NO_SENSOR_AFTER_MS;
 
 /// `/api/herd_data`: the one document every dashboard polls (shape in the README).
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::alerts::notify::NotifyStats;
 use crate::db::actor::IngestSnapshot;
 use crate::herd::MinerView;
-use crate::summary::Status;
+use crate::model::status::Status;
 
 /// Everything one scrape shows.
 pub struct Scrape<'a> {

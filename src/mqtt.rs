@@ -485,7 +485,7 @@ impl Drop for MqttBridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::Status;
+    use crate::model::status::Status;
 
     fn view() -> MinerView {
         MinerView {

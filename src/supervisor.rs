@@ -190,8 +190,6 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Readers queue commands too (a restore after a replug): they tell this actor.
-        self.sink.commands = Some(ctx.address().recipient());
         self.reconcile(ctx);
         self.dispatch_from_table();
         ctx.run_interval(POLL, |act, ctx| {
@@ -224,6 +222,9 @@ impl Handler<CommandQueued> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: CommandQueued, _: &mut Self::Context) {
+        // Older pending rows of other producers (a reader's restore after a replug, the CLI)
+        // go first: a miner's commands run in the order they were queued.
+        self.dispatch_from_table();
         self.hand_over(msg);
     }
 }

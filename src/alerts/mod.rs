@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
-use self::rules::{Engine, MinerSnapshot, Notice, NoticeKind, Thresholds};
+use self::rules::{Engine, MinerSnapshot, Thresholds};
 use crate::clock::now_ms;
 use crate::config::{AlertsConfig, Config};
 use crate::db::{alert_settings, alerts as sql, DbActor, ReadPool, Write};
 use crate::herd::{self, HerdData, MinerView};
+use crate::model::alert::{self, Notice, NoticeKind};
 use crate::mqtt::MqttBridge;
 
 /// Events read per evaluation; a backlog is worked through over several.
@@ -109,9 +110,9 @@ impl Handler<SelfHealed> for AlertActor {
         let n = Notice {
             miner_id: msg.miner_id,
             miner: msg.miner,
-            rule: rules::Rule::SelfHealing,
+            rule: alert::Rule::SelfHealing,
             kind: NoticeKind::Fired,
-            severity: rules::Severity::Warning,
+            severity: alert::Severity::Warning,
             message: msg.message,
             at: now_ms(),
         };
@@ -185,7 +186,7 @@ impl AlertActor {
         let (kind, severity, message) = match (&failure, self.writes_alerted) {
             (Some(f), false) => (
                 NoticeKind::Fired,
-                rules::Severity::Warning,
+                alert::Severity::Warning,
                 format!(
                     "the Shepherd cannot write its database: {}. Free disk space; lines are kept \
                      in memory and retried meanwhile",
@@ -194,7 +195,7 @@ impl AlertActor {
             ),
             (None, true) => (
                 NoticeKind::Resolved,
-                rules::Severity::Info,
+                alert::Severity::Info,
                 "the Shepherd writes its database again".to_owned(),
             ),
             _ => return None,
@@ -203,7 +204,7 @@ impl AlertActor {
         Some(Notice {
             miner_id: 0,
             miner: "shepherd".into(),
-            rule: rules::Rule::DatabaseWrites,
+            rule: alert::Rule::DatabaseWrites,
             kind,
             severity,
             message,

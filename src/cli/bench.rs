@@ -171,7 +171,6 @@ fn run_shepherd(
             Sink {
                 db: db_addr.clone(),
                 stats: stats.clone(),
-                commands: None,
             },
             ingest,
             MinerSettings::default(),

@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Addr, Recipient};
+use actix::Addr;
 
 use super::dedupe::EventFilter;
 use super::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
@@ -58,9 +58,6 @@ pub struct Sink {
     pub db: Addr<DbActor>,
     /// Shared queue counters (back-pressure).
     pub stats: Arc<IngestStats>,
-    /// Who is told of a command this reader queues itself (the restore after a replug): the
-    /// supervisor, which hands it to the miner's actor in order with the others.
-    pub commands: Option<Recipient<super::CommandQueued>>,
 }
 
 /// Collects lines into batches and applies the queue bound.
@@ -208,19 +205,14 @@ pub fn run(
         tracing::info!(miner = cfg.miner_id, port = %cfg.port, "reading");
         link(LinkState::Connected, None);
         // A write cut off by the cable (or a silent chip) left its backup to put back: now
-        // that the port is here again, queue that restore and tell the supervisor.
-        let (miner_id, told) = (cfg.miner_id, sink.commands.clone());
+        // that the port is here again, queue that restore (the supervisor dispatches it).
+        let miner_id = cfg.miner_id;
         sink.db.do_send(crate::db::Write::new(move |c| {
             match crate::db::commands::queue_restore_after_replug(c, miner_id) {
-                Ok(Some(id)) => {
-                    tracing::warn!(
-                        miner = miner_id,
-                        "port back after an interrupted write: restore queued as command #{id}"
-                    );
-                    if let (Some(to), Some(row)) = (&told, crate::db::commands::get(c, id)?) {
-                        to.do_send(super::CommandQueued::from(row));
-                    }
-                }
+                Ok(Some(id)) => tracing::warn!(
+                    miner = miner_id,
+                    "port back after an interrupted write: restore queued as command #{id}"
+                ),
                 Ok(None) => {}
                 Err(e) => tracing::error!(miner = miner_id, "cannot queue the restore: {e}"),
             }
@@ -651,7 +643,6 @@ mod tests {
             let sink = Sink {
                 db,
                 stats: stats.clone(),
-                commands: None,
             };
             let (stop, wake) = (Arc::new(AtomicBool::new(false)), Arc::default());
             let (_jobs_tx, jobs) = std::sync::mpsc::channel();

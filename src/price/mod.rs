@@ -3,12 +3,11 @@
 //!
 //! The actor only schedules: the HTTP calls run on the blocking thread pool
 //! ([`fetch`](crate::price::fetch)), the bodies are read by pure functions
-//! ([`providers`](crate::price::providers)), and results go to the
+//! ([`crate::model::price`]), and results go to the
 //! DbActor. A failed fetch never replaces a stored value; it records `last_error` instead.
 
 pub mod cache;
 pub mod fetch;
-pub mod providers;
 
 use std::time::Duration;
 
@@ -17,11 +16,11 @@ use tokio::sync::oneshot;
 
 use self::cache::{FeedStatus, NETWORK_KEY, NETWORK_STATUS_KEY, PRICE_STATUS_KEY};
 use self::fetch::{Attempt, Backoff, FetchError, Http, NetworkResult};
-use self::providers::{NetworkUrls, PriceSource, Quote};
 use crate::clock::now_ms;
 use crate::config::{NetworkConfig, PriceConfig};
 use crate::db::price_cache::CacheRow;
 use crate::db::{DbActor, ReadPool, Write};
+use crate::model::price::{self as providers, NetworkUrls, PriceSource, Quote};
 
 /// How often the actor checks whether a feed is due; fetches themselves are minutes apart.
 const TICK: Duration = Duration::from_secs(1);

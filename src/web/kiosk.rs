@@ -13,7 +13,7 @@ use super::format;
 use super::pages::{asset, layout};
 use super::AppState;
 use crate::herd::HerdData;
-use crate::summary::Status;
+use crate::model::status::Status;
 
 /// The kiosk views: path segment, title, what it shows.
 pub const VIEWS: &[(&str, &str, &str)] = &[

@@ -92,8 +92,8 @@ pub fn problem_rank(m: &MinerView) -> u8 {
 }
 
 /// [`problem_rank`] from the status and whether the diagnosis names a cause.
-pub fn rank_of(status: crate::summary::Status, not_mining: bool) -> u8 {
-    use crate::summary::Status as S;
+pub fn rank_of(status: crate::model::status::Status, not_mining: bool) -> u8 {
+    use crate::model::status::Status as S;
     match status {
         S::Offline | S::Error => 0,
         S::Stalled | S::NoData => 1,
@@ -393,7 +393,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::Status as S;
+    use crate::model::status::Status as S;
 
     #[test]
     fn details_lose_the_device_path() {
