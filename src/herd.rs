@@ -84,13 +84,14 @@ pub fn build(
     let mut miners = miner_views(c, now, stall)?;
     let price = cache::price_view(c, &config.price, now)?;
     let keys = records::miner_keys(c)?;
-    let lottery_rows = (
-        records::herd_records(c)?,
-        records::latest_record(c)?,
-        records::latest_herd_record(c)?,
-        records::found_blocks(c)?,
-        records::test_celebration_at(c)?,
-    );
+    let lottery = HerdLottery {
+        figures: herd_figures,
+        records: records::herd_records(c)?,
+        latest_record: records::latest_record(c)?,
+        latest_herd_record: records::latest_herd_record(c)?,
+        found_blocks: records::found_blocks(c)?,
+        test_celebration_at: records::test_celebration_at(c)?,
+    };
     for m in &mut miners {
         m.odds = miner_odds(m, network.difficulty);
         m.lottery = Some(
@@ -100,8 +101,6 @@ pub fn build(
                 .unwrap_or_default(),
         );
     }
-    let (herd_records, latest_record, latest_herd_record, found_blocks, test_celebration_at) =
-        lottery_rows;
     let totals = totals(&miners);
     let odds = network
         .difficulty
@@ -115,14 +114,7 @@ pub fn build(
         price,
         network,
         odds,
-        lottery: HerdLottery {
-            figures: herd_figures,
-            records: herd_records,
-            latest_record,
-            latest_herd_record,
-            found_blocks,
-            test_celebration_at,
-        },
+        lottery,
     })
 }
 
@@ -464,6 +456,39 @@ mod tests {
         let views = miner_views(&c, now_ms, 30_000).unwrap();
         assert_eq!(views[0].shares_last_hour, 3);
         assert_eq!(views[0].status, Status::Offline);
+    }
+
+    #[test]
+    fn the_herd_is_published_once_per_change_and_read_before_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herd.db");
+        let (writer, _) = crate::db::open_writer(&path).unwrap();
+        let (mut publisher, feed) = channel(
+            ReadPool::new(path),
+            Arc::new(Config::default()),
+            Arc::new(IngestStats::default()),
+        );
+        // Before the summarizer's first: nothing published, a reader builds its own.
+        assert!(feed.latest().is_none());
+        assert_eq!(feed.current().unwrap().miners.len(), 0);
+        let mut rx = feed.subscribe();
+        assert!(publisher.publish(1_000).unwrap());
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().as_ref().unwrap().server_time, 1_000);
+        // Only the clock moved: nothing new is pushed.
+        assert!(!publisher.publish(2_000).unwrap());
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(feed.latest().unwrap().server_time, 1_000);
+        writer
+            .execute(
+                "INSERT INTO miners (id, name, port) VALUES (1, 'a', '/dev/x')",
+                [],
+            )
+            .unwrap();
+        assert!(publisher.publish(3_000).unwrap());
+        let doc = feed.current().unwrap();
+        assert_eq!((doc.server_time, doc.totals.miners), (3_000, 1));
+        assert_eq!(doc.miners[0].name, "a");
     }
 
     #[test]

@@ -39,11 +39,11 @@ pub const MINER_VIEW_SQL: &str = "
 pub fn miner_view_rows<T>(
     conn: &Connection,
     now: i64,
-    mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(&format!("{MINER_VIEW_SQL} ORDER BY m.name"))?;
     let hour_ago = now / 1000 - 3600;
-    let rows = stmt.query_map([hour_ago], |r| map(r))?;
+    let rows = stmt.query_map([hour_ago], map)?;
     rows.collect()
 }
 
