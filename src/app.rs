@@ -76,6 +76,7 @@ pub struct App {
 impl App {
     /// Opens the database, starts the actors and binds the web server.
     pub async fn start(config: Config, options: Options) -> anyhow::Result<App> {
+        let config = Arc::new(config);
         let db_path = config.database.path.clone();
         // Before anything touches the database: a second instance must change nothing.
         let lock = InstanceLock::take(&db_path, config.server.bind)?;
@@ -156,12 +157,15 @@ impl App {
         };
         let supervisor =
             Supervisor::new(pool.clone(), sink, config.ingest.clone(), settings).start();
+        // The herd document: built once per change by the summarizer, read by everyone else.
+        let (herd_publisher, herd) =
+            crate::herd::channel(pool.clone(), config.clone(), stats.clone());
         let summarizer_arbiter = Arbiter::new();
         let (sum_pool, sum_db) = (pool.clone(), db.clone());
         let interval = Duration::from_secs(config.summarizer.interval_secs);
         let summarizer =
             SummarizerActor::start_in_arbiter(&summarizer_arbiter.handle(), move |_| {
-                SummarizerActor::new(sum_pool, sum_db, interval)
+                SummarizerActor::new(sum_pool, sum_db, interval, herd_publisher)
             });
         let port_news = crate::discovery::portmap::PortNews::default();
         let discovery = config.discovery.enabled.then(|| {
@@ -184,8 +188,9 @@ impl App {
             let arbiter = Arbiter::new();
             let (p, n) = (config.price.clone(), config.network.clone());
             let (price_db, price_pool) = (db.clone(), pool.clone());
+            let stored = summarizer.clone().recipient();
             let addr = PriceActor::start_in_arbiter(&arbiter.handle(), move |_| {
-                PriceActor::new(&p, &n, price_db, price_pool)
+                PriceActor::new(&p, &n, price_db, price_pool).telling(stored)
             });
             (arbiter, addr)
         });
@@ -194,6 +199,7 @@ impl App {
         let notify_stats = Arc::new(NotifyStats::default());
         let alerts = {
             let arbiter = Arbiter::new();
+            let alert_herd = herd.clone();
             let (c, p, d, s) = (
                 config.clone(),
                 pool.clone(),
@@ -201,7 +207,7 @@ impl App {
                 notify_stats.clone(),
             );
             let addr = AlertActor::start_in_arbiter(&arbiter.handle(), move |_| {
-                AlertActor::new(&c, p, d, s)
+                AlertActor::new(&c, p, d, alert_herd, s)
             });
             addr.do_send(crate::alerts::WatchWrites(stats.clone()));
             (arbiter, addr)
@@ -230,7 +236,6 @@ impl App {
 
         let allowed_hosts =
             web::security::AllowedHosts::for_this_machine(config.server.bind, &config.web);
-        let config = Arc::new(config);
         let state = AppState {
             pool,
             db: db.clone(),
@@ -248,10 +253,9 @@ impl App {
             port_news,
             self_heal,
             rollouts: Default::default(),
+            herd,
         };
         // Failover and schedule windows of pool profiles (see crate::fleet).
-        let stall_ms =
-            i64::try_from(config.summarizer.stall_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         actix_rt::spawn(crate::autopilot::run(
             state.pool.clone(),
             crate::autopilot::Autopilot {
@@ -259,7 +263,7 @@ impl App {
                 supervisor: state.supervisor.clone(),
                 rollouts: state.rollouts.clone(),
                 alerts: alerts.1.clone(),
-                stall_ms,
+                herd: state.herd.clone(),
                 every: std::time::Duration::from_secs(config.fleet.autopilot_secs.max(1)),
                 tz: crate::fleet::zone::resolve(&config.fleet.time_zone),
             },

@@ -174,8 +174,8 @@ pub struct Autopilot {
     pub rollouts: Rollouts,
     /// Raises the alert of each switch.
     pub alerts: Addr<crate::alerts::AlertActor>,
-    /// A status this old means stalled (as the summarizer counts it).
-    pub stall_ms: i64,
+    /// The herd document the summarizer publishes (who reaches its pool).
+    pub herd: crate::herd::Feed,
     /// Time between ticks (a minute; tests shorten it).
     pub every: Duration,
     /// The zone schedule windows are read in.
@@ -189,7 +189,7 @@ pub async fn run(pool: ReadPool, a: Autopilot) {
         supervisor,
         rollouts,
         alerts,
-        stall_ms,
+        herd,
         every,
         tz,
     } = a;
@@ -211,13 +211,19 @@ pub async fn run(pool: ReadPool, a: Autopilot) {
         let running = rollouts.any_running();
         let p = pool.clone();
         let mut st = std::mem::take(&mut states);
+        let feed = herd.clone();
         let result = actix_web::web::block(move || {
             let now = crate::clock::now_ms();
+            let herd = match feed.current() {
+                Ok(h) => h,
+                Err(e) => return (st, Err(e)),
+            };
+            let ok: HashMap<i64, bool> = herd
+                .miners
+                .iter()
+                .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
+                .collect();
             let r = p.with(|c| {
-                let ok: HashMap<i64, bool> = crate::db::queries::miner_views(c, now, stall_ms)?
-                    .into_iter()
-                    .filter_map(|v| reaches_pool(v.diagnosis.verdict).map(|ok| (v.id, ok)))
-                    .collect();
                 tick(c, &mut st, now, tz, &ok, running, &|e| {
                     crate::fleet::probe::probe(e, crate::fleet::probe::TIMEOUT).ok
                 })

@@ -38,6 +38,9 @@ pub mod flash;
 /// Fleet configuration as desired state: pool profiles, desired configuration per miner,
 /// worker names, drift, failover and schedules.
 pub mod fleet;
+/// The herd document (`/api/herd_data`, SSE, alerts, MQTT, metrics): defined and built
+/// once, published by the summarizer.
+pub mod herd;
 /// Several sites in one view through an MQTT broker: topics, the subscriber of `--hub`.
 pub mod hub;
 /// Incidents: a miner's troubles told as episodes, and availability (pure).

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::alerts::notify::NotifyStats;
 use crate::db::actor::IngestSnapshot;
-use crate::db::queries::MinerView;
-use crate::summary::Status;
+use crate::herd::MinerView;
+use crate::model::status::Status;
 
 /// Everything one scrape shows.
 pub struct Scrape<'a> {

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 
 use crate::clock::now_ms;
 use crate::config::{MqttConfig, SiteConfig};
-use crate::db::queries::{HerdTotals, MinerView};
+use crate::herd::{HerdTotals, MinerView};
 use crate::hub::SCHEMA;
 
 /// Requests the client may queue while the broker is slow or away.
@@ -559,7 +559,7 @@ impl Drop for MqttBridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::Status;
+    use crate::model::status::Status;
 
     fn view() -> MinerView {
         MinerView {

@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::db::{commands, DbActor, ReadPool, Write};
 use crate::flash::nerd_config;
-use crate::supervisor::{CommandsQueued, Supervisor};
+use crate::miner::CommandQueued;
+use crate::supervisor::Supervisor;
 
 /// Where one miner of a rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -331,13 +332,14 @@ pub async fn run(
         }) else {
             return;
         };
+        let stored = payload.clone();
         let queued = db
             .send(Write::new(move |c| {
                 commands::insert(
                     c,
                     miner_id,
                     crate::db::commands::CommandKind::SetConfig,
-                    Some(&payload),
+                    Some(&stored),
                 )
             }))
             .await;
@@ -353,7 +355,12 @@ pub async fn run(
             }
         };
         rollouts.update(id, |r| r.started(index, command));
-        supervisor.do_send(CommandsQueued);
+        supervisor.do_send(CommandQueued::new(
+            command,
+            miner_id,
+            crate::db::commands::CommandKind::SetConfig,
+            Some(payload),
+        ));
         let (ok, detail) = wait_for(&pool, command).await;
         rollouts.update(id, |r| r.finished(index, ok, detail));
     }

@@ -612,12 +612,18 @@ impl SelfHealActor {
                                 miner: name,
                                 message,
                             });
-                            let id = s.miner_id;
+                            let (id, sup) = (s.miner_id, sup.clone());
                             db.do_send(crate::db::Write::new(move |c| {
-                                record(c, now, id, &action, outcome).map(|_| ())
+                                let command = record(c, now, id, &action, outcome)?;
+                                // A reset is the miner reader's to run: tell it.
+                                if let (Action::Reset, Some(row)) =
+                                    (&action, crate::db::commands::get(c, command)?)
+                                {
+                                    sup.do_send(crate::miner::CommandQueued::from(row));
+                                }
+                                Ok(())
                             }));
                         }
-                        sup.do_send(crate::supervisor::CommandsQueued);
                         status.update(|r| {
                             r.rounds += 1;
                             r.waiting = waiting;

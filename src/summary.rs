@@ -761,8 +761,8 @@ impl MinerState {
     }
 }
 
-// The miner status is a noun the pages, alerts and diagnosis share: it lives in `model`.
-pub use crate::model::status::{derive_status, Status};
+#[cfg(test)]
+use crate::model::status::{derive_status, Status};
 
 #[cfg(test)]
 mod tests {

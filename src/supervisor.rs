@@ -27,7 +27,8 @@ pub struct MinerSettings {
     pub sims: LineRegistry,
 }
 
-/// How often the miners table is checked for changes made by other processes.
+/// How often the miners and commands tables are checked for changes made by other processes
+/// (the CLI); changes made in this process arrive as messages.
 const POLL: Duration = Duration::from_secs(2);
 
 /// Starts and stops MinerActors.
@@ -37,7 +38,8 @@ pub struct Supervisor {
     ingest: IngestConfig,
     settings: MinerSettings,
     running: HashMap<i64, (String, Addr<MinerActor>)>,
-    /// Commands handed to a MinerActor and still pending/running, so each goes out once.
+    /// Commands handed to a MinerActor and not yet seen started, so each goes out once
+    /// whether it came as a message or was found in the table.
     dispatched: HashMap<i64, i64>,
     /// Readers told to stop and still draining their port. The miner's next reader starts
     /// only after: two readers must never hold one device, and the old one's final "offline"
@@ -45,12 +47,6 @@ pub struct Supervisor {
     draining: HashMap<i64, Shared<BoxFuture<'static, ()>>>,
     stopping: bool,
 }
-
-/// Commands were queued (`miner_commands` rows, pending): the supervisor hands them to their
-/// miners now rather than at its next look.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommandsQueued;
 
 /// The miners table changed (through the web, onboarding or discovery): the supervisor looks
 /// at it now and starts or stops readers.
@@ -87,75 +83,54 @@ impl Supervisor {
         }
     }
 
-    /// Sends every pending command to its miner's actor once. Commands for a miner whose old
-    /// reader is still draining wait for the new one; for a miner that is not being read they
-    /// end in an error that says so.
-    fn dispatch(&mut self) {
+    /// Looks in the table for pending commands nobody handed over: those queued by another
+    /// process (`shepherd config set`, `shepherd identify`), or by this one while their
+    /// miner's old reader was still draining. Commands queued in this process arrive as
+    /// [`CommandQueued`] and are handed over at once.
+    fn dispatch_from_table(&mut self) {
         if self.stopping {
             return;
         }
-        let active = match self.pool.with(commands::active) {
+        let pending = match self.pool.with(commands::pending) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("supervisor cannot read queued commands: {e}");
                 return;
             }
         };
-        let (running, pending): (Vec<_>, Vec<_>) =
-            active.into_iter().partition(|c| c.status == "running");
         let still: HashSet<i64> = pending.iter().map(|c| c.id).collect();
         // Forget commands that have started (they are no longer pending): the actor has them.
         self.dispatched.retain(|id, _| still.contains(id));
-        // A miner is busy with its running command, else with the first one handed over.
-        let mut busy: HashMap<i64, i64> = HashMap::new();
-        for c in &running {
-            busy.entry(c.miner_id).or_insert(c.id);
-        }
-        let mut handed: Vec<(i64, i64)> = self.dispatched.iter().map(|(i, m)| (*i, *m)).collect();
-        handed.sort_unstable();
-        for (id, miner) in handed {
-            busy.entry(miner).or_insert(id);
-        }
         for cmd in pending {
-            if self.dispatched.contains_key(&cmd.id) {
-                continue;
-            }
-            let Some((_, addr)) = self.running.get(&cmd.miner_id) else {
-                if self.draining.contains_key(&cmd.miner_id) {
-                    // Its old reader is finishing (the port changed, e.g. replugged): the
-                    // command stays pending for the reader that starts next.
-                    continue;
-                }
-                let id = cmd.id;
-                self.sink.db.do_send(Write::new(move |c| {
-                    commands::finish(
-                        c,
-                        id,
-                        false,
-                        "the miner is not being read (disabled or removed): enable it and try again",
-                        None,
-                    )
-                }));
-                continue;
-            };
-            if let Some(first) = busy.get(&cmd.miner_id) {
-                let (id, detail) = (
-                    cmd.id,
-                    format!("queued: the miner is busy with command #{first}; this one runs next"),
-                );
-                self.sink
-                    .db
-                    .do_send(Write::new(move |c| commands::set_detail(c, id, &detail)));
-            } else {
-                busy.insert(cmd.miner_id, cmd.id);
-            }
-            addr.do_send(CommandQueued {
-                id: cmd.id,
-                command: cmd.command.clone(),
-                payload: cmd.payload.clone(),
-            });
-            self.dispatched.insert(cmd.id, cmd.miner_id);
+            self.hand_over(CommandQueued::from(cmd));
         }
+    }
+
+    /// Hands one command to its miner's actor, once. A command for a miner whose old reader
+    /// is still draining waits for the new one (the table look finds it then); for a miner
+    /// that is not being read it ends in an error that says so.
+    fn hand_over(&mut self, cmd: CommandQueued) {
+        if self.stopping || self.dispatched.contains_key(&cmd.id) {
+            return;
+        }
+        let Some((_, addr)) = self.running.get(&cmd.miner_id) else {
+            if self.draining.contains_key(&cmd.miner_id) {
+                return;
+            }
+            let id = cmd.id;
+            self.sink.db.do_send(Write::new(move |c| {
+                commands::finish(
+                    c,
+                    id,
+                    false,
+                    "the miner is not being read (disabled or removed): enable it and try again",
+                    None,
+                )
+            }));
+            return;
+        };
+        self.dispatched.insert(cmd.id, cmd.miner_id);
+        addr.do_send(cmd);
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
@@ -184,7 +159,7 @@ impl Supervisor {
                 ctx.spawn(done.into_actor(self).map(move |_, act, ctx| {
                     act.draining.remove(&id);
                     act.reconcile(ctx);
-                    act.dispatch();
+                    act.dispatch_from_table();
                 }));
             }
         }
@@ -216,10 +191,10 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.reconcile(ctx);
-        self.dispatch();
+        self.dispatch_from_table();
         ctx.run_interval(POLL, |act, ctx| {
             act.reconcile(ctx);
-            act.dispatch();
+            act.dispatch_from_table();
         });
     }
 }
@@ -243,11 +218,14 @@ impl Handler<MinerReplugged> for Supervisor {
     }
 }
 
-impl Handler<CommandsQueued> for Supervisor {
+impl Handler<CommandQueued> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, _: CommandsQueued, _: &mut Self::Context) {
-        self.dispatch();
+    fn handle(&mut self, msg: CommandQueued, _: &mut Self::Context) {
+        // Older pending rows of other producers (a reader's restore after a replug, the CLI)
+        // go first: a miner's commands run in the order they were queued.
+        self.dispatch_from_table();
+        self.hand_over(msg);
     }
 }
 

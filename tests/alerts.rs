@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, Running, OFFLINE_PRICE_CONFIG};
 use shepherd::alerts::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
-use shepherd::alerts::rules::{Notice, NoticeKind, Rule, Severity};
+use shepherd::model::alert::{Notice, NoticeKind, Rule, Severity};
 
 /// One request as the recording server saw it.
 #[derive(Debug, Clone)]
@@ -335,8 +335,8 @@ fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
 
 #[test]
 fn metrics_with_awkward_names_still_parse() {
-    use shepherd::db::queries::MinerView;
-    use shepherd::summary::Status;
+    use shepherd::herd::MinerView;
+    use shepherd::model::status::Status;
     let mk = |id, name: &str| MinerView {
         id,
         name: name.into(),

@@ -15,8 +15,8 @@ use actix::Addr;
 use serde_json::Value;
 use shepherd::app::{App, Options};
 use shepherd::config::Config;
-use shepherd::discovery::classify::DeviceInfo;
 use shepherd::discovery::{DeviceEvent, DiscoveryActor, Feed};
+use shepherd::model::device::DeviceInfo;
 
 const SERIAL: &str = "F4:12:FA:5B:C3:10";
 const LINK_NAME: &str = "usb-Espressif_USB_JTAG_serial_debug_unit_F4:12:FA:5B:C3:10-if00";

@@ -230,6 +230,8 @@ fn firmware_without_spiffs_falls_back_and_deaf_bootloader_is_a_clear_error() {
     let detail = row["detail"].as_str().unwrap();
     assert!(detail.contains("bootloader not entered"), "{detail}");
     assert!(detail.contains("BOOT"), "{detail}");
+    // The loader's error stays typed up to the outcome: its kind is stored beside the sentence.
+    assert_eq!(row["result"]["loader_error"], "no_sync", "{row:#}");
     assert!(detail.contains("back into its firmware"), "{detail}");
     assert!(deaf.state(|s| !s.in_bootloader && s.firmware_boots >= 3));
     app.wait_lines_after(deaf_id, row["finished_at"].as_i64().unwrap());

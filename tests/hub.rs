@@ -232,10 +232,19 @@ fn the_hub_sees_both_sites_a_killed_one_goes_offline_and_retained_state_survives
         .get(&format!("/hub/miner?site=beta&miner={beta_id}"))
         .unwrap();
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Hashrate") && page.contains("at beta"), "{page}");
-    assert!(page.contains("publishes no address"), "beta has no [site] url: {page}");
+    assert!(
+        page.contains("Hashrate") && page.contains("at beta"),
+        "{page}"
+    );
+    assert!(
+        page.contains("publishes no address"),
+        "beta has no [site] url: {page}"
+    );
     let (_, dash) = hub.get("/").unwrap();
-    assert!(dash.contains(&format!("/hub/miner?site=beta&amp;miner={beta_id}")), "{dash}");
+    assert!(
+        dash.contains(&format!("/hub/miner?site=beta&amp;miner={beta_id}")),
+        "{dash}"
+    );
     assert_eq!(hub.get("/hub/miner?site=nowhere&miner=1").unwrap().0, 404);
 
     // beta dies without a goodbye: its broker publishes the last will, bridged to the hub.

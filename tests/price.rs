@@ -13,9 +13,9 @@ use common::mock_http::{MockServer, Reply};
 use shepherd::clock::now_ms;
 use shepherd::config::{NetworkConfig, PriceConfig};
 use shepherd::db::{self, DbActor, IngestStats, ReadPool};
+use shepherd::model::price::PriceProvider;
 use shepherd::price::cache::{self, NetworkView, PriceView};
 use shepherd::price::fetch::{FetchError, Http};
-use shepherd::price::providers::PriceProvider;
 use shepherd::price::{PriceActor, Refresh, RefreshReport};
 
 const COINCODEX: &str = "/api/coincodex/get_coin/btc";

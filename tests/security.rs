@@ -869,7 +869,7 @@ fn a_full_disk_is_seen_on_healthz_the_dashboard_and_as_an_alert() {
     let notices = rt.block_on(app.alerts.send(EvaluateNow)).unwrap().unwrap();
     assert!(
         notices.iter().any(|n| n.rule.as_str() == "database_writes"
-            && n.kind == shepherd::alerts::rules::NoticeKind::Fired),
+            && n.kind == shepherd::model::alert::NoticeKind::Fired),
         "{notices:?}"
     );
     let written = herd(&app)["ingest"]["written_lines"].as_u64().unwrap();
@@ -885,7 +885,7 @@ fn a_full_disk_is_seen_on_healthz_the_dashboard_and_as_an_alert() {
     let notices = rt.block_on(app.alerts.send(EvaluateNow)).unwrap().unwrap();
     assert!(
         notices.iter().any(|n| n.rule.as_str() == "database_writes"
-            && n.kind == shepherd::alerts::rules::NoticeKind::Resolved),
+            && n.kind == shepherd::model::alert::NoticeKind::Resolved),
         "{notices:?}"
     );
 }

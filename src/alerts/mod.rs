@@ -1,7 +1,8 @@
-//! AlertActor: every few seconds reads the herd and the new events, runs the
+//! AlertActor: every few seconds takes the herd the summarizer last published
+//! ([`crate::herd::Feed`]) and reads the new events, runs the
 //! [rules](rules), stores what fired or cleared in `alerts`, and hands notifications to the
 //! [notifiers](notify). When MQTT is on it also publishes the herd's state to the broker
-//! ([`crate::mqtt`]) from the same read.
+//! ([`crate::mqtt`]) from the same document.
 //!
 //! The rules are `[alerts]` from config.toml with the owner's changes from `/settings`
 //! ([`crate::db::alert_settings`]) applied; those are read again on every run, so a change
@@ -19,11 +20,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::notify::{Destination, Notifier, NotifyStats, RetryPolicy};
-use self::rules::{Engine, MinerSnapshot, Notice, NoticeKind, Thresholds};
+use self::rules::{Engine, MinerSnapshot, Thresholds};
 use crate::clock::now_ms;
 use crate::config::{AlertsConfig, Config};
-use crate::db::queries::{self, MinerView};
 use crate::db::{alert_settings, alerts as sql, DbActor, ReadPool, Write};
+use crate::herd::{self, HerdData, MinerView};
+use crate::model::alert::{self, Notice, NoticeKind};
 use crate::mqtt::MqttBridge;
 
 /// Events read per evaluation; a backlog is worked through over several.
@@ -54,7 +56,7 @@ type StoreRequest = Request<DbActor, Write<()>>;
 pub struct AlertActor {
     pool: ReadPool,
     db: Addr<DbActor>,
-    stall_ms: i64,
+    herd: herd::Feed,
     interval: Duration,
     /// `None` when `[alerts] enabled = false` (MQTT may still be on).
     engine: Option<Engine>,
@@ -110,9 +112,9 @@ impl Handler<SelfHealed> for AlertActor {
         let n = Notice {
             miner_id: msg.miner_id,
             miner: msg.miner,
-            rule: rules::Rule::SelfHealing,
+            rule: alert::Rule::SelfHealing,
             kind: NoticeKind::Fired,
-            severity: rules::Severity::Warning,
+            severity: alert::Severity::Warning,
             message: msg.message,
             at: now_ms(),
         };
@@ -146,9 +148,9 @@ impl Handler<PoolSwitched> for AlertActor {
         let n = Notice {
             miner_id: msg.miner_id,
             miner: msg.miner,
-            rule: rules::Rule::PoolSwitched,
+            rule: alert::Rule::PoolSwitched,
             kind: NoticeKind::Fired,
-            severity: rules::Severity::Warning,
+            severity: alert::Severity::Warning,
             message: msg.message,
             at: now_ms(),
         };
@@ -169,6 +171,7 @@ impl AlertActor {
         config: &Config,
         pool: ReadPool,
         db: Addr<DbActor>,
+        herd: herd::Feed,
         stats: Arc<NotifyStats>,
     ) -> Self {
         let mqtt = config
@@ -201,8 +204,7 @@ impl AlertActor {
         Self {
             pool,
             db,
-            stall_ms: i64::try_from(config.summarizer.stall_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
+            herd,
             // One tick serves both: often enough for the rules and for MQTT.
             interval: Duration::from_secs(if config.mqtt.enabled {
                 a.interval_secs.min(config.mqtt.interval_secs)
@@ -232,7 +234,7 @@ impl AlertActor {
         let (kind, severity, message) = match (&failure, self.writes_alerted) {
             (Some(f), false) => (
                 NoticeKind::Fired,
-                rules::Severity::Warning,
+                alert::Severity::Warning,
                 format!(
                     "the Shepherd cannot write its database: {}. Free disk space; lines are kept \
                      in memory and retried meanwhile",
@@ -241,7 +243,7 @@ impl AlertActor {
             ),
             (None, true) => (
                 NoticeKind::Resolved,
-                rules::Severity::Info,
+                alert::Severity::Info,
                 "the Shepherd writes its database again".to_owned(),
             ),
             _ => return None,
@@ -250,7 +252,7 @@ impl AlertActor {
         Some(Notice {
             miner_id: 0,
             miner: "shepherd".into(),
-            rule: rules::Rule::DatabaseWrites,
+            rule: alert::Rule::DatabaseWrites,
             kind,
             severity,
             message,
@@ -272,26 +274,24 @@ impl AlertActor {
             }
             self.watermark = Some(mark);
         }
-        let (stall, after) = (self.stall_ms, self.watermark.unwrap_or(0));
-        let want_signs = self.engine.is_some();
-        let (miners, (signs, mark), overrides) = self
-            .pool
-            .with(|c| {
-                let miners = herd_document(c, now, stall)?;
-                let (signs, overrides) = if want_signs {
-                    (
+        let after = self.watermark.unwrap_or(0);
+        let herd = self.herd.current().map_err(|e| e.to_string())?;
+        let ((signs, mark), overrides) = if self.engine.is_some() {
+            self.pool
+                .with(|c| {
+                    Ok((
                         sql::signs_after(c, after, SIGNS_PER_READ)?,
                         alert_settings::overrides(c)?,
-                    )
-                } else {
-                    ((Vec::new(), after), Vec::new())
-                };
-                Ok((miners, signs, overrides))
-            })
-            .map_err(|e| e.to_string())?;
+                    ))
+                })
+                .map_err(|e| e.to_string())?
+        } else {
+            ((Vec::new(), after), Vec::new())
+        };
         self.watermark = Some(mark);
         self.apply_overrides(overrides);
-        self.publish_mqtt(&miners);
+        self.publish_mqtt(&herd);
+        let miners = &herd.miners;
         let writes = self.check_writes(now);
         if let Some(n) = &writes {
             match n.kind {
@@ -348,7 +348,7 @@ impl AlertActor {
         self.overrides = overrides;
     }
 
-    fn publish_mqtt(&mut self, miners: &[MinerView]) {
+    fn publish_mqtt(&mut self, herd: &HerdData) {
         let Some(mqtt) = &self.mqtt else { return };
         if self
             .mqtt_last
@@ -357,7 +357,7 @@ impl AlertActor {
             return;
         }
         self.mqtt_last = Some(Instant::now());
-        mqtt.publish_herd(miners, &queries::totals(miners));
+        mqtt.publish_herd(&herd.miners, &herd.totals);
         // Events since the last run (history is not replayed at start).
         let marks = self.event_marks;
         let read = self.pool.with(|c| match marks {
@@ -376,15 +376,6 @@ impl AlertActor {
 
 /// Events of each kind published per run; a backlog goes out over several.
 const EVENTS_PER_RUN: usize = 500;
-
-/// The herd document the rules and MQTT work from: the one place it is obtained.
-fn herd_document(
-    c: &rusqlite::Connection,
-    now: i64,
-    stall: i64,
-) -> rusqlite::Result<Vec<MinerView>> {
-    queries::miner_views(c, now, stall)
-}
 
 impl Actor for AlertActor {
     type Context = Context<Self>;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use super::rules::{Notice, NoticeKind, Rule, Severity};
 use crate::config::{AlertsConfig, NotifyKind, NotifyTarget};
+use crate::model::alert::{Notice, NoticeKind, Rule, Severity};
 use crate::mqtt::MqttLink;
 
 /// How failed deliveries are retried.

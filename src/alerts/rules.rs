@@ -14,12 +14,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::config::AlertsConfig;
-pub use crate::model::alert::{
-    ActiveAlert, Notice, NoticeKind, Rule, Seen, Severity, Sign, ALL_RULES,
-};
-use crate::summary::Status;
+#[cfg(test)]
+use crate::model::alert::ALL_RULES;
+use crate::model::alert::{ActiveAlert, Notice, NoticeKind, Rule, Seen, Severity, Sign};
+use crate::model::status::Status;
 
-/// One miner as the rules see it (a subset of [`MinerView`](crate::db::queries::MinerView)).
+/// One miner as the rules see it (a subset of [`MinerView`](crate::herd::MinerView)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerSnapshot {
     /// Row id.

@@ -184,7 +184,7 @@ fn miners_command(
             if all.is_empty() {
                 println!("no miners yet: add one with `shepherd miners add --name NAME --port /dev/ttyUSB0`");
             }
-            let views = crate::db::queries::miner_views(conn, crate::clock::now_ms(), stall_ms)?;
+            let views = crate::herd::miner_views(conn, crate::clock::now_ms(), stall_ms)?;
             for m in all {
                 let state = if m.enabled { "" } else { " (disabled)" };
                 let view = views.iter().find(|v| v.id == m.id);

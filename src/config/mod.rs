@@ -754,10 +754,10 @@ impl Config {
             let at = format!("notify[{i}]");
             match n.kind {
                 NotifyKind::Webhook => {
-                    crate::price::providers::check_url(&format!("{at}.url"), &n.url)?
+                    crate::model::price::check_url(&format!("{at}.url"), &n.url)?
                 }
                 NotifyKind::Ntfy => {
-                    crate::price::providers::check_url(&format!("{at}.url"), &n.url)?;
+                    crate::model::price::check_url(&format!("{at}.url"), &n.url)?;
                     if n.topic.is_empty() || n.topic.contains('/') {
                         return Err(format!("{at}.topic: an ntfy topic is one path segment"));
                     }
@@ -776,7 +776,7 @@ impl Config {
     /// Checked even when disabled, so turning a feed on later cannot reveal an old typo.
     fn validate_price(&self) -> Result<(), String> {
         let p = &self.price;
-        crate::price::providers::price_sources(&p.coincodex_url, &p.fallback_url, &p.currency)?;
+        crate::model::price::price_sources(&p.coincodex_url, &p.fallback_url, &p.currency)?;
         if p.stale_after_secs < p.interval_secs {
             return Err(format!(
                 "price.stale_after_secs ({}) must be at least price.interval_secs ({}), or every \
@@ -789,7 +789,7 @@ impl Config {
 
     fn validate_network(&self) -> Result<(), String> {
         let n = &self.network;
-        crate::price::providers::check_url("network.mempool_url", &n.mempool_url)?;
+        crate::model::price::check_url("network.mempool_url", &n.mempool_url)?;
         if n.stale_after_secs < n.interval_secs {
             return Err(format!(
                 "network.stale_after_secs ({}) must be at least network.interval_secs ({})",

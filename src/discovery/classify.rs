@@ -15,7 +15,7 @@ use serde::Serialize;
 
 // The device nouns live in the pure `model::device` (the database stores them too); the
 // decisions about them are made here.
-pub use crate::model::device::*;
+use crate::model::device::*;
 
 /// Whether a device arrived or left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

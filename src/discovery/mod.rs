@@ -26,8 +26,9 @@ use serde::Serialize;
 use crate::config::DiscoveryConfig;
 use crate::db::devices::{self, ProbeResult};
 use crate::db::{DbActor, LinkChanged, LinkState, Write};
+use crate::model::device::{DeviceInfo, UsbId};
 use crate::supervisor::{MinerReplugged, MinersChanged, Supervisor};
-use classify::{decide, Change, Decision, DeviceInfo, Herd, IgnoreReason, UsbId};
+use classify::{decide, Change, Decision, Herd, IgnoreReason};
 use udev_source::SourceHandle;
 
 /// Something happened to the serial devices. The udev monitor, the fallback scan and tests
@@ -464,7 +465,9 @@ pub fn listing(devices: &[DeviceInfo], herd: Herd<'_>) -> Vec<DeviceListing> {
                         .map(|m| m.name.clone());
                     "miner"
                 }
-                Decision::New if classify::find_record(herd.records, d).is_some() => "unconfigured",
+                Decision::New if crate::model::device::find_record(herd.records, d).is_some() => {
+                    "unconfigured"
+                }
                 Decision::New => "new",
                 Decision::Ignored(IgnoreReason::ByOwner) => "ignored",
                 Decision::Ignored(IgnoreReason::NotListed) => "not_listed",
@@ -488,7 +491,7 @@ pub fn listing(devices: &[DeviceInfo], herd: Herd<'_>) -> Vec<DeviceListing> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use classify::{default_usb_ids, DeviceRecord, KnownMiner};
+    use crate::model::device::{default_usb_ids, DeviceRecord, KnownMiner};
 
     #[test]
     fn listing_names_what_each_device_is() {

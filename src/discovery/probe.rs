@@ -20,8 +20,9 @@ use crate::db::devices::ProbeResult;
 use crate::db::LinkState;
 use crate::miner::boot_config::{BootConfig, BootConfigCapture};
 use crate::miner::framing::{LineFramer, MAX_LINE_BYTES};
-use crate::miner::parse::{parse_line, MinerEvent};
+use crate::miner::parse::parse_line;
 use crate::miner::port;
+use crate::model::event::MinerEvent;
 
 /// What the lines read so far say. Pure: feed it lines.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::classify::DeviceInfo;
+use crate::model::device::DeviceInfo;
 
 /// Scans the real /dev and /sys.
 pub fn scan_system() -> Vec<DeviceInfo> {

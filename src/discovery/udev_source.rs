@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::classify::DeviceInfo;
 use super::sysfs;
 use super::DeviceEvent;
+use crate::model::device::DeviceInfo;
 
 /// How devices are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,6 +97,25 @@ pub enum LoaderError {
     Io(#[from] std::io::Error),
 }
 
+impl LoaderError {
+    /// A stable name for this kind of failure, stored with a command's result
+    /// (`loader_error`), so a page or a script can tell a board that needs its BOOT button
+    /// from a bad cable without reading the sentence.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoaderError::NoSync { .. } => "no_sync",
+            LoaderError::Timeout { .. } => "timeout",
+            LoaderError::Rom { .. } => "rom_error",
+            LoaderError::BadResponse { .. } => "bad_response",
+            LoaderError::UnknownChip(_) => "unknown_chip",
+            LoaderError::OutOfFlash { .. } => "out_of_flash",
+            LoaderError::UnknownFlash(_) => "unknown_flash",
+            LoaderError::Md5Mismatch { .. } => "md5_mismatch",
+            LoaderError::Io(_) => "port_failed",
+        }
+    }
+}
+
 /// One line of a protocol trace: what was said to the loader and what it answered, with
 /// timings, for `shepherd doctor` (never the flash contents: data is given as a length).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

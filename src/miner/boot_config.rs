@@ -11,7 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use super::parse::{parse_line, MinerEvent};
+use super::parse::parse_line;
+use crate::model::event::MinerEvent;
 
 /// Give up on a dump that runs past this many bytes (the firmware's buffer is 512-768 B).
 const MAX_CAPTURE_BYTES: usize = 16 * 1024;

@@ -6,6 +6,7 @@
 //! reader's `PortSession`; nothing here imports them back (the actor in `miner/mod.rs` turns a
 //! command row into the job that runs it).
 
+use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::db::commands::{self, Backup};
 use crate::db::{DbActor, Write};
 use crate::flash::lines::ResetKind;
 use crate::flash::session::Options;
+use crate::flash::transport::LoaderError;
 
 /// How long the firmware gets to print anything after the reset that ends a flash read.
 const RESUME_WINDOW: Duration = Duration::from_secs(10);
@@ -105,6 +107,57 @@ impl<'a> Reporter<'a> {
     }
 }
 
+/// Why a command failed: the flash link's own error kept typed up to the [`Outcome`], or a
+/// sentence. The row's `detail` sentence is made from it at the end ([`Outcome::failed_by`]).
+#[derive(Debug)]
+pub enum Failure {
+    /// The ROM loader link failed; `context` says while doing what ("bootloader").
+    Loader {
+        /// What was being done.
+        context: String,
+        /// The loader's error.
+        error: LoaderError,
+    },
+    /// Anything else, told as a sentence.
+    Other(String),
+}
+
+impl Failure {
+    /// A loader failure while doing `context`.
+    pub fn loader(context: impl Into<String>, error: LoaderError) -> Self {
+        Failure::Loader {
+            context: context.into(),
+            error,
+        }
+    }
+
+    /// The same failure, its context preceded by `what` ("could not read the partition").
+    pub fn within(self, what: &str) -> Self {
+        match self {
+            Failure::Loader { context, error } => Failure::Loader {
+                context: format!("{what}: {context}"),
+                error,
+            },
+            Failure::Other(s) => Failure::Other(format!("{what}: {s}")),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Loader { context, error } => write!(f, "{context}: {error}"),
+            Failure::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Other(s)
+    }
+}
+
 /// What a finished configuration command (GET_CONFIG, SET_CONFIG) reports.
 pub struct Outcome {
     /// Whether it succeeded.
@@ -115,6 +168,9 @@ pub struct Outcome {
     pub result: Value,
     /// The configuration the miner holds now, when known: stored as its last config.
     pub config: Option<Map<String, Value>>,
+    /// The flash link's error that ended it, if one did (its kind is stored in the result as
+    /// `loader_error`).
+    pub cause: Option<LoaderError>,
 }
 
 impl Outcome {
@@ -125,6 +181,22 @@ impl Outcome {
             detail,
             result: Value::Null,
             config: None,
+            cause: None,
+        }
+    }
+
+    /// A failure for `why`, with `note` after its sentence and `result` as the result.
+    pub fn failed_by(why: Failure, note: &str, result: Value) -> Outcome {
+        let detail = format!("{why}{note}");
+        Outcome {
+            ok: false,
+            detail,
+            result,
+            config: None,
+            cause: match why {
+                Failure::Loader { error, .. } => Some(error),
+                Failure::Other(_) => None,
+            },
         }
     }
 }
@@ -136,8 +208,20 @@ pub fn record_end(db: &Addr<DbActor>, id: i64, outcome: Outcome) {
         .as_ref()
         .map(|m| Value::Object(m.clone()).to_string());
     let Outcome {
-        ok, detail, result, ..
+        ok,
+        detail,
+        mut result,
+        cause,
+        ..
     } = outcome;
+    if let Some(e) = &cause {
+        tracing::info!(
+            command = id,
+            kind = e.kind(),
+            "command ended by the flash link: {e}"
+        );
+        result["loader_error"] = json!(e.kind());
+    }
     let stored = db_call(db, move |c| {
         let tx = c.transaction()?;
         if let Some(json) = &miner_config {
@@ -212,5 +296,37 @@ pub fn wait_for_boot(session: &mut PortSession<'_>) -> Result<(), String> {
              cycle it if it stays silent)",
             RESUME_WINDOW.as_secs()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loader_failure_stays_typed_up_to_the_outcome_and_reads_as_before() {
+        let why = Failure::loader(
+            "bootloader not entered",
+            LoaderError::NoSync { attempts: 7 },
+        )
+        .within("could not read the current partition");
+        let out = Outcome::failed_by(why, "; then the miner was reset", Value::Null);
+        assert!(!out.ok);
+        assert!(matches!(
+            out.cause,
+            Some(LoaderError::NoSync { attempts: 7 })
+        ));
+        assert!(
+            out.detail.starts_with(
+                "could not read the current partition: bootloader not entered: the ROM \
+                 bootloader did not answer after 7 SYNC attempts"
+            ),
+            "{}",
+            out.detail
+        );
+        assert!(out.detail.ends_with("; then the miner was reset"));
+        let plain = Outcome::failed_by(Failure::Other("no backup".into()), ".", Value::Null);
+        assert!(plain.cause.is_none());
+        assert_eq!(plain.detail, "no backup.");
     }
 }

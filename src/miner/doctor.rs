@@ -143,6 +143,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, opts: Options) -> Outc
             "trace": trace,
         }),
         config: None,
+        cause: None,
     }
 }
 

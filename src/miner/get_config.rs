@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::boot_config::{BootConfig, BootConfigCapture};
 use super::command::{
-    db_call, loader_options, mask_config, record_end, store_backup, wait_for_boot, Outcome,
-    Reporter,
+    db_call, loader_options, mask_config, record_end, store_backup, wait_for_boot, Failure,
+    Outcome, Reporter,
 };
 use super::reader::PortSession;
 use crate::clock::now_ms;
@@ -119,13 +119,14 @@ fn run(
             rep.detail(format!("{why}; falling back to the boot capture"));
             boot_outcome(session, rep, Some(why))
         }
-        Err(FlashFailure::Other(why)) if method == Method::Auto => {
+        Err(FlashFailure::Failed { why, note }) if method == Method::Auto => {
+            let why = format!("{why}{note}");
             rep.detail(format!(
                 "flash read failed ({why}); falling back to the boot capture"
             ));
             boot_outcome(session, rep, Some(why))
         }
-        Err(FlashFailure::Other(why)) => failed(why),
+        Err(FlashFailure::Failed { why, note }) => Outcome::failed_by(why, &note, Value::Null),
     }
 }
 
@@ -149,6 +150,7 @@ fn boot_outcome(
                 "fallback": fallback,
             }),
             config: Some(config),
+            cause: None,
         },
         Err(e) => failed(format!("{e}{fallback_note}")),
     }
@@ -194,8 +196,30 @@ fn boot_capture(
 pub enum FlashFailure {
     /// The partition table has no SPIFFS partition (the boot capture is the only way).
     NoSpiffs(String),
-    /// Anything else (link, chip, MD5, stop request).
-    Other(String),
+    /// Anything else (link, chip, MD5, stop request), the loader's error kept typed; `note`
+    /// says how the miner was left.
+    Failed {
+        /// What went wrong.
+        why: Failure,
+        /// After the sentence: how the miner was left (empty until known).
+        note: String,
+    },
+}
+
+impl FlashFailure {
+    fn other(why: impl Into<String>) -> Self {
+        FlashFailure::Failed {
+            why: Failure::Other(why.into()),
+            note: String::new(),
+        }
+    }
+
+    fn loader(context: &str, error: LoaderError) -> Self {
+        FlashFailure::Failed {
+            why: Failure::loader(context, error),
+            note: String::new(),
+        }
+    }
 }
 
 /// What the flash read produced.
@@ -235,8 +259,14 @@ fn flash_read(
     // What the chip printed around its loader (the ROM banner, or the firmware's boot log when
     // it did not enter the bootloader) is part of its log like any other line.
     session.ingest_bytes(&text);
-    if let Err(FlashFailure::Other(why)) | Err(FlashFailure::NoSpiffs(why)) = &read {
-        tracing::info!(miner = session.miner_id(), "flash read failed: {why}");
+    match &read {
+        Err(FlashFailure::Failed { why, .. }) => {
+            tracing::info!(miner = session.miner_id(), "flash read failed: {why}")
+        }
+        Err(FlashFailure::NoSpiffs(why)) => {
+            tracing::info!(miner = session.miner_id(), "flash read failed: {why}")
+        }
+        Ok(_) => {}
     }
     let resumed = match left {
         Ok(()) => wait_for_boot(session),
@@ -250,10 +280,13 @@ fn flash_read(
             image,
             resumed,
         }),
-        Err(FlashFailure::Other(why)) => Err(FlashFailure::Other(match resumed {
-            Ok(()) => format!("{why} (the miner was reset back into its firmware and is running)"),
-            Err(e) => format!("{why}; then {e}"),
-        })),
+        Err(FlashFailure::Failed { why, .. }) => Err(FlashFailure::Failed {
+            why,
+            note: match resumed {
+                Ok(()) => " (the miner was reset back into its firmware and is running)".into(),
+                Err(e) => format!("; then {e}"),
+            },
+        }),
         Err(other) => Err(other),
     }
 }
@@ -269,12 +302,12 @@ pub fn read_with_loader<T: LoaderPort>(
     stop: &AtomicBool,
     opts: Options,
 ) -> Result<LoaderRead, FlashFailure> {
-    let other = |e: LoaderError| FlashFailure::Other(format!("bootloader: {e}"));
+    let other = |e: LoaderError| FlashFailure::loader("bootloader", e);
     rep.detail("syncing with the ROM bootloader");
     let info = match flash_session::open(loader, opts, &mut |s| rep.detail(s)) {
         Ok(info) => info,
         Err(e @ LoaderError::NoSync { .. }) => {
-            return Err(FlashFailure::Other(format!("bootloader not entered: {e}")))
+            return Err(FlashFailure::loader("bootloader not entered", e))
         }
         Err(e) => return Err(other(e)),
     };
@@ -295,11 +328,11 @@ pub fn read_with_loader<T: LoaderPort>(
         .read_flash(TABLE_OFFSET, TABLE_MAX_LEN as u32, &mut |_, _| {})
         .map_err(other)?;
     let table =
-        PartitionTable::parse(&table_bytes).map_err(|e| FlashFailure::Other(e.to_string()))?;
+        PartitionTable::parse(&table_bytes).map_err(|e| FlashFailure::other(e.to_string()))?;
     let part = match table.spiffs() {
         Ok(p) => p.clone(),
         Err(e @ PartitionError::NoSpiffs(_)) => return Err(FlashFailure::NoSpiffs(e.to_string())),
-        Err(e) => return Err(FlashFailure::Other(e.to_string())),
+        Err(e) => return Err(FlashFailure::other(e.to_string())),
     };
     let (name, offset, size) = (part.name.clone(), part.offset, part.size);
     let label = format!(
@@ -314,8 +347,8 @@ pub fn read_with_loader<T: LoaderPort>(
     // hardware) and still puts the miner back into its firmware.
     while (image.len() as u32) < size {
         if stop.load(Ordering::Relaxed) {
-            return Err(FlashFailure::Other(
-                "shepherd is stopping: the flash read was abandoned".into(),
+            return Err(FlashFailure::other(
+                "shepherd is stopping: the flash read was abandoned",
             ));
         }
         let done = image.len() as u32;
@@ -398,6 +431,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
                 ),
                 result,
                 config: None,
+                cause: None,
             }
         }
     };
@@ -415,6 +449,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
             ),
             result,
             config: None,
+            cause: None,
         };
     };
     match serde_json::from_slice::<Value>(&file.data) {
@@ -428,6 +463,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
                 ),
                 result,
                 config: Some(config),
+                cause: None,
             }
         }
         _ => Outcome {
@@ -438,6 +474,7 @@ fn flash_outcome(session: &mut PortSession<'_>, rep: &Reporter<'_>, read: FlashR
             ),
             result,
             config: None,
+            cause: None,
         },
     }
 }

@@ -15,9 +15,10 @@ pub mod reader;
 pub mod reset;
 pub mod set_config;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use actix::prelude::*;
@@ -36,6 +37,8 @@ pub struct MinerActor {
     jobs: Option<Sender<PortJob>>,
     /// Commands for an AxeOS miner's thread (its `port` is a URL: `crate::axeos::run`).
     axeos_jobs: Option<Sender<crate::axeos::Job>>,
+    /// Commands handed to the reader thread and not yet done, oldest (the running one) first.
+    queued: Arc<Mutex<VecDeque<i64>>>,
 }
 
 impl MinerActor {
@@ -49,6 +52,7 @@ impl MinerActor {
             thread: None,
             jobs: None,
             axeos_jobs: None,
+            queued: Arc::default(),
         }
     }
 }
@@ -119,16 +123,45 @@ impl Handler<StopReading> for MinerActor {
     }
 }
 
-/// A command was queued for this miner (a `miner_commands` row, status pending).
-#[derive(Debug, Message)]
+/// A command was queued for a miner (a `miner_commands` row, status pending). Producers in
+/// this process (web, rollout, autopilot, self-healing) send it to the
+/// [`Supervisor`](crate::supervisor::Supervisor) right after storing the row, which hands it
+/// on to the miner's actor; rows written by other processes (the CLI) are found by the
+/// supervisor's poll and handed on the same way.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct CommandQueued {
     /// Row id.
     pub id: i64,
+    /// The miner it is for.
+    pub miner_id: i64,
     /// Its [`CommandKind`] name as stored (a name this version does not know fails the row).
     pub command: String,
     /// Its payload.
     pub payload: Option<String>,
+}
+
+impl CommandQueued {
+    /// The message for row `id` just stored for `miner_id`.
+    pub fn new(id: i64, miner_id: i64, kind: CommandKind, payload: Option<String>) -> Self {
+        Self {
+            id,
+            miner_id,
+            command: kind.as_str().to_owned(),
+            payload,
+        }
+    }
+}
+
+impl From<commands::CommandRow> for CommandQueued {
+    fn from(row: commands::CommandRow) -> Self {
+        Self {
+            id: row.id,
+            miner_id: row.miner_id,
+            command: row.command,
+            payload: row.payload,
+        }
+    }
 }
 
 impl Handler<CommandQueued> for MinerActor {
@@ -140,6 +173,7 @@ impl Handler<CommandQueued> for MinerActor {
             id,
             command,
             payload,
+            ..
         } = msg;
         let Some(kind) = CommandKind::parse(&command) else {
             let detail = format!("{command} is not supported by this version of shepherd");
@@ -162,11 +196,29 @@ impl Handler<CommandQueued> for MinerActor {
             }
             return;
         }
-        let job = job(db, kind, id, payload);
         // The reader thread runs jobs one at a time, between reads: commands for one miner
-        // queue there in the order they were dispatched.
+        // queue there in the order they arrive; a later one says what it waits for.
+        if let Ok(mut queued) = self.queued.lock() {
+            if let Some(first) = queued.front().copied() {
+                let detail =
+                    format!("queued: the miner is busy with command #{first}; this one runs next");
+                db.do_send(Write::new(move |c| commands::set_detail(c, id, &detail)));
+            }
+            queued.push_back(id);
+        }
+        let run = job(db, kind, id, payload);
+        let queued = self.queued.clone();
+        let job: PortJob = Box::new(move |session| {
+            run(session);
+            if let Ok(mut q) = queued.lock() {
+                q.retain(|q| *q != id);
+            }
+        });
         let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
         if sent != Some(true) {
+            if let Ok(mut q) = self.queued.lock() {
+                q.retain(|q| *q != id);
+            }
             self.sink.db.do_send(Write::new(move |c| {
                 commands::finish(
                     c,

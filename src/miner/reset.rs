@@ -44,6 +44,7 @@ pub fn execute(
                     detail: "hard reset through the serial lines; the firmware booted again".into(),
                     result: json!({ "reason": why }),
                     config: None,
+                    cause: None,
                 },
                 Err(e) => {
                     Outcome::failed(format!("the reset did not bring the firmware back: {e}"))

@@ -35,7 +35,7 @@ use super::backups::{self, GoodImage};
 use super::boot_config::{BootConfig, BootConfigCapture};
 use super::command::{
     back_to_firmware, db_call, loader_options, mask_config, record_end, store_backup,
-    wait_for_boot, Outcome, Reporter, NO_RESET_KEY,
+    wait_for_boot, Failure, Outcome, Reporter, NO_RESET_KEY,
 };
 use super::get_config::{read_with_loader, FlashFailure};
 use super::reader::PortSession;
@@ -73,6 +73,7 @@ fn failed(detail: impl Into<String>, result: Value) -> Outcome {
         detail: detail.into(),
         result,
         config: None,
+        cause: None,
     }
 }
 
@@ -471,6 +472,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Opti
                 ),
                 result,
                 config: Some(target.config),
+                cause: None,
             }
         }
         Err(BootFailure::PortGone(msg)) => left_pending(
@@ -607,7 +609,7 @@ fn finish_without_write(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
     closed: Closed,
-    why: String,
+    why: impl Into<Failure>,
     result: Value,
 ) -> Outcome {
     rep.detail("waiting for the miner to boot its firmware again (nothing was written)");
@@ -617,7 +619,7 @@ fn finish_without_write(
         Ok(()) => " Nothing was written; the miner was reset back into its firmware.".to_owned(),
         Err(e) => format!(" Nothing was written; then {e}"),
     };
-    failed(format!("{why}.{note}"), result)
+    Outcome::failed_by(why.into(), &format!(".{note}"), result)
 }
 
 fn read_current<T: LoaderPort>(
@@ -625,19 +627,22 @@ fn read_current<T: LoaderPort>(
     rep: &Reporter<'_>,
     stop: &std::sync::atomic::AtomicBool,
     opts: Options,
-) -> Result<Current, String> {
+) -> Result<Current, Failure> {
     let (chip, mac, partition, image) = match read_with_loader(loader, rep, stop, opts) {
         Ok(r) => r,
-        Err(FlashFailure::NoSpiffs(why)) | Err(FlashFailure::Other(why)) => {
-            return Err(format!("could not read the current partition: {why}"))
+        Err(FlashFailure::NoSpiffs(why)) => {
+            return Err(format!("could not read the current partition: {why}").into())
+        }
+        Err(FlashFailure::Failed { why, .. }) => {
+            return Err(why.within("could not read the current partition"))
         }
     };
     if partition.size as usize != image.len() || partition.size % SECTOR != 0 {
-        return Err(format!(
+        return Err(Failure::Other(format!(
             "the SPIFFS partition is {} bytes, not a whole number of 4 KiB blocks: the builder \
              cannot make an image of exactly that size, so nothing is written",
             partition.size
-        ));
+        )));
     }
     let files = spiffs::read_image(&image, &SpiffsParams::ARDUINO).map_err(|e| {
         format!(

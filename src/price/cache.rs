@@ -8,9 +8,9 @@ use rusqlite::Connection;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::providers::{self, NetworkFigures, PriceProvider, Quote, Retarget};
 use crate::config::{NetworkConfig, PriceConfig};
 use crate::db::price_cache::{self, CacheRow};
+use crate::model::price::{self as providers, NetworkFigures, PriceProvider, Quote, Retarget};
 
 /// Key of the network figures.
 pub const NETWORK_KEY: &str = "network";

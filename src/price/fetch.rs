@@ -6,7 +6,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::providers::{self, NetworkFigures, NetworkUrls, ParseError, PriceSource, Quote};
+use crate::model::price::{
+    self as providers, NetworkFigures, NetworkUrls, ParseError, PriceSource, Quote,
+};
 
 /// Bodies larger than this are refused: every answer we expect is a few hundred bytes, and a
 /// Pi should not buffer a runaway download.

@@ -3,12 +3,11 @@
 //!
 //! The actor only schedules: the HTTP calls run on the blocking thread pool
 //! ([`fetch`](crate::price::fetch)), the bodies are read by pure functions
-//! ([`providers`](crate::price::providers)), and results go to the
+//! ([`crate::model::price`]), and results go to the
 //! DbActor. A failed fetch never replaces a stored value; it records `last_error` instead.
 
 pub mod cache;
 pub mod fetch;
-pub mod providers;
 
 use std::time::Duration;
 
@@ -17,11 +16,11 @@ use tokio::sync::oneshot;
 
 use self::cache::{FeedStatus, NETWORK_KEY, NETWORK_STATUS_KEY, PRICE_STATUS_KEY};
 use self::fetch::{Attempt, Backoff, FetchError, Http, NetworkResult};
-use self::providers::{NetworkUrls, PriceSource, Quote};
 use crate::clock::now_ms;
 use crate::config::{NetworkConfig, PriceConfig};
 use crate::db::price_cache::CacheRow;
 use crate::db::{DbActor, ReadPool, Write};
+use crate::model::price::{self as providers, NetworkUrls, PriceSource, Quote};
 
 /// How often the actor checks whether a feed is due; fetches themselves are minutes apart.
 const TICK: Duration = Duration::from_secs(1);
@@ -115,12 +114,18 @@ struct NetworkFeed {
     backoff: Backoff,
 }
 
+/// New price or network figures were stored in `price_cache` (the herd document shows them).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PricesStored;
+
 /// Fetches the price and network figures on their intervals and caches them.
 pub struct PriceActor {
     db: Addr<DbActor>,
     pool: ReadPool,
     price: Option<PriceFeed>,
     network: Option<NetworkFeed>,
+    stored: Option<Recipient<PricesStored>>,
 }
 
 impl PriceActor {
@@ -144,7 +149,14 @@ impl PriceActor {
             pool,
             price,
             network,
+            stored: None,
         }
+    }
+
+    /// Tells `to` each time new figures are stored (the summarizer, which publishes the herd).
+    pub fn telling(mut self, to: Recipient<PricesStored>) -> Self {
+        self.stored = Some(to);
+        self
     }
 
     fn schedule(&mut self, feed: Feed) -> Option<&mut Schedule> {
@@ -344,6 +356,11 @@ impl PriceActor {
                 Ok(Err(e)) => Some(format!("cannot store in the database: {e}")),
                 Err(e) => Some(format!("database writer unavailable: {e}")),
             };
+            if failure.is_none() && outcome.stored {
+                if let Some(to) = &act.stored {
+                    to.do_send(PricesStored);
+                }
+            }
             if let Some(f) = failure {
                 tracing::warn!("{feed:?}: {f}");
                 outcome.stored = false;

@@ -284,7 +284,8 @@ pub fn format_difficulty(d: f64) -> String {
 mod tests {
     use super::*;
     use crate::miner::boot_config::{BootConfig, BootConfigCapture};
-    use crate::miner::parse::{parse_line, MinerEvent};
+    use crate::miner::parse::parse_line;
+    use crate::model::event::MinerEvent;
 
     #[test]
     fn boot_log_carries_a_config_the_capture_understands() {

@@ -9,16 +9,13 @@ use actix_web::{web, HttpResponse};
 use futures_util::stream;
 use tokio::sync::watch;
 
-use super::api::herd;
 use super::AppState;
 
-/// How often the herd is looked at for changes.
-const TICK: Duration = Duration::from_secs(1);
 /// A comment line at least this often keeps proxies and browsers from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// One producer for every subscriber: the herd document is built once per change and the
-/// same frame handed to all streams, and the number of streams is capped
+/// One producer for every subscriber: each published herd document is serialized once and
+/// the same frame handed to all streams, and the number of streams is capped
 /// (`[web] max_event_streams`), so a room full of screens costs what one does.
 pub struct Hub {
     tx: watch::Sender<Option<Arc<str>>>,
@@ -59,11 +56,7 @@ impl Hub {
         self.tx.send_replace(Some(Arc::from(frame)));
     }
 
-    /// Forgets the last frame (nobody listens), so the next subscriber gets a fresh one.
-    fn clear(&self) {
-        self.tx.send_replace(None);
-    }
-
+    #[cfg(test)]
     fn listeners(&self) -> usize {
         self.tx.receiver_count()
     }
@@ -81,41 +74,23 @@ impl Drop for Seat {
     }
 }
 
-/// The producer: while anybody listens, looks at the herd every second and publishes the
-/// document when anything but the clock changed. Runs until the process ends.
+/// The producer: serializes each herd document the summarizer publishes (once per change,
+/// see [`crate::herd::Publisher`]) into one frame for every stream. Runs until the process
+/// ends.
 pub async fn produce(state: Arc<AppState>) {
-    let mut last: Option<String> = None;
-    loop {
-        actix_rt::time::sleep(TICK).await;
-        if state.events.listeners() == 0 {
-            if last.take().is_some() {
-                state.events.clear();
-            }
-            continue;
-        }
-        let st = state.clone();
-        let doc = web::block(move || herd(&st))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|d| serde_json::to_value(d).ok());
-        if let Some(doc) = doc {
-            let fp = fingerprint(&doc);
-            if last.as_deref() != Some(fp.as_str()) {
-                last = Some(fp);
-                state.events.publish(frame("herd", &doc.to_string()));
-            }
+    let mut herd = state.herd.subscribe();
+    // A document published before the server started is the first frame.
+    herd.mark_changed();
+    while herd.changed().await.is_ok() {
+        let doc = herd.borrow_and_update().clone();
+        let Some(doc) = doc else { continue };
+        // Even with nobody listening (once per change is cheap): a new stream then starts
+        // with the latest document at once.
+        match serde_json::to_string(&*doc) {
+            Ok(json) => state.events.publish(frame("herd", &json)),
+            Err(e) => tracing::warn!("cannot serialize the herd document: {e}"),
         }
     }
-}
-
-/// The part of the herd document that says whether anything changed (not the clock).
-fn fingerprint(doc: &serde_json::Value) -> String {
-    let mut d = doc.clone();
-    if let Some(obj) = d.as_object_mut() {
-        obj.remove("server_time");
-    }
-    d.to_string()
 }
 
 /// One SSE frame.
@@ -209,14 +184,5 @@ mod tests {
         hub.publish("x".into());
         assert!(c.rx.has_changed().unwrap());
         assert_eq!(c.rx.borrow_and_update().as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn the_clock_alone_is_no_change() {
-        let a = serde_json::json!({"server_time": 1, "miners": [1]});
-        let b = serde_json::json!({"server_time": 2, "miners": [1]});
-        let c = serde_json::json!({"server_time": 2, "miners": [2]});
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&b), fingerprint(&c));
     }
 }

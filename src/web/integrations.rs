@@ -1,6 +1,8 @@
 //! `/api/alerts`, `/metrics` and `/healthz.json`: what watchdogs, Prometheus and the
 //! dashboard's alerts panel read.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
@@ -8,7 +10,7 @@ use super::api::blocking;
 use super::AppState;
 use crate::clock::now_ms;
 use crate::db::alerts::{self, AlertRow};
-use crate::db::queries;
+use crate::herd::HerdData;
 use crate::metrics::{self, Scrape};
 
 /// Alerts kept in the history shown by `/api/alerts`.
@@ -41,27 +43,19 @@ pub async fn alerts_data(state: web::Data<AppState>) -> actix_web::Result<HttpRe
     Ok(super::api::fresh_json(&data))
 }
 
-/// Every miner as the dashboard sees it, and how many alerts are active (one read).
-fn miners_and_active_alerts(
-    state: &AppState,
-) -> Result<(Vec<queries::MinerView>, usize), crate::db::DbError> {
-    let now = now_ms();
-    let stall = (state.config.summarizer.stall_secs * 1000) as i64;
-    state.pool.with(|c| {
-        Ok((
-            queries::miner_views(c, now, stall)?,
-            alerts::active(c)?.len(),
-        ))
-    })
+/// The herd as last published, and how many alerts are active.
+fn herd_and_active_alerts(state: &AppState) -> Result<(Arc<HerdData>, usize), crate::db::DbError> {
+    let herd = state.herd.current()?;
+    Ok((herd, state.pool.with(|c| Ok(alerts::active(c)?.len()))?))
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let text = blocking(move || {
-        let (miners, active) = miners_and_active_alerts(&state)?;
+        let (herd, active) = herd_and_active_alerts(&state)?;
         Ok(metrics::render(&Scrape {
-            miners: &miners,
+            miners: &herd.miners,
             ingest: &state.stats.snapshot(),
             db_bytes: metrics::db_sizes(&state.config.database.path),
             alerts_active: active,
@@ -97,8 +91,8 @@ pub struct Health {
 pub async fn healthz_json(state: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let health = blocking(move || {
-        let (miners, active) = miners_and_active_alerts(&state)?;
-        let totals = queries::totals(&miners);
+        let (herd, active) = herd_and_active_alerts(&state)?;
+        let totals = &herd.totals;
         let ingest = state.stats.snapshot();
         Ok(Health {
             status: "ok",

@@ -8,11 +8,12 @@
 use actix_web::{web, HttpRequest};
 use maud::{html, Markup, DOCTYPE};
 
-use super::api::{blocking, herd, HerdData};
+use super::api::herd;
 use super::format;
 use super::pages::{asset, layout};
 use super::AppState;
-use crate::summary::Status;
+use crate::herd::HerdData;
+use crate::model::status::Status;
 
 /// The kiosk views: path segment, title, what it shows.
 pub const VIEWS: &[(&str, &str, &str)] = &[
@@ -49,8 +50,7 @@ fn frame(view: &str, title: &str, body: Markup) -> Markup {
 }
 
 async fn data(state: web::Data<AppState>) -> Result<HerdData, super::error::ApiError> {
-    let state = state.into_inner();
-    blocking(move || herd(&state)).await
+    herd(&state).await
 }
 
 fn status_name(s: Status) -> String {

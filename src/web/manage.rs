@@ -17,8 +17,8 @@ use crate::db::{DbError, Write};
 use crate::flash::nerd_config;
 use crate::miner::command::{loader_options, mask_config, NO_RESET_KEY};
 use crate::miner::get_config::Method;
+use crate::miner::CommandQueued;
 use crate::rollout::{self, Rollout};
-use crate::supervisor::CommandsQueued;
 
 fn not_found(what: String) -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "error": what }))
@@ -86,7 +86,7 @@ pub async fn identify(
     queue(&state, path.into_inner(), CommandKind::Reset, Some(payload)).await
 }
 
-/// Queues `command` for `miner_id` and wakes the supervisor; 202 `{"id"}`, 404 without miner.
+/// Queues `command` for `miner_id` and tells the supervisor; 202 `{"id"}`, 404 without miner.
 async fn queue(
     state: &AppState,
     miner_id: i64,
@@ -100,15 +100,18 @@ async fn queue(
     {
         return Ok(not_found(format!("no miner with id {miner_id}")));
     }
+    let stored = payload.clone();
     let id = state
         .db
         .send(Write::new(move |c| {
-            commands::insert(c, miner_id, command, payload.as_deref())
+            commands::insert(c, miner_id, command, stored.as_deref())
         }))
         .await
         .map_err(ApiError::from)?
         .map_err(ApiError::from)?;
-    state.supervisor.do_send(CommandsQueued);
+    state
+        .supervisor
+        .do_send(CommandQueued::new(id, miner_id, command, payload));
     Ok(HttpResponse::Accepted().json(json!({ "id": id })))
 }
 

@@ -13,8 +13,8 @@ use super::{charts, format, AppState};
 use crate::clock::now_ms;
 use crate::db::history::{self, Point, Range, StatusEvent};
 use crate::db::logs::{self, LogLine};
-use crate::db::queries::{self, MinerView};
 use crate::db::reboots::{self, RebootRow};
+use crate::herd::MinerView;
 
 /// Log lines shown on the page.
 const PAGE_LOG_LINES: usize = 200;
@@ -142,14 +142,12 @@ fn load(
     range: Option<Range>,
 ) -> Result<Option<PageData>, crate::db::DbError> {
     let now = now_ms();
-    let stall = (state.config.summarizer.stall_secs * 1000) as i64;
+    let herd = state.herd.current()?;
     state.pool.with(|c| {
         let Some(name) = history::miner_name(c, id)? else {
             return Ok(None);
         };
-        let view = queries::miner_views(c, now, stall)?
-            .into_iter()
-            .find(|m| m.id == id);
+        let view = herd.miners.iter().find(|m| m.id == id).cloned();
         let range = match range {
             Some(r) => r,
             None => default_range(

@@ -74,6 +74,8 @@ pub struct AppState {
     pub port_news: crate::discovery::portmap::PortNews,
     /// Self-healing's report (hubs that switch port power, miners it waits on).
     pub self_heal: crate::selfheal::Status,
+    /// The herd document as the summarizer last published it.
+    pub herd: crate::herd::Feed,
 }
 
 /// Registers every route.

@@ -4,12 +4,12 @@
 use actix_web::web;
 use maud::{html, Markup, DOCTYPE};
 
-use super::api::{blocking, herd, HerdData};
+use super::api::{blocking, herd};
 use super::{charts, format, AppState};
 use crate::clock::now_ms;
 use crate::db::devices;
 use crate::db::history;
-use crate::db::queries::MinerView;
+use crate::herd::{HerdData, MinerView};
 
 /// Asset URL with the version, so a kiosk that runs for months picks up new files after an
 /// upgrade.
@@ -92,8 +92,8 @@ pub fn problem_rank(m: &MinerView) -> u8 {
 }
 
 /// [`problem_rank`] from the status and whether the diagnosis names a cause.
-pub fn rank_of(status: crate::summary::Status, not_mining: bool) -> u8 {
-    use crate::summary::Status as S;
+pub fn rank_of(status: crate::model::status::Status, not_mining: bool) -> u8 {
+    use crate::model::status::Status as S;
     match status {
         S::Offline | S::Error => 0,
         S::Stalled | S::NoData => 1,
@@ -347,7 +347,7 @@ pub async fn dashboard(
     };
     let pool = state.pool.clone();
     let spark_pool = state.pool.clone();
-    let mut data = blocking(move || herd(&state)).await?;
+    let mut data = herd(&state).await?;
     problems_first(&mut data.miners);
     // Sparklines are decoration: a failed read leaves them empty rather than failing the page.
     let sparks =
@@ -450,7 +450,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::Status as S;
+    use crate::model::status::Status as S;
 
     #[test]
     fn details_lose_the_device_path() {

@@ -1,7 +1,7 @@
 //! Recognises what a NerdMiner_v2 log line means.
 //!
 //! Every format string the firmware (BitMaker-hub/NerdMiner_v2, from the 2023 releases to
-//! V1.8.x) prints on serial that matters for watching a miner maps to a [`MinerEvent`].
+//! V1.8.x) prints on serial that matters for watching a miner maps to a [`MinerEvent`](crate::model::event::MinerEvent).
 //! Tasks print concurrently, so one line can hold the tail of another task's output in
 //! front of a marker (`*wm:[ERR>>> Completed ...`): markers are searched anywhere in the
 //! line, and a line can yield several events. Matching is hand-written (no regex) because
@@ -15,6 +15,5 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-pub use crate::model::event::MinerEvent;
 pub use mask::mask_secrets;
 pub use rules::parse_line;

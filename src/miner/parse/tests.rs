@@ -3,8 +3,8 @@
 use super::mask::*;
 use super::rules::*;
 use super::scan::*;
-use super::MinerEvent as E;
-use super::*;
+use crate::model::event::MinerEvent;
+use crate::model::event::MinerEvent as E;
 use proptest::prelude::*;
 
 /// One case per firmware format string: (line, expected events). The comment says
