@@ -287,6 +287,8 @@ fn corrupted_writes_are_retried_then_rolled_back_and_a_rejected_config_is_restor
     assert_eq!(row["result"]["rolled_back"], true);
     assert_eq!(sim_config(&chip)["poolString"], "solo.ckpool.org");
     assert!(chip.state(|s| s.configured));
+    // A mismatch the writer found itself is not the loader's error: none is stored.
+    assert!(row["result"].get("loader_error").is_none(), "{row:#}");
     chip.set_write_hook(None);
 
     // The image is fine but this firmware will not take the configuration: it opens its setup
@@ -412,6 +414,13 @@ fn unplugged_mid_flash_is_a_clear_error_and_the_backup_restores_on_replug() {
         "{detail}"
     );
     assert_eq!(row["result"]["restore_on_replug"], backup);
+    // The loader's error that cut the write off is stored by kind, beside the sentence: the
+    // chip went silent mid-write; the rollback could not reach it either.
+    assert_eq!(row["result"]["loader_error"], "timeout", "{row:#}");
+    assert!(
+        row["result"]["rollback_loader_error"].is_string(),
+        "{row:#}"
+    );
     // The flash really is half written. The flasher stub erases as it writes (esptool
     // `flash_defl_begin`), so past the cut the old image is still there: a mix that may or may
     // not mount, and that no boot confirmed.

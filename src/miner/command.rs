@@ -131,14 +131,31 @@ impl Failure {
         }
     }
 
+    /// A loader failure told by the error's own sentence alone.
+    pub fn bare(error: LoaderError) -> Self {
+        Failure::loader("", error)
+    }
+
     /// The same failure, its context preceded by `what` ("could not read the partition").
     pub fn within(self, what: &str) -> Self {
         match self {
             Failure::Loader { context, error } => Failure::Loader {
-                context: format!("{what}: {context}"),
+                context: if context.is_empty() {
+                    what.to_owned()
+                } else {
+                    format!("{what}: {context}")
+                },
                 error,
             },
             Failure::Other(s) => Failure::Other(format!("{what}: {s}")),
+        }
+    }
+
+    /// The loader's error in it, if one is (what the outcome stores the kind of).
+    pub fn cause(self) -> Option<LoaderError> {
+        match self {
+            Failure::Loader { error, .. } => Some(error),
+            Failure::Other(_) => None,
         }
     }
 }
@@ -146,6 +163,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Failure::Loader { context, error } if context.is_empty() => write!(f, "{error}"),
             Failure::Loader { context, error } => write!(f, "{context}: {error}"),
             Failure::Other(s) => f.write_str(s),
         }
@@ -188,18 +206,22 @@ impl Outcome {
     /// A failure for `why`, with `note` after its sentence and `result` as the result.
     pub fn failed_by(why: Failure, note: &str, result: Value) -> Outcome {
         let detail = format!("{why}{note}");
+        Outcome::failed_with(detail, why.cause(), result)
+    }
+
+    /// A failure whose sentence was made from several failures (a write, then its rollback):
+    /// `cause` is the loader's error that ended it, if one did.
+    pub fn failed_with(detail: String, cause: Option<LoaderError>, result: Value) -> Outcome {
         Outcome {
             ok: false,
             detail,
             result,
             config: None,
-            cause: match why {
-                Failure::Loader { error, .. } => Some(error),
-                Failure::Other(_) => None,
-            },
+            cause,
         }
     }
 }
+
 /// Records a finished command in one transaction: its status and result, and the
 /// configuration it saw as the miner's last known one.
 pub fn record_end(db: &Addr<DbActor>, id: i64, outcome: Outcome) {
@@ -325,6 +347,15 @@ mod tests {
             out.detail
         );
         assert!(out.detail.ends_with("; then the miner was reset"));
+        let bare = Failure::bare(LoaderError::UnknownChip(7)).within("chip");
+        assert_eq!(
+            bare.to_string(),
+            format!("chip: {}", LoaderError::UnknownChip(7))
+        );
+        assert_eq!(
+            Failure::bare(LoaderError::UnknownChip(7)).to_string(),
+            LoaderError::UnknownChip(7).to_string()
+        );
         let plain = Outcome::failed_by(Failure::Other("no backup".into()), ".", Value::Null);
         assert!(plain.cause.is_none());
         assert_eq!(plain.detail, "no backup.");

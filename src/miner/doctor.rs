@@ -12,7 +12,7 @@ use actix::Addr;
 use serde_json::{json, Value};
 
 use super::command::{
-    db_call, loader_options, mask_config, record_end, wait_for_boot, Outcome, Reporter,
+    db_call, loader_options, mask_config, record_end, wait_for_boot, Failure, Outcome, Reporter,
 };
 use super::reader::PortSession;
 use crate::db::commands;
@@ -38,26 +38,48 @@ pub struct Verdict {
     pub verdict: &'static str,
     /// What was found, or what went wrong and what to do.
     pub detail: String,
+    /// The kind of the loader's error that failed this step (`LoaderError::kind`), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loader_error: Option<&'static str>,
 }
 
 #[derive(Default)]
 struct Report {
     verdicts: Vec<Verdict>,
     config: Option<Value>,
+    /// The first loader error that failed a step: the command's cause (`loader_error`).
+    cause: Option<LoaderError>,
 }
 
 impl Report {
     fn ok(&mut self, step: &'static str, detail: impl Into<String>) {
-        self.push(step, "ok", detail.into());
+        self.push(step, "ok", detail.into(), None);
     }
     fn fail(&mut self, step: &'static str, detail: impl Into<String>) {
-        self.push(step, "fail", detail.into());
+        self.push(step, "fail", detail.into(), None);
     }
-    fn push(&mut self, step: &'static str, verdict: &'static str, detail: String) {
+    /// A step failed by the loader (or not, for `Failure::Other`): its sentence is made here,
+    /// its kind kept on the verdict, and the first such error becomes the command's cause.
+    fn failed_by(&mut self, step: &'static str, why: Failure) {
+        let detail = why.to_string();
+        let Some(e) = why.cause() else {
+            return self.fail(step, detail);
+        };
+        self.push(step, "fail", detail, Some(e.kind()));
+        self.cause.get_or_insert(e);
+    }
+    fn push(
+        &mut self,
+        step: &'static str,
+        verdict: &'static str,
+        detail: String,
+        loader_error: Option<&'static str>,
+    ) {
         self.verdicts.push(Verdict {
             step,
             verdict,
             detail,
+            loader_error,
         });
     }
 }
@@ -118,11 +140,11 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, opts: Options) -> Outc
     };
     session.ingest_bytes(&text);
     match left
-        .map_err(|e| e.to_string())
-        .and_then(|()| wait_for_boot(session))
+        .map_err(Failure::bare)
+        .and_then(|()| wait_for_boot(session).map_err(Failure::Other))
     {
         Ok(()) => report.ok("back to firmware", "the miner booted its firmware again"),
-        Err(e) => report.fail("back to firmware", e),
+        Err(why) => report.failed_by("back to firmware", why),
     }
     let failed = report
         .verdicts
@@ -143,7 +165,7 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, opts: Options) -> Outc
             "trace": trace,
         }),
         config: None,
-        cause: None,
+        cause: report.cause,
     }
 }
 
@@ -157,7 +179,7 @@ fn check<T: LoaderPort>(
     rep.detail("syncing with the ROM bootloader");
     let started = Instant::now();
     if let Err(e) = flash_session::sync(loader, opts, &mut |s| rep.detail(s)) {
-        report.fail("sync", e.to_string());
+        report.failed_by("sync", Failure::bare(e));
         return;
     }
     report.ok(
@@ -176,7 +198,7 @@ fn check<T: LoaderPort>(
     let chip = match loader.detect_chip() {
         Ok(c) => c,
         Err(e) => {
-            report.fail("chip", e.to_string());
+            report.failed_by("chip", Failure::bare(e));
             return;
         }
     };
@@ -195,12 +217,12 @@ fn check<T: LoaderPort>(
     );
     match loader.mac(chip) {
         Ok(mac) => report.ok("mac", mac),
-        Err(e) => report.fail("mac", e.to_string()),
+        Err(e) => report.failed_by("mac", Failure::bare(e)),
     }
     if loader.port_mut().wiring() == Wiring::UsbJtag {
         match loader.disable_watchdogs(chip) {
             Ok(()) => report.ok("watchdogs", "RTC and super watchdog switched off"),
-            Err(e) => report.fail("watchdogs", e.to_string()),
+            Err(e) => report.failed_by("watchdogs", Failure::bare(e)),
         }
     }
     let size = match loader
@@ -212,12 +234,12 @@ fn check<T: LoaderPort>(
             size
         }
         Err(e) => {
-            report.fail("flash", e.to_string());
+            report.failed_by("flash", Failure::bare(e));
             return;
         }
     };
     if let Err(e) = loader.set_flash_params(size) {
-        report.fail("flash", format!("SPI_SET_PARAMS: {e}"));
+        report.failed_by("flash", Failure::loader("SPI_SET_PARAMS", e));
         return;
     }
     speeds(loader, rep, opts, size, report);
@@ -285,10 +307,8 @@ fn speeds<T: LoaderPort>(
                     .and_then(|()| loader.detect_chip().map(|_| ()))
                     .and_then(|()| loader.attach_flash(size));
                 if let Err(e) = again {
-                    report.fail(
-                        "read speed",
-                        format!("{}; reconnecting: {e}", lines.join("; ")),
-                    );
+                    let context = format!("{}; reconnecting", lines.join("; "));
+                    report.failed_by("read speed", Failure::loader(context, e));
                     return;
                 }
             }
@@ -311,12 +331,12 @@ fn partitions_and_config<T: LoaderPort>(
     rep.detail("reading the partition table at 0x8000");
     let table = match loader
         .read_flash(TABLE_OFFSET, TABLE_MAX_LEN as u32, &mut |_, _| {})
-        .map_err(|e| e.to_string())
-        .and_then(|b| PartitionTable::parse(&b).map_err(|e| e.to_string()))
+        .map_err(Failure::bare)
+        .and_then(|b| PartitionTable::parse(&b).map_err(|e| Failure::Other(e.to_string())))
     {
         Ok(t) => t,
-        Err(e) => {
-            report.fail("partition table", e);
+        Err(why) => {
+            report.failed_by("partition table", why);
             return;
         }
     };
@@ -337,7 +357,7 @@ fn partitions_and_config<T: LoaderPort>(
     let image = match loader.read_flash_verified(part.offset, part.size, &mut |_, _| {}) {
         Ok(i) => i,
         Err(e) => {
-            report.fail("spiffs", e.to_string());
+            report.failed_by("spiffs", Failure::bare(e));
             return;
         }
     };
@@ -384,5 +404,40 @@ fn partitions_and_config<T: LoaderPort>(
             Ok(_) => report.fail("config", "/config.json is not a JSON object"),
             Err(e) => report.fail("config", format!("/config.json does not parse: {e}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_failed_by_the_loader_keeps_its_kind_and_the_first_becomes_the_cause() {
+        let mut report = Report::default();
+        report.failed_by("sync", Failure::bare(LoaderError::NoSync { attempts: 7 }));
+        report.failed_by(
+            "flash",
+            Failure::loader("SPI_SET_PARAMS", LoaderError::UnknownChip(1)),
+        );
+        report.failed_by("config", Failure::Other("no /config.json".into()));
+        let v = &report.verdicts;
+        // The sentences read as they did when the error was turned into text at once.
+        assert_eq!(v[0].detail, LoaderError::NoSync { attempts: 7 }.to_string());
+        assert_eq!(
+            v[1].detail,
+            format!("SPI_SET_PARAMS: {}", LoaderError::UnknownChip(1))
+        );
+        assert_eq!(v[2].detail, "no /config.json");
+        let kinds: Vec<_> = v.iter().map(|v| v.loader_error).collect();
+        assert_eq!(kinds, [Some("no_sync"), Some("unknown_chip"), None]);
+        assert!(v.iter().all(|v| v.verdict == "fail"));
+        assert!(matches!(
+            report.cause,
+            Some(LoaderError::NoSync { attempts: 7 })
+        ));
+        // Only a step the loader failed says so in the JSON.
+        let json = serde_json::to_value(v).unwrap();
+        assert_eq!(json[0]["loader_error"], "no_sync");
+        assert!(json[2].get("loader_error").is_none());
     }
 }

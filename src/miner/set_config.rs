@@ -430,22 +430,23 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Opti
         // re-enters the loader from here.
         let text = abandon(loader);
         session.ingest_bytes(&text);
-        if let WriteError::PortGone(e) = &why {
-            let msg = session.lost(e.clone());
-            return left_pending(
-                format!(
-                    "{msg}. The write was interrupted: the partition may be half written and the \
-                     miner may come up in its setup portal"
-                ),
-                fall_back.intent.as_ref(),
-                result,
-            );
-        }
-        rep.detail(format!(
-            "{}; putting the previous configuration back",
-            why.text()
-        ));
-        return rollback(session, rep, offset, &fall_back, why.text(), result, opts);
+        let why = match why {
+            WriteError::PortGone(e) => {
+                let msg = session.lost(port_words(&e));
+                return left_pending(
+                    format!(
+                        "{msg}. The write was interrupted: the partition may be half written and \
+                         the miner may come up in its setup portal"
+                    ),
+                    Some(e),
+                    fall_back.intent.as_ref(),
+                    result,
+                );
+            }
+            WriteError::Failed(why) => why,
+        };
+        rep.detail(format!("{why}; putting the previous configuration back"));
+        return rollback(session, rep, offset, &fall_back, why, result, opts);
     }
 
     // 5. Reset and watch the miner come back with the new configuration.
@@ -480,12 +481,17 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Opti
                 "{msg}. The new image was written and verified, but the miner went away before \
                  it confirmed it"
             ),
+            None,
             fall_back.intent.as_ref(),
             result,
         ),
-        Err(BootFailure::Rejected(why)) | Err(BootFailure::NoPool(why)) => {
+        Err(BootFailure::Rejected(why)) => {
             rep.detail(format!("{why}; putting the previous configuration back"));
             rollback(session, rep, offset, &fall_back, why, result, opts)
+        }
+        Err(BootFailure::NoPool(why)) => {
+            rep.detail(format!("{why}; putting the previous configuration back"));
+            rollback(session, rep, offset, &fall_back, why.into(), result, opts)
         }
     }
 }
@@ -586,13 +592,13 @@ fn fall_backs(
 /// loader for the firmware worked.
 struct Closed {
     text: Vec<u8>,
-    left: Result<(), String>,
+    left: Result<(), Failure>,
 }
 
 /// Leaves the loader for the firmware (see `flash::session::leave`) and ends the session.
 fn close(mut loader: Loader<SessionPort<'_>>, opts: Options, home: u32) -> Closed {
     let left = flash_session::leave(&mut loader, opts, home)
-        .map_err(|e| format!("could not leave the bootloader for the firmware: {e}"));
+        .map_err(|e| Failure::loader("could not leave the bootloader for the firmware", e));
     Closed {
         text: loader.take_text(),
         left,
@@ -614,12 +620,19 @@ fn finish_without_write(
 ) -> Outcome {
     rep.detail("waiting for the miner to boot its firmware again (nothing was written)");
     session.ingest_bytes(&closed.text);
-    let resumed = closed.left.and_then(|()| wait_for_boot(session));
-    let note = match resumed {
-        Ok(()) => " Nothing was written; the miner was reset back into its firmware.".to_owned(),
-        Err(e) => format!(" Nothing was written; then {e}"),
+    let resumed = closed
+        .left
+        .and_then(|()| wait_for_boot(session).map_err(Failure::Other));
+    let (note, then) = match resumed {
+        Ok(()) => (
+            " Nothing was written; the miner was reset back into its firmware.".to_owned(),
+            None,
+        ),
+        Err(e) => (format!(" Nothing was written; then {e}"), e.cause()),
     };
-    Outcome::failed_by(why.into(), &format!(".{note}"), result)
+    let why: Failure = why.into();
+    let detail = format!("{why}.{note}");
+    Outcome::failed_with(detail, why.cause().or(then), result)
 }
 
 fn read_current<T: LoaderPort>(
@@ -744,18 +757,28 @@ fn check_image(image: &[u8], files: &[SpiffsFile]) -> Result<(), String> {
 }
 
 enum WriteError {
-    /// The port failed (the USB device went away).
-    PortGone(String),
+    /// The port failed (the USB device went away): the loader's `Io` error.
+    PortGone(LoaderError),
     /// The chip stopped answering, or the write or its check failed.
-    Failed(String),
+    Failed(Failure),
 }
 
-impl WriteError {
-    fn text(&self) -> String {
-        match self {
-            WriteError::PortGone(e) | WriteError::Failed(e) => e.clone(),
-        }
+/// How a port that failed under the loader is told to the reader (`PortSession::lost`): in the
+/// system's own words, which the reader's sentence wraps.
+fn port_words(e: &LoaderError) -> String {
+    match e {
+        LoaderError::Io(io) => io.to_string(),
+        e => e.to_string(),
     }
+}
+
+/// The loader error that ended a write whose rollback failed too: the write's own when it had
+/// one (what cut it off), else the rollback's; the rollback's kind goes in the result as well.
+fn first_cause(why: Failure, then: Option<LoaderError>, result: &mut Value) -> Option<LoaderError> {
+    if let Some(e) = &then {
+        result["rollback_loader_error"] = json!(e.kind());
+    }
+    why.cause().or(then)
 }
 
 // The loader calls this writer makes, kept together: the loader's API is being reworked
@@ -792,10 +815,13 @@ fn write_verified<T: LoaderPort>(
 ) -> Result<(), WriteError> {
     let size = image.len() as u32;
     let ours = Md5::digest(image);
-    let mut last = String::new();
+    let mut last = Failure::Other("nothing was written".into());
     let gone = |e: LoaderError, during: &str| match e {
-        LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
-        e => WriteError::Failed(format!("the write was cut off {during}: {e}")),
+        e @ LoaderError::Io(_) => WriteError::PortGone(e),
+        e => WriteError::Failed(Failure::loader(
+            format!("the write was cut off {during}"),
+            e,
+        )),
     };
     for attempt in 1..=WRITE_ATTEMPTS {
         let label = format!("writing {what} at 0x{offset:x} (attempt {attempt})");
@@ -812,20 +838,20 @@ fn write_verified<T: LoaderPort>(
             Err(e @ (LoaderError::Io(_) | LoaderError::Timeout { .. })) => {
                 return Err(gone(e, "while writing"))
             }
-            Err(e) => format!("the write failed: {e}"),
+            Err(e) => Failure::loader("the write failed", e),
             Ok(()) => {
                 rep.detail("verifying the write against the chip's MD5 of the partition");
                 match loader_md5(loader, offset, size) {
                     Err(e @ (LoaderError::Io(_) | LoaderError::Timeout { .. })) => {
                         return Err(gone(e, "while verifying"))
                     }
-                    Err(e) => format!("the MD5 check failed: {e}"),
+                    Err(e) => Failure::loader("the MD5 check failed", e),
                     Ok(chip) if chip == ours.as_slice() => return Ok(()),
-                    Ok(chip) => format!(
+                    Ok(chip) => Failure::Other(format!(
                         "MD5 mismatch after writing {what} (ours {}, chip {})",
                         hex(ours.as_slice()),
                         hex(&chip)
-                    ),
+                    )),
                 }
             }
         };
@@ -838,8 +864,8 @@ fn write_verified<T: LoaderPort>(
 enum BootFailure {
     /// The port failed while watching.
     PortGone(String),
-    /// No configuration, another one, or the setup portal.
-    Rejected(String),
+    /// No configuration, another one, or the setup portal (or the loader not left for it).
+    Rejected(Failure),
     /// The configuration expected was printed, but the pool was not reached in time.
     NoPool(String),
 }
@@ -850,7 +876,7 @@ fn confirm_boot(
     session: &mut PortSession<'_>,
     rep: &Reporter<'_>,
     expected: &Map<String, Value>,
-    left: Result<(), String>,
+    left: Result<(), Failure>,
 ) -> Result<(), BootFailure> {
     left.map_err(BootFailure::Rejected)?;
     rep.detail("waiting for the miner to print its configuration at boot");
@@ -865,32 +891,32 @@ fn confirm_boot(
     match outcome.or_else(|| capture.finish()) {
         Some(BootConfig::Captured(printed)) => {
             if !nerd_config::same_config(expected, &printed) {
-                return Err(BootFailure::Rejected(format!(
+                return Err(BootFailure::Rejected(Failure::Other(format!(
                     "the miner booted with a different configuration than the one written \
                      (printed {})",
                     Value::Object(mask_config(&printed))
-                )));
+                ))));
             }
         }
         Some(BootConfig::NoConfigFile) | Some(BootConfig::SetupMode) => {
-            return Err(BootFailure::Rejected(
+            return Err(BootFailure::Rejected(Failure::Other(
                 "the miner booted without a configuration and opened its setup portal \
                  (NerdMinerAP): the firmware did not accept the image"
                     .into(),
-            ))
+            )))
         }
         Some(BootConfig::ParseError) => {
-            return Err(BootFailure::Rejected(
+            return Err(BootFailure::Rejected(Failure::Other(
                 "the miner could not parse the configuration written (\"SPIFS: Error parsing \
                  config file!\") and opened its setup portal"
                     .into(),
-            ))
+            )))
         }
         None => {
-            return Err(BootFailure::Rejected(format!(
+            return Err(BootFailure::Rejected(Failure::Other(format!(
                 "the miner printed no configuration within {} s of the reset",
                 CONFIG_WINDOW.as_secs()
-            )))
+            ))))
         }
     }
     rep.detail("the miner printed the configuration written; waiting for it to reach its pool");
@@ -905,9 +931,9 @@ fn confirm_boot(
         })
         .map_err(BootFailure::PortGone)?;
     if portal {
-        return Err(BootFailure::Rejected(
+        return Err(BootFailure::Rejected(Failure::Other(
             "the miner opened its setup portal instead of connecting".into(),
-        ));
+        )));
     }
     if !connected {
         return Err(BootFailure::NoPool(format!(
@@ -920,7 +946,13 @@ fn confirm_boot(
 
 /// Ends a write the chip could not be brought back from: its restore intent stays, and the
 /// message names the backup restored when the port opens again.
-fn left_pending(why: String, intent: Option<&GoodImage>, mut result: Value) -> Outcome {
+/// `cause` is the loader's error that ended it, if one did.
+fn left_pending(
+    why: String,
+    cause: Option<LoaderError>,
+    intent: Option<&GoodImage>,
+    mut result: Value,
+) -> Outcome {
     let next = match intent {
         Some(g) => {
             result[RESTORE_ON_REPLUG] = json!(g.backup_id);
@@ -930,7 +962,7 @@ fn left_pending(why: String, intent: Option<&GoodImage>, mut result: Value) -> O
                  through its setup portal (NerdMinerAP) or write a configuration again"
             .to_owned(),
     };
-    failed(format!("{why}. {next}"), result)
+    Outcome::failed_with(format!("{why}. {next}"), cause, result)
 }
 
 /// Writes the fall-back image back, verifies it, and watches the miner boot with it; the
@@ -940,7 +972,7 @@ fn rollback(
     rep: &Reporter<'_>,
     offset: u32,
     fall_back: &FallBack,
-    why: String,
+    why: Failure,
     mut result: Value,
     opts: Options,
 ) -> Outcome {
@@ -953,6 +985,7 @@ fn rollback(
                 "not written: {why}. There is no other intact configuration of this chip to put \
                  back (the image that failed is the only one)"
             ),
+            why.cause(),
             fall_back.intent.as_ref(),
             result,
         );
@@ -982,11 +1015,13 @@ fn rollback(
     let mut loader = Loader::new(session.loader_port());
     let restored = (|| {
         if stop.load(Ordering::Relaxed) {
-            return Err(WriteError::Failed("shepherd is stopping".into()));
+            return Err(WriteError::Failed(Failure::Other(
+                "shepherd is stopping".into(),
+            )));
         }
         flash_session::open(&mut loader, opts, &mut |s| rep.detail(s)).map_err(|e| match e {
-            LoaderError::Io(e) => WriteError::PortGone(e.to_string()),
-            e => WriteError::Failed(format!("bootloader: {e}")),
+            e @ LoaderError::Io(_) => WriteError::PortGone(e),
+            e => WriteError::Failed(Failure::loader("bootloader", e)),
         })?;
         write_verified(
             &mut loader,
@@ -999,30 +1034,29 @@ fn rollback(
     let closed = match &restored {
         Err(WriteError::PortGone(_)) => Closed {
             text: abandon(loader),
-            left: Err("the port is gone".into()),
+            left: Err(Failure::Other("the port is gone".into())),
         },
         _ => close(loader, opts, home),
     };
     session.ingest_bytes(&closed.text);
     match restored {
         Err(WriteError::PortGone(e)) => {
-            let msg = session.lost(e);
-            return left_pending(
-                format!("{why}; writing the previous configuration back was interrupted: {msg}"),
-                intent,
-                result,
-            );
+            let msg = session.lost(port_words(&e));
+            let text =
+                format!("{why}; writing the previous configuration back was interrupted: {msg}");
+            let cause = first_cause(why, Some(e), &mut result);
+            return left_pending(text, cause, intent, result);
         }
         Err(WriteError::Failed(e)) => {
-            let _ = closed.left.and_then(|()| wait_for_boot(session));
-            return left_pending(
-                format!(
-                    "{why}; writing the previous configuration back failed too ({e}); the miner \
-                     may be unreachable"
-                ),
-                intent,
-                result,
+            let _ = closed
+                .left
+                .and_then(|()| wait_for_boot(session).map_err(Failure::Other));
+            let text = format!(
+                "{why}; writing the previous configuration back failed too ({e}); the miner may \
+                 be unreachable"
             );
+            let cause = first_cause(why, e.cause(), &mut result);
+            return left_pending(text, cause, intent, result);
         }
         Ok(()) => {}
     }
@@ -1037,7 +1071,8 @@ fn rollback(
             "the miner is back on its previous configuration, but {}",
             m.trim_start_matches("the miner ")
         )),
-        Err(BootFailure::PortGone(m)) | Err(BootFailure::Rejected(m)) => Err(m),
+        Err(BootFailure::PortGone(m)) => Err(Failure::Other(m)),
+        Err(BootFailure::Rejected(m)) => Err(m),
     };
     match back {
         Ok(back) => {
@@ -1046,22 +1081,20 @@ fn rollback(
                 Ok(()) => String::new(),
                 Err(e) => format!(" (its pending restore could not be cleared: {e})"),
             };
-            failed(
-                format!(
-                    "not written: {why}. Backup #{id} (the previous configuration) was flashed \
-                     back and verified; {back}{note}"
-                ),
-                result,
-            )
+            let detail = format!(
+                "not written: {why}. Backup #{id} (the previous configuration) was flashed back \
+                 and verified; {back}{note}"
+            );
+            Outcome::failed_with(detail, why.cause(), result)
         }
-        Err(m) => left_pending(
-            format!(
+        Err(m) => {
+            let text = format!(
                 "not written: {why}. Backup #{id} was flashed back and verified, but after the \
                  reset {m}"
-            ),
-            intent,
-            result,
-        ),
+            );
+            let cause = first_cause(why, m.cause(), &mut result);
+            left_pending(text, cause, intent, result)
+        }
     }
 }
 
