@@ -10,7 +10,7 @@ use rust_embed::RustEmbed;
 pub struct Assets;
 
 /// How long a browser may keep an asset. Pages link assets as `?v=<version>`
-/// ([`super::pages::asset`]), so a versioned URL never changes content and is kept for good;
+/// ([`super::frame::asset`]), so a versioned URL never changes content and is kept for good;
 /// a bare URL is revalidated hourly.
 pub fn cache_control(query: &str) -> &'static str {
     if query.split('&').any(|kv| kv.starts_with("v=")) {

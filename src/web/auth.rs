@@ -26,7 +26,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::pages::layout;
+use super::frame::layout;
 use super::{csrf, request, AppState};
 use crate::config::{Protect, WebConfig};
 

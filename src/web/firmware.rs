@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::api::{blocking, fresh_json};
-use super::pages::layout;
+use super::frame::layout;
 use super::AppState;
 use crate::inventory::{self, MinerFirmware, VersionGroup};
 

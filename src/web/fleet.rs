@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::api::{blocking, fresh_json};
 use super::error::ApiError;
-use super::pages::layout;
+use super::frame::layout;
 use super::{csrf, AppState};
 use crate::db::fleet::{self as dbfleet, FleetMiner};
 use crate::db::Write;

@@ -191,7 +191,7 @@ pub async fn miner_page(
         return Ok(HttpResponse::NotFound()
             .content_type("text/html; charset=utf-8")
             .body(
-                super::pages::layout(
+                super::frame::layout(
                     "Not found",
                     html! { p { "No miner " (q.miner) " at site " (q.site) " is known to this hub. " a href="/" { "Back to the dashboard" } } },
                 )
@@ -209,7 +209,7 @@ pub async fn miner_page(
     let x = (since as f64, (now / 1000) as f64);
     let ends = ("24 h ago", "now");
     let url = site.as_ref().and_then(|s| s.url.as_deref());
-    let page = super::pages::layout(
+    let page = super::frame::layout(
         &m.name,
         html! {
             div.page-head {

@@ -7,8 +7,7 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::api::{blocking, fresh_json};
-use super::miner_page::error_page;
-use super::pages::layout;
+use super::frame::{error_page, layout};
 use super::AppState;
 use crate::clock::now_ms;
 use crate::db::incidents::{self, Availability, Filter, IncidentRow};

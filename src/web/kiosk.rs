@@ -10,7 +10,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::api::herd;
 use super::format;
-use super::pages::{asset, layout};
+use super::frame::{asset, layout};
 use super::AppState;
 use crate::herd::HerdData;
 use crate::model::status::Status;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::api::blocking;
 use super::error::ApiError;
-use super::pages::{asset, layout};
+use super::frame::{asset, layout};
 use super::{csrf, AppState};
 use crate::db::commands::{self, Backup, CommandRow};
 use crate::db::commands::{restore_payload, CommandKind, RestorePayload, MAX_AUTO_RESTORES};

@@ -8,7 +8,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::api::blocking;
-use super::pages::{layout, status_badge};
+use super::frame::{error_page, layout};
+use super::pages::status_badge;
 use super::{charts, format, AppState};
 use crate::clock::now_ms;
 use crate::db::history::{self, Point, Range, StatusEvent};
@@ -31,17 +32,6 @@ pub struct HistoryQuery {
     range: Option<String>,
     before: Option<String>,
     limit: Option<String>,
-}
-
-/// An HTML page with a status (404 unknown miner, 400 bad range).
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = layout(
-        title,
-        html! { h1 { (title) } p.error { (message) } p { a href="/" { "Back to the dashboard" } } },
-    );
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body.into_string())
 }
 
 fn json_error(status: StatusCode, message: &str) -> HttpResponse {
@@ -285,7 +275,7 @@ fn render(id: i64, range: Range, d: &PageData) -> Markup {
             } @else {
                 pre.log { @for l in &d.logs { (format::utc_time(Some(l.ts))) "  " (l.line) "\n" } }
             }
-            script src=(super::pages::asset("localtime.js")) {}
+            script src=(super::frame::asset("localtime.js")) {}
         },
     )
 }

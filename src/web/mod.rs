@@ -12,6 +12,7 @@ pub mod events;
 pub mod firmware;
 pub mod fleet;
 pub mod format;
+pub mod frame;
 pub mod hub;
 pub mod incidents;
 pub mod integrations;

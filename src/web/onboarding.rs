@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::api::blocking;
 use super::error::ApiError;
-use super::pages::layout;
+use super::frame::layout;
 use super::{csrf, AppState};
 use crate::clock::now_ms;
 use crate::db::devices::{self, Onboard, SeenDevice};

@@ -10,7 +10,7 @@ use futures_util::stream;
 use maud::{html, Markup};
 
 use super::api::{blocking, fresh_json};
-use super::pages::{asset, layout};
+use super::frame::{asset, layout};
 use super::AppState;
 use crate::db::miners;
 use crate::discovery::portmap::{self, BusNode, NewsSeat, PortNode};

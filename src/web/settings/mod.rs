@@ -13,8 +13,7 @@ use serde::Deserialize;
 
 use super::api::blocking;
 use super::error::ApiError;
-use super::miner_page::error_page;
-use super::pages::layout;
+use super::frame::{error_page, layout};
 use super::{auth, csrf, AppState};
 use crate::address;
 use crate::config::{AlertsConfig, RuleField, ALERT_RULE_KEYS};
