@@ -223,6 +223,8 @@ fn cable_pulled_at(seed: u64, frame_op: u8) {
         &new_config("solo.ckpool.org"),
     );
     assert!(detail(&row).contains("cut off"), "{row:#}\n{seen:#?}");
+    // The chip went silent: the kind of the loader's error is stored beside the sentence.
+    assert_eq!(row["result"]["loader_error"], "timeout", "{row:#}");
     let backup = assert_left_for_replug(&app, id, &row);
     assert_eq!(row["result"]["backup_id"], backup);
     assert_restored_on_replug(&app, id, seed, chip.flash(), row["id"].as_i64().unwrap());
