@@ -17,8 +17,6 @@ pub mod alerts;
 pub mod app;
 /// Failover and schedules carried out from the Pi, once a minute.
 pub mod autopilot;
-/// AxeOS miners (Bitaxe, NerdQAxe) read over HTTP: parsing, polling, commands, subnet scan.
-pub mod axeos;
 /// The command line: clap definitions and every subcommand (`run` is in `app`).
 pub mod cli;
 /// Wall-clock helpers.

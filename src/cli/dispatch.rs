@@ -218,14 +218,14 @@ fn miners_command(
             (None, None) => anyhow::bail!("give --port /dev/ttyUSB0 or --url http://192.168.1.50"),
         },
         MinersAction::Scan { subnet, add } => {
-            let hosts = crate::axeos::scan::hosts(&subnet).map_err(anyhow::Error::msg)?;
+            let hosts = crate::miner::axeos::scan::hosts(&subnet).map_err(anyhow::Error::msg)?;
             println!(
                 "asking {} addresses for /api/system/info ({} ms each)…",
                 hosts.len(),
-                crate::axeos::scan::TIMEOUT.as_millis()
+                crate::miner::axeos::scan::TIMEOUT.as_millis()
             );
             let urls = hosts.iter().map(|h| format!("http://{h}")).collect();
-            let found = crate::axeos::scan::probe(urls, crate::axeos::scan::TIMEOUT);
+            let found = crate::miner::axeos::scan::probe(urls, crate::miner::axeos::scan::TIMEOUT);
             if found.is_empty() {
                 println!("no AxeOS miner answered on {subnet}");
             }

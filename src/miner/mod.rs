@@ -2,6 +2,9 @@
 //! (line framing, the NerdMiner log parser, boot-config capture), plus the commands it runs
 //! with the port (GET_CONFIG, SET_CONFIG, DOCTOR, RESET; their shared plumbing is in `command`).
 
+/// AxeOS miners (Bitaxe, NerdQAxe) read over HTTP instead of a serial port: parsing, the
+/// poller a MinerActor starts when its port is a URL, commands, subnet scan.
+pub mod axeos;
 pub mod backups;
 pub mod boot_config;
 pub mod command;
@@ -35,8 +38,8 @@ pub struct MinerActor {
     wake: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     jobs: Option<Sender<PortJob>>,
-    /// Commands for an AxeOS miner's thread (its `port` is a URL: `crate::axeos::run`).
-    axeos_jobs: Option<Sender<crate::axeos::Job>>,
+    /// Commands for an AxeOS miner's thread (its `port` is a URL: `crate::miner::axeos::run`).
+    axeos_jobs: Option<Sender<crate::miner::axeos::Job>>,
     /// Commands handed to the reader thread and not yet done, oldest (the running one) first.
     queued: Arc<Mutex<VecDeque<i64>>>,
 }
@@ -61,14 +64,14 @@ impl Actor for MinerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
-        if crate::axeos::is_url(&self.cfg.port) {
+        if crate::miner::axeos::is_url(&self.cfg.port) {
             // An AxeOS miner: the same shell, an HTTP poller instead of the serial reader.
             let (id, url, sink) = (self.cfg.miner_id, self.cfg.port.clone(), self.sink.clone());
             let stop = self.stop.clone();
             let (tx, rx) = channel();
             let spawned = std::thread::Builder::new()
                 .name(format!("axeos-{id}"))
-                .spawn(move || crate::axeos::run(id, url, sink, stop, rx));
+                .spawn(move || crate::miner::axeos::run(id, url, sink, stop, rx));
             match spawned {
                 Ok(handle) => {
                     self.thread = Some(handle);
@@ -183,7 +186,10 @@ impl Handler<CommandQueued> for MinerActor {
             return;
         };
         if let Some(tx) = &self.axeos_jobs {
-            if tx.send(crate::axeos::Job { id, kind, payload }).is_err() {
+            if tx
+                .send(crate::miner::axeos::Job { id, kind, payload })
+                .is_err()
+            {
                 db.do_send(Write::new(move |c| {
                     commands::finish(
                         c,
