@@ -106,21 +106,12 @@ impl Handler<SelfHealed> for AlertActor {
 
     fn handle(&mut self, msg: SelfHealed, _: &mut Self::Context) {
         // Alerts off: the log line and the incident entry still say it.
-        if self.engine.is_none() {
-            return;
-        }
-        let n = Notice {
-            miner_id: msg.miner_id,
-            miner: msg.miner,
-            rule: alert::Rule::SelfHealing,
-            kind: NoticeKind::Fired,
-            severity: alert::Severity::Warning,
-            message: msg.message,
-            at: now_ms(),
-        };
-        self.notifier.notify(&n);
-        self.db
-            .do_send(Write::new(move |c| sql::store(c, std::slice::from_ref(&n))));
+        self.warn_of_action(
+            alert::Rule::SelfHealing,
+            msg.miner_id,
+            msg.miner,
+            msg.message,
+        );
     }
 }
 
@@ -142,21 +133,12 @@ impl Handler<PoolSwitched> for AlertActor {
 
     fn handle(&mut self, msg: PoolSwitched, _: &mut Self::Context) {
         // Alerts off: the miner's history still has its `pool_switch` line.
-        if self.engine.is_none() {
-            return;
-        }
-        let n = Notice {
-            miner_id: msg.miner_id,
-            miner: msg.miner,
-            rule: alert::Rule::PoolSwitched,
-            kind: NoticeKind::Fired,
-            severity: alert::Severity::Warning,
-            message: msg.message,
-            at: now_ms(),
-        };
-        self.notifier.notify(&n);
-        self.db
-            .do_send(Write::new(move |c| sql::store(c, std::slice::from_ref(&n))));
+        self.warn_of_action(
+            alert::Rule::PoolSwitched,
+            msg.miner_id,
+            msg.miner,
+            msg.message,
+        );
     }
 }
 
@@ -346,6 +328,26 @@ impl AlertActor {
         };
         engine.set_thresholds(Thresholds::from_config(&rules));
         self.overrides = overrides;
+    }
+
+    /// Something the Shepherd did on its own to a miner: a warning to the notifiers, kept in
+    /// the alert history (nothing when alerts are off).
+    fn warn_of_action(&mut self, rule: alert::Rule, miner_id: i64, miner: String, message: String) {
+        if self.engine.is_none() {
+            return;
+        }
+        let n = Notice {
+            miner_id,
+            miner,
+            rule,
+            kind: NoticeKind::Fired,
+            severity: alert::Severity::Warning,
+            message,
+            at: now_ms(),
+        };
+        self.notifier.notify(&n);
+        self.db
+            .do_send(Write::new(move |c| sql::store(c, std::slice::from_ref(&n))));
     }
 
     fn publish_mqtt(&mut self, herd: &HerdData) {

@@ -97,10 +97,8 @@ pub fn validate(name: &str, port: &str) -> Result<(), MinerError> {
     Ok(())
 }
 
-/// Adds a miner; returns its id.
-pub fn add(conn: &Connection, name: &str, port: &str, kind: &str) -> Result<i64, MinerError> {
-    validate(name, port)?;
-    let name = name.trim();
+/// Refuses `name` when another miner has it (the UNIQUE constraint's error would not say so).
+fn refuse_taken_name(conn: &Connection, name: &str) -> Result<(), MinerError> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM miners WHERE name = ?1)",
         [name],
@@ -109,6 +107,14 @@ pub fn add(conn: &Connection, name: &str, port: &str, kind: &str) -> Result<i64,
     if exists {
         return Err(MinerError::NameTaken(name.to_owned()));
     }
+    Ok(())
+}
+
+/// Adds a miner; returns its id.
+pub fn add(conn: &Connection, name: &str, port: &str, kind: &str) -> Result<i64, MinerError> {
+    validate(name, port)?;
+    let name = name.trim();
+    refuse_taken_name(conn, name)?;
     conn.execute(
         "INSERT INTO miners (name, port, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![name, port, kind, now_ms()],
@@ -183,14 +189,7 @@ pub fn add_axeos(conn: &Connection, name: &str, url: &str) -> Result<i64, MinerE
     // The name rules are the serial ones; the port check is for device paths.
     validate(name, "/")?;
     let name = name.trim();
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM miners WHERE name = ?1)",
-        [name],
-        |r| r.get(0),
-    )?;
-    if exists {
-        return Err(MinerError::NameTaken(name.to_owned()));
-    }
+    refuse_taken_name(conn, name)?;
     let taken: Option<String> = conn
         .query_row(
             "SELECT name FROM miners WHERE kind = 'axeos' AND port = ?1",
