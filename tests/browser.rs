@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 const PAGES: &[(&str, &str)] = &[
     ("/", "dashboard"),
     ("/miners/{id}", "miner"),
+    ("/miners/{axe}", "miner-bitaxe"),
+    ("/miners/manage/{axe}", "manage-bitaxe"),
     ("/settings", "settings"),
     ("/onboarding", "onboarding"),
     ("/kiosk", "kiosk"),
@@ -34,6 +36,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/incidents", "incidents"),
     ("/ports", "ports"),
     ("/firmware", "firmware"),
+    ("/fleet", "fleet"),
 ];
 
 const SIZES: &[(u32, u32)] = &[(800, 480), (390, 844), (1920, 1080)];
@@ -545,6 +548,13 @@ fn incident_history(db: &Path) {
             now - 5 * h,
             Some(now - 5 * h + 12 * m),
         ),
+        (
+            "demo-axe-1",
+            "offline",
+            "demo-axe-1 is offline",
+            now - 20 * h,
+            Some(now - 20 * h + 6 * m),
+        ),
         ("dead-1", "offline", "dead-1 is offline", now - 2 * h, None),
     ];
     for (name, rule, message, first, resolved) in alerts {
@@ -629,11 +639,12 @@ fn every_page_in_headless_chromium() {
         dir.path(),
         common::free_port(),
         &config,
-        &["--demo", "7"],
+        &["--demo", "7", "--demo-axeos", "2"],
         &[("SHEPHERD_SYSFS_ROOT", &sys)],
     );
+    // Seven simulated NerdMiners, two mock Bitaxes (AxeOS over HTTP) and the dead one.
     let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
-        v["totals"]["online"] == 7 && v["totals"]["miners"] == 8
+        v["totals"]["online"] == 9 && v["totals"]["miners"] == 10
     });
     fake_port_map(&sys, &run.db);
     incident_history(&run.db);
@@ -648,8 +659,16 @@ fn every_page_in_headless_chromium() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["status"] == "online")
+        .find(|m| m["status"] == "online" && m["kind"] != "axeos")
         .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let axe_id = herd["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "axeos")
+        .unwrap_or_else(|| panic!("no AxeOS miner in the demo herd: {herd:#}"))["id"]
         .as_i64()
         .unwrap();
     let driver = Driver::start(&driver_bin);
@@ -663,7 +682,9 @@ fn every_page_in_headless_chromium() {
         let size = s.js("return [innerWidth, innerHeight]");
         assert_eq!(size, json!([w, h]), "viewport");
         for (path, name) in PAGES {
-            let path = path.replace("{id}", &miner_id.to_string());
+            let path = path
+                .replace("{id}", &miner_id.to_string())
+                .replace("{axe}", &axe_id.to_string());
             s.go(&run.url(&path));
             // Let the first poll land and kiosk canvases draw.
             std::thread::sleep(Duration::from_millis(1800));
@@ -753,8 +774,8 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
             }
             if w > h {
                 let cols = s.js("return getComputedStyle(document.getElementById('k-grid')).gridTemplateColumns.split(' ').length");
-                if cols != json!(4) {
-                    problems.push(format!("{at}: 8 tiles in {cols} columns, not 4×2"));
+                if cols != json!(5) {
+                    problems.push(format!("{at}: 10 tiles in {cols} columns, not 5×2"));
                 }
             }
         }
