@@ -747,6 +747,20 @@ fn every_page_in_headless_chromium() {
 /// The per-page checks of issue 19 that a browser can make.
 fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<String>) {
     let at = format!("{path} at {w}x{h}");
+    // The mixed herd: the Bitaxes are on every page that lists miners.
+    if [
+        "/",
+        "/incidents",
+        "/firmware",
+        "/fleet",
+        "/settings",
+        "/kiosk/health",
+    ]
+    .contains(&path)
+        && s.js("return document.body.innerText.includes('demo-axe-2')") != json!(true)
+    {
+        problems.push(format!("{at}: no Bitaxe (demo-axe-2) on the page"));
+    }
     match path {
         "/" => {
             // Problems first, in red, with the reason in words beside the badge.
@@ -762,6 +776,24 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
             if first[2].as_str().unwrap_or_default().trim().is_empty() {
                 problems.push(format!(
                     "{at}: no reason shown beside the dead miner: {first}"
+                ));
+            }
+            // A Bitaxe's TH/s beside a NerdMiner's KH/s, each with its uptime since boot.
+            let axe = s.js("return [...document.querySelectorAll('#herd tbody tr')].filter(r => r.querySelector('[data-k=\"name\"]').textContent.startsWith('demo-axe')).map(r => [r.querySelector('[data-k=\"hashrate\"]').textContent, r.querySelector('[data-k=\"status\"]').textContent, r.querySelector('[data-k=\"uptime\"]').textContent])");
+            let nerd = s.js("return [...document.querySelectorAll('#herd tbody tr')].find(r => r.querySelector('[data-k=\"name\"]').textContent === 'demo-1').querySelector('[data-k=\"hashrate\"]').textContent");
+            let rows = axe.as_array().cloned().unwrap_or_default();
+            if rows.len() != 2
+                || !rows
+                    .iter()
+                    .any(|r| r[0].as_str().is_some_and(|t| t.ends_with(" TH/s")))
+                || rows.iter().any(|r| {
+                    !r[1].as_str().is_some_and(|t| t.contains("online"))
+                        || r[2].as_str().is_none_or(|t| t.trim() == "—")
+                })
+                || !nerd.as_str().is_some_and(|t| t.ends_with(" KH/s"))
+            {
+                problems.push(format!(
+                    "{at}: Bitaxes do not read well beside the NerdMiners: {axe} / demo-1 {nerd}"
                 ));
             }
         }
@@ -1151,4 +1183,117 @@ fn fleet_page_in_headless_chromium() {
             entry["message"]
         );
     }
+}
+
+/// The hub's central view (`--hub`) as its owner sees it: a site with NerdMiners and a Bitaxe
+/// live, one whose Shepherd died shown offline by its last will, and the remote miners with
+/// their site. Sites publish straight to one mosquitto on loopback (tests/hub.rs covers the
+/// bridges). Saved as hub-dashboard-1920x1080.png; skipped where mosquitto is missing
+/// (unless CI=true).
+#[test]
+fn hub_dashboard_in_headless_chromium() {
+    let Some((chromium, driver_bin)) = browser("hub_dashboard_in_headless_chromium") else {
+        return;
+    };
+    let Some(bin) = common::mosquitto::mosquitto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::mosquitto::Broker::start(&bin, dir.path(), "central", None);
+    let site = |name: &str, extra: &str| {
+        format!(
+            "{}[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ninterval_secs = 1\n\
+             [site]\nname = \"{name}\"\n{extra}",
+            common::OFFLINE_PRICE_CONFIG,
+            broker.port
+        )
+    };
+    let (dg, ds, dh) = (
+        dir.path().join("garage"),
+        dir.path().join("shed"),
+        dir.path().join("hub"),
+    );
+    for d in [&dg, &ds, &dh] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let garage_port = common::free_port();
+    let garage = Running::start_on(
+        &dg,
+        garage_port,
+        &site(
+            "garage",
+            &format!("url = \"http://127.0.0.1:{garage_port}\"\n"),
+        ),
+        &["--demo", "3", "--demo-axeos", "1"],
+    );
+    let mut shed = Running::start_with(&ds, &site("shed", ""), &["--demo", "2"]);
+    // The hub's own shelf: two miners of its own above the other sites.
+    let hub = Running::start_with(
+        &dh,
+        &site("office", "[hub]\nstale_secs = 60\n"),
+        &["--hub", "--demo", "2"],
+    );
+    let live = |v: &Value, name: &str, miners: usize| {
+        v["sites"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["site"] == name))
+            .is_some_and(|s| s["freshness"] == "live")
+            && v["miners"]
+                .as_array()
+                .is_some_and(|m| m.iter().filter(|m| m["site"] == name).count() == miners)
+    };
+    hub.wait_json("/api/hub", Duration::from_secs(90), |v| {
+        live(v, "garage", 4) && live(v, "shed", 2)
+    });
+    // The shed's Shepherd dies without a goodbye: the broker publishes its last will.
+    let mut child = shed.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hub.wait_json("/api/hub", Duration::from_secs(60), |v| {
+        live(v, "garage", 4)
+            && v["sites"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["site"] == "shed"))
+                .is_some_and(|s| s["freshness"] == "offline")
+    });
+    hub.wait_json("/api/herd_data", Duration::from_secs(30), |v| {
+        v["totals"]["online"] == 2
+    });
+
+    let driver = Driver::start(&driver_bin);
+    let s = open_session(&driver, &chromium, &dir.path().join("profile"), 1920, 1080);
+    s.go(&hub.url("/"));
+    assert!(
+        wait_true(
+            &s,
+            "return !!document.getElementById('hub-sites') && document.querySelectorAll('tr[data-site]').length >= 6",
+            Duration::from_secs(20)
+        ),
+        "no sites section with the remote miners"
+    );
+    let text = s.js("return document.body.innerText");
+    let text = text.as_str().unwrap_or_default();
+    for want in ["garage", "shed", "demo-axe-1", "site offline"] {
+        assert!(
+            text.contains(want),
+            "{want} not on the hub's dashboard:\n{text}"
+        );
+    }
+    let m = s.js("return [document.documentElement.scrollWidth, innerWidth]");
+    assert!(
+        m[0].as_u64() <= m[1].as_u64(),
+        "the hub's dashboard scrolls sideways: {m}"
+    );
+    // The sites and the remote miners, rather than the local herd above them.
+    s.js("document.getElementById('hub-sites').scrollIntoView(); return null");
+    std::thread::sleep(Duration::from_millis(800));
+    for entry in s.console() {
+        assert_ne!(
+            entry["level"], "SEVERE",
+            "console error: {}",
+            entry["message"]
+        );
+    }
+    s.screenshot(&screenshot_dir().join("hub-dashboard-1920x1080.png"));
+    drop(garage);
 }
