@@ -1,7 +1,9 @@
 //! The pages in a real browser: headless Chromium driven through chromedriver's WebDriver
-//! HTTP API on loopback (plain ureq, no WebDriver crate). A demo herd of seven plus one dead
-//! miner (a serial port that does not exist) is opened at 800×480, 390×844 (a phone) and
-//! 1920×1080; every page must load without console errors and never scroll sideways, kiosk
+//! HTTP API on loopback (plain ureq, no WebDriver crate). A mixed demo herd — seven simulated
+//! NerdMiners, two mock Bitaxes (AxeOS over HTTP) — plus one dead miner (a serial port that
+//! does not exist) is opened at 800×480, 390×844 (a phone) and 1920×1080; the Bitaxes must be
+//! on every page that lists miners and read well beside the NerdMiners; every page must load
+//! without console errors and never scroll sideways, kiosk
 //! pages not at all, the dead miner must be the first and a red tile/badge, stream columns
 //! must not line up on one row, the clock must fill an 800×480 screen, and live values must
 //! change without a reload. Each page is saved as <page>-<w>x<h>.png under
