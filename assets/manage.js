@@ -103,8 +103,9 @@
   if (identify)
     identify.addEventListener("click", () => {
       const ok = window.confirm(
-        "Identify resets this miner through its serial lines: its screen or LED reboots so you " +
-          "can see which board it is. It costs about 20 s of mining. Go ahead?"
+        identify.dataset.confirm ||
+          "Identify resets this miner through its serial lines: its screen or LED reboots so you " +
+            "can see which board it is. It costs about 20 s of mining. Go ahead?"
       );
       if (ok) queueRead("/api/miner/" + miner + "/identify", {});
     });

@@ -277,6 +277,8 @@ impl Evidence {
                 false,
                 Some("no data from the pool; the firmware reconnects".into()),
             ),
+            // An AxeOS miner answered over HTTP: it is on the Wi-Fi.
+            E::FirmwareVersion { .. } => self.mark(Wifi, at, line, true, None),
             E::Subscribe { .. } => {
                 // Sent only after the TCP connect succeeded (mining.cpp checkPoolConnection()).
                 self.mark(Wifi, at, line.clone(), true, None);
@@ -376,6 +378,10 @@ impl Evidence {
             // From 1.8.0 the counter rises only when the pool accepts a share (mining.cpp
             // STRATUM_SUCCESS, `shares++`): a rise proves authorize and acceptance.
             if self.shares_seen.is_some_and(|s| n > s) {
+                // An accepted share also proves the links before it (an AxeOS miner has no
+                // other line that does).
+                self.mark(Link::PoolReachable, at, line.clone(), true, None);
+                self.mark(Link::Subscribed, at, line.clone(), true, None);
                 self.mark(Link::SharesAccepted, at, line.clone(), true, None);
                 self.mark(Link::Authorized, at, line, true, None);
             }
@@ -444,6 +450,7 @@ pub fn describe(event: &MinerEvent) -> String {
             firmware.as_deref().map(|f| format!("/{f}")).unwrap_or_default()
         ),
         E::Authorize { worker } => format!("Sending  : mining.authorize ({worker})"),
+        E::FirmwareVersion { version } => format!("[axeos] version {version}"),
         E::NewJob => "Parsing Method [MINING NOTIFY]".into(),
         E::PoolDifficulty(d) => format!("difficulty: {d:.12}"),
         E::PoolResponse { id, accepted } => {
@@ -765,6 +772,35 @@ mod tests {
         assert!(d.basis.contains("2 s ago"), "{}", d.basis);
         assert_eq!(d.links[0].state, "ok");
         assert_eq!(d.links[3].state, "unknown", "authorize not answered yet");
+    }
+
+    #[test]
+    fn an_axeos_miner_is_proved_by_its_readings_never_by_a_nerdminer_line() {
+        let axe = |accepted| E::AxeOsStats {
+            hashrate_khs: 480e6,
+            accepted,
+            rejected: 0,
+            best_diff: None,
+        };
+        let e = feed(&[
+            (
+                NOW - 20_000,
+                E::FirmwareVersion {
+                    version: "v2.12.0".into(),
+                },
+            ),
+            (NOW - 20_000, axe(100)),
+            (NOW - 10_000, axe(104)),
+        ]);
+        let d = diagnose(&e, Status::Online, Some(NOW - 10_000), NOW);
+        assert_eq!(d.verdict, Verdict::Mining);
+        let states: Vec<&str> = d.links.iter().map(|l| l.state).collect();
+        assert_eq!(states, ["ok"; 6], "{d:?}");
+        assert_eq!(d.links[0].line.as_deref(), Some("[axeos] version v2.12.0"));
+        for l in &d.links[1..] {
+            let line = l.line.as_deref().unwrap_or_default();
+            assert!(line.starts_with("[axeos] hashRate 480.00 GH/s"), "{l:?}");
+        }
     }
 
     #[test]

@@ -352,6 +352,11 @@ impl MinerState {
                 hashrate_khs,
                 ..
             } => {
+                if matches!(event, MinerEvent::AxeOsStats { .. }) {
+                    // AxeOS keeps no counters across a boot (uptimeSeconds, shares from zero),
+                    // so its uptime is the time since boot.
+                    self.restores_stats = Some(false);
+                }
                 let new_shares = self.take_shares(ts, *shares);
                 self.hashrate_khs = Some(*hashrate_khs);
                 let hashes = match event {
@@ -481,6 +486,7 @@ impl MinerState {
             MinerEvent::Subscribe { firmware } if firmware.is_some() => {
                 self.firmware.clone_from(firmware)
             }
+            MinerEvent::FirmwareVersion { version } => self.firmware = Some(version.clone()),
             MinerEvent::PoolUnreachable { pool } | MinerEvent::PoolConfigured { pool } => {
                 self.pool = Some(pool.clone())
             }
@@ -1093,6 +1099,10 @@ mod tests {
         assert_eq!(s.hashrate_khs, Some(1.2e9));
         assert_eq!(s.best_diff, Some(4.29e9));
         assert_eq!(s.rejected, 3);
+        // Its uptimeSeconds is the time since boot: nothing is restored across a boot.
+        s.apply(10_000, &E::TimeMining { secs: 3600 }, &mut m);
+        assert_eq!(s.restores_stats, Some(false));
+        assert_eq!(s.uptime_since_boot(20_000), Some(3610));
         let mut s = MinerState::default();
         s.apply(0, &E::HighestHashedDifficulty(0.25), &mut m);
         assert_eq!(s.best_diff, Some(0.25));

@@ -1,7 +1,9 @@
 //! The pages in a real browser: headless Chromium driven through chromedriver's WebDriver
-//! HTTP API on loopback (plain ureq, no WebDriver crate). A demo herd of seven plus one dead
-//! miner (a serial port that does not exist) is opened at 800×480, 390×844 (a phone) and
-//! 1920×1080; every page must load without console errors and never scroll sideways, kiosk
+//! HTTP API on loopback (plain ureq, no WebDriver crate). A mixed demo herd — seven simulated
+//! NerdMiners, two mock Bitaxes (AxeOS over HTTP) — plus one dead miner (a serial port that
+//! does not exist) is opened at 800×480, 390×844 (a phone) and 1920×1080; the Bitaxes must be
+//! on every page that lists miners and read well beside the NerdMiners; every page must load
+//! without console errors and never scroll sideways, kiosk
 //! pages not at all, the dead miner must be the first and a red tile/badge, stream columns
 //! must not line up on one row, the clock must fill an 800×480 screen, and live values must
 //! change without a reload. Each page is saved as <page>-<w>x<h>.png under
@@ -22,6 +24,8 @@ use serde_json::{json, Value};
 const PAGES: &[(&str, &str)] = &[
     ("/", "dashboard"),
     ("/miners/{id}", "miner"),
+    ("/miners/{axe}", "miner-bitaxe"),
+    ("/miners/manage/{axe}", "manage-bitaxe"),
     ("/settings", "settings"),
     ("/onboarding", "onboarding"),
     ("/kiosk", "kiosk"),
@@ -34,6 +38,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/incidents", "incidents"),
     ("/ports", "ports"),
     ("/firmware", "firmware"),
+    ("/fleet", "fleet"),
 ];
 
 const SIZES: &[(u32, u32)] = &[(800, 480), (390, 844), (1920, 1080)];
@@ -545,6 +550,13 @@ fn incident_history(db: &Path) {
             now - 5 * h,
             Some(now - 5 * h + 12 * m),
         ),
+        (
+            "demo-axe-1",
+            "offline",
+            "demo-axe-1 is offline",
+            now - 20 * h,
+            Some(now - 20 * h + 6 * m),
+        ),
         ("dead-1", "offline", "dead-1 is offline", now - 2 * h, None),
     ];
     for (name, rule, message, first, resolved) in alerts {
@@ -629,11 +641,12 @@ fn every_page_in_headless_chromium() {
         dir.path(),
         common::free_port(),
         &config,
-        &["--demo", "7"],
+        &["--demo", "7", "--demo-axeos", "2"],
         &[("SHEPHERD_SYSFS_ROOT", &sys)],
     );
+    // Seven simulated NerdMiners, two mock Bitaxes (AxeOS over HTTP) and the dead one.
     let herd = run.wait_json("/api/herd_data", Duration::from_secs(60), |v| {
-        v["totals"]["online"] == 7 && v["totals"]["miners"] == 8
+        v["totals"]["online"] == 9 && v["totals"]["miners"] == 10
     });
     fake_port_map(&sys, &run.db);
     incident_history(&run.db);
@@ -648,8 +661,16 @@ fn every_page_in_headless_chromium() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["status"] == "online")
+        .find(|m| m["status"] == "online" && m["kind"] != "axeos")
         .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let axe_id = herd["miners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "axeos")
+        .unwrap_or_else(|| panic!("no AxeOS miner in the demo herd: {herd:#}"))["id"]
         .as_i64()
         .unwrap();
     let driver = Driver::start(&driver_bin);
@@ -663,7 +684,9 @@ fn every_page_in_headless_chromium() {
         let size = s.js("return [innerWidth, innerHeight]");
         assert_eq!(size, json!([w, h]), "viewport");
         for (path, name) in PAGES {
-            let path = path.replace("{id}", &miner_id.to_string());
+            let path = path
+                .replace("{id}", &miner_id.to_string())
+                .replace("{axe}", &axe_id.to_string());
             s.go(&run.url(&path));
             // Let the first poll land and kiosk canvases draw.
             std::thread::sleep(Duration::from_millis(1800));
@@ -726,6 +749,20 @@ fn every_page_in_headless_chromium() {
 /// The per-page checks of issue 19 that a browser can make.
 fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<String>) {
     let at = format!("{path} at {w}x{h}");
+    // The mixed herd: the Bitaxes are on every page that lists miners.
+    if [
+        "/",
+        "/incidents",
+        "/firmware",
+        "/fleet",
+        "/settings",
+        "/kiosk/health",
+    ]
+    .contains(&path)
+        && s.js("return document.body.innerText.includes('demo-axe-2')") != json!(true)
+    {
+        problems.push(format!("{at}: no Bitaxe (demo-axe-2) on the page"));
+    }
     match path {
         "/" => {
             // Problems first, in red, with the reason in words beside the badge.
@@ -743,6 +780,24 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
                     "{at}: no reason shown beside the dead miner: {first}"
                 ));
             }
+            // A Bitaxe's TH/s beside a NerdMiner's KH/s, each with its uptime since boot.
+            let axe = s.js("return [...document.querySelectorAll('#herd tbody tr')].filter(r => r.querySelector('[data-k=\"name\"]').textContent.startsWith('demo-axe')).map(r => [r.querySelector('[data-k=\"hashrate\"]').textContent, r.querySelector('[data-k=\"status\"]').textContent, r.querySelector('[data-k=\"uptime\"]').textContent])");
+            let nerd = s.js("return [...document.querySelectorAll('#herd tbody tr')].find(r => r.querySelector('[data-k=\"name\"]').textContent === 'demo-1').querySelector('[data-k=\"hashrate\"]').textContent");
+            let rows = axe.as_array().cloned().unwrap_or_default();
+            if rows.len() != 2
+                || !rows
+                    .iter()
+                    .any(|r| r[0].as_str().is_some_and(|t| t.ends_with(" TH/s")))
+                || rows.iter().any(|r| {
+                    !r[1].as_str().is_some_and(|t| t.contains("online"))
+                        || r[2].as_str().is_none_or(|t| t.trim() == "—")
+                })
+                || !nerd.as_str().is_some_and(|t| t.ends_with(" KH/s"))
+            {
+                problems.push(format!(
+                    "{at}: Bitaxes do not read well beside the NerdMiners: {axe} / demo-1 {nerd}"
+                ));
+            }
         }
         "/kiosk/health" => {
             let first = s.js("const t = document.querySelector('.k-tile'); return [t.querySelector('.k-name').textContent, getComputedStyle(t).backgroundColor]");
@@ -753,8 +808,8 @@ fn check_page(s: &Session<'_>, path: &str, w: u32, h: u32, problems: &mut Vec<St
             }
             if w > h {
                 let cols = s.js("return getComputedStyle(document.getElementById('k-grid')).gridTemplateColumns.split(' ').length");
-                if cols != json!(4) {
-                    problems.push(format!("{at}: 8 tiles in {cols} columns, not 4×2"));
+                if cols != json!(5) {
+                    problems.push(format!("{at}: 10 tiles in {cols} columns, not 5×2"));
                 }
             }
         }
@@ -1130,4 +1185,117 @@ fn fleet_page_in_headless_chromium() {
             entry["message"]
         );
     }
+}
+
+/// The hub's central view (`--hub`) as its owner sees it: a site with NerdMiners and a Bitaxe
+/// live, one whose Shepherd died shown offline by its last will, and the remote miners with
+/// their site. Sites publish straight to one mosquitto on loopback (tests/hub.rs covers the
+/// bridges). Saved as hub-dashboard-1920x1080.png; skipped where mosquitto is missing
+/// (unless CI=true).
+#[test]
+fn hub_dashboard_in_headless_chromium() {
+    let Some((chromium, driver_bin)) = browser("hub_dashboard_in_headless_chromium") else {
+        return;
+    };
+    let Some(bin) = common::mosquitto::mosquitto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::mosquitto::Broker::start(&bin, dir.path(), "central", None);
+    let site = |name: &str, extra: &str| {
+        format!(
+            "{}[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ninterval_secs = 1\n\
+             [site]\nname = \"{name}\"\n{extra}",
+            common::OFFLINE_PRICE_CONFIG,
+            broker.port
+        )
+    };
+    let (dg, ds, dh) = (
+        dir.path().join("garage"),
+        dir.path().join("shed"),
+        dir.path().join("hub"),
+    );
+    for d in [&dg, &ds, &dh] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let garage_port = common::free_port();
+    let garage = Running::start_on(
+        &dg,
+        garage_port,
+        &site(
+            "garage",
+            &format!("url = \"http://127.0.0.1:{garage_port}\"\n"),
+        ),
+        &["--demo", "3", "--demo-axeos", "1"],
+    );
+    let mut shed = Running::start_with(&ds, &site("shed", ""), &["--demo", "2"]);
+    // The hub's own shelf: two miners of its own above the other sites.
+    let hub = Running::start_with(
+        &dh,
+        &site("office", "[hub]\nstale_secs = 60\n"),
+        &["--hub", "--demo", "2"],
+    );
+    let live = |v: &Value, name: &str, miners: usize| {
+        v["sites"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["site"] == name))
+            .is_some_and(|s| s["freshness"] == "live")
+            && v["miners"]
+                .as_array()
+                .is_some_and(|m| m.iter().filter(|m| m["site"] == name).count() == miners)
+    };
+    hub.wait_json("/api/hub", Duration::from_secs(90), |v| {
+        live(v, "garage", 4) && live(v, "shed", 2)
+    });
+    // The shed's Shepherd dies without a goodbye: the broker publishes its last will.
+    let mut child = shed.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hub.wait_json("/api/hub", Duration::from_secs(60), |v| {
+        live(v, "garage", 4)
+            && v["sites"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["site"] == "shed"))
+                .is_some_and(|s| s["freshness"] == "offline")
+    });
+    hub.wait_json("/api/herd_data", Duration::from_secs(30), |v| {
+        v["totals"]["online"] == 2
+    });
+
+    let driver = Driver::start(&driver_bin);
+    let s = open_session(&driver, &chromium, &dir.path().join("profile"), 1920, 1080);
+    s.go(&hub.url("/"));
+    assert!(
+        wait_true(
+            &s,
+            "return !!document.getElementById('hub-sites') && document.querySelectorAll('tr[data-site]').length >= 6",
+            Duration::from_secs(20)
+        ),
+        "no sites section with the remote miners"
+    );
+    let text = s.js("return document.body.innerText");
+    let text = text.as_str().unwrap_or_default();
+    for want in ["garage", "shed", "demo-axe-1", "site offline"] {
+        assert!(
+            text.contains(want),
+            "{want} not on the hub's dashboard:\n{text}"
+        );
+    }
+    let m = s.js("return [document.documentElement.scrollWidth, innerWidth]");
+    assert!(
+        m[0].as_u64() <= m[1].as_u64(),
+        "the hub's dashboard scrolls sideways: {m}"
+    );
+    // The sites and the remote miners, rather than the local herd above them.
+    s.js("document.getElementById('hub-sites').scrollIntoView(); return null");
+    std::thread::sleep(Duration::from_millis(800));
+    for entry in s.console() {
+        assert_ne!(
+            entry["level"], "SEVERE",
+            "console error: {}",
+            entry["message"]
+        );
+    }
+    s.screenshot(&screenshot_dir().join("hub-dashboard-1920x1080.png"));
+    drop(garage);
 }

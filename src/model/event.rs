@@ -216,6 +216,13 @@ pub enum MinerEvent {
         /// baseline the records already hold).
         best_diff: Option<f64>,
     },
+    /// An AxeOS reading named the firmware version (`version` of `/api/system/info`). Not a
+    /// [`MinerEvent::Subscribe`]: it says nothing about the pool, only that the miner answered
+    /// over the network.
+    FirmwareVersion {
+        /// As the firmware reports it (`v2.12.0`).
+        version: String,
+    },
 }
 
 /// Tagged enums can't hold a bare number: it travels as `{"value": n}` beside the tag.

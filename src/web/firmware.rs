@@ -106,7 +106,7 @@ pub fn render(inv: &Inventory) -> Markup {
         html! {
             h1 { "Firmware" }
             p.muted {
-                "Versions come from each miner's subscribe line, the family and board from its boot banner, the chip from the last flash read. "
+                "Versions come from each miner's subscribe line (an AxeOS miner's from its API), the family and board from its boot banner, the chip from the last flash read. "
                 "Newest known: "
                 @for (i, (f, v)) in inv.known.iter().enumerate() {
                     @if i > 0 { ", " }
@@ -138,7 +138,12 @@ pub fn render(inv: &Inventory) -> Markup {
                                     tr {
                                         td { a href={"/miners/" (m.miner_id)} { (m.miner) } }
                                         td { (m.board.as_deref().unwrap_or("—")) }
-                                        td { (m.chip.as_deref().unwrap_or("— (read its configuration once)")) }
+                                        td { @match (&m.chip, m.family.as_deref()) {
+                                            (Some(c), _) => (c),
+                                            // Over HTTP there is no flash read to learn it from.
+                                            (None, Some("AxeOS")) => "—",
+                                            (None, _) => "— (read its configuration once)",
+                                        } }
                                     }
                                 }
                             }

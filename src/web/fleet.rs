@@ -406,6 +406,7 @@ fn view(
             h2 { "Pool profiles" }
             @if profiles.is_empty() { p.muted { "No profile yet." } }
             @else {
+                div.table-scroll {
                 table {
                     thead { tr { th { "Name" } th { "Primary → fallbacks" } th { "Failover" } th { "Schedule (local time)" } th {} } }
                     tbody { @for p in profiles { tr {
@@ -416,10 +417,12 @@ fn view(
                         td { form method="post" action={"/fleet/profiles/" (p.id) "/delete"} { button.secondary type="submit" { "Remove" } } }
                     } } }
                 }
+                }
             }
             h3 { "Add or replace a profile" }
             @if !form.errors.is_empty() { ul.error #profile-errors { @for e in &form.errors { li { (e) } } } }
             @if !form.tests.is_empty() {
+                div.table-scroll {
                 table #profile-tests {
                     thead { tr { th { "Pool" } th { "Test from the Pi" } th { "Detail" } } }
                     tbody { @for t in &form.tests { tr {
@@ -427,6 +430,7 @@ fn view(
                         td { @if t.ok { span.badge.verdict-ok { "answers" } } @else { span.badge.verdict-fail { "failed" } } @if let Some(ms) = t.millis { " " (ms) " ms" } }
                         td { (t.detail) }
                     } } }
+                }
                 }
             }
             form.profile-form method="post" action="/fleet/profiles" {
@@ -455,6 +459,7 @@ fn view(
             }
             p.muted { "Set a miner's desired configuration with " code { "shepherd miners set NAME --profile P --address A [--worker W]" } "." }
             form method="post" action="/fleet/reconcile" {
+                div.table-scroll {
                 table {
                     thead { tr { th {} th { "Miner" } th { "Profile" } th { "Pool" } th { "Worker" } th { "Drift" } th { "Read" } } }
                     tbody { @for m in &shown { tr data-drift=(m.drift.name()) {
@@ -470,6 +475,7 @@ fn view(
                         td { (drift_badge(&m.drift)) @if let Some(p) = &m.problem { br; small.error { (p) } } }
                         td { @match m.read_at { Some(at) => (time_cell(at)), None => "never" } }
                     } } }
+                }
                 }
                 button type="submit" { "Reconcile selected (canary first)" }
             }

@@ -566,20 +566,33 @@ pub async fn page(
         .find(|c| c.status == "pending" || c.status == "running")
         .map(|c| c.id);
     let latest = d.commands.first();
+    // Over HTTP there is no flash, boot log, bootloader or SPIFFS: only what its API offers.
+    let axeos = d.miner.kind == "axeos";
     let body = html! {
         h1 { "Manage " (d.miner.name) }
         p.muted { "Port " code { (d.miner.port) } " · " (d.miner.kind) }
-        @if d.miner.kind == "axeos" {
+        @if axeos {
             // The address was checked as http(s)://host[:port] when it was added.
             p.notice {
                 "An AxeOS miner, read over HTTP: Read asks its API for the pool, Identify makes "
                 "its screen say \"Hi!\" for 30 s (AxeOS 2.12 on), pool changes go through fleet "
-                "profiles and Reconcile. Flash, boot log and Doctor are for USB NerdMiners. "
+                "profiles and Reconcile on the Fleet page. Flash, boot log, Doctor and backups are "
+                "for USB NerdMiners. "
                 a href=(d.miner.port) target="_blank" rel="noopener noreferrer" { "Open its AxeOS page" }
             }
         }
         section.card #read data-miner=(d.miner.id) data-active=[active] {
             h2 { "Read its configuration" }
+            @if axeos {
+                p {
+                    button.read type="button" data-method="" { "Read (over its API)" } " "
+                    button.danger-outline type="button" #identify
+                        title="Its screen says \"Hi!\" for 30 s (AxeOS 2.12 on)"
+                        data-confirm="Identify asks this miner (POST /api/system/identify) to say \"Hi!\" on its screen for 30 s; it keeps mining. Go ahead?"
+                        { "Identify" }
+                }
+                p.muted { "Read asks " code { "GET /api/system/info" } " for its pool and worker." }
+            } @else {
             p {
                 button.read type="button" data-method="" { "Read (flash, boot log as fallback)" } " "
                 button.read type="button" data-method="flash" { "Read from flash" } " "
@@ -602,6 +615,7 @@ pub async fn page(
                 "the miner and captures the configuration it prints while booting. Doctor: a read-only "
                 "check of every step with a protocol trace to attach to a bug report."
             }
+            }
             div #progress hidden {
                 p { "Command " span #cmd-id {} ": " span.badge #cmd-status {} }
                 p #cmd-detail {}
@@ -616,8 +630,10 @@ pub async fn page(
                 }
             }
         }
-        (edit_form(&d))
-        (rollout_form(&d))
+        @if !axeos {
+            (edit_form(&d))
+            (rollout_form(&d))
+        }
         section.card {
             h2 { "Last known configuration" }
             @match &d.config {
@@ -642,6 +658,7 @@ pub async fn page(
                 } }
             }
         }
+        @if !axeos {
         section.card #backups {
             h2 { "Backups of its SPIFFS partition" }
             @if let Some(i) = &d.intent {
@@ -672,6 +689,7 @@ pub async fn page(
                     } } }
                 } }
             }
+        }
         }
         script src=(asset("manage.js")) {}
     };

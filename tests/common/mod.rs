@@ -5,6 +5,8 @@ pub mod in_process;
 
 pub mod mock_http;
 
+pub mod mosquitto;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -424,8 +424,8 @@ mod tests {
             assert!(accepted >= 200, "{version:?}: {accepted}");
             let (line, events) = first.line.as_ref().unwrap();
             assert!(line.contains("public-pool.io:21496"), "{line}");
-            assert!(events.contains(&MinerEvent::Subscribe {
-                firmware: Some(version.label().into())
+            assert!(events.contains(&MinerEvent::FirmwareVersion {
+                version: version.label().into()
             }));
             assert!(events
                 .iter()

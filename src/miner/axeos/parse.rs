@@ -270,9 +270,7 @@ pub fn events(prev: Option<&Info>, now: &Info, asic: Option<&Asic>) -> Vec<Miner
     let first = prev.is_none() || rebooted;
     if first || prev.and_then(|p| p.version.as_ref()) != now.version.as_ref() {
         if let Some(v) = &now.version {
-            out.push(MinerEvent::Subscribe {
-                firmware: Some(v.clone()),
-            });
+            out.push(MinerEvent::FirmwareVersion { version: v.clone() });
         }
     }
     if first {
@@ -514,8 +512,8 @@ mod tests {
             asic_count: Some(1),
         };
         let first = events(None, &a, Some(&asic));
-        assert!(first.contains(&MinerEvent::Subscribe {
-            firmware: Some("v2.10.0".into())
+        assert!(first.contains(&MinerEvent::FirmwareVersion {
+            version: "v2.10.0".into()
         }));
         assert!(first.contains(&MinerEvent::ChipModel {
             model: "BM1366 (Ultra)".into()
@@ -537,7 +535,7 @@ mod tests {
         assert!(next.contains(&MinerEvent::ValidBlocks(1)));
         assert!(!next
             .iter()
-            .any(|e| matches!(e, MinerEvent::Subscribe { .. })));
+            .any(|e| matches!(e, MinerEvent::FirmwareVersion { .. })));
         let mut c = b.clone();
         c.uptime_secs = Some(5);
         c.reset_reason = Some("Software reset due to exception/panic".into());

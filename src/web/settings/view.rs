@@ -176,6 +176,8 @@ pub(super) fn miner_row(d: &PageData, m: &MinerRow, r: Option<&BulkRefused>) -> 
             label { "Pool" (select(&format!("pool_id.{id}"), "— none —", &pools, &pool_id)) (field_error(err("pool_id"))) }
             label { "Coin address" (select(&format!("address_id.{id}"), "— none —", &addrs, &address_id)) (field_error(err("address_id"))) }
             @if m.kind == "demo" { span.muted { "demo" } }
+            // Read over HTTP: its "port" is an address.
+            @if m.kind == "axeos" { span.muted { "AxeOS" } }
             button.danger-outline type="submit" formaction={ "/settings/miners/" (id) "/delete" } formnovalidate { "Delete" }
             (field_error(err("")))
         }
