@@ -291,7 +291,8 @@ pub fn section(v: &HubView, filter: Option<&str>) -> Markup {
                                 td { (freshness_badge(s)) }
                                 td.num { (num(&s.row.herd, "miners").map(|n| n.to_string()).unwrap_or_default()) }
                                 td.num { (num(&s.row.herd, "online").map(|n| n.to_string()).unwrap_or_default()) }
-                                td.num { (format::hashrate(num(&s.row.herd, "hashrate"))) }
+                                // An offline site's last figures are not its hashrate now.
+                                td.num { @if s.row.online { (format::hashrate(num(&s.row.herd, "hashrate"))) } @else { "—" } }
                                 td { @if let Some(u) = &s.row.url { a href=(u) rel="noopener" { (u) } } @else { span.muted { "no address published" } } }
                             }
                         }

@@ -310,7 +310,11 @@ fn diagnosis_section(v: &MinerView) -> Markup {
 
 /// What the firmware's counters mean on this miner.
 fn counters_section(v: &MinerView) -> Markup {
+    // An AxeOS miner counts the pool's answers and keeps nothing across a reboot
+    // (ESP-Miner's system module holds its counters in RAM).
+    let axeos = v.kind == "axeos";
     let shares = match v.shares_meaning.as_deref() {
+        _ if axeos => "accepted by the pool (AxeOS counts the pool's answers since boot)",
         Some("pool_accepted") => "accepted by the pool (firmware 1.8.0 on)",
         Some("local") => {
             "counted by the miner itself (firmware up to 1.7), not confirmed by the pool"
@@ -318,6 +322,7 @@ fn counters_section(v: &MinerView) -> Markup {
         _ => "firmware version not known yet",
     };
     let restores = match v.stats_restored {
+        _ if axeos => "no — AxeOS starts its counters at zero on every boot",
         Some(true) => "yes — its counters resume after a reboot; the first values after each reboot are a baseline, not new shares or blocks",
         Some(false) => "no — its counters restart at zero on every boot",
         None => "not known yet",
@@ -327,13 +332,13 @@ fn counters_section(v: &MinerView) -> Markup {
             h2 { "Counters" }
             dl.facts {
                 dt { "Uptime since boot" } dd { (format::uptime(v.uptime_secs)) }
-                dt { "Time mining (firmware, lifetime where restored)" } dd { (format::uptime(v.time_mining_secs)) }
+                @if !axeos { dt { "Time mining (firmware, lifetime where restored)" } dd { (format::uptime(v.time_mining_secs)) } }
                 dt { "Restores stats from NVS" } dd { (restores) }
                 dt { "Shares" } dd { (v.accepted) " — " (shares) }
                 dt { "Blocks found while watched" } dd { (v.blocks_found)
                     @if let Some(b) = v.blocks_reported { " (the firmware says " (b) ")" } }
                 dt { "Temperature" } dd { @if v.temperature_no_sensor { "no sensor (a flat ~53 °C is an uncalibrated classic ESP32 sensor)" } @else { (format::temperature(v.temperature)) } }
-                @if let Some(f) = &v.firmware_family { dt { "Firmware" } dd { (f) } }
+                @if let Some(f) = &v.firmware_family { dt { "Firmware" } dd { (f) @if let Some(ver) = &v.firmware { " " (ver) } } }
                 @if let Some(disp) = &v.display { dt { "Display driver" } dd { (disp) } }
                 dt { "Reboots" } dd { (v.restarts) " seen, " (v.reboots_last_hour) " in the last hour" }
             }

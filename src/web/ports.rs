@@ -197,7 +197,8 @@ pub fn render(tree: &[BusNode], report: &Report) -> Markup {
             h1 { "USB ports" }
             p.muted {
                 "Where each serial device is plugged in (bus-port.hub-port…), so you can label your hubs. "
-                "Read from /sys; redrawn as devices are plugged in or unplugged."
+                "Read from /sys; redrawn as devices are plugged in or unplugged. "
+                "Miners on the network (Bitaxe and other AxeOS boards) have no USB port and are not drawn here."
             }
             div #port-map {
                 @if tree.is_empty() {
