@@ -376,8 +376,9 @@ const HAND_OVER_MAX: usize = 1024;
 /// Bytes asked for per read of the port.
 const READ_BUF: usize = 8192;
 
-/// How long a reader waits before offering a full batch again when the writer's queue is full.
-const BACKPRESSURE_WAIT: Duration = Duration::from_millis(5);
+/// How long a reader waits before offering a full batch again when the writer's queue is full:
+/// short, since the writer drains a batch in milliseconds (5 ms left the flood pipeline idle).
+const BACKPRESSURE_WAIT: Duration = Duration::from_millis(1);
 
 /// What the kernel itself lost on a real UART: the driver's overrun counters
 /// (`TIOCGICOUNT`, `struct serial_icounter_struct` in linux/serial.h: `overrun` when the
