@@ -577,13 +577,20 @@ impl<'a> PortSession<'a> {
     }
 
     /// Ingests bytes read by someone else (the loader's transport: the boot banner the chip
-    /// printed around its bootloader) as log lines.
-    pub fn ingest_bytes(&mut self, bytes: &[u8]) {
+    /// printed around its bootloader) as log lines, and returns their texts: a firmware that
+    /// starts the moment the loader lets go can print its first lines into the same read as
+    /// the loader's last reply, and whoever waits for them must see them too.
+    pub fn ingest_bytes(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut framed = Vec::new();
         self.framer.push(bytes, &mut framed);
-        for line in framed {
-            self.batcher.add(line);
-        }
+        framed
+            .into_iter()
+            .map(|line| {
+                let text = line.text.clone();
+                self.batcher.add(line);
+                text
+            })
+            .collect()
     }
 
     /// Records that the port failed during the job; the reader reopens it afterwards.

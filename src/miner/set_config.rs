@@ -452,8 +452,8 @@ fn run(session: &mut PortSession<'_>, rep: &Reporter<'_>, plan: Plan, opts: Opti
     // 5. Reset and watch the miner come back with the new configuration.
     rep.detail("written and verified; resetting the miner into its firmware");
     let closed = close(loader, opts, home);
-    session.ingest_bytes(&closed.text);
-    match confirm_boot(session, rep, &target.config, closed.left) {
+    let early = session.ingest_bytes(&closed.text);
+    match confirm_boot(session, rep, &target.config, closed.left, &early) {
         Ok(()) => {
             let what = match &plan {
                 Plan::Config(_) => "configuration written".to_owned(),
@@ -877,17 +877,22 @@ fn confirm_boot(
     rep: &Reporter<'_>,
     expected: &Map<String, Value>,
     left: Result<(), Failure>,
+    early: &[String],
 ) -> Result<(), BootFailure> {
     left.map_err(BootFailure::Rejected)?;
     rep.detail("waiting for the miner to print its configuration at boot");
     let mut capture = BootConfigCapture::new();
-    let mut outcome = None;
-    session
-        .read_lines(Instant::now() + CONFIG_WINDOW, &mut |line| {
-            outcome = capture.feed(line);
-            outcome.is_some()
-        })
-        .map_err(BootFailure::PortGone)?;
+    // Lines the firmware printed while the loader was still reading its last reply.
+    let mut rest = early.iter();
+    let mut outcome = rest.by_ref().find_map(|line| capture.feed(line));
+    if outcome.is_none() {
+        session
+            .read_lines(Instant::now() + CONFIG_WINDOW, &mut |line| {
+                outcome = capture.feed(line);
+                outcome.is_some()
+            })
+            .map_err(BootFailure::PortGone)?;
+    }
     match outcome.or_else(|| capture.finish()) {
         Some(BootConfig::Captured(printed)) => {
             if !nerd_config::same_config(expected, &printed) {
@@ -921,15 +926,17 @@ fn confirm_boot(
     }
     rep.detail("the miner printed the configuration written; waiting for it to reach its pool");
     let mut portal = false;
-    let connected = session
-        .read_lines(Instant::now() + POOL_WINDOW, &mut |line| {
-            portal |= line.contains("Entered Configuration Mode");
-            portal
-                || line.contains("mining.subscribe")
-                || line.contains("mining.authorize")
-                || line.contains(">>> Completed")
-        })
-        .map_err(BootFailure::PortGone)?;
+    let mut settled = |line: &str| {
+        portal |= line.contains("Entered Configuration Mode");
+        portal
+            || line.contains("mining.subscribe")
+            || line.contains("mining.authorize")
+            || line.contains(">>> Completed")
+    };
+    let connected = rest.any(|line| settled(line))
+        || session
+            .read_lines(Instant::now() + POOL_WINDOW, &mut settled)
+            .map_err(BootFailure::PortGone)?;
     if portal {
         return Err(BootFailure::Rejected(Failure::Other(
             "the miner opened its setup portal instead of connecting".into(),
@@ -1038,7 +1045,7 @@ fn rollback(
         },
         _ => close(loader, opts, home),
     };
-    session.ingest_bytes(&closed.text);
+    let early = session.ingest_bytes(&closed.text);
     match restored {
         Err(WriteError::PortGone(e)) => {
             let msg = session.lost(port_words(&e));
@@ -1064,7 +1071,7 @@ fn rollback(
     rep.detail(format!(
         "backup #{id} written back and verified; resetting the miner into its firmware"
     ));
-    let back = match confirm_boot(session, rep, &good.config, closed.left) {
+    let back = match confirm_boot(session, rep, &good.config, closed.left, &early) {
         Ok(()) => Ok("the miner is back on its previous configuration and mining".to_owned()),
         // Its own configuration, printed at boot: as good as it was before the write.
         Err(BootFailure::NoPool(m)) => Ok(format!(
