@@ -37,11 +37,7 @@ impl App {
         keep: usize,
         tweak: impl FnOnce(&mut Config),
     ) -> App {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let db_path = dir.join("shepherd.db");
         let mut config = Config::default();
         config.server.bind = format!("127.0.0.1:{port}").parse().unwrap();

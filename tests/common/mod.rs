@@ -17,13 +17,30 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shepherd")
 }
 
-/// A free port on 127.0.0.1.
+/// A port on 127.0.0.1 free now, for a server the test starts a moment later. Taken below
+/// the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by default): whatever
+/// binds port 0 meanwhile (a mock miner, a stratum stub, an outgoing connection) is handed
+/// ephemeral ports only, so it can never take this one first. (A port from `bind(":0")`
+/// could be handed out again the moment it was released: a CI run lost a test to that.)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1000));
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + seed.wrapping_add(n.wrapping_mul(7_919)) % span;
+        if let Ok(port) = u16::try_from(port) {
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    panic!("no free loopback port between {first} and {}", first + span)
 }
 
 /// Price and network fetching off, and pointed at a closed loopback port besides, so no test

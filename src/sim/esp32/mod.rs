@@ -100,6 +100,11 @@ pub struct SimEsp32Config {
     /// The USB link and the flash chip's timings (a bridge that fails at speed; pacing for
     /// benchmarks). Default: any rate, no pacing.
     pub link: link::LinkModel,
+    /// The ROM's answer to FLASH_END(run user code) and the firmware's first lines reach the
+    /// host in one read, as when a USB bridge packs both into one packet (a CP210x sends up to
+    /// 64 bytes a packet, and the firmware starts the moment the ROM has answered): the host
+    /// must not lose the lines the loader read with its last reply. Default: apart.
+    pub exit_in_one_read: bool,
 }
 
 impl SimEsp32Config {
@@ -126,6 +131,7 @@ impl SimEsp32Config {
             watchdog_timeout: (chip == SimChip::Esp32S3).then_some(S3_WATCHDOG_TIMEOUT),
             force_download_boot: false,
             link: link::LinkModel::default(),
+            exit_in_one_read: false,
         }
     }
 
@@ -281,6 +287,7 @@ impl SimEsp32 {
         let mut chip = Chip {
             force_download: false,
             latched_download: false,
+            held: Vec::new(),
             loader: Loader::new(config.chip, Watchdogs::stopped()),
             cfg: config,
             master,
@@ -434,6 +441,9 @@ struct Chip {
     force_download: bool,
     /// The boot mode the strapping pins gave at the last chip reset.
     latched_download: bool,
+    /// Reply bytes held back to go out with the firmware's first lines
+    /// (`SimEsp32Config::exit_in_one_read`).
+    held: Vec<u8>,
 }
 
 impl Chip {
@@ -658,7 +668,12 @@ impl Chip {
             st.force_download_boot = self.force_download;
             st.watchdog_active = self.loader.watchdogs.active();
         }
+        let hold = self.cfg.exit_in_one_read && matches!(reply.exit, Exit::RunUserCode);
         for f in &reply.frames {
+            if hold {
+                self.held.extend(slip::encode(f));
+                continue;
+            }
             if !self.write(&slip::encode(f)) {
                 self.reply_baud = None;
                 return;
@@ -781,7 +796,9 @@ impl Chip {
             text.push_str(l);
             text.push_str(if l.starts_with(">>>") { "\n" } else { "\r\n" });
         }
-        if self.write(text.as_bytes()) {
+        let mut bytes = std::mem::take(&mut self.held);
+        bytes.extend_from_slice(text.as_bytes());
+        if self.write(&bytes) {
             let n = lines.iter().filter(|l| !l.trim().is_empty()).count() as u64;
             lock(&self.shared.state).lines_written += n;
         }
