@@ -183,23 +183,6 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(by_name(&miners, "nerd").is_some_and(|x| x["status"] != "offline"));
 }
 
-/// A pool on loopback that answers `mining.subscribe` (the profile's pools are tested first).
-fn stratum_stub() -> u16 {
-    use std::io::{BufRead, BufReader, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            let _ = (&s).write_all(
-                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
-            );
-        }
-    });
-    port
-}
-
 #[test]
 fn the_subnet_scan_is_bounded_and_says_what_it_found() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +225,7 @@ fn fleet_profiles_drift_and_reconcile_move_a_demo_bitaxe() {
         v["totals"]["online"] == 2
     });
     let db = run.db.display().to_string();
-    let pool = format!("127.0.0.1:{}", stratum_stub());
+    let pool = format!("127.0.0.1:{}", common::stratum_stub());
     let (ok, _, err) = shepherd(&[
         "profiles",
         "--database",

@@ -971,23 +971,6 @@ fn test_celebration_shows_on_dashboard_and_kiosk() {
     );
 }
 
-/// A stratum stub on loopback that answers `mining.subscribe`, for the profile test.
-fn stratum_stub() -> u16 {
-    use std::io::{BufRead, BufReader, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            let _ = (&s).write_all(
-                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
-            );
-        }
-    });
-    port
-}
-
 /// `/fleet` with two profiles (one tested from the Pi against a loopback pool) and a herd in
 /// every drift state; saved as fleet-profiles and fleet-drift screenshots under target/ (or
 /// docs/screenshots/ with SHEPHERD_SCREENSHOTS=docs).
@@ -1081,7 +1064,7 @@ fn fleet_page_in_headless_chromium() {
     let s = open_session(&driver, &chromium, &dir.path().join("profile"), 1920, 1080);
     s.go(&run.url("/fleet"));
     // Fill the form with a loopback pool and press "Test from the Pi".
-    let port = stratum_stub();
+    let port = common::stratum_stub();
     s.js(&format!(
         "document.querySelector('[name=name]').value = 'garage';\
          document.querySelector('[name=host]').value = '127.0.0.1';\

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,22 +20,6 @@ fn shepherd(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A pool on loopback that answers `mining.subscribe`.
-fn stratum_stub() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let mut line = String::new();
-            let _ = BufReader::new(&s).read_line(&mut line);
-            let _ = (&s).write_all(
-                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
-            );
-        }
-    });
-    port
 }
 
 fn drift(db: &str) -> Vec<(String, String)> {
@@ -63,7 +46,7 @@ fn profiles_desired_state_drift_and_reconcile_on_simulated_miners() {
         v["totals"]["online"] == 2
     });
     let db = run.db.display().to_string();
-    let port = stratum_stub();
+    let port = common::stratum_stub();
     let pool = format!("127.0.0.1:{port}");
 
     // Bad profiles are refused before anything is stored.

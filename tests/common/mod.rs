@@ -43,6 +43,24 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port between {first} and {}", first + span)
 }
 
+/// A pool on loopback that answers `mining.subscribe` (a profile's pools are tested from the
+/// Pi before anything is written): the shared stratum stub of the fleet tests.
+pub fn stratum_stub() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            let _ = (&s).write_all(
+                b"{\"id\":1,\"result\":[[[\"mining.notify\",\"1\"]],\"08000002\",4],\"error\":null}\n",
+            );
+        }
+    });
+    port
+}
+
 /// Price and network fetching off, and pointed at a closed loopback port besides, so no test
 /// ever reaches the internet.
 pub const OFFLINE_PRICE_CONFIG: &str = "[price]\nenabled = false\ncoincodex_url = \"http://127.0.0.1:9\"\nfallback_url = \"\"\n[network]\nenabled = false\nmempool_url = \"http://127.0.0.1:9\"\n";
