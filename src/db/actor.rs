@@ -11,22 +11,10 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::model::event::MinerEvent;
+use crate::model::lines::LineBatch;
 use crate::summary::event_value;
 
 use super::logs;
-
-/// One line as ingest hands it over: cleaned, secrets masked, already parsed.
-#[derive(Debug, Clone)]
-pub struct IngestLine {
-    /// When it was read (Unix ms).
-    pub ts: i64,
-    /// The text, without its line terminator.
-    pub text: String,
-    /// It was longer than the framing limit and was cut.
-    pub truncated: bool,
-    /// What the parser found in it.
-    pub events: Vec<MinerEvent>,
-}
 
 /// A miner's reader read some lines.
 #[derive(Debug, Message)]
@@ -34,8 +22,8 @@ pub struct IngestLine {
 pub struct LinesRead {
     /// Which miner.
     pub miner_id: i64,
-    /// The lines, oldest first.
-    pub lines: Vec<IngestLine>,
+    /// The lines, oldest first: cleaned, secrets masked, already parsed.
+    pub lines: LineBatch,
     /// Lines the reader had to drop since its last batch because the queue was full.
     pub dropped: u64,
 }
@@ -218,7 +206,7 @@ impl IngestStats {
 /// Lines of one miner waiting in the buffer.
 struct Pending {
     miner_id: i64,
-    lines: Vec<IngestLine>,
+    lines: LineBatch,
     dropped: u64,
 }
 
@@ -328,7 +316,7 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<W
     for p in &live {
         let lines = p.lines.iter().map(|l| logs::NewLine {
             ts: l.ts,
-            text: &l.text,
+            text: l.text,
             truncated: l.truncated,
         });
         match groups.iter_mut().find(|(m, _)| *m == p.miner_id) {
@@ -354,10 +342,10 @@ fn write_batch(conn: &mut Connection, pending: &[Pending]) -> rusqlite::Result<W
         for p in &live {
             let mut truncated = 0i64;
             let mut last_seen = None;
-            for line in &p.lines {
+            for line in p.lines.iter() {
                 truncated += i64::from(line.truncated);
                 last_seen = Some(line.ts);
-                for event in &line.events {
+                for event in line.events {
                     let (detail, kind) = encode_event(event);
                     event_stmt.execute(params![
                         p.miner_id,
@@ -552,15 +540,6 @@ mod tests {
         assert_eq!(stats.write_succeeded(), None);
     }
 
-    fn line(ts: i64, text: &str) -> IngestLine {
-        IngestLine {
-            ts,
-            text: text.to_owned(),
-            truncated: ts % 7 == 0,
-            events: Vec::new(),
-        }
-    }
-
     #[test]
     fn each_miner_keeps_its_order_and_a_deleted_miner_blocks_nobody() {
         let mut conn = crate::db::memory_db();
@@ -573,12 +552,21 @@ mod tests {
         }
         // Two batches from each of three miners, interleaved as readers send them; miner 9
         // was deleted while its lines waited.
-        let batch = |m: i64, from: i64| Pending {
-            miner_id: m,
-            lines: (from..from + 50)
-                .map(|i| line(i, &format!("m{m} l{i}")))
-                .collect(),
-            dropped: 0,
+        let batch = |m: i64, from: i64| {
+            let mut lines = LineBatch::default();
+            for i in from..from + 50 {
+                // Every tenth line carries an event, stored beside it.
+                let mut events = Vec::new();
+                if i % 10 == 0 {
+                    events.push(MinerEvent::ValidBlocks(i as u64));
+                }
+                lines.push(i, &format!("m{m} l{i}"), i % 7 == 0, &mut events);
+            }
+            Pending {
+                miner_id: m,
+                lines,
+                dropped: 0,
+            }
         };
         let pending: Vec<Pending> = [1, 2, 9, 3]
             .into_iter()
@@ -610,6 +598,21 @@ mod tests {
             })
             .unwrap();
         assert_eq!(counted, 300);
+        let events: Vec<(i64, i64, String)> = conn
+            .prepare("SELECT miner_id, ts, kind FROM miner_events ORDER BY miner_id, ts")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<(i64, i64, String)> = (1..=3)
+            .flat_map(|m| {
+                (0..100)
+                    .step_by(10)
+                    .map(move |ts| (m, ts, "valid_blocks".into()))
+            })
+            .collect();
+        assert_eq!(events, want);
     }
 
     #[test]

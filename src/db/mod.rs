@@ -23,7 +23,7 @@ pub mod retention;
 pub mod settings;
 pub mod summaries;
 
-pub use actor::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState, Write};
+pub use actor::{DbActor, IngestStats, LinesRead, LinkChanged, LinkState, Write};
 pub use migrate::{open_reader, open_writer, DbError, Migration};
 pub use pool::ReadPool;
 

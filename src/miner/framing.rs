@@ -73,6 +73,18 @@ impl LineFramer {
 
     /// Feed raw bytes from one read(); complete lines are appended to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<FramedLine>) {
+        self.push_each(bytes, |text, truncated| {
+            out.push(FramedLine {
+                text: text.to_owned(),
+                truncated,
+            })
+        });
+    }
+
+    /// [`LineFramer::push`] handing each complete line to `line(text, truncated)` as it is
+    /// framed, borrowed from the framer: ingest copies it straight into its batch, with no
+    /// allocation of its own per line.
+    pub fn push_each(&mut self, bytes: &[u8], mut line: impl FnMut(&str, bool)) {
         for &b in bytes {
             if self.after_cr {
                 self.after_cr = false;
@@ -113,9 +125,9 @@ impl LineFramer {
                 }
             }
             match b {
-                b'\n' => self.end_line(out),
+                b'\n' => self.end_line(&mut line),
                 b'\r' => {
-                    self.end_line(out);
+                    self.end_line(&mut line);
                     self.after_cr = true;
                 }
                 ESC => self.escape = Escape::Started,
@@ -130,8 +142,18 @@ impl LineFramer {
 
     /// End of stream: emit the pending partial line, if any.
     pub fn finish(&mut self, out: &mut Vec<FramedLine>) {
+        self.finish_each(|text, truncated| {
+            out.push(FramedLine {
+                text: text.to_owned(),
+                truncated,
+            })
+        });
+    }
+
+    /// [`LineFramer::finish`] handing the line to `line` as [`LineFramer::push_each`] does.
+    pub fn finish_each(&mut self, mut line: impl FnMut(&str, bool)) {
         if !self.buf.is_empty() || self.overflowed {
-            self.end_line(out);
+            self.end_line(&mut line);
         }
         self.escape = Escape::None;
         self.after_cr = false;
@@ -156,7 +178,7 @@ impl LineFramer {
         }
     }
 
-    fn end_line(&mut self, out: &mut Vec<FramedLine>) {
+    fn end_line(&mut self, line: &mut impl FnMut(&str, bool)) {
         let truncated = self.overflowed;
         if truncated {
             self.truncated_lines += 1;
@@ -169,10 +191,7 @@ impl LineFramer {
         let text = String::from_utf8_lossy(&self.buf);
         let text = text.trim_end();
         if !text.is_empty() {
-            out.push(FramedLine {
-                text: text.to_owned(),
-                truncated,
-            });
+            line(text, truncated);
         }
         self.buf.clear();
         self.overflowed = false;

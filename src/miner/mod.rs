@@ -12,6 +12,7 @@ pub mod dedupe;
 pub mod doctor;
 pub mod framing;
 pub mod get_config;
+pub mod pace;
 pub mod parse;
 pub mod port;
 pub mod reader;

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 
 use super::dedupe::EventFilter;
-use super::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
-use super::parse::{mask_secrets, parse_line};
+use super::framing::{LineFramer, MAX_LINE_BYTES};
+use super::pace::{Pace, COALESCE};
+use super::parse::{mask_secrets, parse_line_into};
 use super::port;
 use crate::clock::now_ms;
-use crate::db::{DbActor, IngestLine, IngestStats, LinesRead, LinkChanged, LinkState};
+use crate::db::{DbActor, IngestStats, LinesRead, LinkChanged, LinkState};
 use crate::flash::lines::{self, Forwarding, LineControl, ResetKind, SerialLines};
 use crate::flash::port::SessionPort;
+use crate::model::event::MinerEvent;
+use crate::model::lines::LineBatch;
 use serialport::TTYPort;
 
 /// What a reader needs to know.
@@ -64,7 +67,9 @@ pub struct Sink {
 struct Batcher {
     miner_id: i64,
     filter: EventFilter,
-    lines: Vec<IngestLine>,
+    lines: LineBatch,
+    /// The parser's output for the line at hand, reused for every line.
+    events: Vec<MinerEvent>,
     first_at: Option<Instant>,
     dropped: u64,
     batch_lines: usize,
@@ -74,31 +79,24 @@ struct Batcher {
 }
 
 impl Batcher {
-    fn add(&mut self, framed: FramedLine) {
-        self.add_at(framed, now_ms());
+    fn add(&mut self, text: &str, truncated: bool) {
+        self.add_at(text, truncated, now_ms());
     }
 
     /// Adds a line read at `ts` (Unix ms): the lines of one read share one clock reading.
-    fn add_at(&mut self, framed: FramedLine, ts: i64) {
+    fn add_at(&mut self, text: &str, truncated: bool, ts: i64) {
         if self.lines.len() >= self.max_pending + READ_BUF {
             // The database is far behind while a command reads the port (the main loop stops
             // reading long before this): keep memory bounded, count what is lost.
             self.dropped += 1;
             return;
         }
-        let mut events = parse_line(&framed.text);
-        events.retain(|e| self.filter.keep(e));
-        let text = match mask_secrets(&framed.text) {
-            std::borrow::Cow::Borrowed(_) => framed.text,
-            std::borrow::Cow::Owned(masked) => masked,
-        };
+        parse_line_into(text, &mut self.events);
+        let filter = &mut self.filter;
+        self.events.retain(|e| filter.keep(e));
         self.first_at.get_or_insert_with(Instant::now);
-        self.lines.push(IngestLine {
-            ts,
-            text,
-            truncated: framed.truncated,
-            events,
-        });
+        self.lines
+            .push(ts, &mask_secrets(text), truncated, &mut self.events);
     }
 
     /// A whole batch waits for the writer: read no more until it is handed over (the bytes
@@ -135,7 +133,7 @@ impl Batcher {
             return;
         }
         // The next batch will likely be as big as this one: allocate it once, not by doubling.
-        let next = Vec::with_capacity(self.lines.len());
+        let next = LineBatch::with_capacity(self.lines.len(), self.lines.text_bytes());
         let lines = std::mem::replace(&mut self.lines, next);
         self.sink
             .stats
@@ -163,7 +161,8 @@ pub fn run(
     let mut batcher = Batcher {
         miner_id: cfg.miner_id,
         filter: EventFilter::default(),
-        lines: Vec::with_capacity(cfg.batch_lines),
+        lines: LineBatch::default(),
+        events: Vec::new(),
         first_at: None,
         dropped: 0,
         batch_lines: cfg.batch_lines,
@@ -247,19 +246,6 @@ pub fn run(
     link(LinkState::Offline, Some("shepherd stopped reading".into()));
 }
 
-/// Reads smaller than this are a trickle worth letting accumulate; bigger ones mean data is
-/// flowing fast (a burst, a long line) and the reader must keep up at full speed. It sits
-/// below the 4 KiB a terminal hands over at most per read, so a port that fills that buffer
-/// is never paused; at 115200 baud about 2.3 KB arrive during one `COALESCE` pause, so a
-/// miner printing non-stop still counts as a trickle and its reader wakes about 5 times a
-/// second.
-const COALESCE_BELOW: usize = 3072;
-
-/// Pause after a small read (see `read_until_gone`). Lines wait at most this long before
-/// they are framed, under the batch interval; the kernel holds far more than a port delivers
-/// meanwhile (4 KiB in the line discipline, up to 64 KiB more in the driver's buffers).
-const COALESCE: Duration = Duration::from_millis(200);
-
 enum Ended {
     Stopped,
     Gone(String),
@@ -274,10 +260,10 @@ fn read_until_gone(
 ) -> Ended {
     let mut framer = LineFramer::new(MAX_LINE_BYTES);
     let mut buf = vec![0u8; READ_BUF];
-    let mut framed = Vec::new();
     let mut overruns = Overruns::of(port);
+    let mut pace = Pace::new(Instant::now());
     let ended = loop {
-        let mut partial = false;
+        let mut pause = false;
         if batcher.full() {
             batcher.send(false);
             if batcher.full() {
@@ -299,12 +285,11 @@ fn read_until_gone(
         match port.read(&mut buf) {
             Ok(0) => break Ended::Gone("end of file".into()),
             Ok(n) => {
-                framer.push(&buf[..n], &mut framed);
                 let ts = now_ms();
-                for line in framed.drain(..) {
-                    batcher.add_at(line, ts);
-                }
-                partial = n < COALESCE_BELOW;
+                framer.push_each(&buf[..n], |text, truncated| {
+                    batcher.add_at(text, truncated, ts)
+                });
+                pause = pace.after_read(n, Instant::now());
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::TimedOut
@@ -312,6 +297,7 @@ fn read_until_gone(
             {
                 // Idle port. A stop request is honoured only now, so nothing already in the
                 // kernel's buffer is left behind.
+                pace.after_read(0, Instant::now());
                 if stop.load(Ordering::Relaxed) {
                     break Ended::Stopped;
                 }
@@ -330,18 +316,15 @@ fn read_until_gone(
             // The job read the port itself; go straight back to reading.
             continue;
         }
-        if partial && !stop.load(Ordering::Relaxed) {
+        if pause && !stop.load(Ordering::Relaxed) {
             // USB-serial adapters hand over a few bytes at a time; letting them collect for a
-            // moment turns hundreds of wake-ups a second per miner into a few dozen. The
-            // kernel buffers far more than arrives meanwhile. Done after the job check, so a
-            // queued command never waits for this pause.
+            // moment turns hundreds of wake-ups a second per miner into a few dozen (only
+            // while the port trickles: see `pace`). Done after the job check, so a queued
+            // command never waits for this pause.
             std::thread::sleep(COALESCE);
         }
     };
-    framer.finish(&mut framed);
-    for line in framed.drain(..) {
-        batcher.add(line);
-    }
+    framer.finish_each(|text, truncated| batcher.add(text, truncated));
     ended
 }
 
@@ -504,11 +487,9 @@ impl<'a> PortSession<'a> {
     /// Runs a reset sequence: through the simulator in demo/tests, else on the port's lines.
     pub fn reset(&mut self, kind: ResetKind) -> Result<(), String> {
         // A reset cuts the line being printed: store what came of it as a line of its own.
-        let mut framed = Vec::new();
-        self.framer.finish(&mut framed);
-        for line in framed {
-            self.batcher.add(line);
-        }
+        let batcher = &mut *self.batcher;
+        self.framer
+            .finish_each(|text, truncated| batcher.add(text, truncated));
         let result = match &self.cfg.sim_lines {
             Some(sim) => {
                 let mut sim = sim.clone();
@@ -538,19 +519,18 @@ impl<'a> PortSession<'a> {
         on_line: &mut dyn FnMut(&str) -> bool,
     ) -> Result<bool, String> {
         let mut buf = vec![0u8; 4096];
-        let mut framed = Vec::new();
         while Instant::now() < deadline {
             match self.port.read(&mut buf) {
                 Ok(0) => return Err(self.lost("end of file".into())),
                 Ok(n) => {
-                    self.framer.push(&buf[..n], &mut framed);
                     let mut done = false;
-                    for line in framed.drain(..) {
-                        if !done && on_line(&line.text) {
+                    let batcher = &mut *self.batcher;
+                    self.framer.push_each(&buf[..n], |text, truncated| {
+                        if !done && on_line(text) {
                             done = true;
                         }
-                        self.batcher.add(line);
-                    }
+                        batcher.add(text, truncated);
+                    });
                     if self.batcher.due() {
                         self.batcher.send(false);
                     }
@@ -581,16 +561,13 @@ impl<'a> PortSession<'a> {
     /// starts the moment the loader lets go can print its first lines into the same read as
     /// the loader's last reply, and whoever waits for them must see them too.
     pub fn ingest_bytes(&mut self, bytes: &[u8]) -> Vec<String> {
-        let mut framed = Vec::new();
-        self.framer.push(bytes, &mut framed);
-        framed
-            .into_iter()
-            .map(|line| {
-                let text = line.text.clone();
-                self.batcher.add(line);
-                text
-            })
-            .collect()
+        let mut texts = Vec::new();
+        let batcher = &mut *self.batcher;
+        self.framer.push_each(bytes, |text, truncated| {
+            texts.push(text.to_owned());
+            batcher.add(text, truncated);
+        });
+        texts
     }
 
     /// Records that the port failed during the job; the reader reopens it afterwards.

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use tungstenite::Message;
 
 use crate::clock::now_ms;
-use crate::db::{IngestLine, LinesRead};
-use crate::miner::framing::{FramedLine, LineFramer, MAX_LINE_BYTES};
+use crate::db::LinesRead;
+use crate::miner::framing::{LineFramer, MAX_LINE_BYTES};
 use crate::miner::parse::mask_secrets;
 use crate::miner::reader::Sink;
+use crate::model::lines::LineBatch;
 
 /// How long to wait before reconnecting a closed or refused log stream.
 const RETRY: Duration = Duration::from_secs(15);
@@ -51,20 +52,15 @@ impl Default for LogLines {
 
 impl LogLines {
     /// The complete lines in one message (a line split across messages waits for its end).
-    pub fn push(&mut self, text: &str) -> Vec<IngestLine> {
-        let mut framed: Vec<FramedLine> = Vec::new();
-        self.framer.push(text.as_bytes(), &mut framed);
+    pub fn push(&mut self, text: &str) -> LineBatch {
+        let mut lines = LineBatch::default();
         let ts = now_ms();
-        framed
-            .into_iter()
-            .filter(|l| !l.text.trim().is_empty())
-            .map(|l| IngestLine {
-                ts,
-                text: mask_secrets(&l.text).into_owned(),
-                truncated: l.truncated,
-                events: Vec::new(),
-            })
-            .collect()
+        self.framer.push_each(text.as_bytes(), |line, truncated| {
+            if !line.trim().is_empty() {
+                lines.push(ts, &mask_secrets(line), truncated, &mut Vec::new());
+            }
+        });
+        lines
     }
 }
 
@@ -123,7 +119,7 @@ fn follow(miner_id: i64, authority: &str, sink: &Sink, stop: &AtomicBool) -> Res
     Ok(())
 }
 
-fn store(miner_id: i64, sink: &Sink, lines: Vec<IngestLine>) {
+fn store(miner_id: i64, sink: &Sink, lines: LineBatch) {
     if lines.is_empty() {
         return;
     }
@@ -163,6 +159,7 @@ mod tests {
         let mut l = LogLines::default();
         assert!(l.push("\u{1b}[0;32mI (1200) stratum_task: tx: {\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"bc1q.axe\",\"hunter2\"]}").is_empty(), "waits for the line end");
         let out = l.push("\u{1b}[0m\nI (1300) asic_result: Ver: 20000000\n");
+        let out: Vec<_> = out.iter().collect();
         assert_eq!(out.len(), 2);
         assert!(
             out[0].text.starts_with("I (1200) stratum_task"),

@@ -23,9 +23,10 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::now_ms;
 use crate::db::commands::{self, CommandKind};
-use crate::db::{IngestLine, LinesRead, LinkChanged, LinkState, Write};
+use crate::db::{LinesRead, LinkChanged, LinkState, Write};
 use crate::miner::reader::Sink;
 use crate::model::event::MinerEvent;
+use crate::model::lines::LineBatch;
 
 use http::Client;
 use parse::{Asic, Info};
@@ -335,16 +336,13 @@ fn deliver(miner_id: i64, sink: &Sink, polled: Polled) {
             detail,
         });
     }
-    if let Some((text, events)) = polled.line {
+    if let Some((text, mut events)) = polled.line {
         sink.stats.queued_lines.fetch_add(1, Ordering::Relaxed);
+        let mut lines = LineBatch::default();
+        lines.push(now_ms(), &text, false, &mut events);
         sink.db.do_send(LinesRead {
             miner_id,
-            lines: vec![IngestLine {
-                ts: now_ms(),
-                text,
-                truncated: false,
-                events,
-            }],
+            lines,
             dropped: 0,
         });
     }

@@ -16,4 +16,4 @@ mod scan;
 mod tests;
 
 pub use mask::mask_secrets;
-pub use rules::parse_line;
+pub use rules::{parse_line, parse_line_into};

@@ -300,10 +300,21 @@ static RULES: &[Rule] = &[
 
 /// Events found in one cleaned line (usually 0 or 1; interleaved task output can hold two).
 pub fn parse_line(line: &str) -> Vec<MinerEvent> {
-    let mut found: Vec<(usize, MinerEvent)> = Vec::new();
+    let mut found = Vec::new();
+    parse_line_into(line, &mut found);
+    found
+}
+
+/// [`parse_line`] appending to `out`, in the order the events appear in the line: ingest
+/// reuses one list for every line instead of allocating one per line.
+pub fn parse_line_into(line: &str, out: &mut Vec<MinerEvent>) {
     let Some(markers) = MARKERS.as_ref() else {
-        return Vec::new();
+        return;
     };
+    let base = out.len();
+    // Where each event's marker starts, kept only once a second event turns up (rare).
+    let mut starts: Vec<usize> = Vec::new();
+    let mut first_start = 0;
     // One pass finds every marker, overlapping ones included. Needles are ASCII, so every
     // match starts and ends on a char boundary.
     for m in markers.find_overlapping_iter(line) {
@@ -311,14 +322,24 @@ pub fn parse_line(line: &str) -> Vec<MinerEvent> {
             continue;
         };
         if let Some(ev) = (rule.handler)(line, m.start(), m.end()) {
-            found.push((m.start(), ev));
+            if out.len() == base {
+                first_start = m.start();
+            } else {
+                if starts.is_empty() {
+                    starts.push(first_start);
+                }
+                starts.push(m.start());
+            }
+            out.push(ev);
         }
     }
-    if found.len() > 1 {
-        // Report events in the order they appear in the line.
-        found.sort_by_key(|(pos, _)| *pos);
+    if starts.len() > 1 {
+        // Matches come in the order they end: report events in the order they start.
+        let mut tail: Vec<(usize, MinerEvent)> =
+            starts.into_iter().zip(out.drain(base..)).collect();
+        tail.sort_by_key(|(pos, _)| *pos);
+        out.extend(tail.into_iter().map(|(_, ev)| ev));
     }
-    found.into_iter().map(|(_, ev)| ev).collect()
 }
 
 // ---------------------------------------------------------------------------------------

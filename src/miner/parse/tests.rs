@@ -515,6 +515,23 @@ fn two_events_in_one_line_in_order() {
 }
 
 #[test]
+fn parsing_into_a_list_appends_after_what_it_holds() {
+    let mut out = vec![E::ValidBlocks(7)];
+    super::parse_line_into(">>> Valid blocks: 1>>> Block templates: 9", &mut out);
+    super::parse_line_into("nothing here", &mut out);
+    super::parse_line_into(">>> Valid blocks: 2", &mut out);
+    assert_eq!(
+        out,
+        vec![
+            E::ValidBlocks(7),
+            E::ValidBlocks(1),
+            E::BlockTemplates(9),
+            E::ValidBlocks(2)
+        ]
+    );
+}
+
+#[test]
 fn damaged_lines_yield_nothing() {
     for line in [
         ">>> Completed share(s), 61 Khashes, avg. hashrate 61.69 KH/s",
