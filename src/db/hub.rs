@@ -1,7 +1,7 @@
 //! SQL of the hub: what other sites published (see [`crate::hub`]), and the events this site
 //! publishes (records, blocks, incidents after a watermark).
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -75,11 +75,19 @@ pub fn apply(conn: &Connection, site: &str, msg: &Incoming, now: i64) -> rusqlit
             miner,
             doc,
         } => {
-            conn.execute(
+            // An incident comes again when it is resolved: that replaces what was stored.
+            // Nothing else does — QoS 1 may deliver the "active" one again afterwards.
+            let resolves = kind.as_str() == "incident"
+                && doc.get("state").and_then(Value::as_str) == Some("resolved");
+            let sql = if resolves {
+                "INSERT INTO hub_events (site, kind, event_id, at, miner, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (site, kind, event_id) DO UPDATE SET json = excluded.json"
+            } else {
                 "INSERT OR IGNORE INTO hub_events (site, kind, event_id, at, miner, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![site, kind, id, at, miner, doc.to_string()],
-            )?;
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            };
+            conn.execute(sql, params![site, kind, id, at, miner, doc.to_string()])?;
         }
     }
     Ok(())
@@ -277,6 +285,8 @@ pub struct EventMarks {
     pub block: i64,
     /// `alerts.id`.
     pub incident: i64,
+    /// The last resolution sent: `alerts.resolved_at` and, within that millisecond, `id`.
+    pub resolved: (i64, i64),
 }
 
 /// The newest ids now: publishing starts after them (history is not replayed at start).
@@ -288,10 +298,20 @@ pub fn event_marks(conn: &Connection) -> rusqlite::Result<EventMarks> {
             |r| r.get(0),
         )
     };
+    let resolved = conn
+        .query_row(
+            "SELECT resolved_at, id FROM alerts WHERE state = 'resolved' AND resolved_at IS NOT NULL
+             ORDER BY resolved_at DESC, id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, 0));
     Ok(EventMarks {
         record: max("share_records")?,
         block: max("found_blocks")?,
         incident: max("alerts")?,
+        resolved,
     })
 }
 
@@ -348,7 +368,8 @@ pub fn events_after(
         out.push(("block", id, doc));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT a.id, a.first_at, a.miner_id, m.name, a.rule, a.severity, a.message, a.state
+        "SELECT a.id, a.first_at, a.miner_id, m.name, a.rule, a.severity, a.message, a.state,
+                a.resolved_at
          FROM alerts a LEFT JOIN miners m ON m.id = a.miner_id
          WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
     )?;
@@ -359,12 +380,41 @@ pub fn events_after(
             json!({"id": id, "at": r.get::<_, i64>(1)?, "miner_id": r.get::<_, i64>(2)?,
                    "miner": r.get::<_, Option<String>>(3)?, "rule": r.get::<_, String>(4)?,
                    "severity": r.get::<_, String>(5)?, "message": r.get::<_, String>(6)?,
-                   "state": r.get::<_, String>(7)?}),
+                   "state": r.get::<_, String>(7)?, "resolved_at": r.get::<_, Option<i64>>(8)?}),
         ))
     })?;
     for row in rows {
         let (id, doc) = row?;
         next.incident = next.incident.max(id);
+        out.push(("incident", id, doc));
+    }
+    // Incidents resolved since the last look, sent again with their new state. Ones not sent
+    // yet at all are left to the query above, which sends their state as it is.
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.id, a.first_at, a.miner_id, m.name, a.rule, a.severity, a.message, a.resolved_at
+         FROM alerts a LEFT JOIN miners m ON m.id = a.miner_id
+         WHERE a.state = 'resolved' AND a.resolved_at IS NOT NULL AND a.id <= ?3
+           AND (a.resolved_at > ?1 OR (a.resolved_at = ?1 AND a.id > ?2))
+         ORDER BY a.resolved_at, a.id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(
+        params![marks.resolved.0, marks.resolved.1, marks.incident, lim],
+        |r| {
+            let id: i64 = r.get(0)?;
+            let resolved_at: i64 = r.get(7)?;
+            Ok((
+                id,
+                resolved_at,
+                json!({"id": id, "at": r.get::<_, i64>(1)?, "miner_id": r.get::<_, i64>(2)?,
+                       "miner": r.get::<_, Option<String>>(3)?, "rule": r.get::<_, String>(4)?,
+                       "severity": r.get::<_, String>(5)?, "message": r.get::<_, String>(6)?,
+                       "state": "resolved", "resolved_at": resolved_at}),
+            ))
+        },
+    )?;
+    for row in rows {
+        let (id, resolved_at, doc) = row?;
+        next.resolved = (resolved_at, id);
         out.push(("incident", id, doc));
     }
     Ok((out, next))
@@ -474,5 +524,62 @@ mod tests {
         assert_eq!((marks.record, marks.block), (2, 1));
         assert!(events_after(&c, marks, 100).unwrap().0.is_empty());
         assert_eq!(event_marks(&c).unwrap(), marks);
+    }
+
+    /// An incident goes out when it starts and again when it is resolved; the hub keeps the
+    /// resolution even when QoS 1 brings the start again after it.
+    #[test]
+    fn a_resolved_incident_is_sent_again_and_the_hub_keeps_the_resolution() {
+        let c = memory_db();
+        c.execute_batch(
+            "INSERT INTO miners (id, name, port) VALUES (1, 'm1', '/dev/ttyUSB0');
+             INSERT INTO alerts (id, miner_id, rule, state, message, first_at, last_sent_at)
+               VALUES (1, 1, 'offline', 'active', 'm1 is offline', 10, 10),
+                      (2, 1, 'hot', 'active', 'm1 is hot', 11, 11);",
+        )
+        .unwrap();
+        let (ev, marks) = events_after(&c, EventMarks::default(), 100).unwrap();
+        let states: Vec<_> = ev.iter().map(|e| (e.1, e.2["state"].clone())).collect();
+        assert_eq!(states, vec![(1, json!("active")), (2, json!("active"))]);
+        // Both resolve in the same millisecond; a third starts and resolves before the look.
+        c.execute_batch(
+            "UPDATE alerts SET state = 'resolved', resolved_at = 50 WHERE id IN (1, 2);
+             INSERT INTO alerts (id, miner_id, rule, state, message, first_at, last_sent_at, resolved_at)
+               VALUES (3, 1, 'stalled', 'resolved', 'm1 stalled', 40, 40, 45);",
+        )
+        .unwrap();
+        let (ev, marks) = events_after(&c, marks, 100).unwrap();
+        let got: Vec<_> = ev
+            .iter()
+            .map(|e| (e.1, e.2["state"].clone(), e.2["resolved_at"].clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, json!("resolved"), json!(45)),
+                (1, json!("resolved"), json!(50)),
+                (2, json!("resolved"), json!(50)),
+            ],
+            "each incident once: the new one with its state, the older two as resolutions"
+        );
+        assert_eq!(marks.resolved, (50, 2));
+        assert!(events_after(&c, marks, 100).unwrap().0.is_empty());
+        assert_eq!(event_marks(&c).unwrap(), marks);
+
+        // The hub's side.
+        let hub = memory_db();
+        let incident = |state: &str| Incoming::Event {
+            kind: "incident".into(),
+            id: 1,
+            at: 10,
+            miner: Some("m1".into()),
+            doc: json!({"id": 1, "at": 10, "state": state}),
+        };
+        for state in ["active", "resolved", "active"] {
+            apply(&hub, "barn", &incident(state), 100).unwrap();
+        }
+        let stored = events(&hub, Some("barn"), 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].doc["state"], "resolved");
     }
 }
