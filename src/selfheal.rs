@@ -408,8 +408,11 @@ pub struct Report {
     pub enabled: bool,
     /// The uhubctl it runs, if found (and power cycles are allowed).
     pub uhubctl: Option<String>,
-    /// The hubs uhubctl listed at start (None: not asked).
+    /// The hubs uhubctl listed last (None: not asked yet). Asked at start, and again in a
+    /// round where a stuck miner sits on a hub the list does not have (plugged in since).
     pub hubs: Option<Vec<uhubctl::Hub>>,
+    /// When uhubctl was last asked (Unix ms).
+    pub hubs_listed_at: Option<i64>,
     /// Why the list is missing, when it was asked for and failed.
     pub hubs_error: Option<String>,
     /// Rounds run since the start.
@@ -432,6 +435,15 @@ impl Status {
         if let Ok(mut r) = self.0.lock() {
             f(&mut r);
         }
+    }
+
+    /// Whether uhubctl's last list has hub `hub`.
+    fn knows_hub(&self, hub: &str) -> bool {
+        self.0.lock().is_ok_and(|r| {
+            r.hubs
+                .as_ref()
+                .is_some_and(|hubs| hubs.iter().any(|h| h.location == hub))
+        })
     }
 
     /// Where a miner on `location` can be power cycled: its hub and port, when uhubctl listed
@@ -516,7 +528,7 @@ impl SelfHealActor {
         }
     }
 
-    /// Asks uhubctl once which hubs switch port power, on a thread of its own.
+    /// Asks uhubctl which hubs switch port power, on a thread of its own.
     fn check_hubs(&self) {
         let Some(program) = self.program.clone() else {
             return;
@@ -524,28 +536,7 @@ impl SelfHealActor {
         let status = self.status.clone();
         let spawned = std::thread::Builder::new()
             .name("uhubctl".into())
-            .spawn(move || match uhubctl::list(&program) {
-                Ok(hubs) => {
-                    let per_port: Vec<&str> = hubs
-                        .iter()
-                        .filter(|h| h.switching == uhubctl::Switching::PerPort)
-                        .map(|h| h.location.as_str())
-                        .collect();
-                    tracing::info!(
-                        "uhubctl: hubs that switch each port's power: {}",
-                        if per_port.is_empty() {
-                            "none (power cycles off; serial resets only)".to_owned()
-                        } else {
-                            per_port.join(", ")
-                        }
-                    );
-                    status.update(|r| r.hubs = Some(hubs));
-                }
-                Err(e) => {
-                    tracing::warn!("self-healing will not power cycle: {e}");
-                    status.update(|r| r.hubs_error = Some(e));
-                }
-            });
+            .spawn(move || list_hubs(&program, &status));
         if let Err(e) = spawned {
             tracing::warn!("cannot ask uhubctl about the hubs: {e}");
         }
@@ -576,12 +567,19 @@ impl SelfHealActor {
                     let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                     rows.collect()
                 };
+                // uhubctl is asked again at most once a round, for a hub plugged in since.
+                let relisted = std::cell::Cell::new(false);
                 let read = pool.with(|c| {
                     let ports = ports(c)?;
                     let power_of = |id: i64| {
-                        program.as_ref()?;
+                        let program = program.as_ref()?;
                         let port = ports.iter().find(|(m, _, _)| *m == id)?;
-                        status.switchable(power_location(&port.1))
+                        let location = power_location(&port.1)?;
+                        if !relisted.get() && !status.knows_hub(&location.0) {
+                            relisted.set(true);
+                            list_hubs(program, &status);
+                        }
+                        status.switchable(Some(location))
                     };
                     Ok((stuck(c, now, &power_of)?, ports))
                 });
@@ -635,6 +633,43 @@ impl SelfHealActor {
         if let Err(e) = spawned {
             tracing::error!("cannot start a self-healing round: {e}");
             self.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Asks uhubctl which hubs switch port power and keeps the answer in `status`; says so in the
+/// log when the answer differs from the last one.
+fn list_hubs(program: &Path, status: &Status) {
+    let listed = uhubctl::list(program);
+    let before = status.report();
+    status.update(|r| r.hubs_listed_at = Some(crate::clock::now_ms()));
+    match listed {
+        Ok(hubs) => {
+            if before.hubs.as_ref() != Some(&hubs) {
+                let per_port: Vec<&str> = hubs
+                    .iter()
+                    .filter(|h| h.switching == uhubctl::Switching::PerPort)
+                    .map(|h| h.location.as_str())
+                    .collect();
+                tracing::info!(
+                    "uhubctl: hubs that switch each port's power: {}",
+                    if per_port.is_empty() {
+                        "none (power cycles off; serial resets only)".to_owned()
+                    } else {
+                        per_port.join(", ")
+                    }
+                );
+            }
+            status.update(|r| {
+                r.hubs = Some(hubs);
+                r.hubs_error = None;
+            });
+        }
+        Err(e) => {
+            if before.hubs_error.as_ref() != Some(&e) {
+                tracing::warn!("self-healing will not power cycle: {e}");
+            }
+            status.update(|r| r.hubs_error = Some(e));
         }
     }
 }

@@ -145,21 +145,26 @@ fn fake_sysfs(root: &Path, pty: &str) {
 }
 
 /// A uhubctl that logs its arguments and, asked without any, lists hub 1-1 as uhubctl 2.5
-/// prints a VIA VL805-style hub that switches each port (uhubctl.c `print_port_status`).
+/// prints a VIA VL805-style hub that switches each port (uhubctl.c `print_port_status`) — once
+/// the hub is plugged in (the file `hub-plugged` in `dir` exists); before, it answers as
+/// uhubctl does when it finds no hub it can switch ("No compatible devices detected!", exit 1).
 fn fake_uhubctl(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let log = dir.join("uhubctl.log");
     let prog = dir.join("uhubctl");
     std::fs::write(
         &prog,
         format!(
-            "#!/bin/sh\necho \"args: $*\" >> '{}'\nif [ $# -eq 0 ]; then\ncat <<'EOF'\n\
+            "#!/bin/sh\necho \"args: $*\" >> '{}'\nif [ $# -eq 0 ]; then\n\
+             if [ ! -e '{}' ]; then echo 'No compatible devices detected!' >&2; exit 1; fi\n\
+             cat <<'EOF'\n\
              Current status for hub 1-1 [2109:3431 USB2.0 Hub, USB 2.10, 4 ports, ppps]\n  \
              Port 1: 0100 power\n  \
              Port 2: 0103 power enable connect [1a86:7523 QinHeng Electronics USB Serial]\n  \
              Port 3: 0100 power\n  \
              Port 4: 0100 power\n\
              EOF\nfi\n",
-            log.display()
+            log.display(),
+            dir.join("hub-plugged").display()
         ),
     )
     .unwrap();
@@ -238,8 +243,25 @@ fn a_hung_miner_is_reset_by_the_loop_and_limits_hold() {
     });
     let id = app.miner_id("demo-9");
     app.wait_lines_after(id, 0);
-    // Asked once at the start which hubs switch power; the port map shows it.
+    // Asked at the start which hubs switch power: none yet, and the port map says why.
     let ports = until("uhubctl was not asked about the hubs", || {
+        let v = app.json("/api/ports");
+        v["self_heal"]["hubs_error"].is_string().then_some(v)
+    });
+    assert!(
+        ports["self_heal"]["hubs_error"]
+            .as_str()
+            .unwrap()
+            .contains("No compatible devices detected"),
+        "{ports:#}"
+    );
+    assert!(ports["self_heal"]["hubs"].is_null(), "{ports:#}");
+
+    // The hub is plugged in after the start; the miner's bridge wedges. The round that finds
+    // it stuck on a hub uhubctl did not list asks uhubctl again.
+    std::fs::write(dir.path().join("hub-plugged"), "").unwrap();
+    sim9.wedge_bridge();
+    let ports = until("uhubctl was not asked about the hubs again", || {
         let v = app.json("/api/ports");
         v["self_heal"]["hubs"].is_array().then_some(v)
     });
@@ -248,6 +270,7 @@ fn a_hung_miner_is_reset_by_the_loop_and_limits_hold() {
         "{ports:#}"
     );
     assert_eq!(ports["self_heal"]["hubs"][0]["switching"], "per_port");
+    assert!(ports["self_heal"]["hubs_error"].is_null(), "{ports:#}");
     let page = String::from_utf8(app.get("/ports").1).unwrap();
     assert!(page.contains("per-port power"), "{page}");
     assert!(
@@ -255,7 +278,6 @@ fn a_hung_miner_is_reset_by_the_loop_and_limits_hold() {
         "the miner is placed on hub 1-1: {page}"
     );
 
-    sim9.wedge_bridge();
     // The test is the hub: when uhubctl is told to cycle port 2 of hub 1-1, the power goes.
     until("uhubctl was not asked to power cycle", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();

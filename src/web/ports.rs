@@ -261,6 +261,7 @@ mod tests {
                 "Current status for hub 1-1 [05e3:0608 USB2.0 Hub, USB 2.00, 4 ports, ppps]\n  Port 1: 0103 power enable connect [1a86:7523 USB Serial]\n",
             )),
             hubs_error: None,
+            hubs_listed_at: Some(1_764_500_000_000),
             rounds: 3,
             waiting: vec![("<i>demo-7</i>".into(), "rate limit".into())],
         };
