@@ -147,7 +147,10 @@ CREATE TABLE IF NOT EXISTS miner_summary (
     firmware_family   TEXT,
     display           TEXT,
     blocks_reported   INTEGER,
-    evidence_json     TEXT
+    evidence_json     TEXT,
+    -- Version 18: the chip the miner named itself (a NerdMiner's boot `Chip:` line, an AxeOS
+    -- miner's ASIC model), so the firmware inventory knows it without a flash read.
+    chip_model        TEXT
 );
 
 -- Per-miner per-minute history for charts; small and kept long.

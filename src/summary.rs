@@ -222,6 +222,9 @@ pub struct MinerState {
     /// Display driver the firmware announced (`SSD1306 128x64`, `No`, `OLED 0.42`…).
     #[serde(default)]
     pub display: Option<String>,
+    /// The chip the miner named itself (`ESP32-D0WD-V3`; an AxeOS miner's `BM1366 (Gamma)`).
+    #[serde(default)]
+    pub chip_model: Option<String>,
     /// The fault-diagnosis evidence since the last boot.
     #[serde(default)]
     pub evidence: crate::diagnosis::Evidence,
@@ -499,6 +502,7 @@ impl MinerState {
                 self.blocks_base = 0;
             }
             MinerEvent::DisplayDriver { name } => self.display = Some(name.clone()),
+            MinerEvent::ChipModel { model } => self.chip_model = Some(model.clone()),
             MinerEvent::Brownout => self.hint(ts, RebootCause::Brownout, event),
             MinerEvent::Crash { .. } => self.hint(ts, RebootCause::Panic, event),
             MinerEvent::Watchdog => self.hint(ts, RebootCause::Watchdog, event),

@@ -124,6 +124,23 @@ fn a_mock_bitaxe_stands_beside_a_simulated_nerdminer() {
     assert!(page.contains("TH/s"), "the Bitaxes read in TH/s");
     assert!(page.contains("KH/s"), "the NerdMiner reads in KH/s");
 
+    // The firmware inventory names each Bitaxe's ASIC, as AxeOS reports it.
+    let start = Instant::now();
+    loop {
+        let (status, inv) = app.get("/firmware");
+        assert_eq!(status, 200);
+        let inv = String::from_utf8_lossy(&inv).into_owned();
+        if inv.contains("BM13") {
+            assert!(inv.contains("AxeOS"), "{inv}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ASIC model on /firmware: {inv}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     let (status, manage) = app.get(&format!("/miners/manage/{}", app.miner_id("gamma")));
     assert_eq!(status, 200);
     let manage = String::from_utf8_lossy(&manage);

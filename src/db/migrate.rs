@@ -30,6 +30,8 @@
 //! the table is rebuilt once, keeping every id so the tables that refer to it stay whole).
 //! 17 — `hub_sites`, `hub_miners`, `hub_history`, `hub_events`, `hub_runs` (other sites seen
 //! through the MQTT broker, see [`crate::hub`]).
+//! 18 — `miner_summary.chip_model` (the chip a miner names itself: a NerdMiner's boot line, an
+//! AxeOS miner's ASIC model).
 //!
 //! Every Shepherd database carries [`APPLICATION_ID`] in its header. Before anything is written
 //! to a file, [`check_identity`] refuses one that belongs to another program and one written by
@@ -43,7 +45,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` describes.
-pub const SCHEMA_VERSION: i64 = 17;
+pub const SCHEMA_VERSION: i64 = 18;
 
 /// `PRAGMA application_id` of a Shepherd database: "SHPD" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5348_5044;

@@ -126,9 +126,9 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                best_diff_session, blocks_found, temperature, uptime_secs, restarts, pool, firmware,
                last_event_id, state_json, updated_at, boot_at, time_mining_secs, restores_stats,
                temperature_since, shares_meaning, firmware_family, display, blocks_reported,
-               evidence_json)
+               evidence_json, chip_model)
              VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+               ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
              ON CONFLICT (miner_id) DO UPDATE SET hashrate_khs = excluded.hashrate_khs,
                shares = excluded.shares, accepted = excluded.accepted, rejected = excluded.rejected,
                best_diff = excluded.best_diff, best_diff_session = excluded.best_diff_session,
@@ -142,6 +142,7 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                shares_meaning = coalesce(excluded.shares_meaning, shares_meaning),
                firmware_family = coalesce(excluded.firmware_family, firmware_family),
                display = coalesce(excluded.display, display),
+               chip_model = coalesce(excluded.chip_model, chip_model),
                blocks_reported = excluded.blocks_reported, evidence_json = excluded.evidence_json",
         )?;
         let mut avg_stmt = tx.prepare_cached(
@@ -183,6 +184,7 @@ pub fn save(conn: &mut Connection, update: &SummaryUpdate) -> rusqlite::Result<(
                 s.display,
                 s.blocks_reported.map(|b| b as i64),
                 serde_json::to_string(&s.evidence).ok(),
+                s.chip_model,
             ])?;
             avg_stmt.execute(params![miner_id, now_s - 600, now_s - 3600, now_s - 86_400])?;
         }

@@ -30,8 +30,9 @@ pub struct Inventory {
 pub fn miners(conn: &Connection) -> rusqlite::Result<Vec<MinerFirmware>> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.id, m.name, s.firmware_family, s.firmware, s.display,
-                (SELECT b.chip FROM config_backups b WHERE b.miner_id = m.id AND b.chip IS NOT NULL
-                 ORDER BY b.created_at DESC, b.id DESC LIMIT 1)
+                coalesce((SELECT b.chip FROM config_backups b
+                          WHERE b.miner_id = m.id AND b.chip IS NOT NULL
+                          ORDER BY b.created_at DESC, b.id DESC LIMIT 1), s.chip_model)
          FROM miners m LEFT JOIN miner_summary s ON s.miner_id = m.id ORDER BY m.name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -106,7 +107,7 @@ pub fn render(inv: &Inventory) -> Markup {
         html! {
             h1 { "Firmware" }
             p.muted {
-                "Versions come from each miner's subscribe line (an AxeOS miner's from its API), the family and board from its boot banner, the chip from the last flash read. "
+                "Versions come from each miner's subscribe line (an AxeOS miner's from its API), the family and board from its boot banner, the chip from the last flash read, else from what the miner named itself (a boot `Chip:` line, an AxeOS ASIC model). "
                 "Newest known: "
                 @for (i, (f, v)) in inv.known.iter().enumerate() {
                     @if i > 0 { ", " }
@@ -164,15 +165,27 @@ mod tests {
     fn the_inventory_reads_summary_and_backups() {
         let c = memory_db();
         c.execute_batch(
-            "INSERT INTO miners (id, name, port, kind) VALUES (1, 'a', '/dev/a', 'demo'), (2, '<b>', '/dev/b', 'demo');
-             INSERT INTO miner_summary (miner_id, firmware, display) VALUES (1, 'V1.7.0', 'TFT_eSPI');
+            "INSERT INTO miners (id, name, port, kind) VALUES (1, 'a', '/dev/a', 'demo'), (2, '<b>', '/dev/b', 'demo'),
+               (3, 'axe', 'http://127.0.0.1:1', 'axeos');
+             INSERT INTO miner_summary (miner_id, firmware, display, chip_model) VALUES (1, 'V1.7.0', 'TFT_eSPI', 'ESP32-D0WD'),
+               (3, 'v2.12.0', NULL, 'BM1366 (Gamma)');
              INSERT INTO config_backups (miner_id, path, chip, offset, size, sha256, created_at)
                VALUES (1, 'x', 'ESP32-D0WD', 0, 1, 'h', 1), (1, 'y', 'ESP32-D0WD-V3', 0, 1, 'h', 2);",
         )
         .unwrap();
         let list = miners(&c).unwrap();
         assert_eq!(list[1].miner, "a");
-        assert_eq!(list[1].chip.as_deref(), Some("ESP32-D0WD-V3"));
+        assert_eq!(
+            list[1].chip.as_deref(),
+            Some("ESP32-D0WD-V3"),
+            "the flash read's chip before the boot line's"
+        );
+        assert_eq!(list[2].miner, "axe");
+        assert_eq!(
+            list[2].chip.as_deref(),
+            Some("BM1366 (Gamma)"),
+            "what the miner named itself when nothing was read"
+        );
         assert_eq!(list[1].board.as_deref(), Some("TFT_eSPI"));
         assert_eq!(list[0].version, None);
         let known = inventory::parse_known("NerdMiner V1.8.3").unwrap();
