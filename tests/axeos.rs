@@ -301,3 +301,154 @@ fn fleet_profiles_drift_and_reconcile_move_a_demo_bitaxe() {
     });
     assert_eq!(herd["totals"]["miners"], 2);
 }
+
+/// POSTs a form to the in-process shepherd as a browser would (`origin`: its Origin header).
+fn post_form(app: &App, origin: Option<&str>, path: &str, body: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut req = agent
+        .post(format!("http://127.0.0.1:{}{path}", app.port))
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        req = req.header("Origin", origin);
+    }
+    let mut r = req.send(body.to_owned()).unwrap();
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn form_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `value` of the first input named `name` in a page.
+fn input_value(page: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name}: {page}"))
+        + key.len();
+    page[at..].split('"').next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_settings_page_scans_a_subnet_and_adds_what_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path(), &[], 0);
+    let origin = format!("http://127.0.0.1:{}", app.port);
+    let mock = MockAxeOs::start(Version::V2_12, 1150.0, "scanme").unwrap();
+    let mock_port = mock.url().rsplit(':').next().unwrap().to_owned();
+
+    let (status, settings) = app.get("/settings");
+    assert_eq!(status, 200);
+    let settings = String::from_utf8_lossy(&settings);
+    assert!(settings.contains(r#"action="/settings/miners/scan""#));
+
+    // The hostname is taken (by a miner at a closed port), so the offer is made unique.
+    let (status, body) = post_form(
+        &app,
+        Some(&origin),
+        "/settings/miners",
+        "name=scanme&port=http%3A%2F%2F127.0.0.1%3A1",
+    );
+    assert_eq!(status, 303, "{body}");
+
+    let scan = |o: Option<&str>| {
+        post_form(
+            &app,
+            o,
+            "/settings/miners/scan",
+            &format!("cidr=127.0.0.1%2F32&port={mock_port}"),
+        )
+    };
+    let (status, page) = scan(Some(&origin));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&mock.url()), "{page}");
+    assert!(page.contains("v2.12"), "its firmware: {page}");
+    assert!(page.contains(">Add<"), "{page}");
+    let (name, port) = (input_value(&page, "name"), input_value(&page, "port"));
+    assert_eq!(name, "scanme-2");
+    assert_eq!(port, mock.url());
+
+    // The Add button posts to the ordinary add endpoint.
+    assert!(page.contains(r#"action="/settings/miners""#), "{page}");
+    let (status, body) = post_form(
+        &app,
+        Some(&origin),
+        "/settings/miners",
+        &format!("name={}&port={}", form_encode(&name), form_encode(&port)),
+    );
+    assert_eq!(status, 303, "{body}");
+    let miners = wait_herd(&app, "the scanned Bitaxe", |m| {
+        by_name(m, "scanme-2").is_some_and(|x| x["hashrate_khs"].as_f64().unwrap_or(0.0) > 1e9)
+    });
+    assert_eq!(by_name(&miners, "scanme-2").unwrap()["kind"], "axeos");
+
+    // Scanned again it is known, with no second Add.
+    let (status, page) = scan(Some(&origin));
+    assert_eq!(status, 200);
+    assert!(page.contains("already watched as"), "{page}");
+    assert!(!page.contains(">Add<"), "{page}");
+
+    // Nothing there: said so, with what to check.
+    let (status, page) = post_form(
+        &app,
+        Some(&origin),
+        "/settings/miners/scan",
+        "cidr=127.0.0.1&port=1",
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("No AxeOS miner answered"), "{page}");
+    assert!(page.contains("port 80"), "{page}");
+}
+
+#[test]
+fn the_settings_scan_refuses_bad_subnets_and_other_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(dir.path(), &[], 0);
+    let origin = format!("http://127.0.0.1:{}", app.port);
+    for (cidr, why) in [
+        ("10.0.0.0/8", "at most 512"),
+        ("nonsense", "IPv4 subnet"),
+        ("10.0.0.0/40", "prefix length"),
+    ] {
+        let (status, page) = post_form(
+            &app,
+            Some(&origin),
+            "/settings/miners/scan",
+            &format!("cidr={}&port=80", form_encode(cidr)),
+        );
+        assert_eq!(status, 422, "{cidr}: {page}");
+        assert!(page.contains(why), "{cidr}: {page}");
+        // Beside the field, which keeps what was typed.
+        assert_eq!(input_value(&page, "cidr"), cidr);
+        let field = &page[page.find(r#"name="cidr""#).unwrap()..];
+        assert!(
+            field[..field.find("</label>").unwrap()].contains(why),
+            "{page}"
+        );
+    }
+    let (status, page) = post_form(
+        &app,
+        Some(&origin),
+        "/settings/miners/scan",
+        "cidr=10.0.0.1&port=99999",
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("1 to 65535"), "{page}");
+
+    for o in [Some("http://evil.example"), None] {
+        let (status, page) = post_form(&app, o, "/settings/miners/scan", "cidr=127.0.0.1%2F32");
+        assert_eq!(status, 403, "{o:?}: {page}");
+        assert!(page.contains("refused"), "{page}");
+    }
+}

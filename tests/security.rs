@@ -708,6 +708,16 @@ fn every_page_forbids_frames_and_inline_code() {
     assert!(r.body.contains("profile-errors"), "{}", r.body);
     assert!(!r.body.contains("<script>x"), "{}", r.body);
     assert_eq!(inline_code(&r.body), Vec::<String>::new());
+    // A refused subnet scan keeps what was typed, escaped.
+    let r = app.post_form(
+        "/settings/miners/scan",
+        "cidr=%3Cscript%3Ex%3C%2Fscript%3E&port=80",
+        None,
+    );
+    assert_eq!(r.status, 422);
+    assert!(!r.body.contains("<script>x"), "{}", r.body);
+    assert!(r.body.contains("&lt;script&gt;x"), "{}", r.body);
+    assert_eq!(inline_code(&r.body), Vec::<String>::new());
     // A refused section of /settings comes back escaped too.
     let r = app.post_form(
         "/settings/profiles/all",
@@ -725,6 +735,7 @@ fn every_page_forbids_frames_and_inline_code() {
         "/settings/pools/all",
         "/settings/profiles/all",
         "/settings/desired/all",
+        "/settings/miners/scan",
     ] {
         let r = app.request(
             "POST",

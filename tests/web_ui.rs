@@ -601,6 +601,7 @@ fn a_password_guards_every_post() {
         format!("/settings/miners/{id}/delete"),
         "/settings/alerts".into(),
         "/settings/alerts/reset".into(),
+        "/settings/miners/scan".into(),
         "/onboarding/1/ignore".into(),
         "/logout".into(),
     ] {

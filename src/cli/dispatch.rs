@@ -224,17 +224,17 @@ fn miners_command(
                 hosts.len(),
                 crate::miner::axeos::scan::TIMEOUT.as_millis()
             );
-            let urls = hosts.iter().map(|h| format!("http://{h}")).collect();
+            let urls = crate::miner::axeos::scan::urls(&hosts, 80);
             let found = crate::miner::axeos::scan::probe(urls, crate::miner::axeos::scan::TIMEOUT);
             if found.is_empty() {
                 println!("no AxeOS miner answered on {subnet}");
             }
-            let known: Vec<String> = miners::list(conn)?.into_iter().map(|m| m.port).collect();
+            let all = miners::list(conn)?;
+            let known: Vec<String> = all.iter().map(|m| m.port.clone()).collect();
+            let mut names: Vec<String> = all.into_iter().map(|m| m.name).collect();
             for f in found {
-                let name = f
-                    .hostname
-                    .clone()
-                    .unwrap_or_else(|| f.url.replace("http://", ""));
+                let name = crate::miner::axeos::scan::suggest_name(&f, &names);
+                names.push(name.clone());
                 let what = format!(
                     "{} {} {} {:.0} GH/s",
                     f.url,

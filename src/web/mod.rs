@@ -178,6 +178,10 @@ pub fn configure_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/settings/{kind}", web::post().to(settings::create))
         .route(
+            "/settings/miners/scan",
+            web::post().to(settings::scan_subnet),
+        )
+        .route(
             "/settings/profiles/all",
             web::post().to(settings::save_profiles),
         )

@@ -55,6 +55,39 @@ pub fn hosts(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
     })
 }
 
+/// The URL asked at each host: AxeOS serves plain HTTP on port 80 (`WEB_PORT`, ESP-Miner
+/// http_server.c); another port is for a miner behind a forward or a mock on loopback.
+pub fn urls(hosts: &[Ipv4Addr], port: u16) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| match port {
+            80 => format!("http://{h}"),
+            p => format!("http://{h}:{p}"),
+        })
+        .collect()
+}
+
+/// A name for a found miner that no other miner has: its hostname (or address), then
+/// `-2`, `-3`… since names are unique and several Bitaxes may share the factory hostname.
+pub fn suggest_name(found: &Found, taken: &[String]) -> String {
+    let base = found
+        .hostname
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| found.url.trim_start_matches("http://").to_owned());
+    let base: String = base.chars().take(58).collect();
+    let free = |n: &str| !taken.iter().any(|t| t.eq_ignore_ascii_case(n));
+    if free(&base) {
+        return base;
+    }
+    (2..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| free(n))
+        .unwrap_or(base)
+}
+
 /// An AxeOS miner that answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
@@ -123,5 +156,28 @@ mod tests {
         assert!(hosts("10.0.0.0/16").unwrap_err().contains("at most 512"));
         assert!(hosts("10.0.0.0/33").is_err());
         assert!(hosts("bitaxe.local/24").is_err());
+    }
+
+    #[test]
+    fn urls_name_the_port_only_when_it_is_not_80() {
+        let h = [Ipv4Addr::new(192, 168, 1, 5)];
+        assert_eq!(urls(&h, 80), ["http://192.168.1.5"]);
+        assert_eq!(urls(&h, 8080), ["http://192.168.1.5:8080"]);
+    }
+
+    #[test]
+    fn suggested_names_avoid_the_taken_ones() {
+        let f = |hostname: Option<&str>| Found {
+            url: "http://10.0.0.7".into(),
+            hostname: hostname.map(str::to_owned),
+            version: None,
+            asic_model: None,
+            hashrate_ghs: 0.0,
+        };
+        let taken = ["bitaxe".to_string(), "Bitaxe-2".to_string()];
+        assert_eq!(suggest_name(&f(Some("gamma")), &taken), "gamma");
+        assert_eq!(suggest_name(&f(Some("bitaxe")), &taken), "bitaxe-3");
+        assert_eq!(suggest_name(&f(Some("  ")), &taken), "10.0.0.7");
+        assert_eq!(suggest_name(&f(None), &[]), "10.0.0.7");
     }
 }

@@ -2,7 +2,8 @@
 //! port, password) and coin addresses (label, checked Bitcoin address), and change the alert
 //! rules (stored as overrides of config.toml's `[alerts]`, see [`crate::db::alert_settings`]). A refused form comes
 //! back (422) with everything typed and the reason beside it; deleting a pool or address that
-//! miners use, or any miner, first asks and says what will happen. Every POST passes the
+//! miners use, or any miner, first asks and says what will happen. The miners section also
+//! finds AxeOS miners on a subnet (see [`scan`]). Every POST passes the
 //! same-origin check and, when a password is set, the login gate (see [`super::auth`]).
 
 use actix_web::http::{header, StatusCode};
@@ -27,6 +28,7 @@ mod alerts;
 mod bulk;
 mod fleet;
 mod form;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -36,6 +38,8 @@ pub use bulk::save_section;
 use bulk::BulkRefused;
 pub use fleet::{save_desired, save_profiles};
 use form::*;
+pub use scan::scan_subnet;
+use scan::ScanRefused;
 use view::*;
 
 /// Everything the page shows.

@@ -251,6 +251,8 @@ pub(super) struct Rendering<'a> {
     pub alerts_refused: Option<&'a AlertsRefused>,
     /// A refused pool profiles or desired configuration section.
     pub fleet: Option<&'a super::fleet::FleetRefused>,
+    /// A refused subnet scan form.
+    pub scan: Option<&'a ScanRefused>,
 }
 
 pub(super) fn render(
@@ -284,6 +286,7 @@ pub(super) fn render_with(
             alerts_saved,
             alerts_refused,
             fleet: None,
+            scan: None,
         },
     )
 }
@@ -301,6 +304,7 @@ pub(super) fn render_page(
         alerts_saved,
         alerts_refused,
         fleet,
+        scan,
     } = how;
     let saved_query = |what: &str| req.query_string().contains(&format!("saved={what}"));
     let bulk_in = |k: Kind| bulk.is_some_and(|b| b.kind == k);
@@ -319,7 +323,7 @@ pub(super) fn render_page(
                         p.notice { "Changes need a login: " a href="/login" { "log in" } "." }
                     }
                 }
-                @if refused.is_some() || alerts_refused.is_some() || bulk.is_some() || fleet.is_some() { p.notice role="alert" { "Not saved — see the messages beside the fields." } }
+                @if refused.is_some() || alerts_refused.is_some() || bulk.is_some() || fleet.is_some() || scan.is_some() { p.notice role="alert" { "Not saved — see the messages beside the fields." } }
                 section #miners {
                     h2 { "Miners" }
                     (saved_note(Kind::Miner))
@@ -329,6 +333,7 @@ pub(super) fn render_page(
                     h3 { "Add a miner" }
                     (miner_form(d, None, typed(refused, Kind::Miner, None)))
                     p.muted { "New boards plugged into this machine are easier to add from " a href="/onboarding" { "Add devices" } "." }
+                    (super::scan::scan_form(scan))
                 }
                 section #pools {
                     h2 { "Pools" }
