@@ -107,7 +107,9 @@ pub fn render(inv: &Inventory) -> Markup {
         html! {
             h1 { "Firmware" }
             p.muted {
-                "Versions come from each miner's subscribe line (an AxeOS miner's from its API), the family and board from its boot banner, the chip from the last flash read, else from what the miner named itself (a boot `Chip:` line, an AxeOS ASIC model). "
+                "Versions come from each miner's subscribe line (an AxeOS miner's from its API), the family and board from its boot banner, the chip from the last flash read, else from what the miner named itself (a boot "
+                code { "Chip:" }
+                " line, an AxeOS ASIC model). "
                 "Newest known: "
                 @for (i, (f, v)) in inv.known.iter().enumerate() {
                     @if i > 0 { ", " }
