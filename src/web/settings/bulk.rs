@@ -214,23 +214,14 @@ pub async fn save_section(
     } else if typed.is_empty() {
         return Ok(see_other(&format!("/settings#{}", kind_path(kind))));
     }
-    let st = state.clone().into_inner();
-    let data = blocking(move || load(&st)).await?;
     let refused = BulkRefused {
         kind,
         rows: typed,
         errors,
     };
-    Ok(html_response(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        render_page(
-            &req,
-            &state,
-            &data,
-            Rendering {
-                bulk: Some(&refused),
-                ..Rendering::default()
-            },
-        ),
-    ))
+    let how = Rendering {
+        bulk: Some(&refused),
+        ..Rendering::default()
+    };
+    super::refused_page(&req, &state, how).await
 }

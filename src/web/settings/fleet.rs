@@ -548,20 +548,11 @@ async fn refused(
     state: &web::Data<AppState>,
     r: FleetRefused,
 ) -> actix_web::Result<HttpResponse> {
-    let st = state.clone().into_inner();
-    let data = blocking(move || load(&st)).await?;
-    Ok(html_response(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        render_page(
-            req,
-            state,
-            &data,
-            Rendering {
-                fleet: Some(&r),
-                ..Rendering::default()
-            },
-        ),
-    ))
+    let how = Rendering {
+        fleet: Some(&r),
+        ..Rendering::default()
+    };
+    super::refused_page(req, state, how).await
 }
 
 fn profile_row(id: i64, row: &ProfileRow, r: Option<&FleetRefused>) -> Markup {

@@ -194,8 +194,6 @@ async fn save(
             "It was deleted meanwhile: reload the settings page.",
         )),
         Err(message) => {
-            let st = state.clone().into_inner();
-            let data = blocking(move || load(&st)).await?;
             if let Some(id) = id {
                 // A stored row is shown in its section's form: the error goes beside it there.
                 let refused = BulkRefused {
@@ -203,18 +201,11 @@ async fn save(
                     rows: [(id, form)].into(),
                     errors: [((id, ""), message)].into(),
                 };
-                return Ok(html_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    render_page(
-                        &req,
-                        &state,
-                        &data,
-                        Rendering {
-                            bulk: Some(&refused),
-                            ..Rendering::default()
-                        },
-                    ),
-                ));
+                let how = Rendering {
+                    bulk: Some(&refused),
+                    ..Rendering::default()
+                };
+                return refused_page(&req, &state, how).await;
             }
             let refused = Refused {
                 kind,
@@ -222,12 +213,27 @@ async fn save(
                 form,
                 message,
             };
-            Ok(html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&req, &state, &data, Some(&refused), None, false),
-            ))
+            let how = Rendering {
+                refused: Some(&refused),
+                ..Rendering::default()
+            };
+            refused_page(&req, &state, how).await
         }
     }
+}
+
+/// The settings page again, 422, with what was refused shown beside its fields as `how` says.
+async fn refused_page(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    how: Rendering<'_>,
+) -> actix_web::Result<HttpResponse> {
+    let st = state.clone().into_inner();
+    let data = blocking(move || load(&st)).await?;
+    Ok(html_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render_page(req, state, &data, how),
+    ))
 }
 
 /// `POST /settings/{kind}/{id}/delete`: asks first when miners use it (or it is a miner).
@@ -313,18 +319,17 @@ pub async fn save_alerts(
             Ok(see_other("/settings?saved=alerts#alert-rules"))
         }
         Err(message) => {
-            let st = state.clone().into_inner();
-            let data = blocking(move || load(&st)).await?;
             let field_errors = alert_field_errors(base, &typed);
             let refused = AlertsRefused {
                 typed,
                 message,
                 field_errors,
             };
-            Ok(html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render_with(&req, &state, &data, None, None, false, Some(&refused)),
-            ))
+            let how = Rendering {
+                alerts_refused: Some(&refused),
+                ..Rendering::default()
+            };
+            refused_page(&req, &state, how).await
         }
     }
 }

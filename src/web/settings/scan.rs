@@ -152,21 +152,12 @@ pub async fn scan_subnet(
     let plan = match plan(&form) {
         Ok(p) => p,
         Err(message) => {
-            let st = state.clone().into_inner();
-            let data = blocking(move || load(&st)).await?;
             let refused = ScanRefused { form, message };
-            return Ok(html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render_page(
-                    &req,
-                    &state,
-                    &data,
-                    Rendering {
-                        scan: Some(&refused),
-                        ..Rendering::default()
-                    },
-                ),
-            ));
+            let how = Rendering {
+                scan: Some(&refused),
+                ..Rendering::default()
+            };
+            return super::refused_page(&req, &state, how).await;
         }
     };
     // Up to ~30 s of blocking HTTP for a /23: on the blocking pool, never the executor.
