@@ -377,7 +377,11 @@ impl SimEsp32 {
     }
 
     /// Hangs the firmware and makes the USB bridge ignore DTR/RTS (a wedged bridge: the
-    /// serial reset does not reach EN), so only a power cycle of the port brings it back.
+    /// serial reset does not reach EN), so only a power cycle of the port brings it back. As
+    /// reported for CP210x bridges on a Raspberry Pi: the driver's control requests time out
+    /// (`cp210x ttyUSB4: failed set request 0x0 status: -110`, `cp210x_open - Unable to enable
+    /// UART`) until the hub is disconnected and connected again (Granjow/reset-usb README, after
+    /// forums.raspberrypi.com t=305993; fixed in the kernel from 5.12 for that case).
     pub fn wedge_bridge(&self) {
         let mut st = lock(&self.shared.state);
         st.hung = true;
